@@ -1,0 +1,211 @@
+import { Command, Option } from 'commander';
+import { basename, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { backupImage } from '../dataplane/backup-image.ts';
+import { restoreImage } from '../dataplane/restore-image.ts';
+import { WorkerPool } from '../dataplane/worker-pool.ts';
+import { openBackend } from '../repository/backend/open.ts';
+import { checkRepository } from '../repository/check.ts';
+import { formatBytes } from '../repository/format.ts';
+import { prune } from '../repository/prune.ts';
+import { Repository } from '../repository/repository.ts';
+import { applyRetention, validatePolicy, type RetentionPolicy } from '../repository/retention.ts';
+import { readPassphrase } from './passphrase.ts';
+import { collect, countArg, durationArg, sizeArg } from './parse.ts';
+import { ProgressBar } from './progress.ts';
+
+interface RepoOptions {
+  repo?: string;
+  passwordFile?: string;
+  json?: boolean;
+}
+
+function repoLocation(opts: RepoOptions): string {
+  const location = opts.repo ?? process.env.GOLDSNAP_REPOSITORY;
+  if (!location) throw new Error('no repository given: use --repo <location> or set GOLDSNAP_REPOSITORY');
+  return location;
+}
+
+async function openRepo(opts: RepoOptions): Promise<Repository> {
+  const backend = openBackend(repoLocation(opts));
+  return Repository.open(backend, await readPassphrase(opts.passwordFile));
+}
+
+function print(opts: RepoOptions, json: unknown, text: string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
+}
+
+/** Runs `work` with a progress bar, stopping the bar before anything else is printed. */
+async function withProgress<T>(label: string, opts: RepoOptions, work: (update: (p: { doneBytes: number; totalBytes: number }) => void) => Promise<T>): Promise<T> {
+  const bar = new ProgressBar(label);
+  try {
+    return await work(p => bar.update(p.doneBytes, p.totalBytes));
+  } finally {
+    bar.stop();
+  }
+}
+
+export function repoCommands(): Command {
+  const repo = new Command('repo').description('work with a repository directly: init, back up and restore disk images, check, forget, prune');
+  const common = (cmd: Command) => cmd
+    .option('-r, --repo <location>', 'repository: a folder, s3:http://host:port/bucket/prefix, azure://container/prefix (env GOLDSNAP_REPOSITORY)')
+    .option('--password-file <file>', 'read the passphrase from this file (env GOLDSNAP_PASSWORD_FILE; or set GOLDSNAP_PASSWORD)')
+    .option('--json', 'print the result as JSON');
+
+  common(repo.command('init'))
+    .description('create a new, empty, encrypted repository')
+    .option('--chunk-size <size>', 'size of the chunks disks are cut into (power of two)', sizeArg)
+    .option('--pack-size <size>', 'size at which pack files are closed', sizeArg)
+    .action(async (opts: RepoOptions & { chunkSize?: number; packSize?: number }) => {
+      const backend = openBackend(repoLocation(opts));
+      const r = await Repository.init(backend, await readPassphrase(opts.passwordFile), { chunkSize: opts.chunkSize, packSize: opts.packSize });
+      print(opts, { id: r.config.id, location: r.location, chunkSize: r.config.chunkSize, packSize: r.config.packSize },
+        `created repository ${r.config.id.slice(0, 8)} at ${r.location} (chunks ${formatBytes(r.config.chunkSize)}, packs ${formatBytes(r.config.packSize)})`);
+    });
+
+  const key = repo.command('key').description('manage key slots: each slot opens the repository with its own passphrase');
+  common(key.command('add'))
+    .description('add a key slot for a new passphrase (from GOLDSNAP_NEW_PASSWORD, --new-password-file, or a prompt)')
+    .option('--new-password-file <file>', 'file holding the new passphrase')
+    .action(async (opts: RepoOptions & { newPasswordFile?: string }) => {
+      const r = await openRepo(opts);
+      const id = await r.addKeySlot(await readPassphrase(opts.newPasswordFile, 'new passphrase', 'GOLDSNAP_NEW_PASSWORD'));
+      print(opts, { id }, `added key slot ${id}`);
+    });
+  common(key.command('list'))
+    .description('list key slots')
+    .action(async (opts: RepoOptions) => {
+      const slots = await (await openRepo(opts)).listKeySlots();
+      print(opts, slots.map(s => ({ id: s.id, created: s.slot.created, hostname: s.slot.hostname })),
+        slots.map(s => `${s.id}  created ${s.slot.created} on ${s.slot.hostname}`).join('\n'));
+    });
+  common(key.command('remove <id>'))
+    .description('remove a key slot (never the last one)')
+    .action(async (id: string, opts: RepoOptions) => {
+      await (await openRepo(opts)).removeKeySlot(id);
+      print(opts, { removed: id }, `removed key slot ${id}`);
+    });
+
+  common(repo.command('backup-image <image>'))
+    .description('back up a raw disk image or block device as a new recovery point')
+    .option('--name <name>', 'disk name within the recovery point (default: the image file name)')
+    .option('--source <source>', 'what this is a backup of; retention groups by it (default: host:path)')
+    .option('--tag <tag>', 'tag the recovery point (repeatable)', collect)
+    .option('--parent <id>', 'the previous recovery point of this disk: unchanged chunks are taken from it')
+    .option('--changed <file>', 'JSON list of {offset, length} byte ranges changed since --parent; only those are read')
+    .option('--workers <n>', 'worker threads (default: one per core)', countArg)
+    .action(async (image: string, opts: RepoOptions & { name?: string; source?: string; tag?: string[]; parent?: string; changed?: string; workers?: number }) => {
+      const r = await openRepo(opts);
+      const started = Date.now();
+      const { id, point } = await withProgress('backup ', opts, onProgress => backupImage(r, {
+        imagePath: image, diskName: opts.name ?? basename(image), source: opts.source ?? `${hostname()}:${resolve(image)}`,
+        tags: opts.tag, parent: opts.parent, changedRangesFile: opts.changed, workers: opts.workers || undefined, onProgress,
+      }));
+      const d = point.disks[0];
+      const seconds = (Date.now() - started) / 1000;
+      print(opts, { snapshot: id, ...d, seconds },
+        `recovery point ${id.slice(0, 8)} saved: ${d.name} ${formatBytes(d.sizeBytes)}, read ${formatBytes(d.stats.readBytes)} in ${seconds.toFixed(1)} s, ` +
+        `${d.stats.zeroChunks} zero chunks, ${d.stats.newChunks} new chunks (${formatBytes(d.stats.newStoredBytes)} stored)`);
+    });
+
+  common(repo.command('restore-image <snapshot> <target>'))
+    .description('restore a disk of a recovery point to an image file or block device, bit for bit')
+    .option('--disk <name>', 'which disk, when the recovery point has several')
+    .option('--workers <n>', 'worker threads (default: one per core)', countArg)
+    .action(async (snapshot: string, target: string, opts: RepoOptions & { disk?: string; workers?: number }) => {
+      const r = await openRepo(opts);
+      const started = Date.now();
+      const { sizeBytes } = await withProgress('restore', opts, onProgress =>
+        restoreImage(r, { pointId: snapshot, diskName: opts.disk, targetPath: target, workers: opts.workers || undefined, onProgress }));
+      const seconds = (Date.now() - started) / 1000;
+      print(opts, { target, sizeBytes, seconds }, `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s`);
+    });
+
+  common(repo.command('snapshots'))
+    .description('list recovery points, oldest first')
+    .action(async (opts: RepoOptions) => {
+      const points = await (await openRepo(opts)).listRecoveryPoints();
+      const rows = points.map(({ id, point }) =>
+        `${id.slice(0, 8)}  ${point.time.replace('T', ' ').slice(0, 19)}  ${point.disks.map(d => `${d.name} (${formatBytes(d.sizeBytes)})`).join(', ')}  ${point.source}${point.tags.length ? `  [${point.tags.join(',')}]` : ''}`);
+      print(opts, points.map(({ id, point }) => ({ id, ...point })),
+        rows.length ? `ID        TIME                 DISKS  SOURCE\n${rows.join('\n')}\n${rows.length} recovery points` : 'no recovery points');
+    });
+
+  common(repo.command('check'))
+    .description('verify the repository structure; with --read-data also decrypt and re-hash every chunk')
+    .option('--read-data', 'read every pack and verify every chunk')
+    .action(async (opts: RepoOptions & { readData?: boolean }) => {
+      const r = await openRepo(opts);
+      const pool = opts.readData ? new WorkerPool(r.key) : undefined;
+      const bar = new ProgressBar('check  ', 'count');
+      try {
+        const report = await checkRepository(r, { readData: opts.readData, pool, onProgress: (done, total) => bar.update(done, total) });
+        bar.stop();
+        const lines = [
+          ...report.warnings.map(w => `warning: ${w}`),
+          ...report.errors.map(e => `error: ${e}`),
+          `${report.packs} packs, ${report.chunks} chunks, ${report.recoveryPoints} recovery points checked${opts.readData ? `, ${formatBytes(report.bytesRead)} read` : ''}: ` +
+            (report.errors.length ? `${report.errors.length} errors` : 'no errors'),
+        ];
+        print(opts, report, lines.join('\n'));
+        if (report.errors.length) process.exitCode = 1;
+      } finally {
+        bar.stop();
+        await pool?.close();
+      }
+    });
+
+  common(repo.command('forget'))
+    .description('delete recovery points that a grandfather-father-son policy does not keep (per source)')
+    .option('--keep-last <n>', 'keep the last n', countArg)
+    .option('--keep-hourly <n>', 'keep the newest of each of the last n hours', countArg)
+    .option('--keep-daily <n>', 'keep the newest of each of the last n days', countArg)
+    .option('--keep-weekly <n>', 'keep the newest of each of the last n weeks', countArg)
+    .option('--keep-monthly <n>', 'keep the newest of each of the last n months', countArg)
+    .option('--keep-yearly <n>', 'keep the newest of each of the last n years', countArg)
+    .option('--time-zone <tz>', 'time zone for hours, days, weeks… (IANA name)', 'UTC')
+    .option('--source <source>', 'only this source')
+    .option('--dry-run', 'only say what would be deleted')
+    .option('--prune', 'run prune afterwards to free the space')
+    .action(async (opts: RepoOptions & { keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; timeZone: string; source?: string; dryRun?: boolean; prune?: boolean }) => {
+      const policy: RetentionPolicy = { last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly, yearly: opts.keepYearly };
+      validatePolicy(policy);
+      try { new Intl.DateTimeFormat('en-US', { timeZone: opts.timeZone }); } catch { throw new Error(`unknown time zone ${opts.timeZone}; use an IANA name such as Europe/Paris`); }
+      const r = await openRepo(opts);
+      const groups = new Map<string, Awaited<ReturnType<Repository['listRecoveryPoints']>>>();
+      for (const e of await r.listRecoveryPoints()) {
+        if (opts.source && e.point.source !== opts.source) continue;
+        groups.set(e.point.source, [...(groups.get(e.point.source) ?? []), e]);
+      }
+      const lines: string[] = [];
+      const result: { source: string; id: string; time: string; keep: boolean; reasons: string[] }[] = [];
+      for (const [source, entries] of groups) {
+        lines.push(`${source}:`);
+        for (const d of applyRetention(entries, e => new Date(e.point.time), policy, opts.timeZone)) {
+          result.push({ source, id: d.item.id, time: d.item.point.time, keep: d.keep, reasons: d.reasons });
+          lines.push(`  ${d.keep ? 'keep  ' : 'remove'} ${d.item.id.slice(0, 8)} ${d.item.point.time}${d.keep ? ` (${d.reasons.join(', ')})` : ''}`);
+          if (!d.keep && !opts.dryRun) await r.deleteRecoveryPoint(d.item.id);
+        }
+      }
+      print(opts, result, lines.join('\n') || 'no recovery points');
+      if (opts.prune && !opts.dryRun) await runPrune(r, {}, opts);
+    });
+
+  common(repo.command('prune'))
+    .description('free the space of data no recovery point needs; safe while backups run')
+    .addOption(new Option('--grace <duration>', 'leave unreferenced data younger than this (it may belong to a backup in progress)').default(3_600_000, '1h').argParser(durationArg))
+    .addOption(new Option('--wait <duration>', 'how long to wait for backups that started before the prune').default(3_600_000, '1h').argParser(durationArg))
+    .addOption(new Option('--stale-after <duration>', 'a backup whose heartbeat is older than this is dead').default(600_000, '10m').argParser(durationArg))
+    .option('--dry-run', 'only say what would be removed')
+    .action(async (opts: RepoOptions & { grace: number; wait: number; staleAfter: number; dryRun?: boolean }) => {
+      await runPrune(await openRepo(opts), { graceMs: opts.grace, waitMs: opts.wait, staleAfterMs: opts.staleAfter, dryRun: opts.dryRun }, opts);
+    });
+
+  return repo;
+}
+
+async function runPrune(r: Repository, pruneOpts: Parameters<typeof prune>[1], opts: RepoOptions): Promise<void> {
+  const report = await prune(r, { ...pruneOpts, log: line => process.stderr.write(`prune: ${line}\n`) });
+  print(opts, report, `${pruneOpts?.dryRun ? 'would remove' : 'removed'} ${report.deletedPacks} packs (${formatBytes(report.freedBytes)}) and ${report.deletedFixedIndexes} fixed indexes; ` +
+    `rewrote ${report.repackedPacks} packs into ${report.newPacks}; kept ${report.keptPacks} packs`);
+}

@@ -1,0 +1,101 @@
+import { Semaphore } from '../repository/concurrency.ts';
+import { FixedIndex } from '../repository/fixed-index.ts';
+import type { PackWriter } from '../repository/pack-writer.ts';
+import type { DiskBackupStats } from '../repository/recovery-point.ts';
+import { chunkPositionsTouched, type ByteRange } from './byte-ranges.ts';
+import type { DiskReader } from './disk-io.ts';
+import type { WorkerPool } from './worker-pool.ts';
+
+export interface Progress {
+  doneBytes: number;
+  totalBytes: number;
+}
+
+export interface BackupDiskOptions {
+  reader: DiskReader;
+  chunkSize: number;
+  pool: WorkerPool;
+  packs: PackWriter;
+  /** The same disk's fixed index at the previous recovery point: unchanged positions come from it. */
+  parent?: FixedIndex;
+  /** What changed since `parent`; only chunks touching these ranges are read. Needs `parent`. */
+  changed?: ByteRange[];
+  onProgress?: (p: Progress) => void;
+}
+
+/** Chunks being read, hashed or sealed at once, per worker: enough to keep every core busy. */
+const IN_FLIGHT_PER_WORKER = 4;
+
+/**
+ * Backs up one disk: reads the chunk positions that need reading, hashes each on the worker pool,
+ * skips all-zero chunks, looks each id up, and has only the new ones compressed, encrypted and
+ * packed. Returns the disk's fixed index (not yet stored: the caller stores it after flushing the
+ * pack writer, so that nothing ever refers to a chunk that is not findable).
+ *
+ * Memory: at most IN_FLIGHT_PER_WORKER × workers chunks in flight, each held once as plaintext
+ * and once sealed, plus what the pack writer holds (see PackWriter).
+ */
+export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: FixedIndex; stats: DiskBackupStats }> {
+  const { reader, chunkSize, pool, packs } = opts;
+  if (opts.changed && !opts.parent) throw new Error('changed ranges were given without the recovery point they are relative to');
+  if (opts.parent && opts.parent.chunkSize !== chunkSize) {
+    throw new Error(`the parent recovery point uses ${opts.parent.chunkSize}-byte chunks but the repository uses ${chunkSize}`);
+  }
+  let index: FixedIndex;
+  let positions: number[];
+  if (opts.parent) {
+    const resized = opts.parent.resized(reader.sizeBytes);
+    index = resized.index;
+    const touched = opts.changed ? chunkPositionsTouched(opts.changed, chunkSize) : range(index.count);
+    positions = [...new Set([...touched, ...resized.mustRead])].sort((a, b) => a - b);
+  } else {
+    index = new FixedIndex(reader.sizeBytes, chunkSize);
+    positions = range(index.count);
+  }
+
+  const stats: DiskBackupStats = { readBytes: 0, readChunks: positions.length, zeroChunks: 0, newChunks: 0, newStoredBytes: 0 };
+  const totalBytes = positions.reduce((sum, p) => sum + index.lengthAt(p), 0);
+  const slots = new Semaphore(pool.size * IN_FLIGHT_PER_WORKER);
+  let failure: Error | undefined;
+  const tasks = new Set<Promise<void>>();
+
+  const backupChunk = async (position: number) => {
+    const length = index.lengthAt(position);
+    const buffer = new ArrayBuffer(length);
+    await reader.read(position * chunkSize, new Uint8Array(buffer));
+    stats.readBytes += length;
+    const digest = await pool.digest(buffer, length);
+    if (digest.zero) {
+      index.setZero(position);
+      stats.zeroChunks++;
+    } else {
+      index.set(position, digest.id);
+      if (packs.claim(digest.id.toString('hex'))) {
+        const { sealed, compression, rawLength } = await pool.seal(digest.handle);
+        stats.newChunks++;
+        stats.newStoredBytes += sealed.length;
+        await packs.add(digest.id, sealed, rawLength, compression);
+      } else {
+        await pool.drop(digest.handle);
+      }
+    }
+    opts.onProgress?.({ doneBytes: stats.readBytes, totalBytes });
+  };
+
+  for (const position of positions) {
+    await slots.acquire();
+    if (failure) break;
+    const task = backupChunk(position)
+      .catch(err => { failure ??= err; })
+      .finally(() => { slots.release(); tasks.delete(task); });
+    tasks.add(task);
+  }
+  await Promise.all(tasks);
+  if (failure) throw failure;
+  opts.onProgress?.({ doneBytes: totalBytes, totalBytes });
+  return { index, stats };
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}

@@ -1,0 +1,70 @@
+/**
+ * A worker thread of the chunk pipeline. Backup: `digest` tells whether a chunk is all zeros and
+ * computes its id; the main thread looks the id up, then asks to `seal` it (compress + encrypt) or
+ * to `drop` it. The plaintext stays here in between, so it crosses threads only once. Restore:
+ * `open` decrypts and decompresses a stored chunk, and can re-hash it to prove its id.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { chunkId, seal } from '../repository/crypto.ts';
+import { compress, decompress } from '../repository/compression.ts';
+import { chunkAad, openChunk } from '../repository/pack.ts';
+import type { WorkerRequest, WorkerReply } from './worker-protocol.ts';
+
+const dataKey = Buffer.from(workerData.dataKey);
+const idKey = Buffer.from(workerData.idKey);
+const level: number = workerData.zstdLevel;
+const held = new Map<number, Uint8Array>();
+
+function isAllZero(buf: Uint8Array): boolean {
+  // Compare 8 bytes at a time where the buffer allows it; zero detection runs on every chunk read.
+  const words = buf.byteOffset % 8 === 0 ? new BigUint64Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 3) : undefined;
+  let i = 0;
+  if (words) {
+    for (; i < words.length; i++) if (words[i] !== 0n) return false;
+    i = words.length * 8;
+  }
+  for (; i < buf.byteLength; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+function handle(req: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
+  switch (req.op) {
+    case 'digest': {
+      const data = new Uint8Array(req.buffer, 0, req.length);
+      if (isAllZero(data)) return [{ seq: req.seq, zero: true }, []];
+      held.set(req.seq, data);
+      const id = chunkId(idKey, data);
+      return [{ seq: req.seq, zero: false, id: id.buffer.slice(id.byteOffset, id.byteOffset + id.length) as ArrayBuffer }, []];
+    }
+    case 'seal': {
+      const data = held.get(req.seq)!;
+      held.delete(req.seq);
+      const { data: body, compression } = compress(data, level);
+      const sealed = seal(dataKey, body, chunkAad(Buffer.from(req.id)));
+      const out = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length) as ArrayBuffer;
+      return [{ seq: req.seq, sealed: out, compression, rawLength: data.byteLength }, [out]];
+    }
+    case 'drop':
+      held.delete(req.seq);
+      return [{ seq: req.seq }, []];
+    case 'open': {
+      const id = Buffer.from(req.id);
+      const body = openChunk(dataKey, id, new Uint8Array(req.sealed), req.where);
+      const plain = decompress(body, req.compression, req.rawLength, `chunk ${id.toString('hex')} in ${req.where}`);
+      if (req.verifyId && !chunkId(idKey, plain).equals(id)) {
+        throw new Error(`chunk ${id.toString('hex')} in ${req.where} does not hash to its id: its content is wrong`);
+      }
+      const out = plain.buffer.slice(plain.byteOffset, plain.byteOffset + plain.length) as ArrayBuffer;
+      return [{ seq: req.seq, plain: out }, [out]];
+    }
+  }
+}
+
+parentPort!.on('message', (req: WorkerRequest) => {
+  try {
+    const [reply, transfer] = handle(req);
+    parentPort!.postMessage(reply, transfer);
+  } catch (err) {
+    parentPort!.postMessage({ seq: req.seq, error: (err as Error).message });
+  }
+});

@@ -1,0 +1,101 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { MasterKey } from '../repository/crypto.ts';
+import { DEFAULT_ZSTD_LEVEL } from '../repository/compression.ts';
+import type { WorkerReply, WorkerRequest } from './worker-protocol.ts';
+
+interface Pending {
+  resolve: (reply: WorkerReply) => void;
+  reject: (err: Error) => void;
+}
+
+/** One chunk worker thread and the requests it has in flight. */
+class ChunkWorker {
+  readonly thread: Worker;
+  readonly pending = new Map<number, Pending>();
+
+  constructor(key: MasterKey, zstdLevel: number) {
+    this.thread = new Worker(new URL('./chunk-worker.ts', import.meta.url), {
+      workerData: { dataKey: key.dataKey, idKey: key.idKey, zstdLevel },
+    });
+    this.thread.on('message', (reply: WorkerReply) => {
+      const p = this.pending.get(reply.seq)!;
+      this.pending.delete(reply.seq);
+      if (reply.error) p.reject(new Error(reply.error)); else p.resolve(reply);
+    });
+    this.thread.on('error', err => this.failAll(err));
+    this.thread.on('exit', code => this.failAll(new Error(`chunk worker exited with code ${code}`)));
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  call(req: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    return new Promise((resolve, reject) => {
+      this.pending.set(req.seq, { resolve, reject });
+      this.thread.postMessage(req, transfer);
+    });
+  }
+}
+
+/**
+ * Worker threads for the CPU-heavy part of the pipeline (hash, compress, encrypt and back), one
+ * per core by default. A chunk digested on a worker is sealed on the same worker, which holds it.
+ */
+export class WorkerPool {
+  private readonly workers: ChunkWorker[];
+  private seq = 0;
+
+  constructor(key: MasterKey, size = availableParallelism(), zstdLevel = DEFAULT_ZSTD_LEVEL) {
+    this.workers = Array.from({ length: Math.max(1, size) }, () => new ChunkWorker(key, zstdLevel));
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  private leastBusy(): ChunkWorker {
+    return this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  }
+
+  /** Hashes a chunk; unless it is all zeros, the returned handle must be sealed or dropped. */
+  async digest(buffer: ArrayBuffer, length: number): Promise<{ zero: true } | { zero: false; id: Buffer; handle: ChunkHandle }> {
+    const worker = this.leastBusy();
+    const seq = ++this.seq;
+    const reply = await worker.call({ op: 'digest', seq, buffer, length }, [buffer]);
+    if (reply.zero) return { zero: true };
+    const id = Buffer.from(reply.id!);
+    return { zero: false, id, handle: { worker, seq, id } };
+  }
+
+  async seal(handle: ChunkHandle): Promise<{ sealed: Buffer; compression: number; rawLength: number }> {
+    const idCopy = handle.id.buffer.slice(handle.id.byteOffset, handle.id.byteOffset + handle.id.length) as ArrayBuffer;
+    const reply = await handle.worker.call({ op: 'seal', seq: handle.seq, id: idCopy });
+    return { sealed: Buffer.from(reply.sealed!), compression: reply.compression!, rawLength: reply.rawLength! };
+  }
+
+  async drop(handle: ChunkHandle): Promise<void> {
+    await handle.worker.call({ op: 'drop', seq: handle.seq });
+  }
+
+  /** Decrypts and decompresses a stored chunk; with `verifyId`, also re-hashes it against its id. */
+  async open(id: Buffer, sealed: Buffer, compression: number, rawLength: number, where: string, verifyId = false): Promise<Buffer> {
+    const idCopy = id.buffer.slice(id.byteOffset, id.byteOffset + id.length) as ArrayBuffer;
+    // Always a copy: `sealed` is usually a slice of a larger read, and may sit in Node's shared pool.
+    const sealedCopy = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length) as ArrayBuffer;
+    const reply = await this.leastBusy().call({ op: 'open', seq: ++this.seq, id: idCopy, sealed: sealedCopy, compression, rawLength, where, verifyId }, [sealedCopy]);
+    return Buffer.from(reply.plain!);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map(w => w.thread.terminate()));
+  }
+}
+
+export interface ChunkHandle {
+  worker: ChunkWorker;
+  seq: number;
+  id: Buffer;
+}

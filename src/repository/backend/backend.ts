@@ -1,0 +1,39 @@
+/**
+ * Where repository objects live. Every object is written once under a name and never rewritten;
+ * a backend must make a write visible whole or not at all (no reader ever sees half an object).
+ *
+ * Names are slash-separated relative paths such as `data/ab/ab12…`, `index/…`, `config`.
+ */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+  /** Last modification time, used by prune for grace periods. */
+  mtime: Date;
+}
+
+export interface Backend {
+  /** A short human description, e.g. `s3:http://127.0.0.1:9000/bucket/prefix`. Never includes secrets. */
+  readonly location: string;
+  /** Create the container/folder if needed. Fails if a repository config already exists there. */
+  create(): Promise<void>;
+  /** Write an object atomically. Overwrites only where the caller means to (session markers). */
+  put(name: string, data: Uint8Array): Promise<void>;
+  /** Read a whole object, or `length` bytes at `offset`. Throws ObjectNotFoundError when absent. */
+  get(name: string, offset?: number, length?: number): Promise<Buffer>;
+  /** Size and mtime of one object, or undefined when absent. */
+  stat(name: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose name starts with `prefix` (e.g. `data/`), in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Remove an object; removing an absent object is not an error. */
+  delete(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {
+  readonly objectName: string;
+  constructor(objectName: string, location: string) {
+    super(`object ${objectName} not found in ${location}`);
+    this.objectName = objectName;
+    this.name = 'ObjectNotFoundError';
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * A recovery point: the disks of one machine (or one image) at one moment. Each disk refers to a
+ * fixed index object; the recovery point itself is a small sealed JSON object in `snapshots/`.
+ */
+export interface DiskRecord {
+  /** Name of the disk within the recovery point, e.g. `osdisk`, `data0`, or an image's name. */
+  name: string;
+  sizeBytes: number;
+  chunkSize: number;
+  /** Id of the fixed-index object (`fidx/<id>`). */
+  fixedIndex: string;
+  stats: DiskBackupStats;
+  /** Free-form facts about the disk's origin (cloud disk id, snapshot id, LUN …). */
+  source?: Record<string, string | number>;
+}
+
+export interface DiskBackupStats {
+  /** Bytes read from the source disk. */
+  readBytes: number;
+  /** Chunk positions whose content was read (the rest came from the parent). */
+  readChunks: number;
+  zeroChunks: number;
+  /** Chunks that were not in the repository yet. */
+  newChunks: number;
+  /** Bytes those new chunks take in the repository (compressed, encrypted). */
+  newStoredBytes: number;
+}
+
+export interface RecoveryPoint {
+  version: 1;
+  time: string;
+  /** What was backed up; retention groups recovery points by this. */
+  source: string;
+  hostname: string;
+  tags: string[];
+  parent?: string;
+  disks: DiskRecord[];
+}
+
+export function validateRecoveryPoint(raw: any, id: string): RecoveryPoint {
+  const ok = raw && raw.version === 1 && typeof raw.time === 'string' && typeof raw.source === 'string' && Array.isArray(raw.disks)
+    && raw.disks.every((d: any) => typeof d.name === 'string' && typeof d.fixedIndex === 'string' && Number.isSafeInteger(d.sizeBytes));
+  if (!ok) throw new Error(`recovery point ${id} is malformed`);
+  return raw as RecoveryPoint;
+}

@@ -1,0 +1,213 @@
+import { ObjectNotFoundError, type Backend } from './backend/backend.ts';
+import { ChunkIndex, validateIndexFile, type IndexFile } from './chunk-index.ts';
+import { compress, decompress } from './compression.ts';
+import { newConfig, parseConfig, type RepositoryConfig } from './config.ts';
+import { newMasterKey, randomHex, seal, storageId, unseal, type MasterKey } from './crypto.ts';
+import { FixedIndex } from './fixed-index.ts';
+import { CONFIG_NAME, KEYS_PREFIX, ObjectType, idOfName, objectName, packObjectName } from './format.ts';
+import { createKeySlot, openKeySlot, type KeySlot } from './key-slots.ts';
+import { validateRecoveryPoint, type RecoveryPoint } from './recovery-point.ts';
+import { mapLimit } from './concurrency.ts';
+
+export class WrongPassphraseError extends Error {
+  constructor(location: string) {
+    super(`wrong passphrase: none of the key slots of ${location} opens with it`);
+    this.name = 'WrongPassphraseError';
+  }
+}
+
+export interface RecoveryPointEntry {
+  id: string;
+  point: RecoveryPoint;
+}
+
+/**
+ * An opened repository: the backend, the config and the master key. Knows how objects are sealed
+ * and named; the backup and restore pipelines, check and prune build on it.
+ */
+export class Repository {
+  readonly backend: Backend;
+  readonly config: RepositoryConfig;
+  readonly key: MasterKey;
+
+  private constructor(backend: Backend, config: RepositoryConfig, key: MasterKey) {
+    this.backend = backend;
+    this.config = config;
+    this.key = key;
+  }
+
+  static async init(backend: Backend, passphrase: string, sizes: { chunkSize?: number; packSize?: number } = {}): Promise<Repository> {
+    const config = newConfig(randomHex(16), sizes.chunkSize, sizes.packSize);
+    const key = newMasterKey();
+    const slot = await createKeySlot(key, passphrase);
+    await backend.create();
+    // The key slot goes first: a config without a key would be a repository nobody can open.
+    await backend.put(`${KEYS_PREFIX}${randomHex(8)}`, Buffer.from(JSON.stringify(slot, null, 2)));
+    await backend.put(CONFIG_NAME, Buffer.from(JSON.stringify(config, null, 2)));
+    return new Repository(backend, config, key);
+  }
+
+  static async open(backend: Backend, passphrase: string): Promise<Repository> {
+    let configBytes: Buffer;
+    try {
+      configBytes = await backend.get(CONFIG_NAME);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw new Error(`there is no goldsnap repository at ${backend.location}: create one with \`goldsnap repo init\``);
+      }
+      throw err;
+    }
+    const config = parseConfig(configBytes, backend.location);
+    for (const slot of await readKeySlots(backend)) {
+      const key = await openKeySlot(slot.slot, passphrase);
+      if (key) return new Repository(backend, config, key);
+    }
+    throw new WrongPassphraseError(backend.location);
+  }
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  // ---- key slots
+
+  async addKeySlot(passphrase: string): Promise<string> {
+    const id = randomHex(8);
+    await this.backend.put(`${KEYS_PREFIX}${id}`, Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase), null, 2)));
+    return id;
+  }
+
+  listKeySlots(): Promise<{ id: string; slot: KeySlot }[]> {
+    return readKeySlots(this.backend);
+  }
+
+  async removeKeySlot(id: string): Promise<void> {
+    const slots = await this.listKeySlots();
+    if (!slots.some(s => s.id === id)) throw new Error(`there is no key slot ${id}; \`goldsnap repo key list\` shows them`);
+    if (slots.length === 1) throw new Error('refusing to remove the last key slot: the repository could never be opened again');
+    await this.backend.delete(`${KEYS_PREFIX}${id}`);
+  }
+
+  // ---- sealed objects: content-addressed (index, fidx, snapshots) or named (sessions, prune plans)
+
+  sealObject(type: ObjectType, plaintext: Uint8Array): Buffer {
+    const { data, compression } = compress(plaintext);
+    const body = Buffer.concat([Buffer.of(compression), data]);
+    return seal(this.key.dataKey, body, Buffer.from(type));
+  }
+
+  openObject(type: ObjectType, sealed: Buffer, what: string): Buffer {
+    const body = unseal(this.key.dataKey, sealed, Buffer.from(type), what);
+    return decompress(body.subarray(1), body[0], undefined, what);
+  }
+
+  /** Stores a sealed object under the SHA-256 of its bytes and returns that id. */
+  async putObject(type: ObjectType, plaintext: Uint8Array): Promise<string> {
+    const sealed = this.sealObject(type, plaintext);
+    const id = storageId(sealed);
+    await this.backend.put(objectName(type, id), sealed);
+    return id;
+  }
+
+  async putNamedObject(type: ObjectType, id: string, plaintext: Uint8Array): Promise<void> {
+    await this.backend.put(objectName(type, id), this.sealObject(type, plaintext));
+  }
+
+  async getObject(type: ObjectType, id: string): Promise<Buffer> {
+    const sealed = await this.backend.get(objectName(type, id));
+    return this.openObject(type, sealed, `${type}/${id}`);
+  }
+
+  async getJson<T>(type: ObjectType, id: string): Promise<T> {
+    return JSON.parse((await this.getObject(type, id)).toString('utf8')) as T;
+  }
+
+  async listIds(type: ObjectType): Promise<{ id: string; size: number; mtime: Date }[]> {
+    const out = [];
+    for await (const info of this.backend.list(`${type}/`)) out.push({ id: idOfName(info.name), size: info.size, mtime: info.mtime });
+    return out;
+  }
+
+  // ---- index
+
+  async readIndexFiles(): Promise<{ id: string; file: IndexFile }[]> {
+    const ids = await this.listIds(ObjectType.index);
+    return mapLimit(ids, 8, async ({ id }) => ({ id, file: validateIndexFile(await this.getJson(ObjectType.index, id), id) }));
+  }
+
+  /**
+   * The chunk index from all index files. Index files named as superseded by another (prune's
+   * rewrite) are skipped, as are packs in `excludePacks` (packs a pending prune will delete).
+   */
+  async loadIndex(excludePacks: ReadonlySet<string> = new Set()): Promise<ChunkIndex> {
+    const files = await this.readIndexFiles();
+    const superseded = new Set(files.flatMap(f => f.file.supersedes ?? []));
+    const index = new ChunkIndex();
+    for (const { id, file } of files) {
+      if (superseded.has(id)) continue;
+      for (const p of file.packs) if (!excludePacks.has(p.id)) index.addPack(p.id, p.size, p.chunks);
+    }
+    return index;
+  }
+
+  async writeIndexFile(file: IndexFile): Promise<string> {
+    return this.putObject(ObjectType.index, Buffer.from(JSON.stringify(file)));
+  }
+
+  readPack(packId: string, offset?: number, length?: number): Promise<Buffer> {
+    return this.backend.get(packObjectName(packId), offset, length);
+  }
+
+  // ---- fixed indexes and recovery points
+
+  saveFixedIndex(index: FixedIndex): Promise<string> {
+    return this.putObject(ObjectType.fixedIndex, index.encode());
+  }
+
+  async loadFixedIndex(id: string): Promise<FixedIndex> {
+    return FixedIndex.decode(await this.getObject(ObjectType.fixedIndex, id), `fixed index ${id}`);
+  }
+
+  saveRecoveryPoint(point: RecoveryPoint): Promise<string> {
+    return this.putObject(ObjectType.recoveryPoint, Buffer.from(JSON.stringify(point)));
+  }
+
+  async loadRecoveryPoint(id: string): Promise<RecoveryPoint> {
+    return validateRecoveryPoint(await this.getJson(ObjectType.recoveryPoint, id), id);
+  }
+
+  /** All recovery points, oldest first. */
+  async listRecoveryPoints(): Promise<RecoveryPointEntry[]> {
+    const ids = await this.listIds(ObjectType.recoveryPoint);
+    const points = await mapLimit(ids, 8, async ({ id }) => ({ id, point: await this.loadRecoveryPoint(id) }));
+    return points.sort((a, b) => a.point.time.localeCompare(b.point.time));
+  }
+
+  /** Finds a recovery point by its id or a unique prefix of it (like git, at least 4 characters). */
+  async resolveRecoveryPoint(idOrPrefix: string): Promise<RecoveryPointEntry> {
+    const want = idOrPrefix.toLowerCase();
+    if (!/^[0-9a-f]{4,64}$/.test(want)) throw new Error(`"${idOrPrefix}" is not a recovery point id: give at least 4 hex digits of one (\`goldsnap repo snapshots\` lists them)`);
+    const matches = (await this.listIds(ObjectType.recoveryPoint)).filter(o => o.id.startsWith(want));
+    if (matches.length === 0) throw new Error(`no recovery point ${idOrPrefix} in ${this.location} (\`goldsnap repo snapshots\` lists them)`);
+    if (matches.length > 1) throw new Error(`"${idOrPrefix}" matches ${matches.length} recovery points: give more digits`);
+    return { id: matches[0].id, point: await this.loadRecoveryPoint(matches[0].id) };
+  }
+
+  async deleteRecoveryPoint(id: string): Promise<void> {
+    await this.backend.delete(objectName(ObjectType.recoveryPoint, id));
+  }
+}
+
+async function readKeySlots(backend: Backend): Promise<{ id: string; slot: KeySlot }[]> {
+  const out: { id: string; slot: KeySlot }[] = [];
+  for await (const info of backend.list(KEYS_PREFIX)) {
+    const id = idOfName(info.name);
+    try {
+      out.push({ id, slot: JSON.parse((await backend.get(info.name)).toString('utf8')) });
+    } catch (err) {
+      throw new Error(`key slot ${id} in ${backend.location} cannot be read: ${(err as Error).message}`);
+    }
+  }
+  if (out.length === 0) throw new Error(`${backend.location} has no key slots: the repository cannot be opened`);
+  return out;
+}
