@@ -55,7 +55,7 @@ export function repoCommands(): Command {
   common(repo.command('init'))
     .description('create a new, empty, encrypted repository')
     .option('--chunk-size <size>', 'size of the chunks disks are cut into (power of two)', sizeArg)
-    .option('--pack-size <size>', 'size at which pack files are closed', sizeArg)
+    .option('--pack-size <size>', 'size at which pack files are closed (default 16MiB)', sizeArg)
     .action(async (opts: RepoOptions & { chunkSize?: number; packSize?: number }) => {
       const backend = openBackend(repoLocation(opts));
       const r = await Repository.init(backend, await readPassphrase(opts.passwordFile), { chunkSize: opts.chunkSize, packSize: opts.packSize });

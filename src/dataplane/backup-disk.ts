@@ -61,7 +61,7 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
 
   const backupChunk = async (position: number) => {
     const length = index.lengthAt(position);
-    const buffer = new ArrayBuffer(length);
+    const buffer = pool.buffer(length);
     await reader.read(position * chunkSize, new Uint8Array(buffer));
     stats.readBytes += length;
     const digest = await pool.digest(buffer, length);

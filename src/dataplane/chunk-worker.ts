@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { chunkId, seal } from '../repository/crypto.ts';
 import { compress, decompress } from '../repository/compression.ts';
 import { chunkAad, openChunk } from '../repository/pack.ts';
-import type { WorkerRequest, WorkerReply } from './worker-protocol.ts';
+import { transferable, type WorkerRequest, type WorkerReply } from './worker-protocol.ts';
 
 const dataKey = Buffer.from(workerData.dataKey);
 const idKey = Buffer.from(workerData.idKey);
@@ -31,22 +31,24 @@ function handle(req: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   switch (req.op) {
     case 'digest': {
       const data = new Uint8Array(req.buffer, 0, req.length);
-      if (isAllZero(data)) return [{ seq: req.seq, zero: true }, []];
+      if (isAllZero(data)) return [{ seq: req.seq, zero: true, recycled: req.buffer }, [req.buffer]];
       held.set(req.seq, data);
       const id = chunkId(idKey, data);
-      return [{ seq: req.seq, zero: false, id: id.buffer.slice(id.byteOffset, id.byteOffset + id.length) as ArrayBuffer }, []];
+      return [{ seq: req.seq, zero: false, id: transferable(id) }, []];
     }
     case 'seal': {
       const data = held.get(req.seq)!;
       held.delete(req.seq);
       const { data: body, compression } = compress(data, level);
-      const sealed = seal(dataKey, body, chunkAad(Buffer.from(req.id)));
-      const out = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length) as ArrayBuffer;
-      return [{ seq: req.seq, sealed: out, compression, rawLength: data.byteLength }, [out]];
+      const sealed = transferable(seal(dataKey, body, chunkAad(Buffer.from(req.id))));
+      const recycled = data.buffer as ArrayBuffer;
+      return [{ seq: req.seq, sealed, compression, rawLength: data.byteLength, recycled }, [sealed, recycled]];
     }
-    case 'drop':
+    case 'drop': {
+      const recycled = held.get(req.seq)!.buffer as ArrayBuffer;
       held.delete(req.seq);
-      return [{ seq: req.seq }, []];
+      return [{ seq: req.seq, recycled }, [recycled]];
+    }
     case 'open': {
       const id = Buffer.from(req.id);
       const body = openChunk(dataKey, id, new Uint8Array(req.sealed), req.where);
@@ -54,7 +56,7 @@ function handle(req: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
       if (req.verifyId && !chunkId(idKey, plain).equals(id)) {
         throw new Error(`chunk ${id.toString('hex')} in ${req.where} does not hash to its id: its content is wrong`);
       }
-      const out = plain.buffer.slice(plain.byteOffset, plain.byteOffset + plain.length) as ArrayBuffer;
+      const out = transferable(plain);
       return [{ seq: req.seq, plain: out }, [out]];
     }
   }

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { MasterKey } from '../repository/crypto.ts';
 import { DEFAULT_ZSTD_LEVEL } from '../repository/compression.ts';
-import type { WorkerReply, WorkerRequest } from './worker-protocol.ts';
+import { transferable, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
 
 interface Pending {
   resolve: (reply: WorkerReply) => void;
@@ -47,6 +47,8 @@ class ChunkWorker {
 export class WorkerPool {
   private readonly workers: ChunkWorker[];
   private seq = 0;
+  /** Chunk buffers handed back by workers, reused for the next reads instead of new allocations. */
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(key: MasterKey, size = availableParallelism(), zstdLevel = DEFAULT_ZSTD_LEVEL) {
     this.workers = Array.from({ length: Math.max(1, size) }, () => new ChunkWorker(key, zstdLevel));
@@ -54,6 +56,16 @@ export class WorkerPool {
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** A buffer for reading a chunk of `length` bytes; give it to `digest`, which takes it over. */
+  buffer(length: number): ArrayBuffer {
+    const i = this.spare.findIndex(b => b.byteLength === length);
+    return i >= 0 ? this.spare.splice(i, 1)[0] : new ArrayBuffer(length);
+  }
+
+  private keep(reply: WorkerReply): void {
+    if (reply.recycled && this.spare.length < 64) this.spare.push(reply.recycled);
   }
 
   private leastBusy(): ChunkWorker {
@@ -65,27 +77,27 @@ export class WorkerPool {
     const worker = this.leastBusy();
     const seq = ++this.seq;
     const reply = await worker.call({ op: 'digest', seq, buffer, length }, [buffer]);
+    this.keep(reply);
     if (reply.zero) return { zero: true };
     const id = Buffer.from(reply.id!);
     return { zero: false, id, handle: { worker, seq, id } };
   }
 
   async seal(handle: ChunkHandle): Promise<{ sealed: Buffer; compression: number; rawLength: number }> {
-    const idCopy = handle.id.buffer.slice(handle.id.byteOffset, handle.id.byteOffset + handle.id.length) as ArrayBuffer;
-    const reply = await handle.worker.call({ op: 'seal', seq: handle.seq, id: idCopy });
+    const reply = await handle.worker.call({ op: 'seal', seq: handle.seq, id: copyOf(handle.id) });
+    this.keep(reply);
     return { sealed: Buffer.from(reply.sealed!), compression: reply.compression!, rawLength: reply.rawLength! };
   }
 
   async drop(handle: ChunkHandle): Promise<void> {
-    await handle.worker.call({ op: 'drop', seq: handle.seq });
+    this.keep(await handle.worker.call({ op: 'drop', seq: handle.seq }));
   }
 
   /** Decrypts and decompresses a stored chunk; with `verifyId`, also re-hashes it against its id. */
   async open(id: Buffer, sealed: Buffer, compression: number, rawLength: number, where: string, verifyId = false): Promise<Buffer> {
-    const idCopy = id.buffer.slice(id.byteOffset, id.byteOffset + id.length) as ArrayBuffer;
-    // Always a copy: `sealed` is usually a slice of a larger read, and may sit in Node's shared pool.
+    // A copy: `sealed` is usually a slice of a larger read, which other chunks still need.
     const sealedCopy = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length) as ArrayBuffer;
-    const reply = await this.leastBusy().call({ op: 'open', seq: ++this.seq, id: idCopy, sealed: sealedCopy, compression, rawLength, where, verifyId }, [sealedCopy]);
+    const reply = await this.leastBusy().call({ op: 'open', seq: ++this.seq, id: copyOf(id), sealed: sealedCopy, compression, rawLength, where, verifyId }, [sealedCopy]);
     return Buffer.from(reply.plain!);
   }
 
@@ -98,4 +110,9 @@ export interface ChunkHandle {
   worker: ChunkWorker;
   seq: number;
   id: Buffer;
+}
+
+/** Ids stay in use on this side after a call, so they travel as copies (32 bytes). */
+function copyOf(id: Buffer): ArrayBuffer {
+  return id.buffer.slice(id.byteOffset, id.byteOffset + id.length) as ArrayBuffer;
 }

@@ -7,7 +7,8 @@ export const FORMAT_VERSION = 1;
 
 export const MiB = 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = 1 * MiB;
-export const DEFAULT_PACK_SIZE = 32 * MiB;
+/** As restic's default: large enough that object stores' per-request cost is negligible. */
+export const DEFAULT_PACK_SIZE = 16 * MiB;
 
 /** Folder of each object type; also the associated data that binds a sealed object to its type. */
 export const ObjectType = {

@@ -9,14 +9,16 @@ const PACKS_PER_INDEX_FILE = 16;
 
 /**
  * Collects new sealed chunks into packs, uploads full packs (at most `uploads` at a time, so at
- * most (uploads + 1) × pack size bytes are held), and records them in index files.
+ * most (uploads + 1) pack buffers exist, reused from pack to pack), and records them in index files.
  *
  * Order is what keeps a crash harmless: a pack is uploaded before any index file names it, and
  * index files are written before the caller writes anything that refers to their chunks. A crash
  * leaves at worst packs that no index names, which prune removes.
  */
 export class PackWriter {
-  private builder = new PackBuilder();
+  private builder: PackBuilder;
+  /** Pack buffers whose upload is done, for the next packs. */
+  private readonly spareBuffers: Buffer[] = [];
   private readonly pending = new Set<string>();
   private readonly uploadSlots: Semaphore;
   private readonly uploads = new Set<Promise<void>>();
@@ -31,6 +33,7 @@ export class PackWriter {
   constructor(repo: Repository, index: ChunkIndex, uploads = 2) {
     this.repo = repo;
     this.index = index;
+    this.builder = this.newBuilder();
     this.uploadSlots = new Semaphore(uploads);
   }
 
@@ -51,11 +54,17 @@ export class PackWriter {
     if (this.builder.size >= this.repo.config.packSize) await this.closePack();
   }
 
+  private newBuilder(): PackBuilder {
+    // Room for a full pack, its last chunk and its header, so the buffer never has to grow.
+    const capacity = this.repo.config.packSize + 2 * this.repo.config.chunkSize;
+    return new PackBuilder(this.spareBuffers.pop() ?? Buffer.allocUnsafeSlow(capacity));
+  }
+
   private async closePack(): Promise<void> {
-    const builder = this.builder;
-    this.builder = new PackBuilder();
-    if (builder.entries.length === 0) return;
+    if (this.builder.entries.length === 0) return;
     await this.uploadSlots.acquire();
+    const builder = this.builder;
+    this.builder = this.newBuilder();
     const upload = this.upload(builder).finally(() => {
       this.uploadSlots.release();
       this.uploads.delete(upload);
@@ -65,8 +74,10 @@ export class PackWriter {
 
   private async upload(builder: PackBuilder): Promise<void> {
     try {
-      const { id, parts, size } = builder.finish(this.repo.key.dataKey);
-      await this.repo.backend.put(packObjectName(id), Buffer.concat(parts, size));
+      const { id, data, buffer } = builder.finish(this.repo.key.dataKey);
+      const size = data.length;
+      await this.repo.backend.put(packObjectName(id), data);
+      this.spareBuffers.push(buffer);
       const chunks = packEntriesToIndex(builder.entries);
       this.index.addPack(id, size, chunks);
       for (const c of chunks) this.pending.delete(c.id);

@@ -24,28 +24,47 @@ const HEADER_AAD = Buffer.from('goldsnap pack header');
 const ENTRY_BYTES = 1 + 1 + ID_BYTES + 4 + 4;
 const BLOB_TYPE_CHUNK = 0;
 
-/** Collects sealed chunks into one pack, hashing as it goes; `finish` seals the header. */
+/**
+ * Collects sealed chunks into one pack, in one buffer that grows as needed and can be reused for
+ * the next pack once this one is stored; hashes as it goes. `finish` appends the sealed header.
+ */
 export class PackBuilder {
   readonly entries: PackEntry[] = [];
-  private readonly parts: Uint8Array[] = [];
   private readonly hash: Hash = createHash('sha256');
+  private buffer: Buffer;
   size = 0;
+
+  constructor(buffer: Buffer = Buffer.allocUnsafeSlow(1024 * 1024)) {
+    this.buffer = buffer;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.size + bytes <= this.buffer.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.size + bytes));
+    this.buffer.copy(bigger, 0, 0, this.size);
+    this.buffer = bigger;
+  }
+
+  private append(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.buffer.set(bytes, this.size);
+    this.hash.update(bytes);
+    this.size += bytes.length;
+  }
 
   add(id: Buffer, sealed: Uint8Array, rawLength: number, compression: number): void {
     this.entries.push({ id, offset: this.size, length: sealed.length, rawLength, compression });
-    this.parts.push(sealed);
-    this.hash.update(sealed);
-    this.size += sealed.length;
+    this.append(sealed);
   }
 
-  /** The pack's bytes (as parts, to avoid one more copy) and its id, the SHA-256 of those bytes. */
-  finish(dataKey: Buffer): { id: string; parts: Uint8Array[]; size: number } {
+  /** The pack's bytes (a view of the builder's buffer) and its id, the SHA-256 of those bytes. */
+  finish(dataKey: Buffer): { id: string; data: Buffer; buffer: Buffer } {
     const header = seal(dataKey, encodeHeader(this.entries), HEADER_AAD);
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(header.length);
-    this.hash.update(header).update(trailer);
-    this.parts.push(header, trailer);
-    return { id: this.hash.digest('hex'), parts: this.parts, size: this.size + header.length + 4 };
+    this.append(header);
+    this.append(trailer);
+    return { id: this.hash.digest('hex'), data: this.buffer.subarray(0, this.size), buffer: this.buffer };
   }
 }
 

@@ -172,9 +172,9 @@ async function copyUsedChunks(repo: Repository, s: Survey, doomed: Set<string>, 
   let builder = new PackBuilder();
   const closePack = async () => {
     if (builder.entries.length === 0) return;
-    const { id, parts, size } = builder.finish(repo.key.dataKey);
-    await repo.backend.put(packObjectName(id), Buffer.concat(parts, size));
-    written.push({ id, size, chunks: packEntriesToIndex(builder.entries) });
+    const { id, data } = builder.finish(repo.key.dataKey);
+    await repo.backend.put(packObjectName(id), data);
+    written.push({ id, size: data.length, chunks: packEntriesToIndex(builder.entries) });
     builder = new PackBuilder();
   };
   for (const [pack, chunks] of wanted) {
