@@ -1,0 +1,173 @@
+import { hostname } from 'node:os';
+import { GOLDSNAP_TAGS, type Cloud, type CloudSnapshot } from '../../cloud/cloud.ts';
+import type { RecoveryPoint } from '../../repository/recovery-point.ts';
+import type { Repository } from '../../repository/repository.ts';
+import { applyRetention, type RetentionPolicy } from '../../repository/retention.ts';
+import type { Run, RunDisk, RunStep } from './run-model.ts';
+
+/** The golden snapshot of a disk: the base of its next incremental. */
+export interface Golden {
+  diskId: string;
+  snapshotId: string;
+  fixedIndex: string;
+  recoveryPointId: string;
+}
+
+/** What the orchestrator needs from the catalog; implemented on PostgreSQL. */
+export interface RunStore {
+  getRun(id: string): Promise<Run>;
+  saveRun(run: Run): Promise<void>;
+  getGolden(diskId: string): Promise<Golden | undefined>;
+  setGolden(golden: Golden): Promise<void>;
+  /** Catalog row for a committed recovery point (the repository holds the point itself). */
+  recordRecoveryPoint(entry: { id: string; vmId: string; runId: string; time: string; point: RecoveryPoint }): Promise<void>;
+  forgetRecoveryPoint(id: string): Promise<void>;
+  /** Queues the transfer of one disk on its region's queue (once per run and disk). */
+  enqueueTransfer(runId: string, disk: RunDisk): Promise<void>;
+  retentionOf(run: Run): Promise<{ policy: RetentionPolicy; timeZone: string } | undefined>;
+}
+
+export interface RunContext {
+  store: RunStore;
+  cloud: Cloud;
+  repo: Repository;
+  log: (line: string) => void;
+}
+
+/** Tags on every snapshot a run makes, so its own snapshots can be found even if the run died. */
+export function runSnapshotTags(run: Run, disk: RunDisk): Record<string, string> {
+  return { ...GOLDSNAP_TAGS, goldsnapRun: run.id, goldsnapDisk: disk.diskId, goldsnapVm: run.vmId };
+}
+
+/** The source name under which a VM's recovery points are kept; retention groups by it. */
+export function vmSource(vmId: string): string {
+  return `vm:${vmId}`;
+}
+
+export class RunFailure extends Error {}
+
+/**
+ * Advances a run by one step and saves it. Returns what the caller should do next: `again`
+ * (call again now), `wait` (transfers are still running: call again a little later) or `done`.
+ */
+export async function advanceRun(ctx: RunContext, runId: string): Promise<'again' | 'wait' | 'done'> {
+  const run = await ctx.store.getRun(runId);
+  const next = async (step: RunStep, changes: Partial<Run> = {}) => {
+    Object.assign(run, changes, { step });
+    if (step === 'succeeded' || step === 'failed') run.finishedAt = new Date().toISOString();
+    await ctx.store.saveRun(run);
+    ctx.log(`run ${run.id.slice(0, 8)} (${run.vmName}): ${step}${changes.error ? `: ${changes.error}` : ''}`);
+    return step === 'succeeded' || step === 'failed' ? 'done' as const : 'again' as const;
+  };
+  try {
+    switch (run.step) {
+      case 'snapshot': return await snapshotStep(ctx, run, next);
+      case 'transfer': return await transferStep(ctx, run, next);
+      case 'commit': return await commitStep(ctx, run, next);
+      case 'promote': return await promoteStep(ctx, run, next);
+      case 'retention': return await retentionStep(ctx, run, next);
+      case 'cleanup': return await cleanupStep(ctx, run, next);
+      case 'succeeded':
+      case 'failed': return 'done';
+    }
+  } catch (err) {
+    // Before commit, a failure abandons the run (its snapshots are deleted, the golden ones kept).
+    // From commit on, the recovery point may exist: the step is retried instead.
+    if (run.step === 'snapshot' || run.step === 'transfer' || err instanceof RunFailure) {
+      return next('cleanup', { error: (err as Error).message });
+    }
+    throw err;
+  }
+}
+
+type Next = (step: RunStep, changes?: Partial<Run>) => Promise<'again' | 'done'>;
+
+async function snapshotStep(ctx: RunContext, run: Run, next: Next) {
+  run.startedAt ??= new Date().toISOString();
+  // All disks are snapshotted before any is read, so the recovery point is one moment of the VM.
+  for (const disk of run.disks) {
+    if (disk.snapshotId) continue;
+    const golden = await ctx.store.getGolden(disk.diskId);
+    const snapshot = await ctx.cloud.createSnapshot({
+      disk: { id: disk.diskId, name: disk.diskName, region: disk.region, sizeBytes: disk.sizeBytes, role: disk.role, lun: disk.lun },
+      name: `goldsnap-${run.id.slice(0, 8)}-${disk.diskName}`.slice(0, 80),
+      tags: runSnapshotTags(run, disk),
+    });
+    Object.assign(disk, { snapshotId: snapshot.id, baseSnapshotId: golden?.snapshotId, parentFixedIndex: golden?.fixedIndex, bytesTotal: snapshot.sizeBytes });
+    await ctx.store.saveRun(run);
+  }
+  for (const disk of run.disks) await ctx.store.enqueueTransfer(run.id, disk);
+  return next('transfer');
+}
+
+async function transferStep(ctx: RunContext, run: Run, next: Next) {
+  const failed = run.disks.find(d => d.error);
+  if (failed) throw new RunFailure(`transfer of disk ${failed.diskName} failed: ${failed.error}`);
+  if (run.disks.every(d => d.transferred)) return next('commit');
+  return 'wait' as const;
+}
+
+async function commitStep(ctx: RunContext, run: Run, next: Next) {
+  if (run.recoveryPointId) return next('promote');
+  const source = vmSource(run.vmId);
+  // A commit interrupted after the repository write but before the catalog write left a recovery
+  // point tagged with this run: adopt it rather than commit a second one.
+  const existing = (await ctx.repo.listRecoveryPoints()).find(e => e.point.tags.includes(`run:${run.id}`));
+  let id = existing?.id;
+  let point = existing?.point;
+  if (!id || !point) {
+    point = {
+      version: 1, time: run.startedAt ?? new Date().toISOString(), source, hostname: hostname(),
+      tags: [`run:${run.id}`, `vm:${run.vmName}`],
+      disks: run.disks.map(d => ({
+        name: d.diskName, sizeBytes: d.sizeBytes, chunkSize: ctx.repo.config.chunkSize, fixedIndex: d.fixedIndex!,
+        stats: d.stats!, source: { diskId: d.diskId, snapshotId: d.snapshotId!, role: d.role, ...(d.lun !== undefined ? { lun: d.lun } : {}) },
+      })),
+    };
+    id = await ctx.repo.saveRecoveryPoint(point);
+  }
+  await ctx.store.recordRecoveryPoint({ id, vmId: run.vmId, runId: run.id, time: point.time, point });
+  return next('promote', { recoveryPointId: id });
+}
+
+async function promoteStep(ctx: RunContext, run: Run, next: Next) {
+  for (const disk of run.disks) {
+    const golden = await ctx.store.getGolden(disk.diskId);
+    if (golden?.snapshotId !== disk.snapshotId) {
+      await ctx.store.setGolden({ diskId: disk.diskId, snapshotId: disk.snapshotId!, fixedIndex: disk.fixedIndex!, recoveryPointId: run.recoveryPointId! });
+    }
+    // The old golden goes only now that the new one is promoted. Deleting an absent one is fine,
+    // so a promote interrupted here repeats harmlessly.
+    if (disk.baseSnapshotId && disk.baseSnapshotId !== disk.snapshotId) await ctx.cloud.deleteSnapshot(disk.baseSnapshotId);
+  }
+  return next('retention');
+}
+
+async function retentionStep(ctx: RunContext, run: Run, next: Next) {
+  const retention = await ctx.store.retentionOf(run);
+  if (retention) {
+    const source = vmSource(run.vmId);
+    const points = (await ctx.repo.listRecoveryPoints()).filter(e => e.point.source === source);
+    for (const d of applyRetention(points, e => new Date(e.point.time), retention.policy, retention.timeZone)) {
+      // Every rule keeps the newest point, which is the one the golden snapshots belong to.
+      if (d.keep || d.item.id === run.recoveryPointId) continue;
+      await ctx.repo.deleteRecoveryPoint(d.item.id);
+      await ctx.store.forgetRecoveryPoint(d.item.id);
+    }
+  }
+  return next('succeeded');
+}
+
+async function cleanupStep(ctx: RunContext, run: Run, next: Next) {
+  // The run's own snapshots, found by tag too in case one was created but not yet recorded.
+  const own = new Map<string, CloudSnapshot | undefined>();
+  for (const d of run.disks) if (d.snapshotId) own.set(d.snapshotId, undefined);
+  for (const s of await ctx.cloud.listGoldsnapSnapshots()) if (s.tags.goldsnapRun === run.id) own.set(s.id, s);
+  for (const id of own.keys()) {
+    const disk = run.disks.find(d => d.snapshotId === id);
+    const golden = disk ? await ctx.store.getGolden(disk.diskId) : undefined;
+    if (golden?.snapshotId === id) continue;
+    await ctx.cloud.deleteSnapshot(id);
+  }
+  return next('failed');
+}

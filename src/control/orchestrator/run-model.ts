@@ -1,0 +1,56 @@
+import type { DiskBackupStats } from '../../repository/recovery-point.ts';
+
+/**
+ * A backup run of one VM moves through these steps, each idempotent so that a run interrupted at
+ * any instant (server killed) resumes where it was:
+ *
+ *   snapshot → transfer → commit → promote → retention → succeeded
+ *        \__________\________→ cleanup → failed        (only before commit)
+ *
+ * The golden snapshot of a disk is replaced (promote) only after the recovery point made from the
+ * new snapshot is committed; a run that fails before commit deletes its new snapshots (cleanup).
+ */
+export const RunSteps = ['snapshot', 'transfer', 'commit', 'promote', 'retention', 'succeeded', 'cleanup', 'failed'] as const;
+export type RunStep = (typeof RunSteps)[number];
+
+export function isFinished(step: RunStep): boolean {
+  return step === 'succeeded' || step === 'failed';
+}
+
+export interface RunDisk {
+  diskId: string;
+  diskName: string;
+  region: string;
+  sizeBytes: number;
+  role: 'os' | 'data';
+  lun?: number;
+  /** The snapshot this run made of the disk. */
+  snapshotId?: string;
+  /** The golden snapshot at the start of the run (base of the incremental). */
+  baseSnapshotId?: string;
+  /** Fixed index of the disk at the golden snapshot's recovery point. */
+  parentFixedIndex?: string;
+  /** Fixed index written by the transfer. */
+  fixedIndex?: string;
+  stats?: DiskBackupStats;
+  incremental?: boolean;
+  bytesDone: number;
+  bytesTotal: number;
+  transferred: boolean;
+  /** Why the transfer gave up (after its retries). */
+  error?: string;
+}
+
+export interface Run {
+  id: string;
+  vmId: string;
+  vmName: string;
+  policyId?: string;
+  step: RunStep;
+  error?: string;
+  disks: RunDisk[];
+  recoveryPointId?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+}

@@ -1,0 +1,70 @@
+import type { Cloud, CloudDisk, CloudVm } from '../../cloud/cloud.ts';
+import { GOLDSNAP_TAGS } from '../../cloud/cloud.ts';
+import type { Progress } from '../../dataplane/backup-disk.ts';
+import { restoreDisk } from '../../dataplane/restore-disk.ts';
+import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import type { RecoveryPoint } from '../../repository/recovery-point.ts';
+import type { Repository } from '../../repository/repository.ts';
+import { RepositorySession } from '../../repository/sessions.ts';
+
+export interface CloudRestoreRequest {
+  point: RecoveryPoint;
+  pointId: string;
+  region: string;
+  resourceGroup: string;
+  /** Name for the new VM, or prefix for the new disks. */
+  name: string;
+  /** Only these disks (by name); default all. */
+  disks?: string[];
+  /** Also create a VM from the restored disks. */
+  createVm: boolean;
+  onProgress?: (p: Progress & { disk: string }) => void;
+}
+
+export interface CloudRestoreResult {
+  disks: CloudDisk[];
+  vm?: CloudVm;
+}
+
+/**
+ * Restores a recovery point into the cloud: one new disk per restored disk (uploaded chunk by
+ * chunk; zero chunks are skipped since a new disk reads as zeros), then optionally a new VM from
+ * them, in any region. A failure deletes the disks it made.
+ */
+export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudRestoreRequest): Promise<CloudRestoreResult> {
+  const wanted = req.disks ? req.point.disks.filter(d => req.disks!.includes(d.name)) : req.point.disks;
+  if (wanted.length === 0) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has none of the disks ${req.disks?.join(', ')}`);
+  const session = await RepositorySession.start(repo, `restore ${req.pointId.slice(0, 8)}`);
+  const pool = new WorkerPool(repo.key);
+  const made: CloudDisk[] = [];
+  try {
+    const index = await repo.loadIndex();
+    for (const record of wanted) {
+      const fixedIndex = await repo.loadFixedIndex(record.fixedIndex);
+      const { disk, writer } = await cloud.createDiskForRestore({
+        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
+        tags: { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId },
+      });
+      made.push({ ...disk, role: record.source?.role === 'os' ? 'os' : 'data', ...(typeof record.source?.lun === 'number' ? { lun: record.source.lun } : {}) });
+      try {
+        await restoreDisk({ repo, index, disk: fixedIndex, writer, pool, onProgress: p => req.onProgress?.({ ...p, disk: record.name }) });
+        await writer.commit();
+      } catch (err) {
+        await writer.abort();
+        made.pop();
+        throw err;
+      }
+    }
+    if (!req.createVm) return { disks: made };
+    const osDisk = made.find(d => d.role === 'os');
+    if (!osDisk) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has no OS disk among the restored disks: restore the disks only`);
+    const vm = await cloud.createVm({
+      name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
+      dataDisks: made.filter(d => d !== osDisk), tags: { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId },
+    });
+    return { disks: made, vm };
+  } finally {
+    await pool.close();
+    await session.end();
+  }
+}

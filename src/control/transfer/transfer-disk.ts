@@ -1,0 +1,55 @@
+import { backupDisk, type Progress } from '../../dataplane/backup-disk.ts';
+import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import type { Cloud, CloudSnapshot } from '../../cloud/cloud.ts';
+import { FixedIndex } from '../../repository/fixed-index.ts';
+import { PackWriter } from '../../repository/pack-writer.ts';
+import type { DiskBackupStats } from '../../repository/recovery-point.ts';
+import type { Repository } from '../../repository/repository.ts';
+import { RepositorySession } from '../../repository/sessions.ts';
+
+export interface TransferRequest {
+  snapshot: CloudSnapshot;
+  /** The disk's golden snapshot, base of the incremental; absent for the first backup. */
+  base?: CloudSnapshot;
+  /** Fixed index of the disk at the recovery point made from `base`. */
+  parentFixedIndex?: string;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface TransferResult {
+  fixedIndex: string;
+  sizeBytes: number;
+  chunkSize: number;
+  stats: DiskBackupStats;
+  /** Whether only the changed blocks were read (false: the first, full read). */
+  incremental: boolean;
+}
+
+/**
+ * What a data proxy does for one disk: read from the snapshot only what it must — the allocated
+ * ranges the first time, the ranges changed since the golden snapshot after — and store it in the
+ * repository. The fixed index is stored; the recovery point is committed later by the orchestrator
+ * once every disk of the VM is transferred.
+ */
+export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerPool, req: TransferRequest): Promise<TransferResult> {
+  const incremental = Boolean(req.base && req.parentFixedIndex);
+  const [ranges, parent] = incremental
+    ? await Promise.all([cloud.changedRanges(req.base!, req.snapshot), repo.loadFixedIndex(req.parentFixedIndex!)])
+    // A first backup reads the allocated ranges over an all-zero parent: what is never written stays zero.
+    : [await cloud.allocatedRanges(req.snapshot), new FixedIndex(req.snapshot.sizeBytes, repo.config.chunkSize)];
+  const reader = await cloud.openSnapshot(req.snapshot);
+  const session = await RepositorySession.start(repo, `transfer ${req.snapshot.name}`);
+  try {
+    const index = await repo.loadIndex(session.excludedPacks);
+    const packs = new PackWriter(repo, index);
+    const { index: disk, stats } = await backupDisk({
+      reader, chunkSize: repo.config.chunkSize, pool, packs, parent, changed: ranges, onProgress: req.onProgress,
+    });
+    await packs.flush();
+    const fixedIndex = await repo.saveFixedIndex(disk);
+    return { fixedIndex, sizeBytes: disk.sizeBytes, chunkSize: disk.chunkSize, stats, incremental };
+  } finally {
+    await session.end();
+    await reader.close();
+  }
+}
