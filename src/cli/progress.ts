@@ -15,7 +15,7 @@ export class ProgressBar {
     this.unit = unit;
     this.bar = new cliProgress.SingleBar({
       stream: process.stderr,
-      format: `${label} [{bar}] {percentage}% {done}/{total} {rate} eta {eta_formatted}`,
+      format: `${label} [{bar}] {percentage}% {doneText}/{totalText} {rate} eta {eta_formatted}`,
       hideCursor: true,
       noTTYOutput: true,
       notTTYSchedule: 5000,
@@ -26,8 +26,8 @@ export class ProgressBar {
 
   private fields(done: number, total: number) {
     const seconds = (Date.now() - this.started) / 1000;
-    if (this.unit === 'count') return { done: String(done), total: String(total), rate: '' };
-    return { done: formatBytes(done), total: formatBytes(total), rate: seconds > 0 ? `${formatBytes(done / seconds)}/s` : '' };
+    if (this.unit === 'count') return { doneText: String(done), totalText: String(total), rate: '' };
+    return { doneText: formatBytes(done), totalText: formatBytes(total), rate: seconds > 0 ? `${formatBytes(done / seconds)}/s` : '' };
   }
 
   update(done: number, total: number): void {

@@ -15,16 +15,12 @@ const idKey = Buffer.from(workerData.idKey);
 const level: number = workerData.zstdLevel;
 const held = new Map<number, Uint8Array>();
 
+/** Compared against with memcmp: far faster than a loop in JavaScript, and zero detection sees every chunk read. */
+let zeros = Buffer.alloc(0);
+
 function isAllZero(buf: Uint8Array): boolean {
-  // Compare 8 bytes at a time where the buffer allows it; zero detection runs on every chunk read.
-  const words = buf.byteOffset % 8 === 0 ? new BigUint64Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 3) : undefined;
-  let i = 0;
-  if (words) {
-    for (; i < words.length; i++) if (words[i] !== 0n) return false;
-    i = words.length * 8;
-  }
-  for (; i < buf.byteLength; i++) if (buf[i] !== 0) return false;
-  return true;
+  if (zeros.length < buf.byteLength) zeros = Buffer.alloc(buf.byteLength);
+  return Buffer.compare(buf, zeros.subarray(0, buf.byteLength)) === 0;
 }
 
 function handle(req: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
