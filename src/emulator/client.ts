@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import type { StoragePipelineOptions } from '@azure/storage-blob';
+
+/** What a client needs to talk to an emulator (also written to <dataDir>/connection.json). */
+export interface EmulatorConnectionInfo {
+  armEndpoint: string;
+  subscriptionId: string;
+  token: string;
+  caCertPem: string;
+}
+
+/** Reads <dataDir>/connection.json (or the given file) written by a running emulator. */
+export function readConnectionInfo(pathOrDataDir: string): EmulatorConnectionInfo {
+  const path = pathOrDataDir.endsWith('.json') ? pathOrDataDir : `${pathOrDataDir}/connection.json`;
+  const info = JSON.parse(readFileSync(path, 'utf8')) as EmulatorConnectionInfo;
+  for (const k of ['armEndpoint', 'subscriptionId', 'token', 'caCertPem'] as const) {
+    if (typeof info[k] !== 'string' || !info[k]) throw new Error(`${path}: missing "${k}"`);
+  }
+  return info;
+}
+
+/** A TokenCredential that always returns the emulator's static bearer token. */
+export class StaticTokenCredential implements TokenCredential {
+  #token: string;
+  constructor(token: string) {
+    this.#token = token;
+  }
+  async getToken(): Promise<AccessToken> {
+    return { token: this.#token, expiresOnTimestamp: Date.now() + 3600_000 };
+  }
+}
+
+export interface EmulatorClientOptions {
+  /** Pass to `new ComputeManagementClient(credential, subscriptionId, options.compute)`. */
+  compute: { endpoint: string; tlsOptions: { ca: string }; credentials: { scopes: string[] } };
+  /**
+   * Pass to `new PageBlobClient(sasUrl, new AnonymousCredential(), options.blob)`. It carries
+   * `tlsOptions`, which @azure/storage-blob forwards untyped to its core-rest-pipeline (the
+   * pipeline's tlsPolicy then trusts the emulator CA for this client only).
+   */
+  blob: StoragePipelineOptions & { tlsOptions: { ca: string } };
+  credential: StaticTokenCredential;
+  subscriptionId: string;
+}
+
+const cache = new WeakMap<object, EmulatorClientOptions>();
+
+/**
+ * Client options that point the official SDKs at the emulator and make them trust its
+ * self-signed certificate (for this client only).
+ */
+export function emulatorClientOptions(info: EmulatorConnectionInfo): EmulatorClientOptions {
+  const hit = cache.get(info);
+  if (hit) return hit;
+  const tlsOptions = { ca: info.caCertPem };
+  const opts: EmulatorClientOptions = {
+    compute: { endpoint: info.armEndpoint, tlsOptions, credentials: { scopes: [`${info.armEndpoint}/.default`] } },
+    blob: { tlsOptions, retryOptions: { maxTries: 2 } },
+    credential: new StaticTokenCredential(info.token),
+    subscriptionId: info.subscriptionId,
+  };
+  cache.set(info, opts);
+  return opts;
+}

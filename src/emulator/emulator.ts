@@ -1,0 +1,537 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  API_VERSION_DEFAULT,
+  ArmError,
+  DEFAULT_TIMINGS,
+  EmulatorCore,
+  PAGE,
+  StorageError,
+  type ArmResult,
+  type OperationTimings,
+  type SasTarget,
+} from './core.ts';
+import { EmulatorControl } from './control.ts';
+import { ExtentStore, type Range } from './extent-store.ts';
+import { loadState, saveState, type EmulatorState } from './state.ts';
+import { ensureTlsMaterial } from './tls.ts';
+import { writeFileAtomic } from './durable.ts';
+import type { EmulatorConnectionInfo } from './client.ts';
+
+export { emulatorClientOptions, readConnectionInfo, StaticTokenCredential } from './client.ts';
+export type { EmulatorClientOptions, EmulatorConnectionInfo } from './client.ts';
+export { EmulatorControl } from './control.ts';
+export type { CreateVmSpec, CreateVmDiskSpec, DiskFill, EmulatedVmInfo, EmulatedDiskInfo, VmWrite, WriteToVmOptions, WrittenRange } from './control.ts';
+export { EXTENT_SIZE } from './extent-store.ts';
+
+export interface StartEmulatorOptions {
+  dataDir: string;
+  /** Listen address (default 127.0.0.1). */
+  host?: string;
+  /** Port (0 or omitted = random). */
+  port?: number;
+  /** Override long-running operation durations (ms). */
+  timings?: Partial<OperationTimings>;
+}
+
+export interface Emulator extends EmulatorConnectionInfo {
+  /** https://127.0.0.1:port */
+  armEndpoint: string;
+  subscriptionId: string;
+  /** The bearer token the emulator accepts (ARM and /_emulator). */
+  token: string;
+  caCertPem: string;
+  /** Path of connection.json ({armEndpoint, subscriptionId, token, caCertPem}). */
+  connectionFile: string;
+  dataDir: string;
+  control: EmulatorControl;
+  /** Connection info as a plain object (what connection.json holds). */
+  connectionInfo(): EmulatorConnectionInfo;
+  close(): Promise<void>;
+}
+
+const MAX_JSON = 4 * 1024 * 1024;
+const MAX_PUT_PAGE = 4 * 1024 * 1024;
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > max) throw new HttpError(413, 'request body too large');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function commonHeaders(req: IncomingMessage): Record<string, string> {
+  const h: Record<string, string> = { 'x-ms-request-id': randomUUID(), date: new Date().toUTCString() };
+  const cid = req.headers['x-ms-client-request-id'];
+  if (typeof cid === 'string') h['x-ms-client-request-id'] = cid;
+  return h;
+}
+
+function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  const headers: Record<string, string> = { ...commonHeaders(req), 'x-ms-correlation-request-id': randomUUID(), ...extra };
+  if (body === undefined) {
+    res.writeHead(status, { ...headers, 'content-length': '0' });
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+function sendArmError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+  sendJson(req, res, status, { error: { code, message } }, extra);
+}
+
+function xmlEscape(s: string): string {
+  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+}
+
+function sendStorageError(req: IncomingMessage, res: ServerResponse, e: StorageError): void {
+  const h = commonHeaders(req);
+  const body = `\uFEFF<?xml version="1.0" encoding="utf-8"?><Error><Code>${e.code}</Code><Message>${xmlEscape(e.message)}\nRequestId:${h['x-ms-request-id']}\nTime:${new Date().toISOString()}</Message></Error>`;
+  const buf = Buffer.from(body);
+  res.writeHead(e.status, {
+    ...h,
+    'x-ms-error-code': e.code,
+    'x-ms-version': String(req.headers['x-ms-version'] ?? '2025-01-05'),
+    'content-type': 'application/xml',
+    'content-length': req.method === 'HEAD' ? '0' : String(buf.length),
+  });
+  res.end(req.method === 'HEAD' ? undefined : buf);
+}
+
+/** Parses "bytes=a-b" / "bytes=a-" against a blob of `size` bytes. */
+function parseRange(value: string | undefined, size: number): { offset: number; length: number } | undefined {
+  if (!value) return undefined;
+  const m = /^bytes=(\d+)-(\d*)$/.exec(value.trim());
+  if (!m) throw new StorageError(400, 'InvalidHeaderValue', `The value for one of the HTTP headers is not in the correct format: range '${value}'.`);
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) throw new StorageError(416, 'InvalidRange', 'The range specified is invalid for the current size of the resource.');
+  return { offset: start, length: end - start + 1 };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Starts the emulator (HTTPS, ARM + page-blob data plane + /_emulator control API). */
+export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulator> {
+  const dataDir = resolve(opts.dataDir);
+  const host = opts.host ?? '127.0.0.1';
+  await mkdir(dataDir, { recursive: true });
+  const tls = await ensureTlsMaterial(dataDir, host);
+  let st: EmulatorState | undefined = await loadState(dataDir);
+  if (!st) {
+    st = {
+      version: 1,
+      subscriptionId: randomUUID(),
+      token: `gse_${randomBytes(24).toString('base64url')}`,
+      sasKey: randomBytes(32).toString('hex'),
+      disks: {},
+      snapshots: {},
+      virtualMachines: {},
+      operations: {},
+      grants: {},
+    };
+    await saveState(dataDir, st);
+  }
+  const store = new ExtentStore(join(dataDir, 'content'));
+  await store.init(EmulatorCore.liveContent(st));
+  const core = new EmulatorCore(dataDir, st, store, { ...DEFAULT_TIMINGS, ...opts.timings });
+  const control = new EmulatorControl(core);
+
+  const server: Server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy(err as Error);
+        return;
+      }
+      if (err instanceof StorageError) sendStorageError(req, res, err);
+      else if (err instanceof ArmError) sendArmError(req, res, err.status, err.code, err.message);
+      else if (err instanceof HttpError) sendArmError(req, res, err.status, err.status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', err.message);
+      else {
+        process.emitWarning(`emulator: internal error: ${(err as Error).stack ?? String(err)}`);
+        sendArmError(req, res, 500, 'InternalServerError', `Internal error: ${(err as Error).message}`);
+      }
+    });
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const armEndpoint = `https://${urlHost}:${port}`;
+  core.baseUrl = armEndpoint;
+  const connection: EmulatorConnectionInfo = { armEndpoint, subscriptionId: st.subscriptionId, token: st.token, caCertPem: tls.certPem };
+  const connectionFile = join(dataDir, 'connection.json');
+  await writeFileAtomic(connectionFile, JSON.stringify(connection, null, 2) + '\n');
+
+  function authorized(req: IncomingMessage, res: ServerResponse): boolean {
+    const auth = header(req, 'authorization');
+    if (auth === `Bearer ${st!.token}`) return true;
+    const missing = !auth;
+    sendArmError(
+      req,
+      res,
+      401,
+      missing ? 'AuthenticationFailed' : 'InvalidAuthenticationToken',
+      missing ? "Authentication failed. The 'Authorization' header is missing." : 'The access token is invalid.',
+      { 'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="${missing ? "The authentication failed because of missing 'Authorization' header." : 'The access token is invalid.'}"` },
+    );
+    return false;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', armEndpoint);
+    const segs = url.pathname.split('/').filter(Boolean);
+    if (segs[0] === '_emulator') {
+      if (!authorized(req, res)) return;
+      await handleControl(req, res, url, segs.slice(1));
+      return;
+    }
+    if (segs[0]?.startsWith('md-')) {
+      await handleBlob(req, res, url);
+      return;
+    }
+    if (!authorized(req, res)) return;
+    await handleArm(req, res, url, segs);
+  }
+
+  // ---------------------------------------------------------------- ARM
+  function replyResult(req: IncomingMessage, res: ServerResponse, r: ArmResult, apiVersion: string): void {
+    const extra: Record<string, string> = {};
+    if (r.operation) {
+      extra['azure-asyncoperation'] = core.operationUrl(r.operation, apiVersion, false);
+      if (r.location) extra['location'] = core.operationUrl(r.operation, apiVersion, true);
+    }
+    sendJson(req, res, r.status, r.body, extra);
+  }
+
+  async function jsonBody(req: IncomingMessage): Promise<unknown> {
+    const buf = await readBody(req, MAX_JSON);
+    if (buf.length === 0) return undefined;
+    try {
+      return JSON.parse(buf.toString('utf8'));
+    } catch {
+      throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
+    }
+  }
+
+  async function handleArm(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[]): Promise<void> {
+    const apiVersion = url.searchParams.get('api-version');
+    if (!apiVersion) {
+      await readBody(req, MAX_JSON).catch(() => {});
+      throw new ArmError(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
+    }
+    const lower = segs.map((s) => s.toLowerCase());
+    if (lower[0] !== 'subscriptions' || segs.length < 2) throw new ArmError(404, 'NotFound', `No route for ${url.pathname}`);
+    if (lower[1] !== st!.subscriptionId.toLowerCase()) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
+    const method = req.method ?? 'GET';
+    const typeName = (s: string | undefined): 'disks' | 'snapshots' | 'virtualMachines' | undefined =>
+      s === 'disks' ? 'disks' : s === 'snapshots' ? 'snapshots' : s === 'virtualmachines' ? 'virtualMachines' : undefined;
+
+    // /subscriptions/{s}/providers/Microsoft.Compute/...
+    if (lower[2] === 'providers' && lower[3] === 'microsoft.compute') {
+      // operations: locations/{loc}/(DiskOperations|operations)/{id}
+      if (lower[4] === 'locations' && segs.length === 8 && (lower[6] === 'diskoperations' || lower[6] === 'operations') && method === 'GET') {
+        const op = core.getOperation(segs[7]!);
+        const done = Date.now() >= op.doneAt;
+        if (url.searchParams.get('monitor') === 'true') {
+          if (!done) {
+            sendJson(req, res, 202, undefined, { location: core.operationUrl(op, apiVersion, true) });
+            return;
+          }
+          sendJson(req, res, op.output === undefined ? 200 : 200, op.output);
+          return;
+        }
+        const body: Record<string, unknown> = { startTime: op.startTime, status: done ? 'Succeeded' : 'InProgress', name: op.id };
+        if (done) {
+          body['endTime'] = new Date(op.doneAt).toISOString();
+          if (op.output !== undefined) body['properties'] = { output: op.output };
+        }
+        sendJson(req, res, 200, body);
+        return;
+      }
+      const kind = typeName(lower[4]);
+      if (kind && segs.length === 5 && method === 'GET') {
+        sendJson(req, res, 200, { value: core.list(kind) });
+        return;
+      }
+      throw new ArmError(404, 'NotFound', `No route for ${method} ${url.pathname}`);
+    }
+    // /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{type}[/{name}[/{action}]]
+    if (lower[2] === 'resourcegroups' && segs.length >= 6 && lower[4] === 'providers' && lower[5] === 'microsoft.compute') {
+      const rg = segs[3]!;
+      const kind = typeName(lower[6]);
+      if (!kind) throw new ArmError(404, 'InvalidResourceType', `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.Compute' for api version '${apiVersion}'.`);
+      if (segs.length === 7) {
+        if (method !== 'GET') throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported here`);
+        sendJson(req, res, 200, { value: core.list(kind, rg) });
+        return;
+      }
+      const name = segs[7]!;
+      if (segs.length === 8) {
+        if (method === 'GET') {
+          sendJson(req, res, 200, kind === 'disks' ? core.getDisk(rg, name) : kind === 'snapshots' ? core.getSnapshot(rg, name) : core.getVm(rg, name));
+          return;
+        }
+        if (method === 'PUT') {
+          const body = await jsonBody(req);
+          const r = await core.exclusive(() =>
+            kind === 'disks' ? core.putDisk(rg, name, body) : kind === 'snapshots' ? core.putSnapshot(rg, name, body) : core.putVm(rg, name, body),
+          );
+          replyResult(req, res, r, apiVersion);
+          return;
+        }
+        if (method === 'DELETE') {
+          const r = await core.exclusive(() => (kind === 'virtualMachines' ? core.deleteVm(rg, name) : core.deleteDiskOrSnapshot(kind, rg, name)));
+          replyResult(req, res, r, apiVersion);
+          return;
+        }
+        throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported by the emulator for ${kind}`);
+      }
+      if (segs.length === 9 && method === 'POST' && kind !== 'virtualMachines') {
+        if (lower[8] === 'begingetaccess') {
+          const body = await jsonBody(req);
+          replyResult(req, res, await core.exclusive(() => core.grantAccess(kind, rg, name, body)), apiVersion);
+          return;
+        }
+        if (lower[8] === 'endgetaccess') {
+          await readBody(req, MAX_JSON);
+          replyResult(req, res, await core.exclusive(() => core.revokeAccess(kind, rg, name)), apiVersion);
+          return;
+        }
+      }
+    }
+    throw new ArmError(404, 'NotFound', `No route for ${method} ${url.pathname}`);
+  }
+
+  // ---------------------------------------------------------------- page-blob data plane
+  function blobHeaders(req: IncomingMessage, t: SasTarget): Record<string, string> {
+    return {
+      ...commonHeaders(req),
+      'x-ms-version': String(req.headers['x-ms-version'] ?? '2025-01-05'),
+      etag: core.etag(t.rec.contentId),
+      'last-modified': new Date(t.rec.timeCreated).toUTCString(),
+    };
+  }
+
+  function pageListXml(ranges: Range[], cleared: Range[]): string {
+    const all = [...ranges.map((r) => ({ r, tag: 'PageRange' })), ...cleared.map((r) => ({ r, tag: 'ClearRange' }))].sort((a, b) => a.r.start - b.r.start);
+    return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${all.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}<NextMarker /></PageList>`;
+  }
+
+  async function handleBlob(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      const method = req.method ?? 'GET';
+      const t = core.resolveSas(url.pathname, url.searchParams);
+      const size = t.rec.sizeBytes;
+      const comp = url.searchParams.get('comp');
+      const rangeHeader = header(req, 'x-ms-range') ?? header(req, 'range');
+      if (method === 'HEAD' || (method === 'GET' && comp === 'properties')) {
+        res.writeHead(200, {
+          ...blobHeaders(req, t),
+          'content-length': String(size),
+          'content-type': 'application/octet-stream',
+          'x-ms-blob-type': 'PageBlob',
+          'x-ms-blob-sequence-number': '0',
+          'x-ms-creation-time': new Date(t.rec.timeCreated).toUTCString(),
+          'x-ms-server-encrypted': 'true',
+          'x-ms-lease-state': 'available',
+          'x-ms-lease-status': 'unlocked',
+          'accept-ranges': 'bytes',
+        });
+        res.end();
+        return;
+      }
+      if (method === 'GET' && comp === 'pagelist') {
+        const r = parseRange(rangeHeader, size) ?? { offset: 0, length: size };
+        const prevUrl = header(req, 'x-ms-previous-snapshot-url');
+        if (url.searchParams.get('prevsnapshot')) throw new StorageError(400, 'UnsupportedQueryParameter', 'prevsnapshot is not supported for managed disks; use x-ms-previous-snapshot-url.');
+        let xml: string;
+        if (prevUrl) {
+          let pu: URL;
+          try {
+            pu = new URL(prevUrl);
+          } catch {
+            throw new StorageError(400, 'InvalidHeaderValue', 'x-ms-previous-snapshot-url is not a valid URL.');
+          }
+          let prev: SasTarget;
+          try {
+            prev = core.resolveSas(pu.pathname, pu.searchParams);
+          } catch (e) {
+            if (e instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', `The previous snapshot could not be accessed: ${e.message}`);
+            throw e;
+          }
+          const d = core.pageRangesDiff(t, prev, r.offset, r.length);
+          xml = pageListXml(d.changed, d.cleared);
+        } else {
+          xml = pageListXml(core.pageRanges(t, r.offset, r.length), []);
+        }
+        const buf = Buffer.from(xml);
+        res.writeHead(200, { ...blobHeaders(req, t), 'content-type': 'application/xml', 'content-length': String(buf.length), 'x-ms-blob-content-length': String(size) });
+        res.end(buf);
+        return;
+      }
+      if (method === 'GET' && !comp) {
+        const r = parseRange(rangeHeader, size);
+        const offset = r?.offset ?? 0;
+        const length = r?.length ?? size;
+        const headers: Record<string, string> = {
+          ...blobHeaders(req, t),
+          'content-length': String(length),
+          'content-type': 'application/octet-stream',
+          'x-ms-blob-type': 'PageBlob',
+          'x-ms-blob-sequence-number': '0',
+          'x-ms-creation-time': new Date(t.rec.timeCreated).toUTCString(),
+          'x-ms-server-encrypted': 'true',
+          'accept-ranges': 'bytes',
+        };
+        if (r) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`;
+        res.writeHead(r ? 206 : 200, headers);
+        const CH = 4 * 1024 * 1024;
+        for (let o = offset; o < offset + length; o += CH) {
+          const chunk = await core.store.read(t.rec.contentId, o, Math.min(CH, offset + length - o));
+          if (!res.write(chunk)) await new Promise<void>((ok) => res.once('drain', ok));
+          if (res.destroyed) return;
+        }
+        res.end();
+        return;
+      }
+      if (method === 'PUT' && comp === 'page') {
+        const mode = header(req, 'x-ms-page-write');
+        if (mode !== 'update' && mode !== 'clear') throw new StorageError(400, 'InvalidHeaderValue', "x-ms-page-write must be 'update' or 'clear'.");
+        if (!rangeHeader) throw new StorageError(400, 'MissingRequiredHeader', 'An HTTP header that is mandatory for this request is not specified: x-ms-range.');
+        const m = /^bytes=(\d+)-(\d+)$/.exec(rangeHeader.trim());
+        if (!m) throw new StorageError(400, 'InvalidHeaderValue', `Invalid range '${rangeHeader}'.`);
+        const start = Number(m[1]);
+        const end = Number(m[2]);
+        if (start % PAGE !== 0 || (end + 1) % PAGE !== 0 || end < start) {
+          throw new StorageError(416, 'InvalidPageRange', 'The page range specified is invalid: it must be aligned to 512-byte pages.');
+        }
+        if (end >= size) throw new StorageError(416, 'InvalidPageRange', 'The page range specified is beyond the size of the blob.');
+        const length = end - start + 1;
+        if (mode === 'update' && length > MAX_PUT_PAGE) throw new StorageError(413, 'RequestBodyTooLarge', 'The request body is too large and exceeds the maximum permissible limit (4 MiB).');
+        let data: Buffer | null = null;
+        if (mode === 'update') {
+          data = await readBody(req, MAX_PUT_PAGE);
+          if (data.length !== length) throw new StorageError(400, 'InvalidHeaderValue', `Content-Length ${data.length} does not match the range length ${length}.`);
+        } else {
+          await readBody(req, 0);
+        }
+        await core.putPages(t, start, length, data);
+        res.writeHead(201, {
+          ...blobHeaders(req, t),
+          'content-length': '0',
+          'x-ms-blob-sequence-number': '0',
+          'x-ms-request-server-encrypted': 'true',
+        });
+        res.end();
+        return;
+      }
+      throw new StorageError(400, 'UnsupportedHttpVerb', `The emulator does not support ${method}${comp ? ` comp=${comp}` : ''} on managed disk blobs.`);
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 413) throw new StorageError(413, 'RequestBodyTooLarge', err.message);
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- control API
+  async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[]): Promise<void> {
+    const method = req.method ?? 'GET';
+    const route = `${method} ${segs.join('/')}`;
+    if (route === 'GET info') {
+      sendJson(req, res, 200, { ...connection, caCertPem: undefined, vms: control.listVms(), ticker: control.tickerRunning });
+      return;
+    }
+    if (route === 'GET vms') {
+      sendJson(req, res, 200, { value: control.listVms() });
+      return;
+    }
+    if (route === 'POST vms') {
+      sendJson(req, res, 201, await control.createVm((await jsonBody(req)) as never));
+      return;
+    }
+    if (method === 'POST' && segs[0] === 'vms' && segs.length === 3 && segs[2] === 'writes') {
+      const b = ((await jsonBody(req)) ?? {}) as { fraction?: number; seed?: number; writes?: { diskName: string; offset: number; length?: number; pattern?: 'random' | 'zeros' | number; dataBase64?: string }[] };
+      const writes = b.writes?.map((w) => {
+        const out: import('./control.ts').VmWrite = { diskName: w.diskName, offset: w.offset };
+        if (w.dataBase64 !== undefined) out.data = Buffer.from(w.dataBase64, 'base64');
+        if (w.length !== undefined) out.length = w.length;
+        if (w.pattern !== undefined) out.pattern = w.pattern;
+        return out;
+      });
+      const o: import('./control.ts').WriteToVmOptions = {};
+      if (b.fraction !== undefined) o.fraction = b.fraction;
+      if (b.seed !== undefined) o.seed = b.seed;
+      if (writes) o.writes = writes;
+      sendJson(req, res, 200, { written: await control.writeToVm(decodeURIComponent(segs[1]!), o) });
+      return;
+    }
+    if (route === 'GET disk-content') {
+      const id = url.searchParams.get('id');
+      if (!id) throw new ArmError(400, 'InvalidParameter', 'query parameter id is required');
+      const buf = await control.readDisk(id);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(buf.length) });
+      res.end(buf);
+      return;
+    }
+    if (route === 'POST seed-demo') {
+      sendJson(req, res, 200, { value: await control.seedDemo() });
+      return;
+    }
+    if (route === 'POST ticker') {
+      const b = ((await jsonBody(req)) ?? {}) as { intervalMs?: number; fraction?: number; enabled?: boolean };
+      if (b.enabled === false) control.stopTicker();
+      else control.startTicker({ intervalMs: b.intervalMs ?? 10_000, fraction: b.fraction ?? 0.01 });
+      sendJson(req, res, 200, { ticker: control.tickerRunning });
+      return;
+    }
+    throw new ArmError(404, 'NotFound', `No control route ${route}`);
+  }
+
+  let closed = false;
+  return {
+    armEndpoint,
+    subscriptionId: st.subscriptionId,
+    token: st.token,
+    caCertPem: tls.certPem,
+    connectionFile,
+    dataDir,
+    control,
+    connectionInfo: () => ({ ...connection }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      control.stopTicker();
+      const done = new Promise<void>((ok) => server.close(() => ok()));
+      server.closeAllConnections();
+      await done;
+      // Let in-flight mutations finish (they are durable once done).
+      await core.exclusive(async () => {});
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from './durable.ts';
+
+export type ResourceKind = 'disks' | 'snapshots' | 'virtualMachines';
+export type Access = 'Read' | 'Write';
+
+export interface DiskRec {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  location: string;
+  tags: Record<string, string>;
+  skuName: string;
+  sizeBytes: number;
+  contentId: string;
+  uniqueId: string;
+  timeCreated: string;
+  /** Epoch ms when the create/update operation completes (provisioningState Succeeded). */
+  readyAt: number;
+  creationData: Record<string, unknown>;
+  osType?: string;
+  hyperVGeneration?: string;
+  managedBy?: string;
+  /** Upload disk that has not finished its upload (ReadyToUpload until the write SAS is revoked). */
+  uploadPending: boolean;
+  access?: Access;
+  /** Family for incremental diffs: the uniqueId of the original disk. */
+  family: string;
+}
+
+export interface SnapshotRec {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  location: string;
+  tags: Record<string, string>;
+  skuName: string;
+  sizeBytes: number;
+  contentId: string;
+  uniqueId: string;
+  timeCreated: string;
+  readyAt: number;
+  incremental: boolean;
+  creationData: Record<string, unknown>;
+  osType?: string;
+  hyperVGeneration?: string;
+  access?: Access;
+  family: string;
+}
+
+export interface VmRec {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  location: string;
+  tags: Record<string, string>;
+  vmId: string;
+  vmSize: string;
+  osType: string;
+  osDiskId: string;
+  dataDisks: { lun: number; diskId: string }[];
+  timeCreated: string;
+  readyAt: number;
+}
+
+export interface OperationRec {
+  id: string;
+  location: string;
+  /** `disk` operations live under .../DiskOperations/, `vm` ones under .../operations/. */
+  family: 'disk' | 'vm';
+  startTime: string;
+  doneAt: number;
+  /** Body returned by the Location (monitor) URL and as properties.output once done. */
+  output?: unknown;
+  /** URL of the resource (PUT) for information. */
+  resourceId?: string;
+}
+
+export interface GrantRec {
+  id: string;
+  resourceKey: string;
+  kind: 'disks' | 'snapshots';
+  access: Access;
+  account: string;
+  container: string;
+  startsOn: string;
+  expiresOn: string;
+}
+
+export interface EmulatorState {
+  version: 1;
+  subscriptionId: string;
+  token: string;
+  /** HMAC key for SAS signatures (hex). */
+  sasKey: string;
+  disks: Record<string, DiskRec>;
+  snapshots: Record<string, SnapshotRec>;
+  virtualMachines: Record<string, VmRec>;
+  operations: Record<string, OperationRec>;
+  grants: Record<string, GrantRec>;
+}
+
+export function statePath(dataDir: string): string {
+  return join(dataDir, 'state.json');
+}
+
+export async function loadState(dataDir: string): Promise<EmulatorState | undefined> {
+  let text: string;
+  try {
+    text = await readFile(statePath(dataDir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const st = JSON.parse(text) as EmulatorState;
+  if (st.version !== 1) throw new Error(`${statePath(dataDir)}: unsupported state version ${String(st.version)}`);
+  return st;
+}
+
+export async function saveState(dataDir: string, st: EmulatorState): Promise<void> {
+  await writeFileAtomic(statePath(dataDir), JSON.stringify(st));
+}
+
+/** Lower-cased key of a resource id (ARM ids are case-insensitive). */
+export function keyOf(id: string): string {
+  return id.toLowerCase();
+}
