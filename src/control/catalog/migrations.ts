@@ -1,0 +1,141 @@
+import type { Database } from './database.ts';
+
+/**
+ * The catalog schema, as an ordered list of migrations. Never edit a migration that has shipped:
+ * append a new one. Each runs once, in a transaction, recorded in `schema_migrations`.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial catalog and job queue',
+    sql: `
+      CREATE TABLE policies (
+        id          text PRIMARY KEY,
+        name        text NOT NULL UNIQUE,
+        cron        text NOT NULL,
+        time_zone   text NOT NULL DEFAULT 'UTC',
+        selection   jsonb NOT NULL,
+        retention   jsonb NOT NULL,
+        enabled     boolean NOT NULL DEFAULT true,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        updated_at  timestamptz NOT NULL DEFAULT now()
+      );
+
+      CREATE TABLE vms (
+        id              text PRIMARY KEY,
+        name            text NOT NULL,
+        region          text NOT NULL,
+        resource_group  text NOT NULL,
+        tags            jsonb NOT NULL DEFAULT '{}',
+        disks           jsonb NOT NULL DEFAULT '[]',
+        seen_at         timestamptz NOT NULL DEFAULT now()
+      );
+
+      CREATE TABLE runs (
+        id             text PRIMARY KEY,
+        vm_id          text NOT NULL,
+        policy_id      text,
+        scheduled_for  timestamptz,
+        step           text NOT NULL,
+        doc            jsonb NOT NULL,
+        created_at     timestamptz NOT NULL DEFAULT now(),
+        updated_at     timestamptz NOT NULL DEFAULT now(),
+        finished_at    timestamptz,
+        UNIQUE (policy_id, vm_id, scheduled_for)
+      );
+      CREATE INDEX runs_vm ON runs (vm_id, created_at DESC);
+      CREATE INDEX runs_active ON runs (vm_id) WHERE finished_at IS NULL;
+      CREATE INDEX runs_created ON runs (created_at DESC);
+
+      CREATE TABLE golden (
+        disk_id            text PRIMARY KEY,
+        snapshot_id        text NOT NULL,
+        fixed_index        text NOT NULL,
+        recovery_point_id  text NOT NULL,
+        updated_at         timestamptz NOT NULL DEFAULT now()
+      );
+
+      CREATE TABLE recovery_points (
+        id      text PRIMARY KEY,
+        vm_id   text NOT NULL,
+        run_id  text,
+        time    timestamptz NOT NULL,
+        point   jsonb NOT NULL
+      );
+      CREATE INDEX recovery_points_vm ON recovery_points (vm_id, time DESC);
+
+      CREATE TABLE jobs (
+        id            bigserial PRIMARY KEY,
+        queue         text NOT NULL,
+        kind          text NOT NULL,
+        payload       jsonb NOT NULL DEFAULT '{}',
+        dedupe_key    text UNIQUE,
+        state         text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed')),
+        attempts      integer NOT NULL DEFAULT 0,
+        max_attempts  integer NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+        run_after     timestamptz NOT NULL DEFAULT now(),
+        locked_by     text,
+        lease_until   timestamptz,
+        progress      jsonb,
+        result        jsonb,
+        last_error    text,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        updated_at    timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX jobs_claim ON jobs (queue, state, run_after);
+      CREATE INDEX jobs_run ON jobs ((payload->>'runId'));
+
+      CREATE TABLE schedule_fires (
+        policy_id      text NOT NULL REFERENCES policies (id) ON DELETE CASCADE,
+        scheduled_for  timestamptz NOT NULL,
+        fired_at       timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (policy_id, scheduled_for)
+      );
+
+      CREATE TABLE api_tokens (
+        id          text PRIMARY KEY,
+        name        text NOT NULL,
+        role        text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        token_hash  text NOT NULL UNIQUE,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+];
+
+/** Arbitrary constant: the advisory lock that serializes migrations across server processes. */
+const MIGRATION_LOCK = 0x601d5a9;
+
+/**
+ * Applies the pending migrations in one transaction and returns their versions. Two servers
+ * starting at once serialize on an advisory lock: the second finds everything applied.
+ */
+export async function migrate(db: Database, list: readonly Migration[] = migrations): Promise<number[]> {
+  for (let i = 1; i < list.length; i++) {
+    if (list[i]!.version <= list[i - 1]!.version) throw new Error('migrations must be in increasing version order');
+  }
+  return db.transaction(async tx => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map(r => Number(r.version)));
+    const applied: number[] = [];
+    for (const m of list) {
+      if (done.has(m.version)) continue;
+      try {
+        await tx.exec(m.sql);
+      } catch (err) {
+        throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`);
+      }
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}

@@ -1,0 +1,209 @@
+import type { CloudVm } from '../../cloud/cloud.ts';
+import type { RecoveryPoint } from '../../repository/recovery-point.ts';
+import type { RetentionPolicy } from '../../repository/retention.ts';
+import type { Golden, RunStore } from '../orchestrator/backup-run.ts';
+import { isFinished, type Run, type RunDisk } from '../orchestrator/run-model.ts';
+import { JobQueue } from '../queue/job-queue.ts';
+import type { Database } from './database.ts';
+import { NotFoundError } from './errors.ts';
+
+/** A run as created by the scheduler: with the policy occurrence it belongs to. */
+export type NewRun = Run & { scheduledFor?: string };
+
+export interface RecoveryPointEntry {
+  id: string;
+  vmId: string;
+  runId: string;
+  time: string;
+  point: RecoveryPoint;
+}
+
+export interface InventoryVm extends CloudVm {
+  /** When the inventory last saw this VM in the cloud. */
+  seenAt: string;
+}
+
+/** Payload of the `transfer` jobs on the `transfer:<region>` queues. */
+export interface TransferJobPayload {
+  runId: string;
+  diskId: string;
+}
+
+export function transferQueue(region: string): string {
+  return `transfer:${region}`;
+}
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+const toIso = (d: string | Date | undefined | null) => (d === undefined || d === null ? null : new Date(d).toISOString());
+
+/** The orchestrator's catalog (RunStore) and the run, recovery point, golden and inventory queries. */
+export class SqlRunStore implements RunStore {
+  readonly db: Database;
+  readonly queue: JobQueue;
+
+  constructor(db: Database, queue?: JobQueue) {
+    this.db = db;
+    this.queue = queue ?? new JobQueue(db);
+  }
+
+  /**
+   * Creates a run; idempotent on (policyId, vmId, scheduledFor) and on id: if such a run exists
+   * already, it is returned instead (compare ids to know). Manual runs (no policy or no
+   * scheduledFor) are never merged.
+   */
+  async createRun(run: NewRun): Promise<Run> {
+    const scheduledFor = toIso(run.scheduledFor);
+    const [row] = await this.db.query<{ doc: Run }>(
+      `INSERT INTO runs (id, vm_id, policy_id, scheduled_for, step, doc, created_at, updated_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
+       ON CONFLICT DO NOTHING RETURNING doc`,
+      [run.id, run.vmId, run.policyId ?? null, scheduledFor, run.step, JSON.stringify(run), toIso(run.createdAt) ?? new Date().toISOString(),
+        isFinished(run.step) ? toIso(run.finishedAt) ?? new Date().toISOString() : null]);
+    if (row) return row.doc;
+    if (run.policyId && scheduledFor) {
+      const [existing] = await this.db.query<{ doc: Run }>(
+        'SELECT doc FROM runs WHERE policy_id = $1 AND vm_id = $2 AND scheduled_for = $3', [run.policyId, run.vmId, scheduledFor]);
+      if (existing) return existing.doc;
+    }
+    return this.getRun(run.id);
+  }
+
+  async getRun(id: string): Promise<Run> {
+    const run = await this.findRun(id);
+    if (!run) throw new NotFoundError('run', id);
+    return run;
+  }
+
+  async findRun(id: string): Promise<Run | undefined> {
+    const [row] = await this.db.query<{ doc: Run }>('SELECT doc FROM runs WHERE id = $1', [id]);
+    return row?.doc;
+  }
+
+  /** Saves the whole run document (inserting it if new). */
+  async saveRun(run: Run): Promise<void> {
+    const finishedAt = isFinished(run.step) ? toIso(run.finishedAt) ?? new Date().toISOString() : null;
+    await this.db.query(
+      `INSERT INTO runs (id, vm_id, policy_id, scheduled_for, step, doc, created_at, updated_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
+       ON CONFLICT (id) DO UPDATE SET step = excluded.step, doc = excluded.doc, updated_at = now(), finished_at = excluded.finished_at`,
+      [run.id, run.vmId, run.policyId ?? null, toIso((run as NewRun).scheduledFor), run.step, JSON.stringify(run),
+        toIso(run.createdAt) ?? new Date().toISOString(), finishedAt]);
+  }
+
+  /** Newest first. `active`: only unfinished runs (true) or only finished ones (false). */
+  async listRuns(opts: { vmId?: string; policyId?: string; active?: boolean; limit?: number } = {}): Promise<Run[]> {
+    const rows = await this.db.query<{ doc: Run }>(
+      `SELECT doc FROM runs
+       WHERE ($1::text IS NULL OR vm_id = $1) AND ($2::text IS NULL OR policy_id = $2)
+         AND ($3::boolean IS NULL OR (finished_at IS NULL) = $3)
+       ORDER BY created_at DESC, id DESC LIMIT $4`,
+      [opts.vmId ?? null, opts.policyId ?? null, opts.active ?? null, opts.limit ?? 100]);
+    return rows.map(r => r.doc);
+  }
+
+  /** The unfinished run of a VM, if any (the newest, should there be several). */
+  async activeRunForVm(vmId: string): Promise<Run | undefined> {
+    const [row] = await this.db.query<{ doc: Run }>(
+      'SELECT doc FROM runs WHERE vm_id = $1 AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1', [vmId]);
+    return row?.doc;
+  }
+
+  async getGolden(diskId: string): Promise<Golden | undefined> {
+    const [row] = await this.db.query<GoldenRow>('SELECT * FROM golden WHERE disk_id = $1', [diskId]);
+    return row && goldenFromRow(row);
+  }
+
+  async setGolden(golden: Golden): Promise<void> {
+    await this.db.query(
+      `INSERT INTO golden (disk_id, snapshot_id, fixed_index, recovery_point_id, updated_at) VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (disk_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, fixed_index = excluded.fixed_index,
+         recovery_point_id = excluded.recovery_point_id, updated_at = now()`,
+      [golden.diskId, golden.snapshotId, golden.fixedIndex, golden.recoveryPointId]);
+  }
+
+  async listGolden(): Promise<(Golden & { updatedAt: string })[]> {
+    const rows = await this.db.query<GoldenRow>('SELECT * FROM golden ORDER BY disk_id');
+    return rows.map(r => ({ ...goldenFromRow(r), updatedAt: iso(r.updated_at) }));
+  }
+
+  async recordRecoveryPoint(entry: RecoveryPointEntry): Promise<void> {
+    await this.db.query(
+      `INSERT INTO recovery_points (id, vm_id, run_id, time, point) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (id) DO UPDATE SET vm_id = excluded.vm_id, run_id = excluded.run_id, time = excluded.time, point = excluded.point`,
+      [entry.id, entry.vmId, entry.runId, toIso(entry.time), JSON.stringify(entry.point)]);
+  }
+
+  async forgetRecoveryPoint(id: string): Promise<void> {
+    await this.db.query('DELETE FROM recovery_points WHERE id = $1', [id]);
+  }
+
+  /** Newest first. */
+  async listRecoveryPoints(opts: { vmId?: string; limit?: number } = {}): Promise<RecoveryPointEntry[]> {
+    const rows = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
+      `SELECT * FROM recovery_points WHERE ($1::text IS NULL OR vm_id = $1) ORDER BY time DESC, id LIMIT $2`,
+      [opts.vmId ?? null, opts.limit ?? 10_000]);
+    return rows.map(r => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
+  }
+
+  async getRecoveryPoint(id: string): Promise<RecoveryPointEntry | undefined> {
+    const [r] = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
+      'SELECT * FROM recovery_points WHERE id = $1', [id]);
+    return r && { id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point };
+  }
+
+  /** Queues the transfer of one disk on `transfer:<region>`; enqueueing it again is a no-op. */
+  async enqueueTransfer(runId: string, disk: RunDisk): Promise<void> {
+    await this.queue.enqueue<TransferJobPayload>({
+      queue: transferQueue(disk.region), kind: 'transfer', payload: { runId, diskId: disk.diskId },
+      dedupeKey: `transfer:${runId}:${disk.diskId}`,
+    });
+  }
+
+  async retentionOf(run: Run): Promise<{ policy: RetentionPolicy; timeZone: string } | undefined> {
+    if (!run.policyId) return undefined;
+    const [row] = await this.db.query<{ retention: RetentionPolicy; time_zone: string }>(
+      'SELECT retention, time_zone FROM policies WHERE id = $1', [run.policyId]);
+    return row && { policy: row.retention, timeZone: row.time_zone };
+  }
+
+  /** Refreshes the inventory cache with VMs just listed from the cloud (in one transaction). */
+  async upsertVms(vms: CloudVm[], seenAt: Date = new Date()): Promise<void> {
+    if (!vms.length) return;
+    await this.db.transaction(async tx => {
+      for (const vm of vms) {
+        await tx.query(
+          `INSERT INTO vms (id, name, region, resource_group, tags, disks, seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, resource_group = excluded.resource_group,
+             tags = excluded.tags, disks = excluded.disks, seen_at = excluded.seen_at`,
+          [vm.id, vm.name, vm.region, vm.resourceGroup, JSON.stringify(vm.tags ?? {}), JSON.stringify(vm.disks ?? []), seenAt.toISOString()]);
+      }
+    });
+  }
+
+  /** Drops VMs the inventory has not seen since `before` (deleted from the cloud). Returns how many. */
+  async forgetVmsNotSeenSince(before: Date): Promise<number> {
+    return (await this.db.query('DELETE FROM vms WHERE seen_at < $1 RETURNING id', [before.toISOString()])).length;
+  }
+
+  async listVms(): Promise<InventoryVm[]> {
+    const rows = await this.db.query<VmRow>('SELECT * FROM vms ORDER BY name, id');
+    return rows.map(vmFromRow);
+  }
+
+  async getVm(id: string): Promise<InventoryVm | undefined> {
+    const [row] = await this.db.query<VmRow>('SELECT * FROM vms WHERE id = $1', [id]);
+    return row && vmFromRow(row);
+  }
+}
+
+interface GoldenRow { disk_id: string; snapshot_id: string; fixed_index: string; recovery_point_id: string; updated_at: Date | string }
+
+function goldenFromRow(r: GoldenRow): Golden {
+  return { diskId: r.disk_id, snapshotId: r.snapshot_id, fixedIndex: r.fixed_index, recoveryPointId: r.recovery_point_id };
+}
+
+interface VmRow { id: string; name: string; region: string; resource_group: string; tags: Record<string, string>; disks: CloudVm['disks']; seen_at: Date | string }
+
+function vmFromRow(r: VmRow): InventoryVm {
+  return { id: r.id, name: r.name, region: r.region, resourceGroup: r.resource_group, tags: r.tags, disks: r.disks, seenAt: iso(r.seen_at) };
+}

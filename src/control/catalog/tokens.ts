@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import { Roles, hashToken, newToken, type Role } from '../api/auth.ts';
+import type { Queryable } from './database.ts';
+import { InvalidInputError } from './errors.ts';
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: string;
+}
+
+/** API tokens, stored as their SHA-256 only (src/control/api/auth.ts). */
+export class TokenStore {
+  readonly db: Queryable;
+  constructor(db: Queryable) {
+    this.db = db;
+  }
+
+  /** Creates a token; the secret is returned only here, never stored. */
+  async create(name: string, role: Role): Promise<{ token: string; info: ApiToken }> {
+    if (typeof name !== 'string' || !name.trim()) throw new InvalidInputError('name', 'must be a non-empty string');
+    if (!(Roles as readonly string[]).includes(role)) throw new InvalidInputError('role', `must be one of ${Roles.join(', ')}`);
+    const token = newToken();
+    const [row] = await this.db.query<TokenRow>(
+      'INSERT INTO api_tokens (id, name, role, token_hash) VALUES ($1, $2, $3, $4) RETURNING id, name, role, created_at',
+      [randomUUID(), name.trim(), role, hashToken(token)]);
+    return { token, info: fromRow(row!) };
+  }
+
+  /** The token's identity if it is valid. The lookup is by hash, so timing reveals nothing of the secret. */
+  async verify(token: string): Promise<ApiToken | undefined> {
+    if (typeof token !== 'string' || !token) return undefined;
+    const [row] = await this.db.query<TokenRow>('SELECT id, name, role, created_at FROM api_tokens WHERE token_hash = $1', [hashToken(token)]);
+    return row && fromRow(row);
+  }
+
+  async list(): Promise<ApiToken[]> {
+    return (await this.db.query<TokenRow>('SELECT id, name, role, created_at FROM api_tokens ORDER BY created_at, id')).map(fromRow);
+  }
+
+  async revoke(id: string): Promise<boolean> {
+    return (await this.db.query('DELETE FROM api_tokens WHERE id = $1 RETURNING id', [id])).length > 0;
+  }
+
+  async count(): Promise<number> {
+    const [row] = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_tokens');
+    return Number(row?.n ?? 0);
+  }
+}
+
+interface TokenRow { id: string; name: string; role: Role; created_at: Date | string }
+
+function fromRow(r: TokenRow): ApiToken {
+  return { id: r.id, name: r.name, role: r.role, createdAt: new Date(r.created_at).toISOString() };
+}

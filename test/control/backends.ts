@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe } from 'node:test';
+import pg from 'pg';
+import { openDatabase, type Database } from '../../src/control/catalog/database.ts';
+import { migrate } from '../../src/control/catalog/migrations.ts';
+
+/**
+ * Runs a suite against both catalog backends: embedded PGlite in a temp dir, and a real PostgreSQL
+ * server (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test) in a fresh database
+ * created for the file and dropped after it. If no server answers and DATABASE_URL is unset, the
+ * PostgreSQL suite is skipped (said so in the output).
+ */
+export interface Backend {
+  kind: 'pglite' | 'postgres';
+  /** The migrated database, emptied before each test. */
+  db: Database;
+  /** Another connection to the same database (PGlite: the same one, it is single-connection). */
+  openAnother(): Promise<Database>;
+}
+
+const SERVER_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function pgAvailable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: SERVER_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch (err) {
+    if (process.env.DATABASE_URL) throw new Error(`DATABASE_URL is set but the server does not answer: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+// Known before any suite is declared: suites must be declared synchronously.
+const PG_UP = await pgAvailable();
+
+let template: Promise<string> | undefined;
+
+/**
+ * A fresh temp data folder whose `catalog` is an empty PGlite database (not migrated). The first
+ * call of the process runs initdb (seconds); later ones copy its result (a fraction of a second).
+ * The caller removes the folder; the template goes when the process exits.
+ */
+export async function freshPGliteDataDir(): Promise<string> {
+  template ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'goldsnap-catalog-template-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const db = await openDatabase({ dataDir: dir });
+    await db.close();
+    return dir;
+  })();
+  const from = await template;
+  const dir = await mkdtemp(join(tmpdir(), 'goldsnap-catalog-'));
+  await cp(join(from, 'catalog'), join(dir, 'catalog'), { recursive: true });
+  return dir;
+}
+
+const TABLES = ['schedule_fires', 'jobs', 'runs', 'golden', 'recovery_points', 'vms', 'policies', 'api_tokens'];
+
+export function forEachBackend(name: string, fn: (b: Backend) => void, opts: { migrated?: boolean } = {}): void {
+  const migrated = opts.migrated ?? true;
+
+  describe(`${name} [pglite]`, () => {
+    let dir = '';
+    const b = { kind: 'pglite' } as Backend;
+    before(async () => {
+      dir = await freshPGliteDataDir();
+      b.db = await openDatabase({ dataDir: dir });
+      b.openAnother = async () => b.db;
+      if (migrated) await migrate(b.db);
+    });
+    beforeEach(async () => {
+      if (migrated) await b.db.exec(`TRUNCATE ${TABLES.join(', ')} RESTART IDENTITY`);
+    });
+    after(async () => {
+      await b.db?.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    fn(b);
+  });
+
+  describe(`${name} [postgres]`, { skip: PG_UP ? false : `no PostgreSQL server at ${SERVER_URL}` }, () => {
+    const dbName = `goldsnap_t_${randomBytes(6).toString('hex')}`;
+    const url = new URL(SERVER_URL);
+    url.pathname = `/${dbName}`;
+    const others: Database[] = [];
+    const b = { kind: 'postgres' } as Backend;
+    before(async () => {
+      const admin = new pg.Client({ connectionString: SERVER_URL });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${dbName}`);
+      await admin.end();
+      b.db = await openDatabase({ databaseUrl: url.toString() });
+      b.openAnother = async () => {
+        const db = await openDatabase({ databaseUrl: url.toString() });
+        others.push(db);
+        return db;
+      };
+      if (migrated) await migrate(b.db);
+    });
+    beforeEach(async () => {
+      if (migrated) await b.db.exec(`TRUNCATE ${TABLES.join(', ')} RESTART IDENTITY`);
+    });
+    after(async () => {
+      for (const db of others) await db.close().catch(() => {});
+      await b.db?.close();
+      const admin = new pg.Client({ connectionString: SERVER_URL });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+    });
+    fn(b);
+  });
+}
+
+export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
