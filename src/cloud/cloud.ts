@@ -64,6 +64,8 @@ export interface Cloud {
   openSnapshot(snapshot: CloudSnapshot): Promise<DiskReader>;
   /** Creates an empty disk for upload and opens it for writing; commit() finishes the upload. */
   createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }>;
+  /** Deletes a disk (a restore that failed removes the disks it made); absent is not an error. */
+  deleteDisk(id: string): Promise<void>;
   /** Creates a VM from existing disks (restore to a new VM). */
   createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string> }): Promise<CloudVm>;
 }

@@ -1,0 +1,266 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { ComputeManagementClient, type ComputeManagementClientOptionalParams, type Disk, type Snapshot, type VirtualMachine } from '@azure/arm-compute';
+import { AnonymousCredential, PageBlobClient, type StoragePipelineOptions } from '@azure/storage-blob';
+import type { ByteRange } from '../dataplane/byte-ranges.ts';
+import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
+import { parseResourceId, sameResource } from './azure-ids.ts';
+import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type SnapshotRequest } from './cloud.ts';
+import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
+
+export interface AzureCloudOptions {
+  subscriptionId: string;
+  credential: TokenCredential;
+  /** Endpoint and TLS trust for ARM (e.g. the emulator's); defaults to public Azure. */
+  computeOptions?: ComputeManagementClientOptionalParams;
+  /** Pipeline options for the page-blob data plane behind SAS URLs. */
+  blobOptions?: StoragePipelineOptions;
+  /** VM size for restored VMs. */
+  vmSize?: string;
+  /** How often long-running operations are polled (the SDK's default is 2 s; the emulator is quicker). */
+  pollIntervalMs?: number;
+}
+
+/** How long a read or write SAS is asked for; long transfers renew nothing, so be generous. */
+const ACCESS_SECONDS = 6 * 3600;
+/** Get Page Ranges on a whole large disk can time out; Azure advises asking in segments. */
+const PAGE_RANGE_SEGMENT = 8 * 1024 ** 3;
+/** Put Page takes at most 4 MiB per request. */
+const MAX_PUT_PAGE = 4 * 1024 ** 2;
+
+function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404;
+}
+
+/**
+ * The `azure` cloud on the official SDKs: @azure/arm-compute for VMs, disks and snapshots,
+ * @azure/storage-blob for the page-blob data behind a snapshot's or disk's SAS URL. It runs
+ * against real Azure or the emulator (src/emulator) without change.
+ */
+export class AzureCloud implements Cloud {
+  readonly kind = 'azure';
+  private readonly compute: ComputeManagementClient;
+  private readonly opts: AzureCloudOptions;
+  /** Open SAS grants by resource id, shared by concurrent users and revoked by the last. */
+  private readonly grants = new Map<string, { url: Promise<string>; users: number }>();
+  private readonly poll: { updateIntervalInMs?: number };
+
+  constructor(opts: AzureCloudOptions) {
+    this.opts = opts;
+    this.compute = new ComputeManagementClient(opts.credential, opts.subscriptionId, opts.computeOptions);
+    this.poll = opts.pollIntervalMs === undefined ? {} : { updateIntervalInMs: opts.pollIntervalMs };
+  }
+
+  async listVms(): Promise<CloudVm[]> {
+    const vms: CloudVm[] = [];
+    for await (const vm of this.compute.virtualMachines.listAll()) vms.push(await this.toCloudVm(vm));
+    return vms;
+  }
+
+  async getVm(id: string): Promise<CloudVm> {
+    const { resourceGroup, name } = parseResourceId(id);
+    return this.toCloudVm(await this.compute.virtualMachines.get(resourceGroup, name));
+  }
+
+  private async toCloudVm(vm: VirtualMachine): Promise<CloudVm> {
+    const storage = vm.storageProfile;
+    const refs: Array<{ id: string; role: 'os' | 'data'; lun?: number }> = [];
+    if (storage?.osDisk?.managedDisk?.id) refs.push({ id: storage.osDisk.managedDisk.id, role: 'os' });
+    for (const d of storage?.dataDisks ?? []) if (d.managedDisk?.id) refs.push({ id: d.managedDisk.id, role: 'data', lun: d.lun });
+    const disks = await Promise.all(refs.map(async (ref) => {
+      const { resourceGroup, name } = parseResourceId(ref.id);
+      return this.toCloudDisk(await this.compute.disks.get(resourceGroup, name), ref.role, ref.lun);
+    }));
+    const id = vm.id!;
+    return { id, name: vm.name!, region: vm.location, resourceGroup: parseResourceId(id).resourceGroup, tags: vm.tags ?? {}, disks };
+  }
+
+  private toCloudDisk(disk: Disk, role: 'os' | 'data', lun?: number): CloudDisk {
+    const sizeBytes = disk.diskSizeBytes ?? (disk.diskSizeGB ?? 0) * 1024 ** 3;
+    return { id: disk.id!, name: disk.name!, region: disk.location, sizeBytes, role, ...(lun === undefined ? {} : { lun }) };
+  }
+
+  private toCloudSnapshot(s: Snapshot): CloudSnapshot {
+    return {
+      id: s.id!, name: s.name!, diskId: s.creationData?.sourceResourceId ?? '', region: s.location,
+      sizeBytes: s.diskSizeBytes ?? (s.diskSizeGB ?? 0) * 1024 ** 3, tags: s.tags ?? {},
+      createdAt: (s.timeCreated ?? new Date()).toISOString(),
+    };
+  }
+
+  async createSnapshot(req: SnapshotRequest): Promise<CloudSnapshot> {
+    const { resourceGroup } = parseResourceId(req.disk.id);
+    // Idempotent by name: a run resumed after a crash finds the snapshot it already asked for.
+    const existing = await this.compute.snapshots.get(resourceGroup, req.name).catch((err) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    if (existing && !sameResource(existing.creationData?.sourceResourceId ?? '', req.disk.id)) {
+      throw new Error(`snapshot ${req.name} already exists in ${resourceGroup} and is of another disk`);
+    }
+    let snapshot = existing?.provisioningState === 'Succeeded' ? existing : await this.compute.snapshots.beginCreateOrUpdateAndWait(resourceGroup, req.name, {
+      location: req.disk.region,
+      tags: req.tags,
+      incremental: true, creationData: { createOption: 'Copy', sourceResourceId: req.disk.id },
+    }, this.poll);
+    // An incremental snapshot is readable only once its background copy is complete.
+    while ((snapshot.completionPercent ?? 100) < 100) {
+      await new Promise((resolve) => setTimeout(resolve, this.opts.pollIntervalMs ?? 2000));
+      snapshot = await this.compute.snapshots.get(resourceGroup, req.name);
+    }
+    return this.toCloudSnapshot(snapshot);
+  }
+
+  async getSnapshot(id: string): Promise<CloudSnapshot | undefined> {
+    const { resourceGroup, name } = parseResourceId(id);
+    try {
+      return this.toCloudSnapshot(await this.compute.snapshots.get(resourceGroup, name));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async listGoldsnapSnapshots(): Promise<CloudSnapshot[]> {
+    const found: CloudSnapshot[] = [];
+    for await (const s of this.compute.snapshots.list()) if (s.tags?.[GOLDSNAP_TAG] === 'true') found.push(this.toCloudSnapshot(s));
+    return found;
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    const { resourceGroup, name } = parseResourceId(id);
+    try {
+      await this.compute.snapshots.beginDeleteAndWait(resourceGroup, name, this.poll);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** Grants read access to a snapshot (or reuses an open grant) and returns its SAS URL. */
+  private async acquire(id: string, access: 'Read' | 'Write' = 'Read', kind: 'snapshots' | 'disks' = 'snapshots'): Promise<string> {
+    let grant = this.grants.get(id);
+    if (!grant) {
+      const { resourceGroup, name } = parseResourceId(id);
+      const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
+      const url = ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: ACCESS_SECONDS }, this.poll).then((a) => {
+        if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
+        return a.accessSAS;
+      });
+      grant = { url, users: 0 };
+      this.grants.set(id, grant);
+      url.catch(() => this.grants.delete(id));
+    }
+    grant.users++;
+    return grant.url;
+  }
+
+  private async release(id: string, kind: 'snapshots' | 'disks' = 'snapshots'): Promise<void> {
+    const grant = this.grants.get(id);
+    if (!grant || --grant.users > 0) return;
+    this.grants.delete(id);
+    const { resourceGroup, name } = parseResourceId(id);
+    const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
+    await ops.beginRevokeAccessAndWait(resourceGroup, name, this.poll);
+  }
+
+  private blob(url: string): PageBlobClient {
+    // The SAS in the URL is the credential.
+    return new PageBlobClient(url, new AnonymousCredential(), this.opts.blobOptions);
+  }
+
+  async allocatedRanges(snapshot: CloudSnapshot): Promise<ByteRange[]> {
+    const url = await this.acquire(snapshot.id);
+    try {
+      const client = this.blob(url);
+      const ranges: ByteRange[] = [];
+      for await (const r of client.listPageRanges(0, snapshot.sizeBytes)) {
+        if (!r.isClear) ranges.push({ offset: r.start, length: r.end - r.start + 1 });
+      }
+      return ranges;
+    } finally {
+      await this.release(snapshot.id);
+    }
+  }
+
+  async changedRanges(base: CloudSnapshot, snapshot: CloudSnapshot): Promise<ByteRange[]> {
+    const [baseUrl, url] = await Promise.all([this.acquire(base.id), this.acquire(snapshot.id)]);
+    try {
+      const client = this.blob(url);
+      const ranges: ByteRange[] = [];
+      for (let offset = 0; offset < snapshot.sizeBytes; offset += PAGE_RANGE_SEGMENT) {
+        const count = Math.min(PAGE_RANGE_SEGMENT, snapshot.sizeBytes - offset);
+        const diff = await client.getPageRangesDiffForManagedDisks(offset, count, baseUrl);
+        // Cleared pages changed too: they now read as zeros. The SDK reports `count` as end - start
+        // of Azure's inclusive ranges, so the byte length is count + 1.
+        for (const r of [...(diff.pageRange ?? []), ...(diff.clearRange ?? [])]) ranges.push({ offset: r.offset, length: (r.count ?? 0) + 1 });
+      }
+      return ranges.sort((a, b) => a.offset - b.offset);
+    } finally {
+      await Promise.all([this.release(base.id), this.release(snapshot.id)]);
+    }
+  }
+
+  async openSnapshot(snapshot: CloudSnapshot): Promise<DiskReader> {
+    const client = this.blob(await this.acquire(snapshot.id));
+    let closed = false;
+    return {
+      sizeBytes: snapshot.sizeBytes,
+      read: async (offset, into) => {
+        await client.downloadToBuffer(Buffer.from(into.buffer, into.byteOffset, into.byteLength), offset, into.byteLength, { concurrency: 1 });
+      },
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await this.release(snapshot.id);
+      },
+    };
+  }
+
+  async createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
+    if (req.sizeBytes % (1024 * 1024) !== 0) throw new Error(`a disk to upload must be a whole number of MiB; ${req.sizeBytes} bytes is not`);
+    const created = await this.compute.disks.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
+      location: req.region, tags: req.tags,
+      creationData: { createOption: 'Upload', uploadSizeBytes: req.sizeBytes + VHD_FOOTER_BYTES },
+    }, this.poll);
+    const disk = { ...this.toCloudDisk(created, 'data'), sizeBytes: req.sizeBytes };
+    const client = this.blob(await this.acquire(disk.id, 'Write', 'disks'));
+    const writer: DiskWriter = {
+      zeroFilled: true,
+      write: async (offset, data) => {
+        for (let at = 0; at < data.byteLength; at += MAX_PUT_PAGE) {
+          const piece = data.subarray(at, Math.min(data.byteLength, at + MAX_PUT_PAGE));
+          await client.uploadPages(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), offset + at, piece.byteLength);
+        }
+      },
+      commit: async () => {
+        await client.uploadPages(fixedVhdFooter(req.sizeBytes), req.sizeBytes, VHD_FOOTER_BYTES);
+        await this.release(disk.id, 'disks');
+      },
+      abort: async () => {
+        await this.release(disk.id, 'disks').catch(() => undefined);
+        await this.deleteDisk(disk.id);
+      },
+    };
+    return { disk, writer };
+  }
+
+  async deleteDisk(id: string): Promise<void> {
+    const { resourceGroup, name } = parseResourceId(id);
+    try {
+      await this.compute.disks.beginDeleteAndWait(resourceGroup, name, this.poll);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string> }): Promise<CloudVm> {
+    const vm = await this.compute.virtualMachines.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
+      location: req.region, tags: req.tags,
+      hardwareProfile: { vmSize: this.opts.vmSize ?? 'Standard_D2s_v5' },
+      storageProfile: {
+        osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
+        dataDisks: req.dataDisks.map((d, i) => ({ lun: d.lun ?? i, createOption: 'Attach', managedDisk: { id: d.id } })),
+      },
+    }, this.poll);
+    return this.toCloudVm(vm);
+  }
+}
