@@ -1,12 +1,18 @@
 import { Command } from 'commander';
+import { controlCommands } from './control-commands.ts';
 import { demoCommand } from './demo-command.ts';
 import { repoCommands } from './repo-commands.ts';
+import { emulatorCommand, proxyCommand, serverCommand } from './server-commands.ts';
 
 const program = new Command('goldsnap')
   .description('Agentless, incremental-forever backup for cloud VMs')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)');
+program.addCommand(serverCommand());
+for (const command of controlCommands()) program.addCommand(command);
 program.addCommand(repoCommands());
+program.addCommand(proxyCommand());
+program.addCommand(emulatorCommand());
 program.addCommand(demoCommand());
 
 try {

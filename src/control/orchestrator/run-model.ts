@@ -46,6 +46,8 @@ export interface Run {
   vmId: string;
   vmName: string;
   policyId?: string;
+  /** The policy occurrence that started the run (absent for runs started by hand). */
+  scheduledFor?: string;
   step: RunStep;
   error?: string;
   disks: RunDisk[];

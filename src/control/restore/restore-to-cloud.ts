@@ -45,15 +45,14 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
         name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
         tags: { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId },
       });
-      made.push({ ...disk, role: record.source?.role === 'os' ? 'os' : 'data', ...(typeof record.source?.lun === 'number' ? { lun: record.source.lun } : {}) });
       try {
         await restoreDisk({ repo, index, disk: fixedIndex, writer, pool, onProgress: p => req.onProgress?.({ ...p, disk: record.name }) });
         await writer.commit();
       } catch (err) {
         await writer.abort();
-        made.pop();
         throw err;
       }
+      made.push({ ...disk, role: record.source?.role === 'os' ? 'os' : 'data', ...(typeof record.source?.lun === 'number' ? { lun: record.source.lun } : {}) });
     }
     if (!req.createVm) return { disks: made };
     const osDisk = made.find(d => d.role === 'os');
@@ -63,6 +62,10 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
       dataDisks: made.filter(d => d !== osDisk), tags: { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId },
     });
     return { disks: made, vm };
+  } catch (err) {
+    // Nothing half-restored stays behind: the disks this restore made go with it.
+    for (const disk of made) await cloud.deleteDisk(disk.id).catch(() => undefined);
+    throw err;
   } finally {
     await pool.close();
     await session.end();

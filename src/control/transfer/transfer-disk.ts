@@ -1,4 +1,5 @@
 import { backupDisk, type Progress } from '../../dataplane/backup-disk.ts';
+import { throttleReader } from '../../dataplane/throttle.ts';
 import { WorkerPool } from '../../dataplane/worker-pool.ts';
 import type { Cloud, CloudSnapshot } from '../../cloud/cloud.ts';
 import { FixedIndex } from '../../repository/fixed-index.ts';
@@ -14,6 +15,8 @@ export interface TransferRequest {
   /** Fixed index of the disk at the recovery point made from `base`. */
   parentFixedIndex?: string;
   onProgress?: (p: Progress) => void;
+  /** Read limit in bytes per second (0 or absent: none). */
+  bandwidth?: number;
 }
 
 export interface TransferResult {
@@ -37,7 +40,8 @@ export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerP
     ? await Promise.all([cloud.changedRanges(req.base!, req.snapshot), repo.loadFixedIndex(req.parentFixedIndex!)])
     // A first backup reads the allocated ranges over an all-zero parent: what is never written stays zero.
     : [await cloud.allocatedRanges(req.snapshot), new FixedIndex(req.snapshot.sizeBytes, repo.config.chunkSize)];
-  const reader = await cloud.openSnapshot(req.snapshot);
+  const opened = await cloud.openSnapshot(req.snapshot);
+  const reader = req.bandwidth ? throttleReader(opened, req.bandwidth) : opened;
   const session = await RepositorySession.start(repo, `transfer ${req.snapshot.name}`);
   try {
     const index = await repo.loadIndex(session.excludedPacks);

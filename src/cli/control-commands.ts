@@ -1,0 +1,233 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import type { Run } from '../control/orchestrator/run-model.ts';
+import { formatBytes } from '../repository/format.ts';
+import { collect, countArg } from './parse.ts';
+import { ProgressBar } from './progress.ts';
+
+interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
+
+/** Talks to a running `goldsnap server` over its REST API. */
+class ApiClient {
+  readonly url: string;
+  private readonly token: string;
+
+  constructor(opts: ClientOptions) {
+    const data = opts.data ?? process.env.GOLDSNAP_DATA ?? '.goldsnap';
+    this.url = opts.server ?? process.env.GOLDSNAP_SERVER ?? readJson(join(data, 'server.json'))?.url ?? 'http://127.0.0.1:8420';
+    const token = opts.token ?? process.env.GOLDSNAP_TOKEN ?? readText(join(data, 'admin-token'));
+    if (!token) throw new Error(`no API token: set GOLDSNAP_TOKEN (the server wrote an admin token to <data>/admin-token on its first start)`);
+    this.token = token;
+  }
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.url), {
+        method, headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (err) {
+      throw new Error(`cannot reach the goldsnap server at ${this.url} (${(err as Error).cause ?? (err as Error).message}): is \`goldsnap server\` running? (--server / GOLDSNAP_SERVER)`);
+    }
+    const text = await res.text();
+    const parsed = text ? JSON.parse(text) : undefined;
+    if (!res.ok) throw new Error(`${parsed?.error ?? text} (HTTP ${res.status})`);
+    return parsed as T;
+  }
+}
+
+function readText(path: string): string | undefined {
+  try { return readFileSync(path, 'utf8').trim(); } catch { return undefined; }
+}
+
+function readJson(path: string): { url?: string } | undefined {
+  const text = readText(path);
+  return text ? JSON.parse(text) : undefined;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'server URL (env GOLDSNAP_SERVER; default from <data>/server.json)')
+    .option('--token <token>', 'API token (env GOLDSNAP_TOKEN; default <data>/admin-token)')
+    .option('--data <dir>', 'the server\'s data folder, to find its URL and admin token (env GOLDSNAP_DATA)')
+    .option('--json', 'print JSON');
+}
+
+function out(opts: ClientOptions, value: unknown, text: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+function runLine(run: Run): string[] {
+  const done = run.disks.reduce((n, d) => n + d.bytesDone, 0);
+  const total = run.disks.reduce((n, d) => n + d.bytesTotal, 0);
+  return [run.id.slice(0, 8), run.vmName, run.step, `${formatBytes(done)}/${formatBytes(total)}`, run.createdAt.replace('T', ' ').slice(0, 19), run.error ?? ''];
+}
+
+/** Follows a run until it ends, with a progress bar over all its disks. Exit code 1 if it failed. */
+async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promise<Run> {
+  const bar = opts.json ? undefined : new ProgressBar('backup ');
+  let run = await api.call<Run>('GET', `/api/runs/${id}`);
+  let lastStep = '';
+  while (run.step !== 'succeeded' && run.step !== 'failed') {
+    if (run.step !== lastStep && !opts.json && !process.stderr.isTTY) process.stderr.write(`run ${run.id.slice(0, 8)}: ${run.step}\n`);
+    lastStep = run.step;
+    bar?.update(run.disks.reduce((n, d) => n + d.bytesDone, 0), Math.max(1, run.disks.reduce((n, d) => n + d.bytesTotal, 0)));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    run = await api.call<Run>('GET', `/api/runs/${run.id}`);
+  }
+  bar?.stop();
+  return run;
+}
+
+function describeRun(run: Run): string {
+  const lines = [`run ${run.id} of ${run.vmName}: ${run.step}${run.error ? ` (${run.error})` : ''}`];
+  if (run.recoveryPointId) lines.push(`recovery point ${run.recoveryPointId.slice(0, 12)}`);
+  for (const d of run.disks) {
+    const s = d.stats;
+    lines.push(`  ${d.diskName}: ${formatBytes(d.sizeBytes)}, ${d.incremental ? 'incremental' : 'full'}` +
+      (s ? `, read ${formatBytes(s.readBytes)}, ${s.newChunks} new chunks (${formatBytes(s.newStoredBytes)} stored)` : '') + (d.error ? `, error: ${d.error}` : ''));
+  }
+  return lines.join('\n');
+}
+
+export function controlCommands(): Command[] {
+  const vms = common(new Command('vms').description('list the VMs of the cloud account, their disks and golden snapshots'))
+    .option('--refresh', 'ask the cloud now instead of the last inventory')
+    .action(async (opts: ClientOptions & { refresh?: boolean }) => {
+      const list = await new ApiClient(opts).call<Array<{ id: string; name: string; region: string; resourceGroup: string; tags: Record<string, string>; disks: Array<{ name: string; sizeBytes: number; role: string; golden?: { snapshotId: string } }> }>>('GET', `/api/vms${opts.refresh ? '?refresh=true' : ''}`);
+      out(opts, list, () => table([['NAME', 'REGION', 'RESOURCE GROUP', 'DISKS', 'GOLDEN', 'TAGS'], ...list.map((vm) => [
+        vm.name, vm.region, vm.resourceGroup, vm.disks.map((d) => `${d.name} (${d.role}, ${formatBytes(d.sizeBytes)})`).join(', '),
+        `${vm.disks.filter((d) => d.golden).length}/${vm.disks.length}`, Object.entries(vm.tags).map(([k, v]) => `${k}=${v}`).join(','),
+      ])]));
+    });
+
+  const policies = new Command('policies').description('backup policies: schedule, VM selection, retention');
+  common(policies.command('list').description('list policies and their next runs')).action(async (opts: ClientOptions) => {
+    const list = await new ApiClient(opts).call<Array<{ id: string; name: string; cron: string; timeZone: string; enabled: boolean; selection: unknown; retention: unknown; nextRuns: string[] }>>('GET', '/api/policies');
+    out(opts, list, () => table([['NAME', 'CRON', 'TIME ZONE', 'ENABLED', 'SELECTION', 'RETENTION', 'NEXT'], ...list.map((p) => [
+      p.name, p.cron, p.timeZone, String(p.enabled), JSON.stringify(p.selection), JSON.stringify(p.retention), p.nextRuns[0] ?? '',
+    ])]));
+  });
+  common(policies.command('create <name>').description('create a policy'))
+    .requiredOption('--cron <expr>', 'when to run, e.g. "0 2 * * *"')
+    .option('--time-zone <tz>', 'IANA time zone of the schedule and of retention', 'UTC')
+    .option('--vm <id>', 'select this VM (id or name; repeatable)', collect)
+    .option('--tag <k=v>', 'select VMs with this tag (repeatable: all must match)', collect)
+    .option('--resource-group <rg>', 'select VMs in this resource group (repeatable)', collect)
+    .option('--keep-last <n>', 'keep the last n recovery points', countArg)
+    .option('--keep-daily <n>', 'keep one a day for n days', countArg)
+    .option('--keep-weekly <n>', 'keep one a week for n weeks', countArg)
+    .option('--keep-monthly <n>', 'keep one a month for n months', countArg)
+    .option('--keep-yearly <n>', 'keep one a year for n years', countArg)
+    .option('--disabled', 'create it disabled')
+    .action(async (name: string, opts: ClientOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; disabled?: boolean }) => {
+      const tags = opts.tag ? Object.fromEntries(opts.tag.map((t) => {
+        const at = t.indexOf('=');
+        if (at < 1) throw new Error(`--tag ${t}: expected key=value`);
+        return [t.slice(0, at), t.slice(at + 1)];
+      })) : undefined;
+      const retention = Object.fromEntries(Object.entries({ last: opts.keepLast, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly, yearly: opts.keepYearly }).filter(([, v]) => v !== undefined));
+      const policy = await new ApiClient(opts).call<{ id: string; name: string }>('POST', '/api/policies', {
+        name, cron: opts.cron, timeZone: opts.timeZone, enabled: !opts.disabled, retention,
+        selection: { ...(opts.vm ? { vmIds: opts.vm } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },
+      });
+      out(opts, policy, () => `policy ${policy.name} created (${policy.id})`);
+    });
+  common(policies.command('run <policy>').description('run a policy now (id or name)'))
+    .option('--wait', 'follow the runs until they end, with progress')
+    .action(async (policy: string, opts: ClientOptions & { wait?: boolean }) => {
+      const api = new ApiClient(opts);
+      const runs = await api.call<Run[]>('POST', `/api/policies/${encodeURIComponent(policy)}/run`);
+      if (!opts.wait) return out(opts, runs, () => runs.length ? runs.map((r) => `run ${r.id.slice(0, 8)} started for ${r.vmName}`).join('\n') : 'no VM selected, or every selected VM already has a run going');
+      const finished: Run[] = [];
+      for (const r of runs) finished.push(await followRun(api, r.id, opts));
+      out(opts, finished, () => finished.map(describeRun).join('\n'));
+      if (finished.some((r) => r.step === 'failed')) process.exitCode = 1;
+    });
+  common(policies.command('delete <policy>').description('delete a policy')).action(async (policy: string, opts: ClientOptions) => {
+    await new ApiClient(opts).call('DELETE', `/api/policies/${encodeURIComponent(policy)}`);
+    out(opts, { deleted: policy }, () => `policy ${policy} deleted`);
+  });
+
+  const runs = new Command('runs').description('backup runs: list them, follow one, or back up a VM now');
+  common(runs.command('list', { isDefault: true }).description('list runs, newest first (the default)'))
+    .option('--vm <id>', 'only this VM')
+    .option('--active', 'only runs still going')
+    .action(async (opts: ClientOptions & { vm?: string; active?: boolean }) => {
+      const q = new URLSearchParams({ ...(opts.vm ? { vmId: opts.vm } : {}), ...(opts.active ? { active: 'true' } : {}) });
+      const list = await new ApiClient(opts).call<Run[]>('GET', `/api/runs?${q}`);
+      out(opts, list, () => table([['RUN', 'VM', 'STEP', 'PROGRESS', 'CREATED', 'ERROR'], ...list.map(runLine)]));
+    });
+  common(runs.command('show <run>').description('show a run (id or prefix)'))
+    .option('--follow', 'follow it live until it ends')
+    .action(async (id: string, opts: ClientOptions & { follow?: boolean }) => {
+      const api = new ApiClient(opts);
+      const run = opts.follow ? await followRun(api, id, opts) : await api.call<Run>('GET', `/api/runs/${id}`);
+      out(opts, run, () => describeRun(run));
+      if (run.step === 'failed') process.exitCode = 1;
+    });
+  common(runs.command('start <vm>').description('back up one VM now (id or name)'))
+    .option('--wait', 'follow the run until it ends, with progress')
+    .action(async (vm: string, opts: ClientOptions & { wait?: boolean }) => {
+      const api = new ApiClient(opts);
+      let run = await api.call<Run>('POST', '/api/runs', { vmId: vm });
+      if (opts.wait) run = await followRun(api, run.id, opts);
+      out(opts, run, () => opts.wait ? describeRun(run) : `run ${run.id} started for ${run.vmName}`);
+      if (run.step === 'failed') process.exitCode = 1;
+    });
+
+  const points = common(new Command('points').description('list recovery points'))
+    .option('--vm <id>', 'only this VM')
+    .action(async (opts: ClientOptions & { vm?: string }) => {
+      const list = await new ApiClient(opts).call<Array<{ id: string; vmId: string; time: string; point: { tags: string[]; disks: Array<{ name: string; sizeBytes: number }> } }>>('GET', `/api/recovery-points${opts.vm ? `?vmId=${encodeURIComponent(opts.vm)}` : ''}`);
+      out(opts, list, () => table([['ID', 'TIME', 'VM', 'DISKS'], ...list.map((p) => [
+        p.id.slice(0, 12), p.time.replace('T', ' ').slice(0, 19), p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId,
+        p.point.disks.map((d) => `${d.name} ${formatBytes(d.sizeBytes)}`).join(', '),
+      ])]));
+    });
+
+  const restore = common(new Command('restore').description('restore a recovery point to new disks (and a new VM), in any region'))
+    .argument('<point>', 'recovery point id or prefix')
+    .requiredOption('--name <name>', 'name of the new VM, and prefix of the new disks')
+    .option('--region <region>', 'target region (default: the source VM\'s)')
+    .option('--resource-group <rg>', 'target resource group (default: the source VM\'s)')
+    .option('--disk <name>', 'only this disk (repeatable)', collect)
+    .option('--vm', 'also create a VM from the restored disks')
+    .option('--no-wait', 'return at once instead of following the restore')
+    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; wait: boolean }) => {
+      const api = new ApiClient(opts);
+      type RestoreView = { id: string; state: string; progress: { doneBytes: number; totalBytes: number; disk?: string } | null; result: unknown; error: string | null };
+      let job = await api.call<RestoreView>('POST', '/api/restores', {
+        recoveryPointId: point, name: opts.name, ...(opts.region ? { region: opts.region } : {}), ...(opts.resourceGroup ? { resourceGroup: opts.resourceGroup } : {}),
+        ...(opts.disk ? { disks: opts.disk } : {}), createVm: Boolean(opts.vm),
+      });
+      if (!opts.wait) return out(opts, job, () => `restore ${job.id} queued`);
+      const bar = opts.json ? undefined : new ProgressBar('restore');
+      while (job.state === 'queued' || job.state === 'running') {
+        if (job.progress) bar?.update(job.progress.doneBytes, Math.max(1, job.progress.totalBytes));
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        job = await api.call<RestoreView>('GET', `/api/restores/${job.id}`);
+      }
+      bar?.stop();
+      if (job.state !== 'done') {
+        process.exitCode = 1;
+        return out(opts, job, () => `restore ${job.id} failed: ${job.error}`);
+      }
+      const result = job.result as { disks: Array<{ id: string; name: string; region: string }>; vm?: { id: string; name: string } };
+      out(opts, job, () => [...result.disks.map((d) => `restored disk ${d.name} in ${d.region}: ${d.id}`), ...(result.vm ? [`created VM ${result.vm.name}: ${result.vm.id}`] : [])].join('\n'));
+    });
+
+  const proxies = common(new Command('proxies').description('data proxies running now and queued work per region')).action(async (opts: ClientOptions) => {
+    const r = await new ApiClient(opts).call<{ proxies: Array<{ region: string; pid: number; startedAt: string }>; queues: Record<string, { queued: number; running: number }> }>('GET', '/api/proxies');
+    out(opts, r, () => table([['REGION', 'PID', 'SINCE'], ...r.proxies.map((p) => [p.region, String(p.pid), p.startedAt])]));
+  });
+
+  return [vms, policies, runs, points, restore, proxies];
+}

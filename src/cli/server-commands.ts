@@ -1,0 +1,88 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { readPassphrase } from './passphrase.ts';
+import { countArg, sizeArg } from './parse.ts';
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+function portArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port number from 0 to 65535');
+  return n;
+}
+
+/** `goldsnap server`: the whole control plane in one process (see src/control/server/server.ts). */
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('run the control plane: catalog, scheduler, orchestrator, data proxies, REST API (and the emulator when no Azure subscription is set)')
+    .option('--data <dir>', 'data folder: embedded catalog, repository, emulator state (env GOLDSNAP_DATA)', process.env.GOLDSNAP_DATA ?? '.goldsnap')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free one)', portArg, 8420)
+    .option('--demo', 'on first start, create demo VMs in the emulator and a demo policy, and back them up')
+    .option('--proxy-idle <seconds>', 'a data proxy stops after this long without work', countArg, 20)
+    .option('--bandwidth <size>', 'read limit per data proxy transfer, per second (e.g. 50MiB)')
+    .option('--scheduler-interval <ms>', 'how often policies are checked', countArg, 15_000)
+    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number }) => {
+      if (opts.bandwidth) sizeArg(opts.bandwidth);
+      const { startServer } = await import('../control/server/server.ts');
+      const passphrase = process.env.GOLDSNAP_PASSWORD !== undefined || process.env.GOLDSNAP_PASSWORD_FILE ? await readPassphrase(undefined) : undefined;
+      const server = await startServer({
+        dataDir: opts.data, host: opts.host, port: opts.port, demo: Boolean(opts.demo),
+        databaseUrl: process.env.DATABASE_URL || undefined, repository: process.env.GOLDSNAP_REPOSITORY || undefined, passphrase,
+        azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || undefined,
+        proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log,
+      });
+      log(`goldsnap server listening on ${server.url}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      log('stopping');
+      await server.close();
+      process.exit(0);
+    });
+}
+
+/** `goldsnap proxy`: a data proxy for one region, normally started by the server. */
+export function proxyCommand(): Command {
+  return new Command('proxy')
+    .description('run a data proxy for one region (the server starts these by itself)')
+    .requiredOption('--region <region>', 'the region whose transfer queue it serves')
+    .option('--idle <seconds>', 'stop after this long without work', countArg, 20)
+    .option('--bandwidth <size>', 'read limit per transfer, per second', sizeArg)
+    .action(async (opts: { region: string; idle: number; bandwidth?: number }) => {
+      const serverUrl = process.env.GOLDSNAP_SERVER_URL;
+      const token = process.env.GOLDSNAP_PROXY_TOKEN;
+      const location = process.env.GOLDSNAP_REPOSITORY;
+      if (!serverUrl || !token || !location) throw new Error('a proxy needs GOLDSNAP_SERVER_URL, GOLDSNAP_PROXY_TOKEN and GOLDSNAP_REPOSITORY (the server sets them)');
+      // Started by a server: end with it, so its jobs go to the next server's proxies.
+      if (process.send) process.on('disconnect', () => process.exit(70));
+      const [{ runProxy }, { openCloud, cloudConfigFromEnv }, { openBackend }, { Repository }] = await Promise.all([
+        import('../control/proxy/proxy.ts'), import('../cloud/open-cloud.ts'), import('../repository/backend/open.ts'), import('../repository/repository.ts'),
+      ]);
+      const repo = await Repository.open(openBackend(location), await readPassphrase(undefined));
+      const cloud = await openCloud(cloudConfigFromEnv(''));
+      await runProxy({ region: opts.region, serverUrl, token, repo, cloud, idleMs: opts.idle * 1000, bandwidth: opts.bandwidth ?? 0, log: (line) => log(line) });
+      process.exit(0);
+    });
+}
+
+/** `goldsnap emulator`: the Azure emulator as its own program. */
+export function emulatorCommand(): Command {
+  return new Command('emulator')
+    .description('run the Azure emulator on its own (ARM + page blobs); see docs/emulator.md')
+    .option('--data <dir>', 'state folder', '.goldsnap/emulator')
+    .option('--port <port>', 'port (0: any free one)', portArg, 0)
+    .option('--demo', 'create the demo VMs when empty')
+    .action(async (opts: { data: string; port: number; demo?: boolean }) => {
+      const { startEmulator } = await import('../emulator/emulator.ts');
+      const emulator = await startEmulator({ dataDir: opts.data, port: opts.port });
+      if (opts.demo && emulator.control.listVms().length === 0) await emulator.control.seedDemo();
+      process.stdout.write(`${JSON.stringify({ armEndpoint: emulator.armEndpoint, connectionFile: emulator.connectionFile })}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await emulator.close();
+    });
+}

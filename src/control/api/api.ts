@@ -1,0 +1,221 @@
+import { timingSafeEqual } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { InvalidInputError, NotFoundError, type PolicyInput, type PolicyStore } from '../catalog/policies.ts';
+import type { SqlRunStore } from '../catalog/run-store.ts';
+import type { TokenStore } from '../catalog/tokens.ts';
+import type { Orchestrator } from '../orchestrator/orchestrator.ts';
+import type { ProxyLauncher } from '../proxy/launcher.ts';
+import type { JobQueue } from '../queue/job-queue.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import { Roles, roleAllows, type Role } from './auth.ts';
+
+export interface ApiDeps {
+  runs: SqlRunStore;
+  policies: PolicyStore;
+  tokens: TokenStore;
+  queue: JobQueue;
+  orchestrator: Orchestrator;
+  scheduler: Scheduler;
+  launcher: ProxyLauncher;
+  /** Secret the server's own data proxies present on /internal/proxy. */
+  proxyToken: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest { role?: Role }
+}
+
+const idParam = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
+const selection = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    vmIds: { type: 'array', items: { type: 'string' } },
+    tags: { type: 'object', additionalProperties: { type: 'string' } },
+    resourceGroups: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+const retention = {
+  type: 'object', additionalProperties: false,
+  properties: Object.fromEntries(['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'].map((k) => [k, { type: 'integer', minimum: 0 }])),
+} as const;
+const policyBody = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100 }, cron: { type: 'string' }, timeZone: { type: 'string' },
+    selection, retention, enabled: { type: 'boolean' },
+  },
+} as const;
+
+function equalSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The REST API (OpenAPI at /api/openapi.json). Every /api route needs `Authorization: Bearer
+ * <token>`; viewers read, operators also start backups and restores, admins also change policies
+ * and tokens. /internal/proxy is for data proxies only.
+ */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Goldsnap API', version: '1', description: 'Agentless, incremental-forever backup for cloud VMs' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const needs = (role: Role) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const found = token ? await deps.tokens.verify(token) : undefined;
+    if (!found) return reply.code(401).send({ error: 'missing or unknown API token: pass Authorization: Bearer <token>' });
+    if (!roleAllows(found.role, role)) return reply.code(403).send({ error: `this needs the ${role} role; the token has ${found.role}` });
+    req.role = found.role;
+  };
+  const proxyOnly = async (req: FastifyRequest, reply: FastifyReply) => {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    if (!equalSecret(token, deps.proxyToken)) return reply.code(401).send({ error: 'not a data proxy of this server' });
+  };
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, field: err.field });
+    if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
+    const { statusCode, message } = err as { statusCode?: number; message: string };
+    if (statusCode && statusCode < 500) return reply.code(statusCode).send({ error: message });
+    return reply.code(500).send({ error: message });
+  });
+
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/health', { schema: { security: [], summary: 'Liveness' } }, async () => ({ ok: true }));
+
+  app.get('/api/vms', { preHandler: needs('viewer'), schema: { summary: 'VMs in the cloud account, with their disks', querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } } } },
+    async (req) => {
+      if ((req.query as { refresh?: boolean }).refresh) await deps.orchestrator.refreshInventory();
+      const golden = new Map((await deps.runs.listGolden()).map((g) => [g.diskId, g]));
+      return (await deps.runs.listVms()).map((vm) => ({ ...vm, disks: vm.disks.map((d) => ({ ...d, golden: golden.get(d.id) })) }));
+    });
+
+  app.get('/api/policies', { preHandler: needs('viewer'), schema: { summary: 'Backup policies' } }, async () => {
+    return Promise.all((await deps.policies.list()).map(async (p) => ({ ...p, nextRuns: deps.scheduler.nextRuns(p, 3) })));
+  });
+  app.post('/api/policies', { preHandler: needs('admin'), schema: { summary: 'Create a policy', body: { ...policyBody, required: ['name', 'cron', 'selection', 'retention'] } } },
+    async (req, reply) => reply.code(201).send(await deps.policies.create(req.body as PolicyInput)));
+  app.patch('/api/policies/:id', { preHandler: needs('admin'), schema: { summary: 'Change a policy', params: idParam, body: policyBody } },
+    async (req) => deps.policies.update(await policyId(deps, (req.params as { id: string }).id), req.body as Partial<PolicyInput>));
+  app.delete('/api/policies/:id', { preHandler: needs('admin'), schema: { summary: 'Delete a policy', params: idParam } },
+    async (req, reply) => {
+      await deps.policies.delete(await policyId(deps, (req.params as { id: string }).id));
+      return reply.code(204).send();
+    });
+  app.post('/api/policies/:id/run', { preHandler: needs('operator'), schema: { summary: 'Run a policy now', params: idParam } },
+    async (req, reply) => {
+      const id = await policyId(deps, (req.params as { id: string }).id);
+      const runs = await deps.orchestrator.firePolicy(id, new Date().toISOString());
+      return reply.code(202).send(runs);
+    });
+
+  app.get('/api/runs', { preHandler: needs('viewer'), schema: { summary: 'Backup runs, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' }, active: { type: 'boolean' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } },
+    async (req) => deps.runs.listRuns(req.query as { vmId?: string; active?: boolean; limit?: number }));
+  app.get('/api/runs/:id', { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
+    async (req) => deps.runs.getRun(await runId(deps, (req.params as { id: string }).id)));
+  app.post('/api/runs', { preHandler: needs('operator'), schema: { summary: 'Back up one VM now', body: { type: 'object', required: ['vmId'], additionalProperties: false, properties: { vmId: { type: 'string' } } } } },
+    async (req, reply) => {
+      const wanted = (req.body as { vmId: string }).vmId;
+      const vms = await deps.orchestrator.refreshInventory();
+      const vm = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase() || v.name === wanted);
+      if (!vm) throw new NotFoundError('VM', wanted);
+      const active = await deps.runs.activeRunForVm(vm.id);
+      if (active) return reply.code(409).send({ error: `VM ${vm.name} already has a run going: ${active.id}`, run: active });
+      return reply.code(202).send(await deps.orchestrator.startRun(vm));
+    });
+
+  app.get('/api/recovery-points', { preHandler: needs('viewer'), schema: { summary: 'Recovery points, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' } } } } },
+    async (req) => deps.runs.listRecoveryPoints({ vmId: (req.query as { vmId?: string }).vmId, limit: 1000 }));
+  app.get('/api/golden-snapshots', { preHandler: needs('viewer'), schema: { summary: 'The golden snapshot of each disk' } }, async () => deps.runs.listGolden());
+
+  app.post('/api/restores', {
+    preHandler: needs('operator'),
+    schema: {
+      summary: 'Restore a recovery point to new disks, and optionally a new VM, in any region',
+      body: {
+        type: 'object', required: ['recoveryPointId', 'name'], additionalProperties: false,
+        properties: {
+          recoveryPointId: { type: 'string', minLength: 4 }, name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
+          region: { type: 'string' }, resourceGroup: { type: 'string' }, disks: { type: 'array', items: { type: 'string' } }, createVm: { type: 'boolean' },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const body = req.body as { recoveryPointId: string; name: string; region?: string; resourceGroup?: string; disks?: string[]; createVm?: boolean };
+    const points = await deps.runs.listRecoveryPoints({ limit: 100000 });
+    const matches = points.filter((p) => p.id.startsWith(body.recoveryPointId));
+    if (matches.length !== 1) {
+      return reply.code(matches.length ? 400 : 404).send({ error: matches.length ? `recovery point prefix ${body.recoveryPointId} is ambiguous` : `no recovery point ${body.recoveryPointId}` });
+    }
+    const point = matches[0];
+    const vm = await deps.runs.getVm(point.vmId);
+    const region = body.region ?? vm?.region;
+    if (!region) throw new InvalidInputError('region', 'the source VM is gone; say which region to restore to');
+    const job = await deps.orchestrator.startRestore({
+      pointId: point.id, region, resourceGroup: body.resourceGroup ?? vm?.resourceGroup ?? 'goldsnap-restores', name: body.name,
+      ...(body.disks ? { disks: body.disks } : {}), createVm: body.createVm ?? false,
+    });
+    return reply.code(202).send(restoreView(job));
+  });
+  app.get('/api/restores/:id', { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } }, async (req) => {
+    const job = await deps.queue.get(Number((req.params as { id: string }).id));
+    if (!job || job.kind !== 'restore') throw new NotFoundError('restore', (req.params as { id: string }).id);
+    return restoreView(job);
+  });
+
+  app.get('/api/proxies', { preHandler: needs('viewer'), schema: { summary: 'Data proxies running now, and the work queued per region' } },
+    async () => ({ proxies: deps.launcher.list(), queues: await deps.queue.depth('transfer:') }));
+
+  app.post('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'Create an API token (shown once)', body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } } } } },
+    async (req, reply) => {
+      const { name, role } = req.body as { name: string; role: Role };
+      return reply.code(201).send(await deps.tokens.create(name, role));
+    });
+
+  // Data proxies
+  app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { region, workerId } = req.body as { region: string; workerId: string };
+    return (await deps.orchestrator.claimForProxy(region, workerId)) ?? null;
+  });
+  app.post('/internal/proxy/jobs/:id/heartbeat', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { workerId, progress } = req.body as { workerId: string; progress: { doneBytes: number; totalBytes: number } };
+    return { ok: await deps.orchestrator.proxyHeartbeat(Number((req.params as { id: string }).id), workerId, progress) };
+  });
+  app.post('/internal/proxy/jobs/:id/complete', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { workerId, result } = req.body as { workerId: string; result: unknown };
+    return { ok: await deps.orchestrator.proxyComplete(Number((req.params as { id: string }).id), workerId, result) };
+  });
+  app.post('/internal/proxy/jobs/:id/fail', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { workerId, error } = req.body as { workerId: string; error: string };
+    await deps.orchestrator.proxyFail(Number((req.params as { id: string }).id), workerId, error);
+    return { ok: true };
+  });
+
+  return app;
+}
+
+function restoreView(job: { id: number; state: string; payload: unknown; progress?: unknown; result?: unknown; lastError?: string; createdAt: string; updatedAt: string }) {
+  return { id: String(job.id), state: job.state, request: job.payload, progress: job.progress ?? null, result: job.result ?? null, error: job.lastError ?? null, createdAt: job.createdAt, updatedAt: job.updatedAt };
+}
+
+async function policyId(deps: ApiDeps, idOrName: string): Promise<string> {
+  const p = (await deps.policies.get(idOrName).catch(() => undefined)) ?? (await deps.policies.getByName(idOrName));
+  if (!p) throw new NotFoundError('policy', idOrName);
+  return p.id;
+}
+
+async function runId(deps: ApiDeps, idOrPrefix: string): Promise<string> {
+  const exact = await deps.runs.findRun(idOrPrefix).catch(() => undefined);
+  if (exact) return exact.id;
+  const matches = (await deps.runs.listRuns({ limit: 1000 })).filter((r) => r.id.startsWith(idOrPrefix));
+  if (matches.length !== 1) throw new NotFoundError('run', idOrPrefix);
+  return matches[0].id;
+}

@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import type { Cloud, CloudVm } from '../../cloud/cloud.ts';
+import type { Repository } from '../../repository/repository.ts';
+import type { SqlRunStore } from '../catalog/run-store.ts';
+import { transferQueue } from '../catalog/run-store.ts';
+import { matchesSelection, type Policy, type PolicyStore } from '../catalog/policies.ts';
+import type { Job, JobQueue } from '../queue/job-queue.ts';
+import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../scheduler/scheduler.ts';
+import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload, type TransferJobResult } from '../proxy/protocol.ts';
+import { advanceRun, type RunContext } from './backup-run.ts';
+import { isFinished, type Run } from './run-model.ts';
+
+export interface OrchestratorDeps {
+  runs: SqlRunStore;
+  policies: PolicyStore;
+  queue: JobQueue;
+  cloud: Cloud;
+  repo: Repository;
+  log: (line: string) => void;
+}
+
+/** Serializes work per key (a run), so the run loop and proxy reports never overwrite each other. */
+class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    const result = before.then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key); });
+    return result;
+  }
+}
+
+/**
+ * The control plane's engine room: turns policy fires into runs, advances every active run through
+ * its durable steps (backup-run.ts), and serves data proxies their transfer and restore jobs. All
+ * state is in the catalog, so a server killed at any instant picks up where it was on restart.
+ */
+export class Orchestrator {
+  private readonly deps: OrchestratorDeps;
+  private readonly ctx: RunContext;
+  private readonly locks = new KeyedMutex();
+  private readonly advancing = new Set<string>();
+  private readonly workerId = `server-${process.pid}`;
+  private timer?: NodeJS.Timeout;
+  private ticking?: Promise<void>;
+
+  constructor(deps: OrchestratorDeps) {
+    this.deps = deps;
+    this.ctx = { store: deps.runs, cloud: deps.cloud, repo: deps.repo, log: deps.log };
+  }
+
+  start(intervalMs = 500): void {
+    const loop = () => {
+      this.ticking = this.tick().catch((err) => this.deps.log(`orchestrator: ${(err as Error).message}`)).finally(() => {
+        if (this.timer) this.timer = setTimeout(loop, intervalMs);
+      });
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.ticking;
+  }
+
+  async tick(): Promise<void> {
+    for (let job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000); job; job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000)) {
+      await this.handleOrchestratorJob(job);
+    }
+    for (const run of await this.deps.runs.listRuns({ active: true, limit: 1000 })) this.advance(run.id);
+  }
+
+  private async handleOrchestratorJob(job: Job): Promise<void> {
+    try {
+      if (job.kind !== POLICY_FIRE) throw new Error(`unknown orchestrator job kind ${job.kind}`);
+      const { policyId, scheduledFor } = job.payload as PolicyFirePayload;
+      await this.firePolicy(policyId, scheduledFor);
+      await this.deps.queue.complete(job.id, this.workerId);
+    } catch (err) {
+      this.deps.log(`policy fire ${job.id}: ${(err as Error).message}`);
+      await this.deps.queue.fail(job.id, this.workerId, err as Error, { retryAfterMs: 5000 });
+    }
+  }
+
+  /** Starts a run for every VM the policy selects, except VMs whose previous run is still going. */
+  async firePolicy(policyId: string, scheduledFor: string): Promise<Run[]> {
+    const policy = await this.deps.policies.get(policyId);
+    if (!policy) return [];
+    const vms = await this.refreshInventory();
+    const started: Run[] = [];
+    for (const vm of vms.filter((v) => matchesSelection(policy.selection, v))) {
+      const active = await this.deps.runs.activeRunForVm(vm.id);
+      if (active && !(active.policyId === policy.id && active.scheduledFor === scheduledFor)) {
+        this.deps.log(`policy ${policy.name}: ${vm.name} skipped, its run ${active.id.slice(0, 8)} is still going`);
+        continue;
+      }
+      started.push(await this.startRun(vm, policy, scheduledFor));
+    }
+    return started;
+  }
+
+  async refreshInventory(): Promise<CloudVm[]> {
+    const vms = await this.deps.cloud.listVms();
+    await this.deps.runs.upsertVms(vms);
+    return vms;
+  }
+
+  /** Creates a run (idempotent per policy, VM and scheduled time) and starts advancing it. */
+  async startRun(vm: CloudVm, policy?: Policy, scheduledFor?: string): Promise<Run> {
+    const run = await this.deps.runs.createRun({
+      id: randomUUID(), vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
+      step: 'snapshot', createdAt: new Date().toISOString(),
+      disks: vm.disks.map((d) => ({
+        diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }),
+        bytesDone: 0, bytesTotal: d.sizeBytes, transferred: false,
+      })),
+    });
+    this.advance(run.id);
+    return run;
+  }
+
+  /** Advances a run until it waits for transfers or is done; one loop per run at a time. */
+  private advance(runId: string): void {
+    if (this.advancing.has(runId)) return;
+    this.advancing.add(runId);
+    void (async () => {
+      try {
+        await this.locks.run(runId, () => this.noteFailedTransfers(runId));
+        while ((await this.locks.run(runId, () => advanceRun(this.ctx, runId))) === 'again');
+      } catch (err) {
+        // Steps from commit on are retried on the next tick rather than abandoned.
+        this.deps.log(`run ${runId.slice(0, 8)}: ${(err as Error).message} (will retry)`);
+      } finally {
+        this.advancing.delete(runId);
+      }
+    })();
+  }
+
+  /** A transfer job that ran out of attempts (its proxy died each time) fails its disk. */
+  private async noteFailedTransfers(runId: string): Promise<void> {
+    const run = await this.deps.runs.getRun(runId);
+    if (run.step !== 'transfer') return;
+    let changed = false;
+    for (const job of await this.deps.queue.listByRun(runId)) {
+      if (job.kind !== 'transfer' || job.state !== 'failed') continue;
+      const disk = run.disks.find((d) => d.diskId === job.payload.diskId);
+      if (disk && !disk.transferred && !disk.error) {
+        disk.error = job.lastError ?? 'the data proxy stopped answering';
+        changed = true;
+      }
+    }
+    if (changed) await this.deps.runs.saveRun(run);
+  }
+
+  // -- data proxies --------------------------------------------------------------------------
+
+  /** Hands a proxy of `region` its next job, with everything it needs to do it. */
+  async claimForProxy(region: string, workerId: string): Promise<ProxyWork | undefined> {
+    for (;;) {
+      const job = await this.deps.queue.claim(transferQueue(region), workerId, PROXY_LEASE_MS);
+      if (!job) return undefined;
+      if (job.kind === 'restore') return { jobId: job.id, kind: 'restore', restore: job.payload as RestoreJobPayload };
+      const run = await this.deps.runs.findRun(job.payload.runId);
+      const disk = run?.disks.find((d) => d.diskId === job.payload.diskId);
+      if (!run || !disk || run.step !== 'transfer' || disk.transferred || !disk.snapshotId) {
+        await this.deps.queue.complete(job.id, workerId, { skipped: 'the run no longer needs this transfer' });
+        continue;
+      }
+      const snapshot = await this.deps.cloud.getSnapshot(disk.snapshotId);
+      if (!snapshot) {
+        await this.deps.queue.fail(job.id, workerId, `snapshot ${disk.snapshotId} is gone`, { permanent: true });
+        await this.locks.run(run.id, async () => {
+          const fresh = await this.deps.runs.getRun(run.id);
+          const d = fresh.disks.find((x) => x.diskId === disk.diskId)!;
+          d.error = `snapshot ${disk.snapshotId} is gone`;
+          await this.deps.runs.saveRun(fresh);
+        });
+        continue;
+      }
+      // Without its golden snapshot (deleted by hand), a disk is read in full again: still correct.
+      const base = disk.baseSnapshotId ? await this.deps.cloud.getSnapshot(disk.baseSnapshotId) : undefined;
+      return {
+        jobId: job.id, kind: 'transfer', runId: run.id, diskName: disk.diskName, snapshot,
+        ...(base && disk.parentFixedIndex ? { base, parentFixedIndex: disk.parentFixedIndex } : {}),
+      };
+    }
+  }
+
+  async proxyHeartbeat(jobId: number, workerId: string, progress: ProxyProgress): Promise<boolean> {
+    if (!(await this.deps.queue.heartbeat(jobId, workerId, PROXY_LEASE_MS, progress))) return false;
+    const job = await this.deps.queue.get(jobId);
+    if (job?.kind === 'transfer') {
+      await this.updateDisk(job, (disk) => { disk.bytesDone = progress.doneBytes; disk.bytesTotal = progress.totalBytes; });
+    }
+    return true;
+  }
+
+  async proxyComplete(jobId: number, workerId: string, result: unknown): Promise<boolean> {
+    const job = await this.deps.queue.get(jobId);
+    if (!job || job.lockedBy !== workerId) return false;
+    if (job.kind === 'transfer') {
+      const r = result as TransferJobResult;
+      await this.updateDisk(job, (disk) => {
+        Object.assign(disk, { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, transferred: true, bytesDone: disk.bytesTotal });
+      });
+    }
+    const done = await this.deps.queue.complete(jobId, workerId, result);
+    if (job.kind === 'transfer') this.advance(job.payload.runId);
+    return done;
+  }
+
+  async proxyFail(jobId: number, workerId: string, error: string): Promise<void> {
+    const job = await this.deps.queue.get(jobId);
+    const outcome = await this.deps.queue.fail(jobId, workerId, error, { retryAfterMs: 2000 });
+    this.deps.log(`job ${jobId} (${job?.kind}) failed on ${workerId}: ${error}${outcome === 'queued' ? ' (will retry)' : ''}`);
+    if (outcome === 'failed' && job?.kind === 'transfer') {
+      await this.updateDisk(job, (disk) => { disk.error = error; });
+      this.advance(job.payload.runId);
+    }
+  }
+
+  private async updateDisk(job: Job, change: (disk: Run['disks'][number]) => void): Promise<void> {
+    const runId = job.payload.runId as string;
+    await this.locks.run(runId, async () => {
+      const run = await this.deps.runs.getRun(runId);
+      const disk = run.disks.find((d) => d.diskId === job.payload.diskId);
+      if (!disk || isFinished(run.step)) return;
+      change(disk);
+      await this.deps.runs.saveRun(run);
+    });
+  }
+
+  /** Queues a restore on the target region's proxies; follow it with the returned job id. */
+  async startRestore(req: RestoreJobPayload): Promise<Job> {
+    return this.deps.queue.enqueue({ queue: transferQueue(req.region), kind: 'restore', payload: req, maxAttempts: 3 });
+  }
+}

@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { JobQueue } from '../queue/job-queue.ts';
+
+export interface ProxyInfo {
+  region: string;
+  pid: number;
+  startedAt: string;
+}
+
+/** Starts and stops data proxies. This one runs them as local child processes; others could start containers or VMs. */
+export interface ProxyLauncher {
+  /** Starts a proxy for every region with queued or running work and none alive; idle proxies stop themselves. */
+  reconcile(): Promise<void>;
+  list(): ProxyInfo[];
+  stopAll(): Promise<void>;
+}
+
+export interface LocalProxyLauncherOptions {
+  queue: JobQueue;
+  /** Environment for a new proxy: server URL, proxy token, repository, passphrase, cloud. Never logged. */
+  env: () => NodeJS.ProcessEnv;
+  idleSeconds: number;
+  bandwidth?: string;
+  log: (line: string) => void;
+}
+
+const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+
+export class LocalProxyLauncher implements ProxyLauncher {
+  private readonly opts: LocalProxyLauncherOptions;
+  private readonly children = new Map<string, { child: ChildProcess; info: ProxyInfo }>();
+
+  constructor(opts: LocalProxyLauncherOptions) {
+    this.opts = opts;
+  }
+
+  async reconcile(): Promise<void> {
+    const depths = await this.opts.queue.depth('transfer:');
+    for (const [queue, depth] of Object.entries(depths)) {
+      const region = queue.slice('transfer:'.length);
+      if (depth.queued + depth.running > 0 && !this.children.has(region)) this.launch(region);
+    }
+  }
+
+  private launch(region: string): void {
+    const args = ['--disable-warning=ExperimentalWarning', CLI, 'proxy', '--region', region, '--idle', String(this.opts.idleSeconds)];
+    if (this.opts.bandwidth) args.push('--bandwidth', this.opts.bandwidth);
+    // The IPC channel ties the proxy to this server: if the server dies, the proxy sees the
+    // channel close and exits, and its jobs' leases run out for the next server's proxies.
+    const child = spawn(process.execPath, args, { env: this.opts.env(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const info: ProxyInfo = { region, pid: child.pid ?? 0, startedAt: new Date().toISOString() };
+    this.children.set(region, { child, info });
+    this.opts.log(`proxy for ${region} started (pid ${info.pid})`);
+    child.on('exit', (code, signal) => {
+      if (this.children.get(region)?.child === child) this.children.delete(region);
+      this.opts.log(`proxy for ${region} (pid ${info.pid}) ended: ${signal ?? `exit ${code}`}`);
+    });
+  }
+
+  list(): ProxyInfo[] {
+    return [...this.children.values()].map((c) => c.info);
+  }
+
+  async stopAll(): Promise<void> {
+    const exits = [...this.children.values()].map(({ child }) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }));
+    await Promise.all(exits);
+  }
+}

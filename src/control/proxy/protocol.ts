@@ -1,0 +1,39 @@
+import type { CloudSnapshot } from '../../cloud/cloud.ts';
+import type { DiskBackupStats } from '../../repository/recovery-point.ts';
+import type { CloudRestoreResult } from '../restore/restore-to-cloud.ts';
+
+/**
+ * What passes between the control plane and a data proxy (over the server's /internal/proxy API).
+ * The queue itself lives in PostgreSQL; the proxy asks the server for work so that it needs no
+ * database credentials, only a proxy token, the repository and the cloud.
+ */
+export type ProxyWork =
+  | { jobId: number; kind: 'transfer'; runId: string; diskName: string; snapshot: CloudSnapshot; base?: CloudSnapshot; parentFixedIndex?: string }
+  | { jobId: number; kind: 'restore'; restore: RestoreJobPayload };
+
+export interface RestoreJobPayload {
+  pointId: string;
+  region: string;
+  resourceGroup: string;
+  name: string;
+  disks?: string[];
+  createVm: boolean;
+}
+
+export interface TransferJobResult {
+  fixedIndex: string;
+  stats: DiskBackupStats;
+  incremental: boolean;
+}
+
+export type ProxyJobResult = TransferJobResult | CloudRestoreResult;
+
+export interface ProxyProgress {
+  doneBytes: number;
+  totalBytes: number;
+  /** For restores: the disk being written. */
+  disk?: string;
+}
+
+/** How long a claimed job stays the proxy's without a heartbeat: a killed proxy's work is taken up after it. */
+export const PROXY_LEASE_MS = Number(process.env.GOLDSNAP_PROXY_LEASE_MS ?? 15_000);

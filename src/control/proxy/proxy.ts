@@ -1,0 +1,103 @@
+import { hostname } from 'node:os';
+import type { Cloud } from '../../cloud/cloud.ts';
+import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import type { Repository } from '../../repository/repository.ts';
+import { restoreToCloud } from '../restore/restore-to-cloud.ts';
+import { transferDisk } from '../transfer/transfer-disk.ts';
+import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from './protocol.ts';
+
+export interface ProxyOptions {
+  region: string;
+  serverUrl: string;
+  /** The proxy token the server handed this proxy (GOLDSNAP_PROXY_TOKEN). */
+  token: string;
+  repo: Repository;
+  cloud: Cloud;
+  /** Exit after this long without work: the proxy is removed when its region is idle. */
+  idleMs: number;
+  /** Read limit per transfer, bytes per second (0: none). */
+  bandwidth: number;
+  log: (line: string) => void;
+}
+
+/**
+ * A data proxy: serves one region's queue until it has been idle for `idleMs`. Each transfer
+ * reads only what changed from the snapshot, through the chunk pipeline on all cores, into the
+ * repository; progress goes to the server as heartbeats, which also keep the job's lease. If the
+ * proxy dies, the lease runs out and another proxy takes the job up.
+ */
+export async function runProxy(opts: ProxyOptions): Promise<void> {
+  const workerId = `proxy-${opts.region}-${hostname()}-${process.pid}`;
+  const pool = new WorkerPool(opts.repo.key);
+  const call = proxyClient(opts.serverUrl, opts.token);
+  let idleSince = Date.now();
+  opts.log(`${workerId}: serving ${opts.region}`);
+  try {
+    while (Date.now() - idleSince < opts.idleMs) {
+      const work = await call<ProxyWork | null>('POST', '/internal/proxy/claim', { region: opts.region, workerId });
+      if (!work) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
+      await serve(work);
+      idleSince = Date.now();
+    }
+    opts.log(`${workerId}: idle for ${Math.round(opts.idleMs / 1000)} s, stopping`);
+  } finally {
+    await pool.close();
+  }
+
+  async function serve(work: ProxyWork): Promise<void> {
+    let progress: ProxyProgress = { doneBytes: 0, totalBytes: 0 };
+    let lost = false;
+    const beat = async () => {
+      const ok = await call<{ ok: boolean }>('POST', `/internal/proxy/jobs/${work.jobId}/heartbeat`, { workerId, progress }).catch(() => ({ ok: true }));
+      if (!ok.ok) lost = true;
+    };
+    const timer = setInterval(() => void beat(), Math.min(1000, PROXY_LEASE_MS / 3));
+    const onProgress = (p: ProxyProgress) => {
+      if (lost) throw new Error('this proxy lost its lease on the job: another proxy has it');
+      progress = p;
+    };
+    try {
+      const result = work.kind === 'transfer'
+        ? await (async () => {
+          opts.log(`${workerId}: transfer ${work.diskName} of run ${work.runId.slice(0, 8)} (${work.base ? 'changed blocks' : 'full'})`);
+          const r = await transferDisk(opts.repo, opts.cloud, pool, {
+            snapshot: work.snapshot, base: work.base, parentFixedIndex: work.parentFixedIndex, onProgress, bandwidth: opts.bandwidth,
+          });
+          return { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental };
+        })()
+        : await (async () => {
+          opts.log(`${workerId}: restore ${work.restore.pointId.slice(0, 8)} as ${work.restore.name} in ${work.restore.region}`);
+          const entry = await opts.repo.resolveRecoveryPoint(work.restore.pointId);
+          return restoreToCloud(opts.repo, opts.cloud, { ...work.restore, point: entry.point, pointId: entry.id, onProgress });
+        })();
+      clearInterval(timer);
+      await call('POST', `/internal/proxy/jobs/${work.jobId}/complete`, { workerId, result });
+    } catch (err) {
+      clearInterval(timer);
+      opts.log(`${workerId}: job ${work.jobId} failed: ${(err as Error).message}`);
+      await call('POST', `/internal/proxy/jobs/${work.jobId}/fail`, { workerId, error: (err as Error).message }).catch(() => undefined);
+    }
+  }
+}
+
+/** JSON over HTTP to the server's internal proxy API; retries while the server restarts. */
+function proxyClient(serverUrl: string, token: string) {
+  return async function call<T>(method: string, path: string, body: unknown): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await fetch(new URL(path, serverUrl), {
+          method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+        });
+        const text = await res.text();
+        if (!res.ok) throw new Error(`server answered ${res.status} to ${path}: ${text.slice(0, 300)}`);
+        return (text ? JSON.parse(text) : null) as T;
+      } catch (err) {
+        if (attempt >= 20 || (err as Error).message.startsWith('server answered 4')) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  };
+}

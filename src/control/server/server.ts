@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Cloud } from '../../cloud/cloud.ts';
+import { openCloud } from '../../cloud/open-cloud.ts';
+import { openBackend } from '../../repository/backend/open.ts';
+import { Repository } from '../../repository/repository.ts';
+import { buildApi } from '../api/api.ts';
+import { openDatabase, redactUrl, type Database } from '../catalog/database.ts';
+import { migrate } from '../catalog/migrations.ts';
+import { PolicyStore } from '../catalog/policies.ts';
+import { SqlRunStore } from '../catalog/run-store.ts';
+import { TokenStore } from '../catalog/tokens.ts';
+import { Orchestrator } from '../orchestrator/orchestrator.ts';
+import { LocalProxyLauncher } from '../proxy/launcher.ts';
+import { JobQueue } from '../queue/job-queue.ts';
+import { Scheduler } from '../scheduler/scheduler.ts';
+
+export interface ServerOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** PostgreSQL server for catalog and queue; default: embedded PGlite in the data folder. */
+  databaseUrl?: string;
+  /** Repository location; default: <data>/repository. */
+  repository?: string;
+  /** Repository passphrase; default for the embedded setup: one generated into <data>/secrets. */
+  passphrase?: string;
+  /** Azure subscription; without it Goldsnap runs the emulator in this process. */
+  azureSubscriptionId?: string;
+  /** Seed the emulator with demo VMs and a demo policy on first start. */
+  demo: boolean;
+  proxyIdleSeconds: number;
+  proxyBandwidth?: string;
+  schedulerIntervalMs: number;
+  log: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `goldsnap server`: catalog and queue (PGlite or PostgreSQL), repository, cloud (Azure or the
+ * emulator), scheduler, orchestrator, proxy launcher and the REST API, in one process. Everything
+ * durable is in the catalog and the repository, so it may be killed at any instant.
+ */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const dataDir = resolve(opts.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const log = opts.log;
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => log(`shutdown: ${(err as Error).message}`));
+  };
+  try {
+    // The cloud: real Azure, or the emulator hosted here (its state persists in <data>/emulator).
+    let cloud: Cloud;
+    const cloudEnv: NodeJS.ProcessEnv = {};
+    if (opts.azureSubscriptionId) {
+      cloud = await openCloud({ kind: 'azure', subscriptionId: opts.azureSubscriptionId });
+      cloudEnv.GOLDSNAP_CLOUD = 'azure';
+      cloudEnv.AZURE_SUBSCRIPTION_ID = opts.azureSubscriptionId;
+    } else {
+      const { startEmulator } = await import('../../emulator/emulator.ts');
+      const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0 });
+      closers.push(() => emulator.close());
+      if (opts.demo && emulator.control.listVms().length === 0) {
+        log('emulator: creating the demo VMs (once)');
+        await emulator.control.seedDemo();
+      }
+      log(`emulator: ${emulator.armEndpoint} (${emulator.control.listVms().length} VMs)`);
+      cloud = await openCloud({ kind: 'emulator', connectionFile: emulator.connectionFile });
+      cloudEnv.GOLDSNAP_CLOUD = 'emulator';
+      cloudEnv.GOLDSNAP_EMULATOR = emulator.connectionFile;
+    }
+
+    const db: Database = await openDatabase(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : { dataDir });
+    closers.push(() => db.close());
+    await migrate(db);
+    log(`catalog: ${opts.databaseUrl ? redactUrl(opts.databaseUrl) : `PGlite in ${join(dataDir, 'catalog')}`}`);
+
+    const location = opts.repository ?? join(dataDir, 'repository');
+    const passphrase = opts.passphrase ?? (await embeddedPassphrase(dataDir, log));
+    const repo = await openOrInitRepository(location, passphrase, log);
+
+    const queue = new JobQueue(db);
+    const runs = new SqlRunStore(db, queue);
+    const policies = new PolicyStore(db);
+    const tokens = new TokenStore(db);
+    await bootstrapAdminToken(tokens, dataDir, log);
+
+    const orchestrator = new Orchestrator({ runs, policies, queue, cloud, repo, log });
+    const scheduler = new Scheduler({ db, queue, log });
+    const proxyToken = randomBytes(24).toString('base64url');
+    let url = '';
+    const launcher = new LocalProxyLauncher({
+      queue, idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth, log,
+      env: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_PROXY_TOKEN: proxyToken, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
+    });
+    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken });
+    await api.listen({ host: opts.host, port: opts.port });
+    const address = api.server.address();
+    url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
+    closers.push(() => api.close());
+    closers.push(() => launcher.stopAll());
+
+    await orchestrator.refreshInventory().catch((err) => log(`inventory: ${(err as Error).message}`));
+    if (opts.demo && (await policies.list()).length === 0) {
+      const policy = await policies.create({ name: 'demo-hourly', cron: '0 * * * *', timeZone: 'UTC', selection: { resourceGroups: ['rg-prod-weu', 'rg-dev-eus'] }, retention: { last: 3, daily: 7, weekly: 4 } });
+      log(`demo: created policy ${policy.name}; starting its first run now`);
+      await orchestrator.firePolicy(policy.id, new Date().toISOString());
+    }
+
+    orchestrator.start(500);
+    closers.push(() => orchestrator.stop());
+    scheduler.start(opts.schedulerIntervalMs);
+    closers.push(() => scheduler.stop());
+    const reconcile = setInterval(() => void launcher.reconcile().catch((err) => log(`proxy launcher: ${(err as Error).message}`)), 500);
+    closers.push(async () => clearInterval(reconcile));
+
+    await writeFile(join(dataDir, 'server.json'), JSON.stringify({ url, pid: process.pid }) + '\n');
+    closers.push(() => rm(join(dataDir, 'server.json'), { force: true }));
+    return { url, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function openOrInitRepository(location: string, passphrase: string, log: (line: string) => void): Promise<Repository> {
+  const backend = openBackend(location);
+  if (await backend.stat('config')) return Repository.open(backend, passphrase);
+  log(`repository: creating a new one at ${backend.location}`);
+  await backend.create();
+  return Repository.init(backend, passphrase);
+}
+
+/**
+ * With no passphrase given, the embedded first-look setup makes one and keeps it in
+ * <data>/secrets (mode 0600). Production sets GOLDSNAP_PASSWORD(_FILE) and keeps it elsewhere.
+ */
+async function embeddedPassphrase(dataDir: string, log: (line: string) => void): Promise<string> {
+  const path = join(dataDir, 'secrets', 'repository-passphrase');
+  if (existsSync(path)) return (await readFile(path, 'utf8')).trim();
+  await mkdir(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
+  await writeFile(path, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  log(`repository passphrase: generated into ${path} (set GOLDSNAP_PASSWORD_FILE to keep your own elsewhere; without it the repository cannot be read)`);
+  return (await readFile(path, 'utf8')).trim();
+}
+
+/** The first start makes an admin token and writes it to <data>/admin-token (0600), never to the log. */
+async function bootstrapAdminToken(tokens: TokenStore, dataDir: string, log: (line: string) => void): Promise<void> {
+  if ((await tokens.count()) > 0) return;
+  const { token } = await tokens.create('admin', 'admin');
+  const path = join(dataDir, 'admin-token');
+  await writeFile(path, token + '\n', { mode: 0o600 });
+  log(`API: admin token written to ${path}`);
+}

@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { MiB, ServerUnderTest, sleep } from '../support/goldsnap-server.ts';
+
+/**
+ * The seed workflow end to end, as a user drives it: `goldsnap server` with the emulator, the CLI
+ * and the REST API. Run on both catalogs: embedded PGlite and a PostgreSQL server.
+ */
+
+type Run = {
+  id: string; step: string; error?: string; recoveryPointId?: string;
+  disks: Array<{ diskId: string; diskName: string; incremental?: boolean; bytesDone: number; snapshotId?: string; stats?: { readBytes: number; newChunks: number } }>;
+};
+
+function vmSpec(name: string, region = 'westeurope') {
+  return {
+    name, resourceGroup: 'rg-e2e', region, tags: { env: 'e2e' },
+    disks: [
+      { name: `${name}-os`, sizeBytes: 24 * MiB, role: 'os', fill: 'os-like' },
+      { name: `${name}-data`, sizeBytes: 8 * MiB, role: 'data', lun: 0, fill: 'random' },
+    ],
+  };
+}
+
+/** The disks' golden snapshots in the cloud: exactly one per disk, and the one the catalog names. */
+async function assertOneGoldenPerDisk(server: ServerUnderTest, vmId: string): Promise<void> {
+  const cloud = await server.cloud();
+  const vm = await cloud.getVm(vmId);
+  const ours = await cloud.listGoldsnapSnapshots();
+  const golden = (await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>;
+  for (const disk of vm.disks) {
+    const snaps = ours.filter((s) => s.diskId.toLowerCase() === disk.id.toLowerCase());
+    assert.equal(snaps.length, 1, `disk ${disk.name} has exactly one Goldsnap snapshot (has ${snaps.map((s) => s.name).join(', ')})`);
+    assert.equal(golden.find((g) => g.diskId === disk.id)?.snapshotId, snaps[0].id, `the catalog's golden snapshot of ${disk.name} is that one`);
+  }
+}
+
+/** Restores a recovery point to new disks and compares them with the expected content, bit for bit. */
+async function assertRestoresTo(server: ServerUnderTest, pointId: string, name: string, expected: Map<string, Buffer>, extra: string[] = []): Promise<void> {
+  const job = await server.cliJson<{ state: string; result: { disks: Array<{ id: string; name: string; region: string }>; vm?: { name: string } } }>(['restore', pointId, '--name', name, ...extra]);
+  assert.equal(job.state, 'done');
+  for (const [diskName, content] of expected) {
+    const disk = job.result.disks.find((d) => d.name === `${name}-${diskName}`);  // new disks are named <name>-<source disk>
+    assert.ok(disk, `restored ${diskName}`);
+    const restored = await server.diskContent(disk.id);
+    assert.equal(restored.length, content.length, `${diskName} has the source size`);
+    assert.ok(restored.equals(content), `${diskName} restores bit for bit`);
+  }
+}
+
+for (const catalog of ['pglite', 'postgres'] as const) {
+  describe(`seed workflow on ${catalog}`, () => {
+    let server: ServerUnderTest;
+    before(async () => {
+      server = await ServerUnderTest.create({ catalog });
+      await server.start();
+    });
+    after(async () => server.dispose());
+
+    test('full backup, then an incremental that reads only the changed blocks; restores are bit for bit', async () => {
+      const vm = await server.createVm(vmSpec('app-1'));
+      const vms = await server.cliJson<Array<{ name: string; disks: unknown[] }>>(['vms', '--refresh']);
+      assert.equal(vms.find((v) => v.name === 'app-1')?.disks.length, 2);
+
+      const policy = await server.cliJson<{ name: string }>(['policies', 'create', 'e2e-nightly', '--cron', '0 2 * * *', '--time-zone', 'Europe/Paris', '--tag', 'env=e2e', '--keep-last', '2']);
+      assert.equal(policy.name, 'e2e-nightly');
+
+      const atFirst = new Map(await Promise.all(vm.disks.map(async (d) => [d.name, await server.diskContent(d.id)] as const)));
+      const [first] = await server.cliJson<Run[]>(['policies', 'run', 'e2e-nightly', '--wait']);
+      assert.equal(first.step, 'succeeded', first.error);
+      assert.ok(first.disks.every((d) => d.incremental === false), 'the first backup reads every disk in full');
+      await assertOneGoldenPerDisk(server, vm.id);
+
+      // The VM writes 3 small ranges on its OS disk; its data disk does not change.
+      await server.writeToVm('app-1', [
+        { diskName: 'app-1-os', offset: 3 * MiB + 4096, length: 8192, pattern: 'random' },
+        { diskName: 'app-1-os', offset: 17 * MiB, length: 65536, pattern: 'random' },
+        { diskName: 'app-1-os', offset: 20 * MiB, length: 4096, pattern: 'zeros' },
+      ]);
+      const atSecond = new Map(await Promise.all(vm.disks.map(async (d) => [d.name, await server.diskContent(d.id)] as const)));
+      const [second] = await server.cliJson<Run[]>(['policies', 'run', 'e2e-nightly', '--wait']);
+      assert.equal(second.step, 'succeeded', second.error);
+      const os = second.disks.find((d) => d.diskName === 'app-1-os')!;
+      const data = second.disks.find((d) => d.diskName === 'app-1-data')!;
+      assert.ok(os.incremental && data.incremental, 'the second backup is incremental');
+      assert.ok(os.stats!.readBytes <= 3 * MiB, `only the changed chunks of the OS disk are read (${os.stats!.readBytes} bytes)`);
+      assert.equal(data.stats!.readBytes, 0, 'nothing is read from the unchanged data disk');
+      await assertOneGoldenPerDisk(server, vm.id);
+      assert.notEqual(os.snapshotId, first.disks.find((d) => d.diskName === 'app-1-os')!.snapshotId);
+
+      await assertRestoresTo(server, second.recoveryPointId!, 'latest', atSecond, ['--region', 'eastus', '--vm']);
+      await assertRestoresTo(server, first.recoveryPointId!, 'older', atFirst);
+
+      // Retention keeps the last 2: a third run forgets the first recovery point.
+      const [third] = await server.cliJson<Run[]>(['policies', 'run', 'e2e-nightly', '--wait']);
+      assert.equal(third.step, 'succeeded', third.error);
+      const points = await server.cliJson<Array<{ id: string }>>(['points', '--vm', vm.id]);
+      assert.deepEqual(points.map((p) => p.id).sort(), [second.recoveryPointId, third.recoveryPointId].sort());
+      await assertOneGoldenPerDisk(server, vm.id);
+    });
+
+    test('a run whose snapshot vanishes fails, deletes its own snapshots and keeps the golden ones', async () => {
+      const vm = await server.createVm(vmSpec('app-2'));
+      const ok = await server.cliJson<Run>(['runs', 'start', 'app-2', '--wait']);
+      assert.equal(ok.step, 'succeeded', ok.error);
+      const goldenBefore = (await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>;
+
+      // Slow the proxy down so the run is caught mid-transfer, then delete its new snapshot.
+      await server.stop();
+      await server.start(['--bandwidth', '2MiB']);
+      const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+      const run = await server.waitFor('the run to snapshot its disks', async () => {
+        const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
+        return r.step === 'transfer' && r.disks.every((d) => d.snapshotId) ? r : undefined;
+      });
+      const cloud = await server.cloud();
+      await cloud.deleteSnapshot(run.disks[0].snapshotId!);
+      const failed = await server.waitFor('the run to fail', async () => {
+        const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
+        return r.step === 'failed' ? r : undefined;
+      });
+      assert.match(failed.error!, /snapshot|not found|gone/i);
+      const goldenAfter = (await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>;
+      assert.deepEqual(goldenAfter.filter((g) => vm.disks.some((d) => d.id === g.diskId)).sort((a, b) => a.diskId.localeCompare(b.diskId)),
+        goldenBefore.filter((g) => vm.disks.some((d) => d.id === g.diskId)).sort((a, b) => a.diskId.localeCompare(b.diskId)));
+      await assertOneGoldenPerDisk(server, vm.id);
+      await server.stop();
+      await server.start();
+    });
+  });
+}
+
+describe('crashes', () => {
+  let server: ServerUnderTest;
+  before(async () => {
+    server = await ServerUnderTest.create({ catalog: 'pglite' });
+    await server.start(['--bandwidth', '4MiB']);
+  });
+  after(async () => server.dispose());
+
+  async function midTransfer(runId: string): Promise<Run> {
+    return server.waitFor('the run to be mid-transfer', async () => {
+      const r = (await server.api('GET', `/api/runs/${runId}`)).body as Run;
+      return r.step === 'transfer' && r.disks.some((d) => d.bytesDone > 0) ? r : undefined;
+    });
+  }
+
+  async function finish(runId: string): Promise<Run> {
+    return server.waitFor('the run to end', async () => {
+      const r = (await server.api('GET', `/api/runs/${runId}`)).body as Run;
+      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
+    }, 120_000);
+  }
+
+  test('kill -9 of a data proxy mid-transfer: another proxy takes the job up and the run succeeds', async () => {
+    const vm = await server.createVm(vmSpec('crash-1'));
+    const content = new Map(await Promise.all(vm.disks.map(async (d) => [d.name, await server.diskContent(d.id)] as const)));
+    const run = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+    await midTransfer(run.id);
+    const { proxies } = (await server.api('GET', '/api/proxies')).body as { proxies: Array<{ region: string; pid: number }> };
+    const proxy = proxies.find((p) => p.region === 'westeurope');
+    assert.ok(proxy, 'a proxy serves the VM region');
+    process.kill(proxy.pid, 'SIGKILL');
+    const done = await finish(run.id);
+    assert.equal(done.step, 'succeeded', done.error);
+    assert.match(server.log, new RegExp(`pid ${proxy.pid}\\) ended: SIGKILL`));
+    await assertOneGoldenPerDisk(server, vm.id);
+    await assertRestoresTo(server, done.recoveryPointId!, 'after-proxy-crash', content);
+  });
+
+  test('kill -9 of the server mid-run: after a restart the run resumes and succeeds', async () => {
+    const vm = await server.createVm(vmSpec('crash-2'));
+    const content = new Map(await Promise.all(vm.disks.map(async (d) => [d.name, await server.diskContent(d.id)] as const)));
+    const run = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+    await midTransfer(run.id);
+    await server.kill9();
+    await sleep(500);
+    await server.start(['--bandwidth', '4MiB']);
+    const done = await finish(run.id);
+    assert.equal(done.step, 'succeeded', done.error);
+    await assertOneGoldenPerDisk(server, vm.id);
+    await assertRestoresTo(server, done.recoveryPointId!, 'after-server-crash', content);
+
+    // The next run is an incremental on the promoted golden snapshots.
+    await server.writeToVm('crash-2', [{ diskName: 'crash-2-data', offset: MiB, length: 4096, pattern: 'random' }]);
+    const next = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+    const nextDone = await finish(next.id);
+    assert.equal(nextDone.step, 'succeeded', nextDone.error);
+    assert.ok(nextDone.disks.every((d) => d.incremental), 'incremental after the crash');
+    await assertOneGoldenPerDisk(server, vm.id);
+  });
+});
+
+describe('scheduler, API and bad input', () => {
+  let server: ServerUnderTest;
+  before(async () => {
+    server = await ServerUnderTest.create({ catalog: 'pglite' });
+    await server.start(['--scheduler-interval', '300']);
+  });
+  after(async () => server.dispose());
+
+  test('a policy runs on its schedule, one run per VM at a time', async () => {
+    const vm = await server.createVm({ ...vmSpec('sched-1'), tags: { schedule: 'fast' } });
+    await server.cliJson(['policies', 'create', 'every-2s', '--cron', '*/2 * * * * *', '--tag', 'schedule=fast', '--keep-last', '5']);
+    const runs = await server.waitFor('two scheduled runs to succeed', async () => {
+      const list = (await server.api('GET', `/api/runs?vmId=${encodeURIComponent(vm.id)}`)).body as Array<Run & { createdAt: string; finishedAt?: string; startedAt?: string }>;
+      return list.filter((r) => r.step === 'succeeded').length >= 2 ? list : undefined;
+    });
+    await server.api('PATCH', `/api/policies/every-2s`, { enabled: false });
+    // Never two runs of the VM at once: each started after the previous one finished.
+    const ordered = runs.filter((r) => r.step === 'succeeded').sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (let i = 1; i < ordered.length; i++) assert.ok(ordered[i].createdAt >= ordered[i - 1].finishedAt!, 'runs of one VM do not overlap');
+  });
+
+  test('the API asks for a token, enforces roles, validates input and describes itself', async () => {
+    assert.equal((await server.api('GET', '/api/vms', undefined, '')).status, 401);
+    const viewer = (await server.api('POST', '/api/tokens', { name: 'ops-viewer', role: 'viewer' })).body as { token: string };
+    assert.equal((await server.api('GET', '/api/runs', undefined, viewer.token)).status, 200);
+    const denied = await server.api('POST', '/api/policies', { name: 'x', cron: '0 * * * *', selection: { tags: { a: 'b' } }, retention: { last: 1 } }, viewer.token);
+    assert.equal(denied.status, 403);
+    const bad = await server.api('POST', '/api/policies', { name: 'bad', cron: 'every day', selection: { tags: { a: 'b' } }, retention: { last: 1 } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error, /cron/);
+    const cli = await server.cli(['policies', 'create', 'bad-tz', '--cron', '0 2 * * *', '--time-zone', 'Mars/Olympus', '--tag', 'a=b', '--keep-last', '1']);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /time ?zone/i);
+    const spec = (await server.api('GET', '/api/openapi.json')).body as { openapi: string; paths: Record<string, unknown> };
+    assert.match(spec.openapi, /^3\./);
+    for (const path of ['/api/vms', '/api/policies', '/api/runs/{id}', '/api/recovery-points', '/api/restores']) assert.ok(spec.paths[path], `OpenAPI documents ${path}`);
+    assert.ok(!JSON.stringify(spec.paths).includes('/internal/'), 'internal proxy routes stay out of the public document');
+  });
+});
