@@ -6,7 +6,7 @@
  * missing; the disk images are built once and kept in .bench/disks.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureDiskFixture, ensureTools, IMAGE_SIZE } from './disk-fixture.ts';
 
@@ -65,7 +65,7 @@ function main(): void {
   const goldsnap = (args: string[]): [string, string[]] => [node, ['--disable-warning=ExperimentalWarning', join(root, 'src', 'cli', 'main.ts'), 'repo', ...args, '--repo', gsRepo, '--json']];
   execFileSync(...goldsnap(['init']), { env: { ...process.env, ...passwordEnv }, stdio: 'ignore' });
 
-  copyFileSync(disks.base, source);
+  execFileSync('cp', ['--sparse=always', disks.base, source]);
   warm(source);
   const gsFull = measure('goldsnap full backup', ...goldsnap(['backup-image', source, '--name', 'disk.img', '--source', 'bench']), passwordEnv);
   const fullId = JSON.parse(gsFull.stdout).snapshot as string;
@@ -82,7 +82,7 @@ function main(): void {
   // restic, with compression (repository format 2), the same source path and the same warm cache
   const resticEnv = { ...passwordEnv, RESTIC_REPOSITORY: join(run, 'restic-repo'), RESTIC_CACHE_DIR: join(run, 'restic-cache') };
   execFileSync('restic', ['init', '--repository-version', '2'], { env: { ...process.env, ...resticEnv }, stdio: 'ignore' });
-  copyFileSync(disks.base, source);
+  execFileSync('cp', ['--sparse=always', disks.base, source]);
   warm(source);
   const rsFull = measure('restic full backup', 'restic', ['backup', '--json', '--host', 'bench', 'disk.img'], resticEnv, join(run, 'src'));
   execFileSync('cp', ['--sparse=always', disks.changed, source]);

@@ -32,6 +32,7 @@ export function serverCommand(): Command {
         proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log,
       });
       log(`goldsnap server listening on ${server.url}`);
+      log(`try: bin/goldsnap vms | bin/goldsnap runs | bin/goldsnap points | bin/goldsnap restore <point> --name copy (API token: ${opts.data}/admin-token)`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);

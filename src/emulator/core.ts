@@ -26,8 +26,8 @@ export const REGIONS = [
   'eastasia', 'canadacentral', 'brazilsouth', 'centralindia', 'koreacentral',
 ];
 
-/** An ARM error: rendered as {error:{code,message}} with the HTTP status. */
-export class ArmError extends Error {
+/** An error with an HTTP status and an Azure error code; the subclass says how it is rendered. */
+abstract class CodedError extends Error {
   readonly status: number;
   readonly code: string;
   constructor(status: number, code: string, message: string) {
@@ -37,16 +37,11 @@ export class ArmError extends Error {
   }
 }
 
+/** An ARM error: rendered as {error:{code,message}} with the HTTP status. */
+export class ArmError extends CodedError {}
+
 /** A storage (data plane) error: rendered as XML <Error><Code/> with x-ms-error-code. */
-export class StorageError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
+export class StorageError extends CodedError {}
 
 /** Delays (ms) after which long-running operations report Succeeded. */
 export interface OperationTimings {

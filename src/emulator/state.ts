@@ -5,7 +5,8 @@ import { writeFileAtomic } from './durable.ts';
 export type ResourceKind = 'disks' | 'snapshots' | 'virtualMachines';
 export type Access = 'Read' | 'Write';
 
-export interface DiskRec {
+/** What disks and snapshots share: both are managed-disk resources over a content in the extent store. */
+export interface ContentRec {
   id: string;
   name: string;
   resourceGroup: string;
@@ -21,32 +22,19 @@ export interface DiskRec {
   creationData: Record<string, unknown>;
   osType?: string;
   hyperVGeneration?: string;
-  managedBy?: string;
-  /** Upload disk that has not finished its upload (ReadyToUpload until the write SAS is revoked). */
-  uploadPending: boolean;
   access?: Access;
   /** Family for incremental diffs: the uniqueId of the original disk. */
   family: string;
 }
 
-export interface SnapshotRec {
-  id: string;
-  name: string;
-  resourceGroup: string;
-  location: string;
-  tags: Record<string, string>;
-  skuName: string;
-  sizeBytes: number;
-  contentId: string;
-  uniqueId: string;
-  timeCreated: string;
-  readyAt: number;
+export interface DiskRec extends ContentRec {
+  managedBy?: string;
+  /** Upload disk that has not finished its upload (ReadyToUpload until the write SAS is revoked). */
+  uploadPending: boolean;
+}
+
+export interface SnapshotRec extends ContentRec {
   incremental: boolean;
-  creationData: Record<string, unknown>;
-  osType?: string;
-  hyperVGeneration?: string;
-  access?: Access;
-  family: string;
 }
 
 export interface VmRec {

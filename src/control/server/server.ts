@@ -71,6 +71,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         log('emulator: creating the demo VMs (once)');
         await emulator.control.seedDemo();
       }
+      // Demo VMs keep writing a little, so every next backup has changed blocks to find.
+      if (opts.demo) emulator.control.startTicker({ intervalMs: 60_000, fraction: 0.002 });
       log(`emulator: ${emulator.armEndpoint} (${emulator.control.listVms().length} VMs)`);
       cloud = await openCloud({ kind: 'emulator', connectionFile: emulator.connectionFile });
       cloudEnv.GOLDSNAP_CLOUD = 'emulator';
