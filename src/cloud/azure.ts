@@ -31,6 +31,13 @@ function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
 }
 
+function isConflict(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 409;
+}
+
+/** Get Page Ranges returns at most 10,000 ranges; a busier segment is asked again in halves down to this. */
+const MIN_PAGE_RANGE_SEGMENT = 16 * 1024 ** 2;
+
 /**
  * The `azure` cloud on the official SDKs: @azure/arm-compute for VMs, disks and snapshots,
  * @azure/storage-blob for the page-blob data behind a snapshot's or disk's SAS URL. It runs
@@ -97,17 +104,23 @@ export class AzureCloud implements Cloud {
     if (existing && !sameResource(existing.creationData?.sourceResourceId ?? '', req.disk.id)) {
       throw new Error(`snapshot ${req.name} already exists in ${resourceGroup} and is of another disk`);
     }
-    let snapshot = existing?.provisioningState === 'Succeeded' ? existing : await this.compute.snapshots.beginCreateOrUpdateAndWait(resourceGroup, req.name, {
+    const snapshot = existing?.provisioningState === 'Succeeded' ? existing : await this.compute.snapshots.beginCreateOrUpdateAndWait(resourceGroup, req.name, {
       location: req.disk.region,
       tags: req.tags,
       incremental: true, creationData: { createOption: 'Copy', sourceResourceId: req.disk.id },
     }, this.poll);
-    // An incremental snapshot is readable only once its background copy is complete.
-    while ((snapshot.completionPercent ?? 100) < 100) {
-      await new Promise((resolve) => setTimeout(resolve, this.opts.pollIntervalMs ?? 2000));
-      snapshot = await this.compute.snapshots.get(resourceGroup, req.name);
-    }
     return this.toCloudSnapshot(snapshot);
+  }
+
+  async waitForSnapshot(id: string): Promise<void> {
+    const { resourceGroup, name } = parseResourceId(id);
+    // An incremental snapshot is readable only once its background copy is complete.
+    for (;;) {
+      const snapshot = await this.compute.snapshots.get(resourceGroup, name);
+      if (snapshot.copyCompletionError) throw new Error(`snapshot ${name} failed to copy: ${snapshot.copyCompletionError.errorMessage}`);
+      if ((snapshot.completionPercent ?? 100) >= 100) return;
+      await new Promise((resolve) => setTimeout(resolve, this.opts.pollIntervalMs ?? 2000));
+    }
   }
 
   async getSnapshot(id: string): Promise<CloudSnapshot | undefined> {
@@ -127,11 +140,26 @@ export class AzureCloud implements Cloud {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
+    await this.deleteResource('snapshots', id);
+  }
+
+  /**
+   * Deletes a snapshot or disk; absent is fine. A read grant left open by a proxy that was killed
+   * blocks the delete (409) for hours: revoke it, then delete again.
+   */
+  private async deleteResource(kind: 'snapshots' | 'disks', id: string): Promise<void> {
     const { resourceGroup, name } = parseResourceId(id);
-    try {
-      await this.compute.snapshots.beginDeleteAndWait(resourceGroup, name, this.poll);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ops.beginDeleteAndWait(resourceGroup, name, this.poll);
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        if (!isConflict(err) || attempt > 0) throw err;
+        this.grants.delete(id);
+        await ops.beginRevokeAccessAndWait(resourceGroup, name, this.poll);
+      }
     }
   }
 
@@ -182,20 +210,35 @@ export class AzureCloud implements Cloud {
   }
 
   async changedRanges(base: CloudSnapshot, snapshot: CloudSnapshot): Promise<ByteRange[]> {
-    const [baseUrl, url] = await Promise.all([this.acquire(base.id), this.acquire(snapshot.id)]);
+    const baseUrl = await this.acquire(base.id);
     try {
-      const client = this.blob(url);
-      const ranges: ByteRange[] = [];
-      for (let offset = 0; offset < snapshot.sizeBytes; offset += PAGE_RANGE_SEGMENT) {
-        const count = Math.min(PAGE_RANGE_SEGMENT, snapshot.sizeBytes - offset);
-        const diff = await client.getPageRangesDiffForManagedDisks(offset, count, baseUrl);
-        // Cleared pages changed too: they now read as zeros. The SDK reports `count` as end - start
-        // of Azure's inclusive ranges, so the byte length is count + 1.
-        for (const r of [...(diff.pageRange ?? []), ...(diff.clearRange ?? [])]) ranges.push({ offset: r.offset, length: (r.count ?? 0) + 1 });
+      const client = this.blob(await this.acquire(snapshot.id));
+      try {
+        const ranges: ByteRange[] = [];
+        const diff = async (offset: number, count: number): Promise<void> => {
+          const page = await client.getPageRangesDiffForManagedDisks(offset, count, baseUrl);
+          // A truncated answer (more than 10,000 ranges) would silently miss changes: ask in halves.
+          // The typed response drops the NextMarker that the generated model parses into continuationToken.
+          if ((page._response.parsedBody as { continuationToken?: string }).continuationToken) {
+            if (count <= MIN_PAGE_RANGE_SEGMENT) throw new Error(`Azure returned an incomplete list of changed ranges for ${count} bytes of ${snapshot.name}`);
+            const half = Math.ceil(count / 2 / 512) * 512;
+            await diff(offset, half);
+            await diff(offset + half, count - half);
+            return;
+          }
+          // Cleared pages changed too: they now read as zeros. The SDK reports `count` as end - start
+          // of Azure's inclusive ranges, so the byte length is count + 1.
+          for (const r of [...(page.pageRange ?? []), ...(page.clearRange ?? [])]) ranges.push({ offset: r.offset, length: (r.count ?? 0) + 1 });
+        };
+        for (let offset = 0; offset < snapshot.sizeBytes; offset += PAGE_RANGE_SEGMENT) {
+          await diff(offset, Math.min(PAGE_RANGE_SEGMENT, snapshot.sizeBytes - offset));
+        }
+        return ranges.sort((a, b) => a.offset - b.offset);
+      } finally {
+        await this.release(snapshot.id);
       }
-      return ranges.sort((a, b) => a.offset - b.offset);
     } finally {
-      await Promise.all([this.release(base.id), this.release(snapshot.id)]);
+      await this.release(base.id);
     }
   }
 
@@ -244,11 +287,16 @@ export class AzureCloud implements Cloud {
   }
 
   async deleteDisk(id: string): Promise<void> {
-    const { resourceGroup, name } = parseResourceId(id);
+    await this.deleteResource('disks', id);
+  }
+
+  async findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined> {
     try {
-      await this.compute.disks.beginDeleteAndWait(resourceGroup, name, this.poll);
+      const found = kind === 'disk' ? await this.compute.disks.get(resourceGroup, name) : await this.compute.virtualMachines.get(resourceGroup, name);
+      return { id: found.id!, tags: found.tags ?? {} };
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 

@@ -50,8 +50,10 @@ export interface Cloud {
   readonly kind: string;
   listVms(): Promise<CloudVm[]>;
   getVm(id: string): Promise<CloudVm>;
-  /** Creates an incremental snapshot and waits until it is complete. Idempotent by name. */
+  /** Creates an incremental snapshot (provisioned, not necessarily readable yet). Idempotent by name. */
   createSnapshot(req: SnapshotRequest): Promise<CloudSnapshot>;
+  /** Waits until a snapshot's background copy is complete and it can be read. */
+  waitForSnapshot(id: string): Promise<void>;
   getSnapshot(id: string): Promise<CloudSnapshot | undefined>;
   /** Snapshots carrying Goldsnap's tag (to find leaked ones). */
   listGoldsnapSnapshots(): Promise<CloudSnapshot[]>;
@@ -66,6 +68,8 @@ export interface Cloud {
   createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }>;
   /** Deletes a disk (a restore that failed removes the disks it made); absent is not an error. */
   deleteDisk(id: string): Promise<void>;
+  /** A disk or VM by resource group and name, with its tags; undefined when there is none. */
+  findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined>;
   /** Creates a VM from existing disks (restore to a new VM). */
   createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string> }): Promise<CloudVm>;
 }

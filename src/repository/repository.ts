@@ -177,10 +177,23 @@ export class Repository {
   }
 
   /** All recovery points, oldest first. */
-  async listRecoveryPoints(): Promise<RecoveryPointEntry[]> {
+  /**
+   * Every recovery point, oldest first. An unreadable one throws, unless `onUnreadable` is given:
+   * then it is reported there and left out (automated work must not stop on one bad object;
+   * `check` is where it gets found).
+   */
+  async listRecoveryPoints(onUnreadable?: (id: string, err: Error) => void): Promise<RecoveryPointEntry[]> {
     const ids = await this.listIds(ObjectType.recoveryPoint);
-    const points = await mapLimit(ids, 8, async ({ id }) => ({ id, point: await this.loadRecoveryPoint(id) }));
-    return points.sort((a, b) => a.point.time.localeCompare(b.point.time));
+    const points = await mapLimit(ids, 8, async ({ id }) => {
+      try {
+        return { id, point: await this.loadRecoveryPoint(id) };
+      } catch (err) {
+        if (!onUnreadable) throw err;
+        onUnreadable(id, err as Error);
+        return undefined;
+      }
+    });
+    return points.filter((p) => p !== undefined).sort((a, b) => a.point.time.localeCompare(b.point.time));
   }
 
   /** Finds a recovery point by its id or a unique prefix of it (like git, at least 4 characters). */

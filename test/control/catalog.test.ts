@@ -158,9 +158,11 @@ forEachBackend('catalog', b => {
     assert.equal((await store.listRuns()).length, 1);
     // Same id again: also the existing run.
     assert.equal((await store.createRun(first)).id, first.id);
-    // Manual runs are never merged.
-    const m1 = await store.createRun(newRun());
-    const m2 = await store.createRun(newRun());
+    // A VM has one unfinished run at most: a manual run while another is going gets that one.
+    assert.equal((await store.createRun(newRun())).id, first.id);
+    // Runs of other VMs are their own.
+    const m1 = await store.createRun(newRun({ vmId: 'vm-3' }));
+    const m2 = await store.createRun(newRun({ vmId: 'vm-4' }));
     assert.notEqual(m1.id, m2.id);
 
     const run = await store.getRun(first.id);
@@ -180,8 +182,11 @@ forEachBackend('catalog', b => {
     assert.equal((await store.listRuns({ vmId: 'vm-2' })).length, 0);
     assert.equal((await store.listRuns({ limit: 1 })).length, 1);
     assert.equal((await store.listRuns({ policyId: policy.id })).length, 1);
-    const active = await store.activeRunForVm('vm-1');
-    assert.ok(active && [m1.id, m2.id].includes(active.id));
+    assert.equal(await store.activeRunForVm('vm-1'), undefined);
+    const next = await store.createRun(newRun());
+    assert.notEqual(next.id, first.id, 'once the run finished, the VM gets a new one');
+    assert.equal((await store.activeRunForVm('vm-1'))?.id, next.id);
+    assert.equal((await store.activeRunForVm('vm-3'))?.id, m1.id);
     assert.equal(await store.activeRunForVm('vm-2'), undefined);
 
     assert.deepEqual(await store.retentionOf(run), { policy: { daily: 7, weekly: 4 }, timeZone: 'Europe/Paris' });

@@ -90,6 +90,10 @@ for (const catalog of ['pglite', 'postgres'] as const) {
 
       await assertRestoresTo(server, second.recoveryPointId!, 'latest', atSecond, ['--region', 'eastus', '--vm']);
       await assertRestoresTo(server, first.recoveryPointId!, 'older', atFirst);
+      // A restore never overwrites what exists: here, the source VM itself.
+      const clash = await server.cli(['restore', first.recoveryPointId!, '--name', 'app-1', '--vm']);
+      assert.equal(clash.code, 1);
+      assert.match(clash.stdout + clash.stderr, /a VM named app-1 already exists in resource group rg-e2e/);
 
       // Retention keeps the last 2: a third run forgets the first recovery point.
       const [third] = await server.cliJson<Run[]>(['policies', 'run', 'e2e-nightly', '--wait']);
@@ -212,6 +216,26 @@ describe('scheduler, API and bad input', () => {
     for (let i = 1; i < ordered.length; i++) assert.ok(ordered[i].createdAt >= ordered[i - 1].finishedAt!, 'runs of one VM do not overlap');
   });
 
+  test('one run per VM at a time, and retention thins out only its own policy\'s points', async () => {
+    const vm = await server.createVm({ ...vmSpec('multi-1'), tags: { tier: 'gold' } });
+    const [a, b] = await Promise.all([server.api('POST', '/api/runs', { vmId: vm.id }), server.api('POST', '/api/runs', { vmId: vm.id })]);
+    assert.deepEqual([a.status, b.status].sort(), [202, 409], 'a second run of a busy VM is refused');
+    const started = (a.status === 202 ? a : b).body as Run;
+    const first = await server.waitFor('the manual run', async () => {
+      const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
+      return r.step === 'succeeded' ? r : undefined;
+    });
+
+    await server.cliJson(['policies', 'create', 'gold-monthly', '--cron', '0 0 1 * *', '--tag', 'tier=gold', '--keep-monthly', '12']);
+    await server.cliJson(['policies', 'create', 'gold-hourly', '--cron', '0 * * * *', '--tag', 'tier=gold', '--keep-last', '1']);
+    const [monthly] = await server.cliJson<Run[]>(['policies', 'run', 'gold-monthly', '--wait']);
+    for (let i = 0; i < 2; i++) assert.equal((await server.cliJson<Run[]>(['policies', 'run', 'gold-hourly', '--wait']))[0].step, 'succeeded');
+    const points = (await server.cliJson<Array<{ id: string }>>(['points', '--vm', vm.id])).map((p) => p.id);
+    assert.ok(points.includes(monthly.recoveryPointId!), 'the hourly policy keeps its hands off the monthly point');
+    assert.ok(points.includes(first.recoveryPointId!), 'and off the manual one');
+    assert.equal(points.length, 3, 'the hourly policy keeps its last point only');
+  });
+
   test('the API asks for a token, enforces roles, validates input and describes itself', async () => {
     assert.equal((await server.api('GET', '/api/vms', undefined, '')).status, 401);
     const viewer = (await server.api('POST', '/api/tokens', { name: 'ops-viewer', role: 'viewer' })).body as { token: string };
@@ -221,6 +245,7 @@ describe('scheduler, API and bad input', () => {
     const bad = await server.api('POST', '/api/policies', { name: 'bad', cron: 'every day', selection: { tags: { a: 'b' } }, retention: { last: 1 } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error, /cron/);
+    assert.equal((await server.api('GET', '/api/restores/not-a-number')).status, 404);
     const cli = await server.cli(['policies', 'create', 'bad-tz', '--cron', '0 2 * * *', '--time-zone', 'Mars/Olympus', '--tag', 'a=b', '--keep-last', '1']);
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /time ?zone/i);

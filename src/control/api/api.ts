@@ -135,11 +135,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     async (req, reply) => {
       const wanted = (req.body as { vmId: string }).vmId;
       const vms = await deps.orchestrator.refreshInventory();
-      const vm = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase() || v.name === wanted);
+      const byId = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase());
+      const byName = vms.filter((v) => v.name === wanted);
+      if (!byId && byName.length > 1) throw new InvalidInputError('vmId', `${byName.length} VMs are named ${wanted} (in ${byName.map((v) => v.resourceGroup).join(', ')}): give the VM's id`);
+      const vm = byId ?? byName[0];
       if (!vm) throw new NotFoundError('VM', wanted);
-      const active = await deps.runs.activeRunForVm(vm.id);
-      if (active) return reply.code(409).send({ error: `VM ${vm.name} already has a run going: ${active.id}`, run: active });
-      return reply.code(202).send(await deps.orchestrator.startRun(vm));
+      const { run, created } = await deps.orchestrator.startRun(vm);
+      if (!created) return reply.code(409).send({ error: `VM ${vm.name} already has a run going: ${run.id}`, run });
+      return reply.code(202).send(run);
     });
 
   app.get('/api/recovery-points', { preHandler: needs('viewer'), schema: { summary: 'Recovery points, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' } } } } },
@@ -166,6 +169,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       return reply.code(matches.length ? 400 : 404).send({ error: matches.length ? `recovery point prefix ${body.recoveryPointId} is ambiguous` : `no recovery point ${body.recoveryPointId}` });
     }
     const point = matches[0];
+    const unknown = (body.disks ?? []).filter((name) => !point.point.disks.some((d) => d.name === name));
+    if (unknown.length) throw new InvalidInputError('disks', `recovery point ${point.id.slice(0, 12)} has no disk ${unknown.join(', ')} (it has ${point.point.disks.map((d) => d.name).join(', ')})`);
     const vm = await deps.runs.getVm(point.vmId);
     const region = body.region ?? vm?.region;
     if (!region) throw new InvalidInputError('region', 'the source VM is gone; say which region to restore to');
@@ -176,8 +181,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return reply.code(202).send(restoreView(job));
   });
   app.get('/api/restores/:id', { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } }, async (req) => {
-    const job = await deps.queue.get(Number((req.params as { id: string }).id));
-    if (!job || job.kind !== 'restore') throw new NotFoundError('restore', (req.params as { id: string }).id);
+    const { id } = req.params as { id: string };
+    const job = /^\d{1,15}$/.test(id) ? await deps.queue.get(Number(id)) : undefined;
+    if (!job || job.kind !== 'restore') throw new NotFoundError('restore', id);
     return restoreView(job);
   });
 
@@ -225,7 +231,8 @@ async function policyId(deps: ApiDeps, idOrName: string): Promise<string> {
 async function runId(deps: ApiDeps, idOrPrefix: string): Promise<string> {
   const exact = await deps.runs.findRun(idOrPrefix).catch(() => undefined);
   if (exact) return exact.id;
-  const matches = (await deps.runs.listRuns({ limit: 1000 })).filter((r) => r.id.startsWith(idOrPrefix));
-  if (matches.length !== 1) throw new NotFoundError('run', idOrPrefix);
+  const matches = (await deps.runs.listRuns({ limit: 100_000 })).filter((r) => r.id.startsWith(idOrPrefix));
+  if (matches.length > 1) throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches ${matches.length} runs: give more characters`);
+  if (matches.length === 0) throw new NotFoundError('run', idOrPrefix);
   return matches[0].id;
 }

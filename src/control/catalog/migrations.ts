@@ -107,6 +107,13 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'at most one unfinished run per VM',
+    // Two requests racing (a double click, a schedule firing during a manual run) must not both
+    // start a run: two runs on one disk would each promote a golden snapshot.
+    sql: `CREATE UNIQUE INDEX runs_one_unfinished_per_vm ON runs (vm_id) WHERE finished_at IS NULL;`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -48,8 +48,8 @@ export class SqlRunStore implements RunStore {
 
   /**
    * Creates a run; idempotent on (policyId, vmId, scheduledFor) and on id: if such a run exists
-   * already, it is returned instead (compare ids to know). Manual runs (no policy or no
-   * scheduledFor) are never merged.
+   * already, it is returned instead (compare ids to know). A VM has at most one unfinished run:
+   * creating another returns that one.
    */
   async createRun(run: NewRun): Promise<Run> {
     const scheduledFor = toIso(run.scheduledFor);
@@ -65,7 +65,7 @@ export class SqlRunStore implements RunStore {
         'SELECT doc FROM runs WHERE policy_id = $1 AND vm_id = $2 AND scheduled_for = $3', [run.policyId, run.vmId, scheduledFor]);
       if (existing) return existing.doc;
     }
-    return this.getRun(run.id);
+    return (await this.activeRunForVm(run.vmId)) ?? this.getRun(run.id);
   }
 
   async getRun(id: string): Promise<Run> {

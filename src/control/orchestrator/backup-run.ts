@@ -44,6 +44,16 @@ export function vmSource(vmId: string): string {
   return `vm:${vmId}`;
 }
 
+/** The repository's recovery points, leaving out (and logging) any unreadable one rather than stopping every run. */
+function readablePoints(ctx: RunContext) {
+  return ctx.repo.listRecoveryPoints((id, err) => ctx.log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`));
+}
+
+/** Tags a recovery point with the policy that made it; retention works per policy. */
+export function policyTag(policyId: string): string {
+  return `policy:${policyId}`;
+}
+
 export class RunFailure extends Error {}
 
 /**
@@ -96,7 +106,9 @@ async function snapshotStep(ctx: RunContext, run: Run, next: Next) {
     Object.assign(disk, { snapshotId: snapshot.id, baseSnapshotId: golden?.snapshotId, parentFixedIndex: golden?.fixedIndex, bytesTotal: snapshot.sizeBytes });
     await ctx.store.saveRun(run);
   }
-  for (const disk of run.disks) await ctx.store.enqueueTransfer(run.id, disk);
+  // Every snapshot must be readable before any is read (an incremental snapshot's background
+  // copy can take a while): created all at once above, so they are one moment of the VM.
+  for (const disk of run.disks) await ctx.cloud.waitForSnapshot(disk.snapshotId!);
   return next('transfer');
 }
 
@@ -104,6 +116,9 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
   const failed = run.disks.find(d => d.error);
   if (failed) throw new RunFailure(`transfer of disk ${failed.diskName} failed: ${failed.error}`);
   if (run.disks.every(d => d.transferred)) return next('commit');
+  // Queued only once the run is saved in this step, so a proxy never finds a job of a run that
+  // is not yet transferring. Queueing again is a no-op (one job per run and disk).
+  for (const disk of run.disks) if (!disk.transferred) await ctx.store.enqueueTransfer(run.id, disk);
   return 'wait' as const;
 }
 
@@ -112,13 +127,13 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
   const source = vmSource(run.vmId);
   // A commit interrupted after the repository write but before the catalog write left a recovery
   // point tagged with this run: adopt it rather than commit a second one.
-  const existing = (await ctx.repo.listRecoveryPoints()).find(e => e.point.tags.includes(`run:${run.id}`));
+  const existing = (await readablePoints(ctx)).find(e => e.point.tags.includes(`run:${run.id}`));
   let id = existing?.id;
   let point = existing?.point;
   if (!id || !point) {
     point = {
       version: 1, time: run.startedAt ?? new Date().toISOString(), source, hostname: hostname(),
-      tags: [`run:${run.id}`, `vm:${run.vmName}`],
+      tags: [`run:${run.id}`, `vm:${run.vmName}`, ...(run.policyId ? [policyTag(run.policyId)] : [])],
       disks: run.disks.map(d => ({
         name: d.diskName, sizeBytes: d.sizeBytes, chunkSize: ctx.repo.config.chunkSize, fixedIndex: d.fixedIndex!,
         stats: d.stats!, source: { diskId: d.diskId, snapshotId: d.snapshotId!, role: d.role, ...(d.lun !== undefined ? { lun: d.lun } : {}) },
@@ -146,13 +161,16 @@ async function promoteStep(ctx: RunContext, run: Run, next: Next) {
 async function retentionStep(ctx: RunContext, run: Run, next: Next) {
   const retention = await ctx.store.retentionOf(run);
   if (retention) {
+    // A policy thins out only its own points: a VM in an hourly and a monthly policy keeps both.
     const source = vmSource(run.vmId);
-    const points = (await ctx.repo.listRecoveryPoints()).filter(e => e.point.source === source);
+    const tag = policyTag(run.policyId!);
+    const points = (await readablePoints(ctx)).filter(e => e.point.source === source && e.point.tags.includes(tag));
     for (const d of applyRetention(points, e => new Date(e.point.time), retention.policy, retention.timeZone)) {
       // Every rule keeps the newest point, which is the one the golden snapshots belong to.
       if (d.keep || d.item.id === run.recoveryPointId) continue;
-      await ctx.repo.deleteRecoveryPoint(d.item.id);
+      // Catalog first: a crash in between leaves an unlisted point for prune, never a listed one that is gone.
       await ctx.store.forgetRecoveryPoint(d.item.id);
+      await ctx.repo.deleteRecoveryPoint(d.item.id);
     }
   }
   return next('succeeded');

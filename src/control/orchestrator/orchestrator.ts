@@ -8,7 +8,7 @@ import type { Job, JobQueue } from '../queue/job-queue.ts';
 import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../scheduler/scheduler.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload, type TransferJobResult } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
-import { isFinished, type Run } from './run-model.ts';
+import type { Run } from './run-model.ts';
 
 export interface OrchestratorDeps {
   runs: SqlRunStore;
@@ -93,12 +93,10 @@ export class Orchestrator {
     const vms = await this.refreshInventory();
     const started: Run[] = [];
     for (const vm of vms.filter((v) => matchesSelection(policy.selection, v))) {
-      const active = await this.deps.runs.activeRunForVm(vm.id);
-      if (active && !(active.policyId === policy.id && active.scheduledFor === scheduledFor)) {
-        this.deps.log(`policy ${policy.name}: ${vm.name} skipped, its run ${active.id.slice(0, 8)} is still going`);
-        continue;
-      }
-      started.push(await this.startRun(vm, policy, scheduledFor));
+      const { run } = await this.startRun(vm, policy, scheduledFor);
+      // The catalog allows one unfinished run per VM: another one still going means no run now.
+      if (run.policyId === policy.id && run.scheduledFor === scheduledFor) started.push(run);
+      else this.deps.log(`policy ${policy.name}: ${vm.name} skipped, its run ${run.id.slice(0, 8)} is still going`);
     }
     return started;
   }
@@ -109,10 +107,14 @@ export class Orchestrator {
     return vms;
   }
 
-  /** Creates a run (idempotent per policy, VM and scheduled time) and starts advancing it. */
-  async startRun(vm: CloudVm, policy?: Policy, scheduledFor?: string): Promise<Run> {
+  /**
+   * Creates a run (idempotent per policy, VM and scheduled time) and starts advancing it. When
+   * the VM already has an unfinished run, that one comes back with `created: false`.
+   */
+  async startRun(vm: CloudVm, policy?: Policy, scheduledFor?: string): Promise<{ run: Run; created: boolean }> {
+    const id = randomUUID();
     const run = await this.deps.runs.createRun({
-      id: randomUUID(), vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
+      id, vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
       step: 'snapshot', createdAt: new Date().toISOString(),
       disks: vm.disks.map((d) => ({
         diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }),
@@ -120,7 +122,7 @@ export class Orchestrator {
       })),
     });
     this.advance(run.id);
-    return run;
+    return { run, created: run.id === id };
   }
 
   /** Advances a run until it waits for transfers or is done; one loop per run at a time. */
@@ -140,16 +142,19 @@ export class Orchestrator {
     })();
   }
 
-  /** A transfer job that ran out of attempts (its proxy died each time) fails its disk. */
+  /**
+   * A transfer job that ran out of attempts (its proxy died each time) fails its disk; so does one
+   * that ended without its result reaching the run, which would otherwise wait forever.
+   */
   private async noteFailedTransfers(runId: string): Promise<void> {
     const run = await this.deps.runs.getRun(runId);
     if (run.step !== 'transfer') return;
     let changed = false;
     for (const job of await this.deps.queue.listByRun(runId)) {
-      if (job.kind !== 'transfer' || job.state !== 'failed') continue;
+      if (job.kind !== 'transfer' || (job.state !== 'failed' && job.state !== 'done')) continue;
       const disk = run.disks.find((d) => d.diskId === job.payload.diskId);
       if (disk && !disk.transferred && !disk.error) {
-        disk.error = job.lastError ?? 'the data proxy stopped answering';
+        disk.error = job.state === 'failed' ? job.lastError ?? 'the data proxy stopped answering' : 'the transfer ended without a result';
         changed = true;
       }
     }
@@ -190,23 +195,24 @@ export class Orchestrator {
     }
   }
 
+  /** Keeps the proxy's lease and records progress; false tells the proxy to stop (lease lost, or the run no longer wants the transfer). */
   async proxyHeartbeat(jobId: number, workerId: string, progress: ProxyProgress): Promise<boolean> {
     if (!(await this.deps.queue.heartbeat(jobId, workerId, PROXY_LEASE_MS, progress))) return false;
     const job = await this.deps.queue.get(jobId);
-    if (job?.kind === 'transfer') {
-      await this.updateDisk(job, (disk) => { disk.bytesDone = progress.doneBytes; disk.bytesTotal = progress.totalBytes; });
-    }
-    return true;
+    if (job?.kind !== 'transfer') return true;
+    return this.updateDisk(job, (disk) => { disk.bytesDone = progress.doneBytes; disk.bytesTotal = progress.totalBytes; });
   }
 
   async proxyComplete(jobId: number, workerId: string, result: unknown): Promise<boolean> {
     const job = await this.deps.queue.get(jobId);
-    if (!job || job.lockedBy !== workerId) return false;
+    // Only the proxy holding the job may complete it: a slower one whose lease ran out may not.
+    if (!job || job.state !== 'running' || job.lockedBy !== workerId) return false;
     if (job.kind === 'transfer') {
       const r = result as TransferJobResult;
-      await this.updateDisk(job, (disk) => {
+      const applied = await this.updateDisk(job, (disk) => {
         Object.assign(disk, { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, transferred: true, bytesDone: disk.bytesTotal });
       });
+      if (!applied) return false;
     }
     const done = await this.deps.queue.complete(jobId, workerId, result);
     if (job.kind === 'transfer') this.advance(job.payload.runId);
@@ -223,19 +229,22 @@ export class Orchestrator {
     }
   }
 
-  private async updateDisk(job: Job, change: (disk: Run['disks'][number]) => void): Promise<void> {
+  /** Changes a disk of a run that still waits for its transfer; false when it no longer does. */
+  private async updateDisk(job: Job, change: (disk: Run['disks'][number]) => void): Promise<boolean> {
     const runId = job.payload.runId as string;
-    await this.locks.run(runId, async () => {
-      const run = await this.deps.runs.getRun(runId);
-      const disk = run.disks.find((d) => d.diskId === job.payload.diskId);
-      if (!disk || isFinished(run.step)) return;
+    return this.locks.run(runId, async () => {
+      const run = await this.deps.runs.findRun(runId);
+      const disk = run?.disks.find((d) => d.diskId === job.payload.diskId);
+      if (!run || !disk || run.step !== 'transfer' || disk.transferred) return false;
       change(disk);
       await this.deps.runs.saveRun(run);
+      return true;
     });
   }
 
   /** Queues a restore on the target region's proxies; follow it with the returned job id. */
-  async startRestore(req: RestoreJobPayload): Promise<Job> {
-    return this.deps.queue.enqueue({ queue: transferQueue(req.region), kind: 'restore', payload: req, maxAttempts: 3 });
+  async startRestore(req: Omit<RestoreJobPayload, 'restoreId'>): Promise<Job> {
+    const payload: RestoreJobPayload = { ...req, restoreId: randomUUID() };
+    return this.deps.queue.enqueue({ queue: transferQueue(req.region), kind: 'restore', payload, maxAttempts: 3 });
   }
 }

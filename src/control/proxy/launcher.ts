@@ -30,6 +30,8 @@ const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 export class LocalProxyLauncher implements ProxyLauncher {
   private readonly opts: LocalProxyLauncherOptions;
   private readonly children = new Map<string, { child: ChildProcess; info: ProxyInfo }>();
+  /** Regions whose proxy failed: no new one before `until`, doubling the wait on each failure. */
+  private readonly backoff = new Map<string, { until: number; waitMs: number }>();
 
   constructor(opts: LocalProxyLauncherOptions) {
     this.opts = opts;
@@ -39,7 +41,9 @@ export class LocalProxyLauncher implements ProxyLauncher {
     const depths = await this.opts.queue.depth('transfer:');
     for (const [queue, depth] of Object.entries(depths)) {
       const region = queue.slice('transfer:'.length);
-      if (depth.queued + depth.running > 0 && !this.children.has(region)) this.launch(region);
+      if (depth.queued + depth.running === 0 || this.children.has(region)) continue;
+      if ((this.backoff.get(region)?.until ?? 0) > Date.now()) continue;
+      this.launch(region);
     }
   }
 
@@ -52,10 +56,20 @@ export class LocalProxyLauncher implements ProxyLauncher {
     const info: ProxyInfo = { region, pid: child.pid ?? 0, startedAt: new Date().toISOString() };
     this.children.set(region, { child, info });
     this.opts.log(`proxy for ${region} started (pid ${info.pid})`);
-    child.on('exit', (code, signal) => {
-      if (this.children.get(region)?.child === child) this.children.delete(region);
-      this.opts.log(`proxy for ${region} (pid ${info.pid}) ended: ${signal ?? `exit ${code}`}`);
-    });
+    const ended = (how: string, failed: boolean) => {
+      if (this.children.get(region)?.child !== child) return;
+      this.children.delete(region);
+      this.opts.log(`proxy for ${region} (pid ${info.pid}) ended: ${how}`);
+      // A proxy that cannot start (repository or cloud unreachable) is not relaunched in a tight loop.
+      if (failed) {
+        const waitMs = Math.min(60_000, (this.backoff.get(region)?.waitMs ?? 500) * 2);
+        this.backoff.set(region, { until: Date.now() + waitMs, waitMs });
+      } else {
+        this.backoff.delete(region);
+      }
+    };
+    child.on('error', (err) => ended(`could not start: ${err.message}`, true));
+    child.on('exit', (code, signal) => ended(signal ?? `exit ${code}`, code !== 0));
   }
 
   list(): ProxyInfo[] {

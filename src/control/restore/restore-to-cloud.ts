@@ -8,6 +8,8 @@ import type { Repository } from '../../repository/repository.ts';
 import { RepositorySession } from '../../repository/sessions.ts';
 
 export interface CloudRestoreRequest {
+  /** Unique per restore (not per attempt): tags what it makes, so a retry can tell its own leftovers. */
+  restoreId: string;
   point: RecoveryPoint;
   pointId: string;
   region: string;
@@ -34,6 +36,26 @@ export interface CloudRestoreResult {
 export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudRestoreRequest): Promise<CloudRestoreResult> {
   const wanted = req.disks ? req.point.disks.filter(d => req.disks!.includes(d.name)) : req.point.disks;
   if (wanted.length === 0) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has none of the disks ${req.disks?.join(', ')}`);
+  const tags = { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId, goldsnapRestore: req.restoreId };
+
+  // Never touch what is not this restore's: an existing disk or VM of the same name stops it. What
+  // an earlier, interrupted attempt of this same restore left is cleared (disks) or kept (the VM,
+  // made last, means the attempt had finished).
+  if (req.createVm) {
+    const vm = await cloud.findResource('vm', req.resourceGroup, req.name);
+    if (vm && vm.tags.goldsnapRestore !== req.restoreId) throw new Error(`a VM named ${req.name} already exists in resource group ${req.resourceGroup}: choose another name`);
+    if (vm) {
+      const existing = await cloud.getVm(vm.id);
+      return { disks: existing.disks, vm: existing };
+    }
+  }
+  for (const record of wanted) {
+    const name = `${req.name}-${record.name}`;
+    const disk = await cloud.findResource('disk', req.resourceGroup, name);
+    if (disk && disk.tags.goldsnapRestore !== req.restoreId) throw new Error(`a disk named ${name} already exists in resource group ${req.resourceGroup}: choose another name`);
+    if (disk) await cloud.deleteDisk(disk.id);
+  }
+
   const session = await RepositorySession.start(repo, `restore ${req.pointId.slice(0, 8)}`);
   const pool = new WorkerPool(repo.key);
   const made: CloudDisk[] = [];
@@ -42,8 +64,7 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     for (const record of wanted) {
       const fixedIndex = await repo.loadFixedIndex(record.fixedIndex);
       const { disk, writer } = await cloud.createDiskForRestore({
-        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
-        tags: { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId },
+        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes, tags,
       });
       try {
         await restoreDisk({ repo, index, disk: fixedIndex, writer, pool, onProgress: p => req.onProgress?.({ ...p, disk: record.name }) });
@@ -59,7 +80,7 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     if (!osDisk) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has no OS disk among the restored disks: restore the disks only`);
     const vm = await cloud.createVm({
       name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
-      dataDisks: made.filter(d => d !== osDisk), tags: { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId },
+      dataDisks: made.filter(d => d !== osDisk), tags,
     });
     return { disks: made, vm };
   } catch (err) {

@@ -35,25 +35,29 @@ export interface TransferResult {
  * once every disk of the VM is transferred.
  */
 export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerPool, req: TransferRequest): Promise<TransferResult> {
-  const incremental = Boolean(req.base && req.parentFixedIndex);
-  const [ranges, parent] = incremental
-    ? await Promise.all([cloud.changedRanges(req.base!, req.snapshot), repo.loadFixedIndex(req.parentFixedIndex!)])
+  // Without the parent's fixed index (forgotten and pruned by hand), the disk is read in full again.
+  const parent = req.base && req.parentFixedIndex ? await repo.loadFixedIndex(req.parentFixedIndex).catch(() => undefined) : undefined;
+  const incremental = Boolean(parent);
+  const ranges = parent
+    ? await cloud.changedRanges(req.base!, req.snapshot)
     // A first backup reads the allocated ranges over an all-zero parent: what is never written stays zero.
-    : [await cloud.allocatedRanges(req.snapshot), new FixedIndex(req.snapshot.sizeBytes, repo.config.chunkSize)];
+    : await cloud.allocatedRanges(req.snapshot);
   const opened = await cloud.openSnapshot(req.snapshot);
   const reader = req.bandwidth ? throttleReader(opened, req.bandwidth) : opened;
-  const session = await RepositorySession.start(repo, `transfer ${req.snapshot.name}`);
+  let session: RepositorySession | undefined;
   try {
+    session = await RepositorySession.start(repo, `transfer ${req.snapshot.name}`);
     const index = await repo.loadIndex(session.excludedPacks);
     const packs = new PackWriter(repo, index);
     const { index: disk, stats } = await backupDisk({
-      reader, chunkSize: repo.config.chunkSize, pool, packs, parent, changed: ranges, onProgress: req.onProgress,
+      reader, chunkSize: repo.config.chunkSize, pool, packs, changed: ranges, onProgress: req.onProgress,
+      parent: parent ?? new FixedIndex(req.snapshot.sizeBytes, repo.config.chunkSize),
     });
     await packs.flush();
     const fixedIndex = await repo.saveFixedIndex(disk);
     return { fixedIndex, sizeBytes: disk.sizeBytes, chunkSize: disk.chunkSize, stats, incremental };
   } finally {
-    await session.end();
+    await session?.end();
     await reader.close();
   }
 }
