@@ -96,7 +96,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
     const orchestrator = new Orchestrator({ runs, policies, queue, cloud, repo, log });
     const scheduler = new Scheduler({ db, queue, log });
-    const proxyToken = randomBytes(24).toString('base64url');
+    // Proxies on other machines present the same secret: set GOLDSNAP_PROXY_TOKEN on both sides.
+    const proxyToken = process.env.GOLDSNAP_PROXY_TOKEN || randomBytes(24).toString('base64url');
     let url = '';
     const launcher = new LocalProxyLauncher({
       queue, idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth, log,
