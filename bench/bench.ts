@@ -32,9 +32,13 @@ function dirBytes(path: string): number {
   return Number(execFileSync('du', ['-sb', path], { encoding: 'utf8' }).split(/\s+/)[0]);
 }
 
-/** Reads a file once so that both tools start from the same warm page cache. */
+/**
+ * Reads a file once so that both tools start from the same warm page cache, and writes back what
+ * the copy before left dirty, so that no tool's fsyncs wait on that writeback.
+ */
 function warm(path: string): void {
   execFileSync('cat', [path], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 0 });
+  execFileSync('sync');
 }
 
 function sameContent(a: string, b: string): boolean {
