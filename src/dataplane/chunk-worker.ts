@@ -1,6 +1,6 @@
 /**
- * A worker thread of the chunk pipeline. Backup: `digest` tells whether a chunk is all zeros and
- * computes its id; the main thread looks the id up, then asks to `seal` it (compress + encrypt) or
+ * A worker thread of the chunk pipeline. Backup: `digest` computes a chunk's id (zero chunks never
+ * come here); the main thread looks the id up, then asks to `seal` it (compress + encrypt) or
  * to `drop` it. The plaintext stays here in between, so it crosses threads only once. Restore:
  * `open` decrypts and decompresses a stored chunk, and can re-hash it to prove its id.
  */
@@ -15,22 +15,13 @@ const idKey = Buffer.from(workerData.idKey);
 const level: number = workerData.zstdLevel;
 const held = new Map<number, Uint8Array>();
 
-/** Compared against with memcmp: far faster than a loop in JavaScript, and zero detection sees every chunk read. */
-let zeros = Buffer.alloc(0);
-
-function isAllZero(buf: Uint8Array): boolean {
-  if (zeros.length < buf.byteLength) zeros = Buffer.alloc(buf.byteLength);
-  return Buffer.compare(buf, zeros.subarray(0, buf.byteLength)) === 0;
-}
-
 function handle(req: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   switch (req.op) {
     case 'digest': {
       const data = new Uint8Array(req.buffer, 0, req.length);
-      if (isAllZero(data)) return [{ seq: req.seq, zero: true, recycled: req.buffer }, [req.buffer]];
       held.set(req.seq, data);
       const id = chunkId(idKey, data);
-      return [{ seq: req.seq, zero: false, id: transferable(id) }, []];
+      return [{ seq: req.seq, id: transferable(id) }, []];
     }
     case 'seal': {
       const data = held.get(req.seq)!;

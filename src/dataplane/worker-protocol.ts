@@ -8,7 +8,6 @@ export type WorkerRequest =
 export type WorkerReply = {
   seq: number;
   error?: string;
-  zero?: boolean;
   id?: ArrayBuffer;
   sealed?: ArrayBuffer;
   compression?: number;
