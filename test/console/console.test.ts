@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
 
 /** The web console in a real browser (Debian's chromium; .ci/run installs it). */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`;
+const CHROMIUM = process.env.CHROMIUM_PATH ?? (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'chromium')).find((path) => existsSync(path));
+const skip = CHROMIUM && existsSync(CHROMIUM) ? false : 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)';
 
 let server: ServerUnderTest;
 let browser: Browser;
