@@ -128,8 +128,19 @@ for (const catalog of ['pglite', 'postgres'] as const) {
       assert.deepEqual(goldenAfter.filter((g) => vm.disks.some((d) => d.id === g.diskId)).sort((a, b) => a.diskId.localeCompare(b.diskId)),
         goldenBefore.filter((g) => vm.disks.some((d) => d.id === g.diskId)).sort((a, b) => a.diskId.localeCompare(b.diskId)));
       await assertOneGoldenPerDisk(server, vm.id);
+
+      // A snapshot a finished run left behind (as after a crash mid-delete) goes at the next start;
+      // one no run of this catalog made is left alone.
+      const disk = vm.disks[0];
+      const leaked = await cloud.createSnapshot({ disk: { id: disk.id, name: disk.name, region: 'westeurope', sizeBytes: disk.sizeBytes, role: 'os' }, name: 'leaked-by-test', tags: { goldsnap: 'true', goldsnapRun: failed.id } });
+      const foreign = await cloud.createSnapshot({ disk: { id: disk.id, name: disk.name, region: 'westeurope', sizeBytes: disk.sizeBytes, role: 'os' }, name: 'someone-elses', tags: { goldsnap: 'true', goldsnapRun: 'not-ours' } });
       await server.stop();
       await server.start();
+      const restarted = await server.cloud(); // the emulator listens on a new port
+      assert.equal(await restarted.getSnapshot(leaked.id), undefined, 'the leaked snapshot is swept');
+      assert.ok(await restarted.getSnapshot(foreign.id), 'a snapshot of an unknown run is kept');
+      await restarted.deleteSnapshot(foreign.id);
+      await assertOneGoldenPerDisk(server, vm.id);
     });
   });
 }

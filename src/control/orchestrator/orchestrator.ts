@@ -101,6 +101,30 @@ export class Orchestrator {
     return started;
   }
 
+  /**
+   * Deletes Goldsnap snapshots that nothing needs: not a disk's golden snapshot, and made by a run
+   * of this catalog that has finished (so its promote or cleanup should have removed it). Snapshots
+   * of runs this catalog does not know may be another installation's: they are only reported.
+   */
+  async sweepLeakedSnapshots(): Promise<string[]> {
+    const golden = new Set((await this.deps.runs.listGolden()).map((g) => g.snapshotId.toLowerCase()));
+    const deleted: string[] = [];
+    for (const snapshot of await this.deps.cloud.listGoldsnapSnapshots()) {
+      if (golden.has(snapshot.id.toLowerCase())) continue;
+      const runId = snapshot.tags.goldsnapRun;
+      const run = runId ? await this.deps.runs.findRun(runId) : undefined;
+      if (!run) {
+        this.deps.log(`snapshot ${snapshot.name} carries Goldsnap's tag but no run of this catalog made it: left alone`);
+        continue;
+      }
+      if (run.step !== 'succeeded' && run.step !== 'failed') continue;
+      await this.deps.cloud.deleteSnapshot(snapshot.id);
+      this.deps.log(`snapshot ${snapshot.name} of finished run ${run.id.slice(0, 8)} was left behind: deleted`);
+      deleted.push(snapshot.id);
+    }
+    return deleted;
+  }
+
   async refreshInventory(): Promise<CloudVm[]> {
     const vms = await this.deps.cloud.listVms();
     await this.deps.runs.upsertVms(vms);

@@ -111,6 +111,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => launcher.stopAll());
 
     await orchestrator.refreshInventory().catch((err) => log(`inventory: ${(err as Error).message}`));
+    const sweep = () => orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${(err as Error).message}`));
+    await sweep();
+    const sweeper = setInterval(() => void sweep(), 3600_000);
+    closers.push(async () => clearInterval(sweeper));
     if (opts.demo && (await policies.list()).length === 0) {
       const policy = await policies.create({ name: 'demo-hourly', cron: '0 * * * *', timeZone: 'UTC', selection: { resourceGroups: ['rg-prod-weu', 'rg-dev-eus'] }, retention: { last: 3, daily: 7, weekly: 4 } });
       log(`demo: created policy ${policy.name}; starting its first run now`);
