@@ -29,6 +29,7 @@ export function serverCommand(): Command {
         dataDir: opts.data, host: opts.host, port: opts.port, demo: Boolean(opts.demo),
         databaseUrl: process.env.DATABASE_URL || undefined, repository: process.env.GOLDSNAP_REPOSITORY || undefined, passphrase,
         azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || undefined,
+        emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
         proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log,
       });
       log(`goldsnap server listening on ${server.url}`);

@@ -34,8 +34,7 @@ export class ServerUnderTest {
 
   static async create(opts: { catalog: 'pglite' | 'postgres'; env?: NodeJS.ProcessEnv }): Promise<ServerUnderTest> {
     const dataDir = await mkdtemp(join(tmpdir(), 'gs-server-'));
-    const env: NodeJS.ProcessEnv = { GOLDSNAP_PROXY_LEASE_MS: '3000', ...opts.env };
-    delete env.GOLDSNAP_PASSWORD;
+    const env: NodeJS.ProcessEnv = { GOLDSNAP_PROXY_LEASE_MS: '3000', GOLDSNAP_RUN_LEASE_MS: '3000', ...opts.env };
     if (opts.catalog === 'postgres') {
       const admin = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
       const name = `goldsnap_e2e_${randomBytes(4).toString('hex')}`;

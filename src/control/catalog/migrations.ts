@@ -114,6 +114,12 @@ export const migrations: readonly Migration[] = [
     // start a run: two runs on one disk would each promote a golden snapshot.
     sql: `CREATE UNIQUE INDEX runs_one_unfinished_per_vm ON runs (vm_id) WHERE finished_at IS NULL;`,
   },
+  {
+    version: 3,
+    name: 'run leases',
+    // The server advancing a run holds it: several servers on one catalog never advance one run twice.
+    sql: `ALTER TABLE runs ADD COLUMN owner text, ADD COLUMN owner_until timestamptz;`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -1,7 +1,7 @@
 import type { CloudVm } from '../../cloud/cloud.ts';
 import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { RetentionPolicy } from '../../repository/retention.ts';
-import type { Golden, RunStore } from '../orchestrator/backup-run.ts';
+import type { Golden, RunStore, TransferOutcome } from '../orchestrator/backup-run.ts';
 import { isFinished, type Run, type RunDisk } from '../orchestrator/run-model.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import type { Database } from './database.ts';
@@ -27,6 +27,10 @@ export interface InventoryVm extends CloudVm {
 export interface TransferJobPayload {
   runId: string;
   diskId: string;
+}
+
+function transferKey(runId: string, diskId: string): string {
+  return `transfer:${runId}:${diskId}`;
 }
 
 export function transferQueue(region: string): string {
@@ -151,11 +155,33 @@ export class SqlRunStore implements RunStore {
     return r && { id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point };
   }
 
+  /**
+   * Takes (or renews) the lease on a run for `owner`: false when another owner holds it and its
+   * lease has not run out. Only the holder advances the run.
+   */
+  async leaseRun(runId: string, owner: string, leaseMs: number): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE runs SET owner = $2, owner_until = now() + $3::float8 * interval '1 millisecond'
+       WHERE id = $1 AND (owner IS NULL OR owner = $2 OR owner_until < now()) RETURNING id`, [runId, owner, leaseMs]);
+    return rows.length > 0;
+  }
+
+  async releaseRun(runId: string, owner: string): Promise<void> {
+    await this.db.query('UPDATE runs SET owner = NULL, owner_until = NULL WHERE id = $1 AND owner = $2', [runId, owner]);
+  }
+
+  /** What became of the transfer job of one disk of a run, if it was queued. */
+  async transferOutcome(runId: string, diskId: string): Promise<TransferOutcome | undefined> {
+    const [row] = await this.db.query<{ state: TransferOutcome['state']; result: unknown; progress: unknown; last_error: string | null }>(
+      'SELECT state, result, progress, last_error FROM jobs WHERE dedupe_key = $1', [transferKey(runId, diskId)]);
+    return row && { state: row.state, result: row.result ?? undefined, progress: row.progress ?? undefined, ...(row.last_error ? { error: row.last_error } : {}) };
+  }
+
   /** Queues the transfer of one disk on `transfer:<region>`; enqueueing it again is a no-op. */
   async enqueueTransfer(runId: string, disk: RunDisk): Promise<void> {
     await this.queue.enqueue<TransferJobPayload>({
       queue: transferQueue(disk.region), kind: 'transfer', payload: { runId, diskId: disk.diskId },
-      dedupeKey: `transfer:${runId}:${disk.diskId}`,
+      dedupeKey: transferKey(runId, disk.diskId),
     });
   }
 

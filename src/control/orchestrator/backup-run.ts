@@ -3,6 +3,7 @@ import { GOLDSNAP_TAGS, type Cloud, type CloudSnapshot } from '../../cloud/cloud
 import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { applyRetention, type RetentionPolicy } from '../../repository/retention.ts';
+import type { ProxyProgress, TransferJobResult } from '../proxy/protocol.ts';
 import type { Run, RunDisk, RunStep } from './run-model.ts';
 
 /** The golden snapshot of a disk: the base of its next incremental. */
@@ -24,7 +25,16 @@ export interface RunStore {
   forgetRecoveryPoint(id: string): Promise<void>;
   /** Queues the transfer of one disk on its region's queue (once per run and disk). */
   enqueueTransfer(runId: string, disk: RunDisk): Promise<void>;
+  /** What became of that transfer: its job's state, the proxy's result or progress, its error. */
+  transferOutcome(runId: string, diskId: string): Promise<TransferOutcome | undefined>;
   retentionOf(run: Run): Promise<{ policy: RetentionPolicy; timeZone: string } | undefined>;
+}
+
+export interface TransferOutcome {
+  state: 'queued' | 'running' | 'done' | 'failed';
+  result?: unknown;
+  progress?: unknown;
+  error?: string;
 }
 
 export interface RunContext {
@@ -112,13 +122,41 @@ async function snapshotStep(ctx: RunContext, run: Run, next: Next) {
   return next('transfer');
 }
 
+/**
+ * Queues each disk's transfer and takes in what the data proxies reported on its job: progress,
+ * the result, or the failure. Only the run's owner writes the run; proxies write their jobs.
+ */
 async function transferStep(ctx: RunContext, run: Run, next: Next) {
+  let changed = false;
+  for (const disk of run.disks) {
+    if (disk.transferred || disk.error) continue;
+    // Queued only once the run is saved in this step, so a proxy never finds a job of a run that
+    // is not yet transferring. Queueing again is a no-op (one job per run and disk).
+    await ctx.store.enqueueTransfer(run.id, disk);
+    const outcome = await ctx.store.transferOutcome(run.id, disk.diskId);
+    if (outcome?.state === 'done') {
+      const result = outcome.result as Partial<TransferJobResult> | undefined;
+      if (result?.fixedIndex && result.stats) {
+        Object.assign(disk, { fixedIndex: result.fixedIndex, stats: result.stats, incremental: Boolean(result.incremental), transferred: true, bytesDone: disk.bytesTotal });
+      } else {
+        disk.error = 'the transfer ended without a result';
+      }
+      changed = true;
+    } else if (outcome?.state === 'failed') {
+      disk.error = outcome.error ?? 'the data proxy stopped answering';
+      changed = true;
+    } else if (outcome?.progress) {
+      const p = outcome.progress as ProxyProgress;
+      if (p.doneBytes !== disk.bytesDone || p.totalBytes !== disk.bytesTotal) {
+        Object.assign(disk, { bytesDone: p.doneBytes, bytesTotal: p.totalBytes });
+        changed = true;
+      }
+    }
+  }
   const failed = run.disks.find(d => d.error);
   if (failed) throw new RunFailure(`transfer of disk ${failed.diskName} failed: ${failed.error}`);
   if (run.disks.every(d => d.transferred)) return next('commit');
-  // Queued only once the run is saved in this step, so a proxy never finds a job of a run that
-  // is not yet transferring. Queueing again is a no-op (one job per run and disk).
-  for (const disk of run.disks) if (!disk.transferred) await ctx.store.enqueueTransfer(run.id, disk);
+  if (changed) await ctx.store.saveRun(run);
   return 'wait' as const;
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Cloud, CloudVm } from '../../cloud/cloud.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
@@ -6,7 +7,7 @@ import { transferQueue } from '../catalog/run-store.ts';
 import { matchesSelection, type Policy, type PolicyStore } from '../catalog/policies.ts';
 import type { Job, JobQueue } from '../queue/job-queue.ts';
 import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../scheduler/scheduler.ts';
-import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload, type TransferJobResult } from '../proxy/protocol.ts';
+import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
 import type { Run } from './run-model.ts';
 
@@ -19,31 +20,21 @@ export interface OrchestratorDeps {
   log: (line: string) => void;
 }
 
-/** Serializes work per key (a run), so the run loop and proxy reports never overwrite each other. */
-class KeyedMutex {
-  private readonly tails = new Map<string, Promise<unknown>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.tails.get(key) ?? Promise.resolve();
-    const result = before.then(fn, fn);
-    const tail = result.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key); });
-    return result;
-  }
-}
+/** How long a server holds a run it advances without renewing; another server takes it after. */
+const RUN_LEASE_MS = Number(process.env.GOLDSNAP_RUN_LEASE_MS ?? 15_000);
 
 /**
  * The control plane's engine room: turns policy fires into runs, advances every active run through
  * its durable steps (backup-run.ts), and serves data proxies their transfer and restore jobs. All
  * state is in the catalog, so a server killed at any instant picks up where it was on restart.
+ * A run is written only by the server holding its lease in the catalog; proxies write only their
+ * jobs, which the run's transfer step reads. So several servers may share one catalog.
  */
 export class Orchestrator {
   private readonly deps: OrchestratorDeps;
   private readonly ctx: RunContext;
-  private readonly locks = new KeyedMutex();
   private readonly advancing = new Set<string>();
-  private readonly workerId = `server-${process.pid}`;
+  private readonly workerId = `server-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
 
@@ -149,40 +140,28 @@ export class Orchestrator {
     return { run, created: run.id === id };
   }
 
-  /** Advances a run until it waits for transfers or is done; one loop per run at a time. */
+  /**
+   * Advances a run until it waits for transfers or is done: one loop per run in this process, and
+   * only while this server holds the run's lease in the catalog.
+   */
   private advance(runId: string): void {
     if (this.advancing.has(runId)) return;
     this.advancing.add(runId);
     void (async () => {
+      let leased = false;
+      const renew = setInterval(() => void this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS).catch(() => undefined), RUN_LEASE_MS / 3);
       try {
-        await this.locks.run(runId, () => this.noteFailedTransfers(runId));
-        while ((await this.locks.run(runId, () => advanceRun(this.ctx, runId))) === 'again');
+        leased = await this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS);
+        while (leased && (await advanceRun(this.ctx, runId)) === 'again');
       } catch (err) {
         // Steps from commit on are retried on the next tick rather than abandoned.
         this.deps.log(`run ${runId.slice(0, 8)}: ${(err as Error).message} (will retry)`);
       } finally {
+        clearInterval(renew);
+        if (leased) await this.deps.runs.releaseRun(runId, this.workerId).catch(() => undefined);
         this.advancing.delete(runId);
       }
     })();
-  }
-
-  /**
-   * A transfer job that ran out of attempts (its proxy died each time) fails its disk; so does one
-   * that ended without its result reaching the run, which would otherwise wait forever.
-   */
-  private async noteFailedTransfers(runId: string): Promise<void> {
-    const run = await this.deps.runs.getRun(runId);
-    if (run.step !== 'transfer') return;
-    let changed = false;
-    for (const job of await this.deps.queue.listByRun(runId)) {
-      if (job.kind !== 'transfer' || (job.state !== 'failed' && job.state !== 'done')) continue;
-      const disk = run.disks.find((d) => d.diskId === job.payload.diskId);
-      if (disk && !disk.transferred && !disk.error) {
-        disk.error = job.state === 'failed' ? job.lastError ?? 'the data proxy stopped answering' : 'the transfer ended without a result';
-        changed = true;
-      }
-    }
-    if (changed) await this.deps.runs.saveRun(run);
   }
 
   // -- data proxies --------------------------------------------------------------------------
@@ -201,13 +180,9 @@ export class Orchestrator {
       }
       const snapshot = await this.deps.cloud.getSnapshot(disk.snapshotId);
       if (!snapshot) {
+        // The run's transfer step reads the failure from the job.
         await this.deps.queue.fail(job.id, workerId, `snapshot ${disk.snapshotId} is gone`, { permanent: true });
-        await this.locks.run(run.id, async () => {
-          const fresh = await this.deps.runs.getRun(run.id);
-          const d = fresh.disks.find((x) => x.diskId === disk.diskId)!;
-          d.error = `snapshot ${disk.snapshotId} is gone`;
-          await this.deps.runs.saveRun(fresh);
-        });
+        this.advance(run.id);
         continue;
       }
       // Without its golden snapshot (deleted by hand), a disk is read in full again: still correct.
@@ -219,27 +194,23 @@ export class Orchestrator {
     }
   }
 
-  /** Keeps the proxy's lease and records progress; false tells the proxy to stop (lease lost, or the run no longer wants the transfer). */
+  /**
+   * Keeps the proxy's lease on its job and records its progress there; false tells the proxy to
+   * stop: its lease was lost, or the run no longer wants the transfer (it failed meanwhile).
+   */
   async proxyHeartbeat(jobId: number, workerId: string, progress: ProxyProgress): Promise<boolean> {
     if (!(await this.deps.queue.heartbeat(jobId, workerId, PROXY_LEASE_MS, progress))) return false;
     const job = await this.deps.queue.get(jobId);
     if (job?.kind !== 'transfer') return true;
-    return this.updateDisk(job, (disk) => { disk.bytesDone = progress.doneBytes; disk.bytesTotal = progress.totalBytes; });
+    const run = await this.deps.runs.findRun(job.payload.runId);
+    return run?.step === 'transfer' && !run.disks.find((d) => d.diskId === job.payload.diskId)?.transferred;
   }
 
+  /** Records the proxy's result on its job (only the proxy holding it may); the run takes it in. */
   async proxyComplete(jobId: number, workerId: string, result: unknown): Promise<boolean> {
     const job = await this.deps.queue.get(jobId);
-    // Only the proxy holding the job may complete it: a slower one whose lease ran out may not.
-    if (!job || job.state !== 'running' || job.lockedBy !== workerId) return false;
-    if (job.kind === 'transfer') {
-      const r = result as TransferJobResult;
-      const applied = await this.updateDisk(job, (disk) => {
-        Object.assign(disk, { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, transferred: true, bytesDone: disk.bytesTotal });
-      });
-      if (!applied) return false;
-    }
     const done = await this.deps.queue.complete(jobId, workerId, result);
-    if (job.kind === 'transfer') this.advance(job.payload.runId);
+    if (done && job?.kind === 'transfer') this.advance(job.payload.runId);
     return done;
   }
 
@@ -247,23 +218,7 @@ export class Orchestrator {
     const job = await this.deps.queue.get(jobId);
     const outcome = await this.deps.queue.fail(jobId, workerId, error, { retryAfterMs: 2000 });
     this.deps.log(`job ${jobId} (${job?.kind}) failed on ${workerId}: ${error}${outcome === 'queued' ? ' (will retry)' : ''}`);
-    if (outcome === 'failed' && job?.kind === 'transfer') {
-      await this.updateDisk(job, (disk) => { disk.error = error; });
-      this.advance(job.payload.runId);
-    }
-  }
-
-  /** Changes a disk of a run that still waits for its transfer; false when it no longer does. */
-  private async updateDisk(job: Job, change: (disk: Run['disks'][number]) => void): Promise<boolean> {
-    const runId = job.payload.runId as string;
-    return this.locks.run(runId, async () => {
-      const run = await this.deps.runs.findRun(runId);
-      const disk = run?.disks.find((d) => d.diskId === job.payload.diskId);
-      if (!run || !disk || run.step !== 'transfer' || disk.transferred) return false;
-      change(disk);
-      await this.deps.runs.saveRun(run);
-      return true;
-    });
+    if (outcome === 'failed' && job?.kind === 'transfer') this.advance(job.payload.runId);
   }
 
   /** Queues a restore on the target region's proxies; follow it with the returned job id. */

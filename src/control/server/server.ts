@@ -29,6 +29,8 @@ export interface ServerOptions {
   passphrase?: string;
   /** Azure subscription; without it Goldsnap runs the emulator in this process. */
   azureSubscriptionId?: string;
+  /** Connection file of an emulator running elsewhere (`goldsnap emulator`), instead of hosting one. */
+  emulatorConnectionFile?: string;
   /** Seed the emulator with demo VMs and a demo policy on first start. */
   demo: boolean;
   proxyIdleSeconds: number;
@@ -63,6 +65,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       cloud = await openCloud({ kind: 'azure', subscriptionId: opts.azureSubscriptionId });
       cloudEnv.GOLDSNAP_CLOUD = 'azure';
       cloudEnv.AZURE_SUBSCRIPTION_ID = opts.azureSubscriptionId;
+    } else if (opts.emulatorConnectionFile) {
+      cloud = await openCloud({ kind: 'emulator', connectionFile: opts.emulatorConnectionFile });
+      cloudEnv.GOLDSNAP_CLOUD = 'emulator';
+      cloudEnv.GOLDSNAP_EMULATOR = opts.emulatorConnectionFile;
+      log(`emulator: the one of ${opts.emulatorConnectionFile}`);
     } else {
       const { startEmulator } = await import('../../emulator/emulator.ts');
       const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0 });
