@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MiB, ServerUnderTest, sleep } from '../support/goldsnap-server.ts';
 
@@ -202,6 +204,23 @@ describe('crashes', () => {
     const nextDone = await finish(next.id);
     assert.equal(nextDone.step, 'succeeded', nextDone.error);
     assert.ok(nextDone.disks.every((d) => d.incremental), 'incremental after the crash');
+    await assertOneGoldenPerDisk(server, vm.id);
+  });
+
+  test('a lost catalog is rebuilt from the repository, and the next backup is still incremental', async () => {
+    const vm = (await server.cloud().then((c) => c.listVms())).find((v) => v.name === 'crash-2')!;
+    const before = (await server.cliJson<Array<{ id: string }>>(['points', '--vm', vm.id])).map((p) => p.id).sort();
+    await server.stop();
+    await rm(join(server.dataDir, 'catalog'), { recursive: true });
+    await server.start(['--bandwidth', '4MiB']);
+    const after = (await server.cliJson<Array<{ id: string }>>(['points', '--vm', vm.id])).map((p) => p.id).sort();
+    assert.deepEqual(after, before, 'every recovery point is back in the new catalog');
+    await assertOneGoldenPerDisk(server, vm.id);
+    await server.writeToVm('crash-2', [{ diskName: 'crash-2-os', offset: 2 * MiB, length: 4096, pattern: 'random' }]);
+    const run = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+    const done = await finish(run.id);
+    assert.equal(done.step, 'succeeded', done.error);
+    assert.ok(done.disks.every((d) => d.incremental), 'the recovered golden snapshots are the base of an incremental');
     await assertOneGoldenPerDisk(server, vm.id);
   });
 });

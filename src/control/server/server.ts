@@ -10,6 +10,7 @@ import { buildApi } from '../api/api.ts';
 import { openDatabase, redactUrl, type Database } from '../catalog/database.ts';
 import { migrate } from '../catalog/migrations.ts';
 import { PolicyStore } from '../catalog/policies.ts';
+import { importFromRepository } from '../catalog/rebuild.ts';
 import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
@@ -118,6 +119,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => launcher.stopAll());
 
     await orchestrator.refreshInventory().catch((err) => log(`inventory: ${(err as Error).message}`));
+    await importFromRepository(repo, runs, cloud, log);
     const sweep = () => orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${(err as Error).message}`));
     await sweep();
     const sweeper = setInterval(() => void sweep(), 3600_000);
