@@ -22,7 +22,7 @@ export interface Backend {
   openAnother(): Promise<Database>;
 }
 
-const SERVER_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const SERVER_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function pgAvailable(): Promise<boolean> {
   const c = new pg.Client({ connectionString: SERVER_URL, connectionTimeoutMillis: 2000 });
@@ -37,7 +37,8 @@ async function pgAvailable(): Promise<boolean> {
 }
 
 // Known before any suite is declared: suites must be declared synchronously.
-const PG_UP = await pgAvailable();
+/** Whether the PostgreSQL server answers (throws when DATABASE_URL is set and it does not). */
+export const PG_UP = await pgAvailable();
 
 let template: Promise<string> | undefined;
 

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MiB, ServerUnderTest, sleep } from '../support/goldsnap-server.ts';
+import { PG_UP, SERVER_URL } from './backends.ts';
 
 /**
  * The seed workflow end to end, as a user drives it: `goldsnap server` with the emulator, the CLI
@@ -51,7 +52,7 @@ async function assertRestoresTo(server: ServerUnderTest, pointId: string, name: 
 }
 
 for (const catalog of ['pglite', 'postgres'] as const) {
-  describe(`seed workflow on ${catalog}`, () => {
+  describe(`seed workflow on ${catalog}`, { skip: catalog === 'postgres' && !PG_UP ? `no PostgreSQL at ${SERVER_URL}` : false }, () => {
     let server: ServerUnderTest;
     before(async () => {
       server = await ServerUnderTest.create({ catalog });

@@ -3,29 +3,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import { openCloud } from '../../src/cloud/open-cloud.ts';
 import { startEmulator, type Emulator } from '../../src/emulator/emulator.ts';
 import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
+import { PG_UP, SERVER_URL } from './backends.ts';
 
 /**
  * Scaled out: two `goldsnap server` processes on one PostgreSQL catalog, one repository and one
  * cloud (an emulator running apart). Every run must be advanced by one server at a time and
  * committed once, whichever server started it.
  */
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-async function postgresUp(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch (err) {
-    if (process.env.DATABASE_URL) throw err;
-    return false;
-  }
-}
-const skip = (await postgresUp()) ? false : `no PostgreSQL at ${DATABASE_URL}`;
+const skip = PG_UP ? false : `no PostgreSQL at ${SERVER_URL}`;
 
 let shared: string;
 let emulator: Emulator;
