@@ -25,6 +25,23 @@ forEachBackend('job queue', b => {
     await assert.rejects(q.enqueue({ queue: 'q', kind: 'k', payload: {}, maxAttempts: 0 }), /maxAttempts/);
   });
 
+  test('purge removes old finished jobs, but not those of unfinished runs', async () => {
+    const q = new JobQueue(b.db);
+    const old = await q.enqueue({ queue: 'q', kind: 'k', payload: { runId: 'finished-run' }, dedupeKey: 'old' });
+    const kept = await q.enqueue({ queue: 'q', kind: 'k', payload: { runId: 'live-run' }, dedupeKey: 'live' });
+    const fresh = await q.enqueue({ queue: 'q', kind: 'k', payload: {} });
+    for (const job of [old, kept, fresh]) {
+      await q.claim('q', 'w', 10_000);
+      await q.complete(job.id, 'w');
+    }
+    await b.db.query(`INSERT INTO runs (id, vm_id, step, doc, created_at, updated_at) VALUES ('live-run', 'vm', 'transfer', '{}', now(), now())`);
+    await b.db.query(`UPDATE jobs SET updated_at = now() - interval '40 days' WHERE id IN ($1, $2)`, [old.id, kept.id]);
+    assert.equal(await q.purge(new Date(Date.now() - 30 * 86_400_000)), 1);
+    assert.equal(await q.get(old.id), undefined);
+    assert.ok(await q.get(kept.id), 'a job of an unfinished run stays');
+    assert.ok(await q.get(fresh.id), 'a recent job stays');
+  });
+
   test('claim: in order, only due jobs, only its queue; complete', async () => {
     const q = new JobQueue(b.db);
     const j1 = await q.enqueue({ queue: 'a', kind: 'k', payload: { n: 1 } });

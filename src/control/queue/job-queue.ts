@@ -232,10 +232,16 @@ export class JobQueue {
     return out;
   }
 
-  /** Deletes finished jobs last updated before `olderThan`, except those holding a dedupe key. */
+  /**
+   * Deletes finished jobs last updated before `olderThan`, except jobs of runs still unfinished
+   * (their transfer step reads them). Freeing old dedupe keys is safe: a policy occurrence fires
+   * once by schedule_fires, and transfers are only queued for unfinished runs.
+   */
   async purge(olderThan: Date): Promise<number> {
     const rows = await this.db.query(
-      `DELETE FROM jobs WHERE state IN ('done', 'failed') AND dedupe_key IS NULL AND updated_at < $1 RETURNING id`, [olderThan.toISOString()]);
+      `DELETE FROM jobs j WHERE state IN ('done', 'failed') AND updated_at < $1
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = j.payload->>'runId' AND r.finished_at IS NULL)
+       RETURNING id`, [olderThan.toISOString()]);
     return rows.length;
   }
 }

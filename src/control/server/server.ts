@@ -120,7 +120,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
     await orchestrator.refreshInventory().catch((err) => log(`inventory: ${(err as Error).message}`));
     await importFromRepository(repo, runs, cloud, log);
-    const sweep = () => orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${(err as Error).message}`));
+    // Hourly housekeeping: snapshots finished runs left behind, and jobs finished over 30 days ago.
+    const sweep = async () => {
+      await orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${(err as Error).message}`));
+      await queue.purge(new Date(Date.now() - 30 * 86_400_000)).catch((err) => log(`job purge: ${(err as Error).message}`));
+    };
     await sweep();
     const sweeper = setInterval(() => void sweep(), 3600_000);
     closers.push(async () => clearInterval(sweeper));
