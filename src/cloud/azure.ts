@@ -300,7 +300,7 @@ export class AzureCloud implements Cloud {
     }
   }
 
-  async createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string> }): Promise<CloudVm> {
+  async createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm> {
     const vm = await this.compute.virtualMachines.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
       location: req.region, tags: req.tags,
       hardwareProfile: { vmSize: this.opts.vmSize ?? 'Standard_D2s_v5' },
@@ -308,6 +308,8 @@ export class AzureCloud implements Cloud {
         osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
         dataDisks: req.dataDisks.map((d, i) => ({ lun: d.lun ?? i, createOption: 'Attach', managedDisk: { id: d.id } })),
       },
+      // Azure needs a network interface for a VM; Goldsnap attaches the one given, it makes none.
+      ...(req.networkInterfaceId ? { networkProfile: { networkInterfaces: [{ id: req.networkInterfaceId, primary: true }] } } : {}),
     }, this.poll);
     return this.toCloudVm(vm);
   }

@@ -71,5 +71,5 @@ export interface Cloud {
   /** A disk or VM by resource group and name, with its tags; undefined when there is none. */
   findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined>;
   /** Creates a VM from existing disks (restore to a new VM). */
-  createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string> }): Promise<CloudVm>;
+  createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm>;
 }

@@ -267,7 +267,7 @@ export class EmulatorCore {
           osDisk: { osType: os?.osType ?? v.osType, createOption: 'Attach', caching: 'ReadWrite', deleteOption: 'Detach', ...diskRef(v.osDiskId) },
           dataDisks: v.dataDisks.map((dd) => ({ lun: dd.lun, createOption: 'Attach', caching: 'None', deleteOption: 'Detach', toBeDetached: false, ...diskRef(dd.diskId) })),
         },
-        networkProfile: { networkInterfaces: [] },
+        networkProfile: { networkInterfaces: (v.nicIds ?? []).map((nic, i) => ({ id: nic, properties: { primary: i === 0 } })) },
         provisioningState: this.#provisioning(v.readyAt),
         timeCreated: v.timeCreated,
       },
@@ -638,7 +638,12 @@ export class EmulatorCore {
       recs.push(d);
     }
     const hw = props['hardwareProfile'] as Record<string, unknown> | undefined;
+    const nics = (props['networkProfile'] as { networkInterfaces?: unknown } | undefined)?.networkInterfaces;
+    if (nics !== undefined && (!Array.isArray(nics) || nics.some((n) => typeof (n as { id?: unknown })?.id !== 'string'))) {
+      throw new ArmError(400, 'InvalidParameter', "The value of parameter 'networkProfile.networkInterfaces' is invalid: each needs an id.");
+    }
     const rec: VmRec = {
+      ...(Array.isArray(nics) && nics.length ? { nicIds: nics.map((n) => (n as { id: string }).id) } : {}),
       id,
       name,
       resourceGroup: rg,

@@ -48,6 +48,8 @@ export interface VmRec {
   osType: string;
   osDiskId: string;
   dataDisks: { lun: number; diskId: string }[];
+  /** Network interface ids as given (the emulator has no Microsoft.Network to check them against). */
+  nicIds?: string[];
   timeCreated: string;
   readyAt: number;
 }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ComputeManagementClient } from '@azure/arm-compute';
+import { emulatorClientOptions, readConnectionInfo } from '../../src/emulator/client.ts';
 import { MiB, ServerUnderTest, sleep } from '../support/goldsnap-server.ts';
 import { PG_UP, SERVER_URL } from './backends.ts';
 
@@ -91,7 +93,12 @@ for (const catalog of ['pglite', 'postgres'] as const) {
       await assertOneGoldenPerDisk(server, vm.id);
       assert.notEqual(os.snapshotId, first.disks.find((d) => d.diskName === 'app-1-os')!.snapshotId);
 
-      await assertRestoresTo(server, second.recoveryPointId!, 'latest', atSecond, ['--region', 'eastus', '--vm']);
+      const nic = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/networkInterfaces/latest-nic';
+      await assertRestoresTo(server, second.recoveryPointId!, 'latest', atSecond, ['--region', 'eastus', '--vm', '--nic', nic]);
+      const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
+      const restoredVm = await new ComputeManagementClient(o.credential, o.subscriptionId, o.compute).virtualMachines.get('rg-e2e', 'latest');
+      assert.equal(restoredVm.location, 'eastus');
+      assert.equal(restoredVm.networkProfile?.networkInterfaces?.[0]?.id, nic, 'the restored VM has the network interface asked for');
       await assertRestoresTo(server, first.recoveryPointId!, 'older', atFirst);
       // A restore never overwrites what exists: here, the source VM itself.
       const clash = await server.cli(['restore', first.recoveryPointId!, '--name', 'app-1', '--vm']);

@@ -158,11 +158,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         properties: {
           recoveryPointId: { type: 'string', minLength: 4 }, name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
           region: { type: 'string' }, resourceGroup: { type: 'string' }, disks: { type: 'array', items: { type: 'string' } }, createVm: { type: 'boolean' },
+          networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' },
         },
       },
     },
   }, async (req, reply) => {
-    const body = req.body as { recoveryPointId: string; name: string; region?: string; resourceGroup?: string; disks?: string[]; createVm?: boolean };
+    const body = req.body as { recoveryPointId: string; name: string; region?: string; resourceGroup?: string; disks?: string[]; createVm?: boolean; networkInterfaceId?: string };
     const points = await deps.runs.listRecoveryPoints({ limit: 100000 });
     const matches = points.filter((p) => p.id.startsWith(body.recoveryPointId));
     if (matches.length !== 1) {
@@ -177,6 +178,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const job = await deps.orchestrator.startRestore({
       pointId: point.id, region, resourceGroup: body.resourceGroup ?? vm?.resourceGroup ?? 'goldsnap-restores', name: body.name,
       ...(body.disks ? { disks: body.disks } : {}), createVm: body.createVm ?? false,
+      ...(body.networkInterfaceId ? { networkInterfaceId: body.networkInterfaceId } : {}),
     });
     return reply.code(202).send(restoreView(job));
   });

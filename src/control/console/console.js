@@ -160,6 +160,7 @@ $('#restore').addEventListener('submit', async (event) => {
   const data = new FormData(form);
   const body = { recoveryPointId: form.dataset.point, name: data.get('name'), createVm: data.get('createVm') === 'on' };
   if (data.get('region')) body.region = data.get('region');
+  if (data.get('nic')) body.networkInterfaceId = data.get('nic');
   const bar = $('#restore-progress');
   try {
     let job = await api('POST', '/api/restores', body);

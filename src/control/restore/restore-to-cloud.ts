@@ -20,6 +20,8 @@ export interface CloudRestoreRequest {
   disks?: string[];
   /** Also create a VM from the restored disks. */
   createVm: boolean;
+  /** The network interface the new VM gets (Azure requires one). */
+  networkInterfaceId?: string;
   onProgress?: (p: Progress & { disk: string }) => void;
 }
 
@@ -80,7 +82,7 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     if (!osDisk) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has no OS disk among the restored disks: restore the disks only`);
     const vm = await cloud.createVm({
       name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
-      dataDisks: made.filter(d => d !== osDisk), tags,
+      dataDisks: made.filter(d => d !== osDisk), tags, ...(req.networkInterfaceId ? { networkInterfaceId: req.networkInterfaceId } : {}),
     });
     return { disks: made, vm };
   } catch (err) {
