@@ -19,7 +19,7 @@ export function serverCommand(): Command {
     .option('--port <port>', 'port to listen on (0: any free one)', portArg, 8420)
     .option('--demo', 'on first start, create demo VMs in the emulator and a demo policy, and back them up')
     .option('--proxy-idle <seconds>', 'a data proxy stops after this long without work', countArg, 20)
-    .option('--bandwidth <size>', 'read limit per data proxy transfer, per second (e.g. 50MiB)')
+    .option('--bandwidth <size>', 'per second, read limit of each data proxy transfer and write limit of each restore (e.g. 50MiB)')
     .option('--scheduler-interval <ms>', 'how often policies are checked', countArg, 15_000)
     .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number }) => {
       if (opts.bandwidth) sizeArg(opts.bandwidth);
@@ -51,7 +51,7 @@ export function proxyCommand(): Command {
     .description('run a data proxy for one region (the server starts these by itself)')
     .requiredOption('--region <region>', 'the region whose transfer queue it serves')
     .option('--idle <seconds>', 'stop after this long without work', countArg, 20)
-    .option('--bandwidth <size>', 'read limit per transfer, per second', sizeArg)
+    .option('--bandwidth <size>', 'per second, read limit per transfer and write limit per restore', sizeArg)
     .action(async (opts: { region: string; idle: number; bandwidth?: number }) => {
       const serverUrl = process.env.GOLDSNAP_SERVER_URL;
       const token = process.env.GOLDSNAP_PROXY_TOKEN;

@@ -215,6 +215,33 @@ describe('crashes', () => {
     await assertOneGoldenPerDisk(server, vm.id);
   });
 
+  test('kill -9 of a data proxy mid-restore: the retry clears its own leftovers and restores bit for bit', async () => {
+    const vm = await server.createVm(vmSpec('crash-3'));
+    const content = new Map(await Promise.all(vm.disks.map(async (d) => [d.name, await server.diskContent(d.id)] as const)));
+    const run = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+    const done = await finish(run.id);
+    assert.equal(done.step, 'succeeded', done.error);
+
+    const restore = (await server.api('POST', '/api/restores', { recoveryPointId: done.recoveryPointId, name: 'crash-restore' })).body as { id: string };
+    await server.waitFor('the restore to be writing', async () => {
+      const r = (await server.api('GET', `/api/restores/${restore.id}`)).body as { progress: { doneBytes: number } | null };
+      return (r.progress?.doneBytes ?? 0) > 0 ? true : undefined;
+    });
+    const { proxies } = (await server.api('GET', '/api/proxies')).body as { proxies: Array<{ region: string; pid: number }> };
+    process.kill(proxies.find((p) => p.region === 'westeurope')!.pid, 'SIGKILL');
+    const result = await server.waitFor('the restore to end', async () => {
+      const r = (await server.api('GET', `/api/restores/${restore.id}`)).body as { state: string; error: string | null; result: { disks: Array<{ id: string; name: string }> } };
+      return r.state === 'done' || r.state === 'failed' ? r : undefined;
+    }, 120_000);
+    assert.equal(result.state, 'done', result.error ?? '');
+    for (const [name, expected] of content) {
+      const disk = result.result.disks.find((d) => d.name === `crash-restore-${name}`)!;
+      assert.ok((await server.diskContent(disk.id)).equals(expected), `${name} restores bit for bit after the proxy died`);
+    }
+    const cloud = await server.cloud();
+    assert.equal((await cloud.listVms()).filter((v) => v.name.startsWith('crash-restore')).length, 0, 'no VM was asked for');
+  });
+
   test('a lost catalog is rebuilt from the repository, and the next backup is still incremental', async () => {
     const vm = (await server.cloud().then((c) => c.listVms())).find((v) => v.name === 'crash-2')!;
     const before = (await server.cliJson<Array<{ id: string }>>(['points', '--vm', vm.id])).map((p) => p.id).sort();

@@ -15,7 +15,7 @@ export interface ProxyOptions {
   cloud: Cloud;
   /** Exit after this long without work: the proxy is removed when its region is idle. */
   idleMs: number;
-  /** Read limit per transfer, bytes per second (0: none). */
+  /** Read limit per transfer and write limit per restore, bytes per second (0: none). */
   bandwidth: number;
   log: (line: string) => void;
 }
@@ -71,7 +71,7 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
         : await (async () => {
           opts.log(`${workerId}: restore ${work.restore.pointId.slice(0, 8)} as ${work.restore.name} in ${work.restore.region}`);
           const entry = await opts.repo.resolveRecoveryPoint(work.restore.pointId);
-          return restoreToCloud(opts.repo, opts.cloud, { ...work.restore, point: entry.point, pointId: entry.id, onProgress });
+          return restoreToCloud(opts.repo, opts.cloud, { ...work.restore, point: entry.point, pointId: entry.id, onProgress, bandwidth: opts.bandwidth });
         })();
       clearInterval(timer);
       await call('POST', `/internal/proxy/jobs/${work.jobId}/complete`, { workerId, result });

@@ -2,6 +2,7 @@ import type { Cloud, CloudDisk, CloudVm } from '../../cloud/cloud.ts';
 import { GOLDSNAP_TAGS } from '../../cloud/cloud.ts';
 import type { Progress } from '../../dataplane/backup-disk.ts';
 import { restoreDisk } from '../../dataplane/restore-disk.ts';
+import { throttleWriter } from '../../dataplane/throttle.ts';
 import { WorkerPool } from '../../dataplane/worker-pool.ts';
 import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { Repository } from '../../repository/repository.ts';
@@ -22,6 +23,8 @@ export interface CloudRestoreRequest {
   createVm: boolean;
   /** The network interface the new VM gets (Azure requires one). */
   networkInterfaceId?: string;
+  /** Write limit in bytes per second (0 or absent: none). */
+  bandwidth?: number;
   onProgress?: (p: Progress & { disk: string }) => void;
 }
 
@@ -65,9 +68,10 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     const index = await repo.loadIndex();
     for (const record of wanted) {
       const fixedIndex = await repo.loadFixedIndex(record.fixedIndex);
-      const { disk, writer } = await cloud.createDiskForRestore({
+      const { disk, writer: opened } = await cloud.createDiskForRestore({
         name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes, tags,
       });
+      const writer = req.bandwidth ? throttleWriter(opened, req.bandwidth) : opened;
       try {
         await restoreDisk({ repo, index, disk: fixedIndex, writer, pool, onProgress: p => req.onProgress?.({ ...p, disk: record.name }) });
         await writer.commit();
