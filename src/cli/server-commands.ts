@@ -69,22 +69,15 @@ export function proxyCommand(): Command {
     });
 }
 
-/** `goldsnap emulator`: the Azure emulator as its own program. */
+/** `goldsnap emulator`: the Azure emulator's own program (src/emulator/main.ts), with its arguments. */
 export function emulatorCommand(): Command {
   return new Command('emulator')
-    .description('run the Azure emulator on its own (ARM + page blobs); see docs/emulator.md')
-    .option('--data <dir>', 'state folder', '.goldsnap/emulator')
-    .option('--port <port>', 'port (0: any free one)', portArg, 0)
-    .option('--demo', 'create the demo VMs when empty')
-    .action(async (opts: { data: string; port: number; demo?: boolean }) => {
-      const { startEmulator } = await import('../emulator/emulator.ts');
-      const emulator = await startEmulator({ dataDir: opts.data, port: opts.port });
-      if (opts.demo && emulator.control.listVms().length === 0) await emulator.control.seedDemo();
-      process.stdout.write(`${JSON.stringify({ armEndpoint: emulator.armEndpoint, connectionFile: emulator.connectionFile })}\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await emulator.close();
+    .description('run the Azure emulator on its own: --data DIR [--port N] [--host H] [--demo] [--ticker-ms N --ticker-fraction F] (docs/emulator.md)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      const { runEmulatorProgram } = await import('../emulator/main.ts');
+      await runEmulatorProgram(args);
     });
 }

@@ -3,11 +3,12 @@ import { startEmulator } from './emulator.ts';
 
 /**
  * Runs the Azure emulator: `node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo]
- * [--ticker-ms N --ticker-fraction F]`. Prints one JSON line with the connection info and runs
- * until SIGTERM/SIGINT.
+ * [--ticker-ms N --ticker-fraction F]`, or `goldsnap emulator …` with the same arguments. Prints
+ * one JSON line with the connection info and runs until SIGTERM/SIGINT.
  */
-async function main(): Promise<void> {
+export async function runEmulatorProgram(args: string[]): Promise<void> {
   const { values } = parseArgs({
+    args,
     options: {
       data: { type: 'string' },
       port: { type: 'string', default: '0' },
@@ -56,7 +57,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`emulator: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+if (import.meta.main) {
+  runEmulatorProgram(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`emulator: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}
