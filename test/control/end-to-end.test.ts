@@ -111,6 +111,13 @@ for (const catalog of ['pglite', 'postgres'] as const) {
       const points = await server.cliJson<Array<{ id: string }>>(['points', '--vm', vm.id]);
       assert.deepEqual(points.map((p) => p.id).sort(), [second.recoveryPointId, third.recoveryPointId].sort());
       await assertOneGoldenPerDisk(server, vm.id);
+
+      // Data proxies are removed once their region has no work (--proxy-idle 3 here).
+      await server.waitFor('the idle proxies to stop', async () => {
+        const r = await server.cliJson<{ proxies: unknown[] }>(['proxies']);
+        return r.proxies.length === 0 ? true : undefined;
+      }, 20_000);
+      assert.match(server.log, /proxy for westeurope \(pid \d+\) ended: exit 0/);
     });
 
     test('a run whose snapshot vanishes fails, deletes its own snapshots and keeps the golden ones', async () => {
