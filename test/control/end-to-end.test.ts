@@ -288,6 +288,28 @@ describe('scheduler, API and bad input', () => {
     for (let i = 1; i < ordered.length; i++) assert.ok(ordered[i].createdAt >= ordered[i - 1].finishedAt!, 'runs of one VM do not overlap');
   });
 
+  test('after downtime, a schedule catches up once, with its latest missed occurrence', async () => {
+    const vm = await server.createVm({ ...vmSpec('sched-2'), tags: { schedule: 'catch-up' } });
+    const policy = await server.cliJson<{ id: string }>(['policies', 'create', 'every-6s', '--cron', '*/6 * * * * *', '--tag', 'schedule=catch-up', '--keep-last', '10']);
+    // Stop between runs: a run still going at restart would (rightly) make the catch-up fire skip the VM.
+    await server.waitFor('a scheduled run to have just ended', async () => {
+      const list = (await server.api('GET', `/api/runs?vmId=${encodeURIComponent(vm.id)}`)).body as Array<Run & { finishedAt?: string }>;
+      const idle = list.length > 0 && list.every((r) => r.finishedAt);
+      return idle && Date.now() - Date.parse(list[0].finishedAt!) < 2000 ? true : undefined;
+    }, 30_000);
+    await server.stop();
+    const down = Date.now();
+    await sleep(14_000); // two occurrences or so missed
+    const up = Date.now();
+    await server.start(['--scheduler-interval', '300']);
+    await sleep(1500);
+    await server.api('PATCH', `/api/policies/${policy.id}`, { enabled: false });
+    const runs = (await server.api('GET', `/api/runs?vmId=${encodeURIComponent(vm.id)}`)).body as Array<Run & { scheduledFor?: string }>;
+    const missed = runs.filter((r) => r.scheduledFor && Date.parse(r.scheduledFor) > down && Date.parse(r.scheduledFor) < up);
+    assert.equal(missed.length, 1, `one catch-up run for the downtime, not one per missed occurrence (${missed.map((r) => r.scheduledFor).join(', ')})`);
+    assert.ok(up - Date.parse(missed[0].scheduledFor!) <= 6000, 'it is the latest missed occurrence');
+  });
+
   test('one run per VM at a time, and retention thins out only its own policy\'s points', async () => {
     const vm = await server.createVm({ ...vmSpec('multi-1'), tags: { tier: 'gold' } });
     const [a, b] = await Promise.all([server.api('POST', '/api/runs', { vmId: vm.id }), server.api('POST', '/api/runs', { vmId: vm.id })]);
