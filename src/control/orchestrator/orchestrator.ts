@@ -33,9 +33,11 @@ const RUN_LEASE_MS = Number(process.env.GOLDSNAP_RUN_LEASE_MS ?? 15_000);
 export class Orchestrator {
   private readonly deps: OrchestratorDeps;
   private readonly ctx: RunContext;
-  private readonly advancing = new Set<string>();
+  /** Runs being advanced by this process, and the loops doing it (awaited on stop). */
+  private readonly advancing = new Map<string, Promise<void>>();
   private readonly workerId = `server-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private timer?: NodeJS.Timeout;
+  private stopping = false;
   private ticking?: Promise<void>;
 
   constructor(deps: OrchestratorDeps) {
@@ -52,10 +54,16 @@ export class Orchestrator {
     this.timer = setTimeout(loop, 0);
   }
 
+  /**
+   * Stops ticking and gives the steps under way a few seconds to finish; one still going (waiting
+   * for a snapshot's copy, say) is left: its run resumes where it was at the next start.
+   */
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopping = true;
     await this.ticking;
+    await Promise.race([Promise.all(this.advancing.values()), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
   }
 
   async tick(): Promise<void> {
@@ -145,14 +153,13 @@ export class Orchestrator {
    * only while this server holds the run's lease in the catalog.
    */
   private advance(runId: string): void {
-    if (this.advancing.has(runId)) return;
-    this.advancing.add(runId);
-    void (async () => {
+    if (this.advancing.has(runId) || this.stopping) return;
+    const loop = (async () => {
       let leased = false;
       const renew = setInterval(() => void this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS).catch(() => undefined), RUN_LEASE_MS / 3);
       try {
         leased = await this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS);
-        while (leased && (await advanceRun(this.ctx, runId)) === 'again');
+        while (leased && !this.stopping && (await advanceRun(this.ctx, runId)) === 'again');
       } catch (err) {
         // Steps from commit on are retried on the next tick rather than abandoned.
         this.deps.log(`run ${runId.slice(0, 8)}: ${(err as Error).message} (will retry)`);
@@ -162,6 +169,7 @@ export class Orchestrator {
         this.advancing.delete(runId);
       }
     })();
+    this.advancing.set(runId, loop);
   }
 
   // -- data proxies --------------------------------------------------------------------------
