@@ -56,7 +56,7 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
     };
     const timer = setInterval(() => void beat(), Math.min(1000, PROXY_LEASE_MS / 3));
     const onProgress = (p: ProxyProgress) => {
-      if (lost) throw new Error('this proxy lost its lease on the job: another proxy has it');
+      if (lost) throw new Error('the server called this job off: its lease ran out (another proxy has it) or its run no longer needs it');
       progress = p;
     };
     try {
