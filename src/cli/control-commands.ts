@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import type { Run } from '../control/orchestrator/run-model.ts';
 import { formatBytes } from '../repository/format.ts';
-import { collect, countArg } from './parse.ts';
+import { collect, keepOptions, retentionFrom, type KeepOptions } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 
 interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
@@ -115,25 +115,20 @@ export function controlCommands(): Command[] {
       p.name, p.cron, p.timeZone, String(p.enabled), JSON.stringify(p.selection), JSON.stringify(p.retention), p.nextRuns[0] ?? '',
     ])]));
   });
-  common(policies.command('create <name>').description('create a policy'))
+  keepOptions(common(policies.command('create <name>').description('create a policy')))
     .requiredOption('--cron <expr>', 'when to run, e.g. "0 2 * * *"')
     .option('--time-zone <tz>', 'IANA time zone of the schedule and of retention', 'UTC')
     .option('--vm <id>', 'select this VM (id or name; repeatable)', collect)
     .option('--tag <k=v>', 'select VMs with this tag (repeatable: all must match)', collect)
     .option('--resource-group <rg>', 'select VMs in this resource group (repeatable)', collect)
-    .option('--keep-last <n>', 'keep the last n recovery points', countArg)
-    .option('--keep-daily <n>', 'keep one a day for n days', countArg)
-    .option('--keep-weekly <n>', 'keep one a week for n weeks', countArg)
-    .option('--keep-monthly <n>', 'keep one a month for n months', countArg)
-    .option('--keep-yearly <n>', 'keep one a year for n years', countArg)
     .option('--disabled', 'create it disabled')
-    .action(async (name: string, opts: ClientOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; disabled?: boolean }) => {
+    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; disabled?: boolean }) => {
       const tags = opts.tag ? Object.fromEntries(opts.tag.map((t) => {
         const at = t.indexOf('=');
         if (at < 1) throw new Error(`--tag ${t}: expected key=value`);
         return [t.slice(0, at), t.slice(at + 1)];
       })) : undefined;
-      const retention = Object.fromEntries(Object.entries({ last: opts.keepLast, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly, yearly: opts.keepYearly }).filter(([, v]) => v !== undefined));
+      const retention = retentionFrom(opts);
       const policy = await new ApiClient(opts).call<{ id: string; name: string }>('POST', '/api/policies', {
         name, cron: opts.cron, timeZone: opts.timeZone, enabled: !opts.disabled, retention,
         selection: { ...(opts.vm ? { vmIds: opts.vm } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },

@@ -1,5 +1,6 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseSize } from '../repository/format.ts';
+import type { RetentionPolicy } from '../repository/retention.ts';
 
 /** Commander parsers that turn bad input into an error naming the option and the expected form. */
 export function sizeArg(value: string): number {
@@ -26,4 +27,23 @@ export function durationArg(value: string): number {
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+export interface KeepOptions { keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number }
+
+/** The GFS retention flags, shared by `repo forget` and `policies create`. */
+export function keepOptions(cmd: Command): Command {
+  return cmd
+    .option('--keep-last <n>', 'keep the last n', countArg)
+    .option('--keep-hourly <n>', 'keep the newest of each of the last n hours', countArg)
+    .option('--keep-daily <n>', 'keep the newest of each of the last n days', countArg)
+    .option('--keep-weekly <n>', 'keep the newest of each of the last n weeks', countArg)
+    .option('--keep-monthly <n>', 'keep the newest of each of the last n months', countArg)
+    .option('--keep-yearly <n>', 'keep the newest of each of the last n years', countArg);
+}
+
+/** The retention policy the --keep-* flags ask for (only the rules given). */
+export function retentionFrom(opts: KeepOptions): RetentionPolicy {
+  const rules = { last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly, yearly: opts.keepYearly };
+  return Object.fromEntries(Object.entries(rules).filter(([, n]) => n !== undefined));
 }

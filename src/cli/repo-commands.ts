@@ -9,9 +9,9 @@ import { checkRepository } from '../repository/check.ts';
 import { formatBytes } from '../repository/format.ts';
 import { prune } from '../repository/prune.ts';
 import { Repository } from '../repository/repository.ts';
-import { applyRetention, validatePolicy, type RetentionPolicy } from '../repository/retention.ts';
+import { applyRetention, validatePolicy } from '../repository/retention.ts';
 import { readPassphrase } from './passphrase.ts';
-import { collect, countArg, durationArg, sizeArg } from './parse.ts';
+import { collect, countArg, durationArg, keepOptions, retentionFrom, sizeArg, type KeepOptions } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 
 interface RepoOptions {
@@ -155,20 +155,14 @@ export function repoCommands(): Command {
       }
     });
 
-  common(repo.command('forget'))
-    .description('delete recovery points that a grandfather-father-son policy does not keep (per source)')
-    .option('--keep-last <n>', 'keep the last n', countArg)
-    .option('--keep-hourly <n>', 'keep the newest of each of the last n hours', countArg)
-    .option('--keep-daily <n>', 'keep the newest of each of the last n days', countArg)
-    .option('--keep-weekly <n>', 'keep the newest of each of the last n weeks', countArg)
-    .option('--keep-monthly <n>', 'keep the newest of each of the last n months', countArg)
-    .option('--keep-yearly <n>', 'keep the newest of each of the last n years', countArg)
+  keepOptions(common(repo.command('forget'))
+    .description('delete recovery points that a grandfather-father-son policy does not keep (per source)'))
     .option('--time-zone <tz>', 'time zone for hours, days, weeks… (IANA name)', 'UTC')
     .option('--source <source>', 'only this source')
     .option('--dry-run', 'only say what would be deleted')
     .option('--prune', 'run prune afterwards to free the space')
-    .action(async (opts: RepoOptions & { keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; timeZone: string; source?: string; dryRun?: boolean; prune?: boolean }) => {
-      const policy: RetentionPolicy = { last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly, yearly: opts.keepYearly };
+    .action(async (opts: RepoOptions & KeepOptions & { timeZone: string; source?: string; dryRun?: boolean; prune?: boolean }) => {
+      const policy = retentionFrom(opts);
       validatePolicy(policy);
       try { new Intl.DateTimeFormat('en-US', { timeZone: opts.timeZone }); } catch { throw new Error(`unknown time zone ${opts.timeZone}; use an IANA name such as Europe/Paris`); }
       const r = await openRepo(opts);

@@ -5,6 +5,7 @@ import {
   keyOf,
   saveState,
   type Access,
+  type ContentRec,
   type DiskRec,
   type EmulatorState,
   type GrantRec,
@@ -182,24 +183,31 @@ export class EmulatorCore {
     return d.managedBy ? 'Attached' : 'Unattached';
   }
 
-  renderDisk(d: DiskRec): Record<string, unknown> {
-    const props: Record<string, unknown> = {
-      creationData: d.creationData,
-      diskSizeGB: Math.max(1, Math.ceil(d.sizeBytes / GiB)),
-      diskSizeBytes: d.sizeBytes,
-      uniqueId: d.uniqueId,
+  /** The properties disks and snapshots share. */
+  #contentProps(r: ContentRec): Record<string, unknown> {
+    return {
+      creationData: r.creationData,
+      diskSizeGB: Math.max(1, Math.ceil(r.sizeBytes / GiB)),
+      diskSizeBytes: r.sizeBytes,
+      uniqueId: r.uniqueId,
       encryption: { type: 'EncryptionAtRestWithPlatformKey' },
       networkAccessPolicy: 'AllowAll',
       publicNetworkAccess: 'Enabled',
-      timeCreated: d.timeCreated,
-      provisioningState: this.#provisioning(d.readyAt),
+      timeCreated: r.timeCreated,
+      provisioningState: this.#provisioning(r.readyAt),
+      ...(r.osType ? { osType: r.osType } : {}),
+      ...(r.hyperVGeneration ? { hyperVGeneration: r.hyperVGeneration } : {}),
+    };
+  }
+
+  renderDisk(d: DiskRec): Record<string, unknown> {
+    const props: Record<string, unknown> = {
+      ...this.#contentProps(d),
       diskState: this.diskState(d),
       diskIOPSReadWrite: 500,
       diskMBpsReadWrite: 60,
       tier: 'P10',
     };
-    if (d.osType) props['osType'] = d.osType;
-    if (d.hyperVGeneration) props['hyperVGeneration'] = d.hyperVGeneration;
     const out: Record<string, unknown> = {
       name: d.name,
       id: d.id,
@@ -215,24 +223,14 @@ export class EmulatorCore {
 
   renderSnapshot(s: SnapshotRec): Record<string, unknown> {
     const props: Record<string, unknown> = {
-      creationData: s.creationData,
-      diskSizeGB: Math.max(1, Math.ceil(s.sizeBytes / GiB)),
-      diskSizeBytes: s.sizeBytes,
-      uniqueId: s.uniqueId,
-      encryption: { type: 'EncryptionAtRestWithPlatformKey' },
+      ...this.#contentProps(s),
       incremental: s.incremental,
-      networkAccessPolicy: 'AllowAll',
-      publicNetworkAccess: 'Enabled',
-      timeCreated: s.timeCreated,
-      provisioningState: this.#provisioning(s.readyAt),
       diskState: this.activeAccess(keyOf(s.id)) ? 'ActiveSAS' : 'Unattached',
     };
     if (s.incremental) {
       props['incrementalSnapshotFamilyId'] = s.family;
       props['completionPercent'] = Date.now() >= s.readyAt ? 100 : 50;
     }
-    if (s.osType) props['osType'] = s.osType;
-    if (s.hyperVGeneration) props['hyperVGeneration'] = s.hyperVGeneration;
     return {
       name: s.name,
       id: s.id,

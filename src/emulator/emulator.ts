@@ -339,6 +339,20 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     };
   }
 
+  /** What Get Blob and Get Blob Properties both say of a page blob. */
+  function pageBlobHeaders(req: IncomingMessage, t: SasTarget, contentLength: number): Record<string, string> {
+    return {
+      ...blobHeaders(req, t),
+      'content-length': String(contentLength),
+      'content-type': 'application/octet-stream',
+      'x-ms-blob-type': 'PageBlob',
+      'x-ms-blob-sequence-number': '0',
+      'x-ms-creation-time': new Date(t.rec.timeCreated).toUTCString(),
+      'x-ms-server-encrypted': 'true',
+      'accept-ranges': 'bytes',
+    };
+  }
+
   function pageListXml(ranges: Range[], cleared: Range[]): string {
     const all = [...ranges.map((r) => ({ r, tag: 'PageRange' })), ...cleared.map((r) => ({ r, tag: 'ClearRange' }))].sort((a, b) => a.r.start - b.r.start);
     return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${all.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}<NextMarker /></PageList>`;
@@ -352,18 +366,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       const comp = url.searchParams.get('comp');
       const rangeHeader = header(req, 'x-ms-range') ?? header(req, 'range');
       if (method === 'HEAD' || (method === 'GET' && comp === 'properties')) {
-        res.writeHead(200, {
-          ...blobHeaders(req, t),
-          'content-length': String(size),
-          'content-type': 'application/octet-stream',
-          'x-ms-blob-type': 'PageBlob',
-          'x-ms-blob-sequence-number': '0',
-          'x-ms-creation-time': new Date(t.rec.timeCreated).toUTCString(),
-          'x-ms-server-encrypted': 'true',
-          'x-ms-lease-state': 'available',
-          'x-ms-lease-status': 'unlocked',
-          'accept-ranges': 'bytes',
-        });
+        res.writeHead(200, { ...pageBlobHeaders(req, t, size), 'x-ms-lease-state': 'available', 'x-ms-lease-status': 'unlocked' });
         res.end();
         return;
       }
@@ -400,16 +403,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
         const r = parseRange(rangeHeader, size);
         const offset = r?.offset ?? 0;
         const length = r?.length ?? size;
-        const headers: Record<string, string> = {
-          ...blobHeaders(req, t),
-          'content-length': String(length),
-          'content-type': 'application/octet-stream',
-          'x-ms-blob-type': 'PageBlob',
-          'x-ms-blob-sequence-number': '0',
-          'x-ms-creation-time': new Date(t.rec.timeCreated).toUTCString(),
-          'x-ms-server-encrypted': 'true',
-          'accept-ranges': 'bytes',
-        };
+        const headers = pageBlobHeaders(req, t, length);
         if (r) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`;
         res.writeHead(r ? 206 : 200, headers);
         const CH = 4 * 1024 * 1024;

@@ -164,8 +164,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   }, async (req, reply) => {
     const body = req.body as { recoveryPointId: string; name: string; region?: string; resourceGroup?: string; disks?: string[]; createVm?: boolean; networkInterfaceId?: string };
-    const points = await deps.runs.listRecoveryPoints({ limit: 100000 });
-    const matches = points.filter((p) => p.id.startsWith(body.recoveryPointId));
+    const matches = await deps.runs.recoveryPointsByPrefix(body.recoveryPointId.toLowerCase());
     if (matches.length !== 1) {
       return reply.code(matches.length ? 400 : 404).send({ error: matches.length ? `recovery point prefix ${body.recoveryPointId} is ambiguous` : `no recovery point ${body.recoveryPointId}` });
     }
@@ -231,10 +230,9 @@ async function policyId(deps: ApiDeps, idOrName: string): Promise<string> {
 }
 
 async function runId(deps: ApiDeps, idOrPrefix: string): Promise<string> {
-  const exact = await deps.runs.findRun(idOrPrefix).catch(() => undefined);
-  if (exact) return exact.id;
-  const matches = (await deps.runs.listRuns({ limit: 100_000 })).filter((r) => r.id.startsWith(idOrPrefix));
-  if (matches.length > 1) throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches ${matches.length} runs: give more characters`);
+  const matches = await deps.runs.runIdsByPrefix(idOrPrefix.toLowerCase());
+  if (matches.includes(idOrPrefix)) return idOrPrefix;
+  if (matches.length > 1) throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches several runs: give more characters`);
   if (matches.length === 0) throw new NotFoundError('run', idOrPrefix);
-  return matches[0].id;
+  return matches[0];
 }

@@ -1,4 +1,5 @@
 import type { Cloud } from '../../cloud/cloud.ts';
+import { ObjectType } from '../../repository/format.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { SqlRunStore } from './run-store.ts';
 
@@ -9,19 +10,28 @@ import type { SqlRunStore } from './run-store.ts';
  * backup stays incremental. Points not made by the control plane (`repo backup-image`) are left out.
  */
 export async function importFromRepository(repo: Repository, runs: SqlRunStore, cloud: Cloud, log: (line: string) => void): Promise<number> {
-  const known = new Set((await runs.listRecoveryPoints({ limit: Number.MAX_SAFE_INTEGER })).map((p) => p.id));
-  const points = await repo.listRecoveryPoints((id, err) => log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`));
-  const missing = points.filter((e) => !known.has(e.id) && e.point.source.startsWith('vm:'));
-  for (const { id, point } of missing) {
+  // Only ids are compared at each start; just the points the catalog lacks are read and decrypted.
+  const catalogued = await runs.listRecoveryPoints({ limit: Number.MAX_SAFE_INTEGER });
+  const known = new Set(catalogued.map((p) => p.id));
+  const unknown = (await repo.listIds(ObjectType.recoveryPoint)).filter(({ id }) => !known.has(id));
+  let recorded = 0;
+  for (const { id } of unknown) {
+    const point = await repo.loadRecoveryPoint(id).catch((err: Error) => {
+      log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`);
+      return undefined;
+    });
+    if (!point?.source.startsWith('vm:')) continue;
     const runId = point.tags.find((t) => t.startsWith('run:'))?.slice('run:'.length) ?? '';
     await runs.recordRecoveryPoint({ id, vmId: point.source.slice('vm:'.length), runId, time: point.time, point });
+    recorded++;
   }
-  if (missing.length === 0) return 0;
-  log(`catalog: recorded ${missing.length} recovery points found in the repository`);
+  if (recorded === 0) return 0;
+  log(`catalog: recorded ${recorded} recovery points found in the repository`);
 
-  // Newest point per disk (points are oldest first): its snapshot is the disk's golden one if it is still there.
+  // Newest point per disk: its snapshot is the disk's golden one if it is still there.
+  const points = (await runs.listRecoveryPoints({ limit: Number.MAX_SAFE_INTEGER })).reverse(); // oldest first
   const newest = new Map<string, { pointId: string; snapshotId: string; fixedIndex: string }>();
-  for (const { id, point } of points.filter((e) => e.point.source.startsWith('vm:'))) {
+  for (const { id, point } of points) {
     for (const disk of point.disks) {
       const diskId = disk.source?.diskId;
       const snapshotId = disk.source?.snapshotId;
@@ -34,5 +44,5 @@ export async function importFromRepository(repo: Repository, runs: SqlRunStore, 
     await runs.setGolden({ diskId, snapshotId: n.snapshotId, fixedIndex: n.fixedIndex, recoveryPointId: n.pointId });
     log(`catalog: golden snapshot of ${diskId.split('/').pop()} recovered from recovery point ${n.pointId.slice(0, 12)}`);
   }
-  return missing.length;
+  return recorded;
 }

@@ -149,6 +149,21 @@ export class SqlRunStore implements RunStore {
     return rows.map(r => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
   }
 
+  /** Recovery points whose id starts with `prefix` (hex), at most `limit`: enough to tell unique from ambiguous. */
+  async recoveryPointsByPrefix(prefix: string, limit = 2): Promise<RecoveryPointEntry[]> {
+    if (!/^[0-9a-f]+$/.test(prefix)) return [];
+    const rows = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
+      `SELECT * FROM recovery_points WHERE id LIKE $1 ORDER BY id LIMIT $2`, [`${prefix}%`, limit]);
+    return rows.map(r => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
+  }
+
+  /** Ids of runs starting with `prefix`, at most `limit`. */
+  async runIdsByPrefix(prefix: string, limit = 2): Promise<string[]> {
+    if (!/^[0-9a-f-]+$/.test(prefix)) return [];
+    const rows = await this.db.query<{ id: string }>('SELECT id FROM runs WHERE id LIKE $1 ORDER BY id LIMIT $2', [`${prefix}%`, limit]);
+    return rows.map(r => r.id);
+  }
+
   async getRecoveryPoint(id: string): Promise<RecoveryPointEntry | undefined> {
     const [r] = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
       'SELECT * FROM recovery_points WHERE id = $1', [id]);

@@ -23,6 +23,8 @@ export interface RunStore {
   /** Catalog row for a committed recovery point (the repository holds the point itself). */
   recordRecoveryPoint(entry: { id: string; vmId: string; runId: string; time: string; point: RecoveryPoint }): Promise<void>;
   forgetRecoveryPoint(id: string): Promise<void>;
+  /** The catalog's recovery points (of one VM), newest first. */
+  listRecoveryPoints(opts: { vmId?: string; limit?: number }): Promise<Array<{ id: string; point: RecoveryPoint }>>;
   /** Queues the transfer of one disk on its region's queue (once per run and disk). */
   enqueueTransfer(runId: string, disk: RunDisk): Promise<void>;
   /** What became of that transfer: its job's state, the proxy's result or progress, its error. */
@@ -52,11 +54,6 @@ export function runSnapshotTags(run: Run, disk: RunDisk): Record<string, string>
 /** The source name under which a VM's recovery points are kept; retention groups by it. */
 export function vmSource(vmId: string): string {
   return `vm:${vmId}`;
-}
-
-/** The repository's recovery points, leaving out (and logging) any unreadable one rather than stopping every run. */
-function readablePoints(ctx: RunContext) {
-  return ctx.repo.listRecoveryPoints((id, err) => ctx.log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`));
 }
 
 /** Tags a recovery point with the policy that made it; retention works per policy. */
@@ -130,11 +127,14 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
   let changed = false;
   for (const disk of run.disks) {
     if (disk.transferred || disk.error) continue;
-    // Queued only once the run is saved in this step, so a proxy never finds a job of a run that
-    // is not yet transferring. Queueing again is a no-op (one job per run and disk).
-    await ctx.store.enqueueTransfer(run.id, disk);
     const outcome = await ctx.store.transferOutcome(run.id, disk.diskId);
-    if (outcome?.state === 'done') {
+    if (!outcome) {
+      // Queued only once the run is saved in this step, so a proxy never finds a job of a run
+      // that is not yet transferring. Queueing again is a no-op (one job per run and disk).
+      await ctx.store.enqueueTransfer(run.id, disk);
+      continue;
+    }
+    if (outcome.state === 'done') {
       const result = outcome.result as Partial<TransferJobResult> | undefined;
       if (result?.fixedIndex && result.stats) {
         Object.assign(disk, { fixedIndex: result.fixedIndex, stats: result.stats, incremental: Boolean(result.incremental), transferred: true, bytesDone: disk.bytesTotal });
@@ -142,10 +142,10 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
         disk.error = 'the transfer ended without a result';
       }
       changed = true;
-    } else if (outcome?.state === 'failed') {
+    } else if (outcome.state === 'failed') {
       disk.error = outcome.error ?? 'the data proxy stopped answering';
       changed = true;
-    } else if (outcome?.progress) {
+    } else if (outcome.progress) {
       const p = outcome.progress as ProxyProgress;
       if (p.doneBytes !== disk.bytesDone || p.totalBytes !== disk.bytesTotal) {
         Object.assign(disk, { bytesDone: p.doneBytes, bytesTotal: p.totalBytes });
@@ -164,8 +164,16 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
   if (run.recoveryPointId) return next('promote');
   const source = vmSource(run.vmId);
   // A commit interrupted after the repository write but before the catalog write left a recovery
-  // point tagged with this run: adopt it rather than commit a second one.
-  const existing = (await readablePoints(ctx)).find(e => e.point.tags.includes(`run:${run.id}`));
+  // point tagged with this run: adopt it rather than commit a second one. Only a resumed commit
+  // pays for reading the repository's points to find it.
+  let existing;
+  if (run.commitStarted) {
+    const points = await ctx.repo.listRecoveryPoints((id, err) => ctx.log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`));
+    existing = points.find(e => e.point.tags.includes(`run:${run.id}`));
+  } else {
+    run.commitStarted = true;
+    await ctx.store.saveRun(run);
+  }
   let id = existing?.id;
   let point = existing?.point;
   if (!id || !point) {
@@ -200,9 +208,8 @@ async function retentionStep(ctx: RunContext, run: Run, next: Next) {
   const retention = await ctx.store.retentionOf(run);
   if (retention) {
     // A policy thins out only its own points: a VM in an hourly and a monthly policy keeps both.
-    const source = vmSource(run.vmId);
     const tag = policyTag(run.policyId!);
-    const points = (await readablePoints(ctx)).filter(e => e.point.source === source && e.point.tags.includes(tag));
+    const points = (await ctx.store.listRecoveryPoints({ vmId: run.vmId, limit: Number.MAX_SAFE_INTEGER })).filter(e => e.point.tags.includes(tag));
     for (const d of applyRetention(points, e => new Date(e.point.time), retention.policy, retention.timeZone)) {
       // Every rule keeps the newest point, which is the one the golden snapshots belong to.
       if (d.keep || d.item.id === run.recoveryPointId) continue;

@@ -52,6 +52,8 @@ export interface Run {
   error?: string;
   disks: RunDisk[];
   recoveryPointId?: string;
+  /** Set before the recovery point is written: a resumed commit looks for one it may have left. */
+  commitStarted?: boolean;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

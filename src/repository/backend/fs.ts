@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import { writeFileAtomic } from '../../util/durable-file.ts';
 import { ObjectNotFoundError, type Backend, type ObjectInfo } from './backend.ts';
 
 /** A repository in a local folder. Writes go to a temp file, are fsynced, then renamed into place. */
@@ -28,24 +28,7 @@ export class FsBackend implements Backend {
   }
 
   async put(name: string, data: Uint8Array): Promise<void> {
-    const final = this.path(name);
-    const temp = `${final}.${randomBytes(6).toString('hex')}.tmp`;
-    await mkdir(dirname(final), { recursive: true });
-    const fh = await open(temp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(temp, final);
-    } catch (err) {
-      await unlink(temp).catch(() => {});
-      throw err;
-    }
-    const dir = await open(dirname(final), 'r');
-    await dir.sync().finally(() => dir.close());
+    await writeFileAtomic(this.path(name), data);
   }
 
   async get(name: string, offset?: number, length?: number): Promise<Buffer> {
