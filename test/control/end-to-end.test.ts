@@ -341,6 +341,13 @@ describe('scheduler, API and bad input', () => {
     assert.equal(bad.status, 400);
     assert.match(bad.body.error, /cron/);
     assert.equal((await server.api('GET', '/api/restores/not-a-number')).status, 404);
+
+    // The inventory follows the cloud: a deleted VM leaves `goldsnap vms`.
+    const doomed = await server.createVm(vmSpec('deleted-1'));
+    assert.ok((await server.cliJson<Array<{ name: string }>>(['vms', '--refresh'])).some((v) => v.name === 'deleted-1'));
+    const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
+    await new ComputeManagementClient(o.credential, o.subscriptionId, o.compute).virtualMachines.beginDeleteAndWait('rg-e2e', doomed.name, { updateIntervalInMs: 50 });
+    assert.ok(!(await server.cliJson<Array<{ name: string }>>(['vms', '--refresh'])).some((v) => v.name === 'deleted-1'));
     const cli = await server.cli(['policies', 'create', 'bad-tz', '--cron', '0 2 * * *', '--time-zone', 'Mars/Olympus', '--tag', 'a=b', '--keep-last', '1']);
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /time ?zone/i);

@@ -124,9 +124,12 @@ export class Orchestrator {
     return deleted;
   }
 
+  /** Asks the cloud for its VMs and makes the inventory exactly that: VMs gone from the cloud leave it. */
   async refreshInventory(): Promise<CloudVm[]> {
+    const seenAt = new Date();
     const vms = await this.deps.cloud.listVms();
-    await this.deps.runs.upsertVms(vms);
+    await this.deps.runs.upsertVms(vms, seenAt);
+    await this.deps.runs.forgetVmsNotSeenSince(seenAt);
     return vms;
   }
 
