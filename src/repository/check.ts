@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { WorkerPool } from '../dataplane/worker-pool.ts';
 import { mapLimit } from './concurrency.ts';
 import { DATA_PREFIX, idOfName, packObjectName } from './format.ts';
 import { readPackHeader } from './pack-reader.ts';
@@ -16,11 +15,19 @@ export interface CheckReport {
   bytesRead: number;
 }
 
+/**
+ * Decrypts, decompresses and (with verifyId) re-hashes one sealed chunk; the data plane's worker
+ * pool is one, so that --read-data uses every core. Declared here so the repository needs no data plane.
+ */
+export interface ChunkOpener {
+  open(id: Buffer, sealed: Buffer, compression: number, rawLength: number, where: string, verifyId?: boolean): Promise<Buffer>;
+}
+
 export interface CheckOptions {
   /** Also download every pack, decrypt every chunk and re-hash it against its id. */
   readData?: boolean;
   /** Needed for readData. */
-  pool?: WorkerPool;
+  pool?: ChunkOpener;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -93,7 +100,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   return report;
 }
 
-async function readPackData(repo: Repository, pool: WorkerPool, pack: string, size: number, entries: { id: Buffer; offset: number; length: number; rawLength: number; compression: number }[], report: CheckReport): Promise<void> {
+async function readPackData(repo: Repository, pool: ChunkOpener, pack: string, size: number, entries: { id: Buffer; offset: number; length: number; rawLength: number; compression: number }[], report: CheckReport): Promise<void> {
   const bytes = await repo.readPack(pack, 0, size);
   report.bytesRead += bytes.length;
   if (createHash('sha256').update(bytes).digest('hex') !== pack) {
