@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+import { read } from 'read';
 
 /**
  * The repository passphrase, from (in order) a file named by --password-file or
@@ -20,16 +20,9 @@ export async function readPassphrase(file: string | undefined, purpose = 'reposi
   throw new Error(`no ${purpose}: set ${envName}, or ${envName}_FILE / --password-file to a file holding it`);
 }
 
-function prompt(question: string): Promise<string> {
-  return new Promise(resolve => {
-    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    // Print the question, then mute echo of what is typed.
-    const write = (rl as any)._writeToOutput;
-    (rl as any)._writeToOutput = (s: string) => { if (s.includes(question)) write.call(rl, s); };
-    rl.question(question, answer => {
-      rl.close();
-      process.stderr.write('\n');
-      resolve(answer);
-    });
-  });
+/** Asks on the terminal with echo muted (npm's `read`, so no readline internals are patched). */
+async function prompt(question: string): Promise<string> {
+  const answer = await read({ prompt: question, silent: true, replace: '', output: process.stderr });
+  process.stderr.write('\n'); // the Enter key was not echoed either
+  return answer;
 }
