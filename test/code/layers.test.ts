@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 /**
- * Imports point down the layers of DESIGN.md, never up: a layer knows nothing of the ones above it.
+ * Imports point down the layers, never up: a layer knows nothing of the ones above it.
  * Bottom to top: util → repository → dataplane → cloud → control → cli. The emulator is a separate
  * program beside them: it may use util only, and only named entry points of it may be used by others
  * (the server embeds it for the demo, the cloud adapter reads its connection file, the CLI runs it).

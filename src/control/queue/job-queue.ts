@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Database, Queryable } from '../catalog/database.ts';
 
 /**
- * A durable job queue on the catalog database (DESIGN.md: "job queue on the same Postgres").
+ * A durable job queue on the catalog database (docs/control-plane.md, "Queues").
  *
  * A worker claims a job with a lease and must heartbeat before the lease runs out; a job whose
  * worker died (lease expired) is claimable again. That is how the work of a killed data proxy gets
