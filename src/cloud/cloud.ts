@@ -2,8 +2,9 @@ import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 
 /**
- * What the backup workflow needs from a cloud (a layer below the control plane and above the data plane: test/code/layers.test.ts). Implementations: `azure`
- * (official SDKs; also runs against the emulator). Every snapshot Goldsnap creates carries
+ * What the backup workflow needs from a cloud: a layer below the control plane and above the data
+ * plane (test/code/layers.test.ts). Implementations: `azure` (official SDKs; also runs against the
+ * emulator). Every snapshot Goldsnap creates carries
  * GOLDSNAP_TAGS so that leaked ones can always be found and removed.
  */
 export const GOLDSNAP_TAG = 'goldsnap';
