@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { SqlRunStore } from '../../src/control/catalog/run-store.ts';
+import type { JobPayloads } from '../../src/control/jobs.ts';
 import { JobQueue } from '../../src/control/queue/job-queue.ts';
 import { forEachBackend, sleep } from './backends.ts';
 
@@ -26,17 +28,18 @@ forEachBackend('job queue', b => {
   });
 
   test('purge removes old finished jobs, but not those of unfinished runs', async () => {
-    const q = new JobQueue(b.db);
-    const old = await q.enqueue({ queue: 'q', kind: 'k', payload: { runId: 'finished-run' }, dedupeKey: 'old' });
-    const kept = await q.enqueue({ queue: 'q', kind: 'k', payload: { runId: 'live-run' }, dedupeKey: 'live' });
-    const fresh = await q.enqueue({ queue: 'q', kind: 'k', payload: {} });
+    const q = new JobQueue<JobPayloads>(b.db);
+    const store = new SqlRunStore(b.db, q);
+    const old = await q.enqueue({ queue: 'q', kind: 'transfer', payload: { runId: 'finished-run', diskId: 'd' }, dedupeKey: 'old' });
+    const kept = await q.enqueue({ queue: 'q', kind: 'transfer', payload: { runId: 'live-run', diskId: 'd' }, dedupeKey: 'live' });
+    const fresh = await q.enqueue({ queue: 'q', kind: 'policy-fire', payload: { policyId: 'p', scheduledFor: 'now' } });
     for (const job of [old, kept, fresh]) {
       await q.claim('q', 'w', 10_000);
       await q.complete(job.id, 'w');
     }
     await b.db.query(`INSERT INTO runs (id, vm_id, step, doc, created_at, updated_at) VALUES ('live-run', 'vm', 'transfer', '{}', now(), now())`);
     await b.db.query(`UPDATE jobs SET updated_at = now() - interval '40 days' WHERE id IN ($1, $2)`, [old.id, kept.id]);
-    assert.equal(await q.purge(new Date(Date.now() - 30 * 86_400_000)), 1);
+    assert.equal(await store.purgeJobs(new Date(Date.now() - 30 * 86_400_000)), 1);
     assert.equal(await q.get(old.id), undefined);
     assert.ok(await q.get(kept.id), 'a job of an unfinished run stays');
     assert.ok(await q.get(fresh.id), 'a recent job stays');
@@ -149,8 +152,8 @@ forEachBackend('job queue', b => {
     assert.equal(await q.fail(p.id, 'w', 'bad input', { permanent: true }), 'failed');
   });
 
-  test('depth per queue prefix, listByRun, claimNext wakes on enqueue', async () => {
-    const q = new JobQueue(b.db);
+  test('depth per queue prefix, listByPayload, claimNext wakes on enqueue', async () => {
+    const q = new JobQueue<{ transfer: { runId: string; diskId: string }; 'policy-fire': object; k: { hello: number } }>(b.db);
     await q.enqueue({ queue: 'transfer:westeurope', kind: 'transfer', payload: { runId: 'r1', diskId: 'a' } });
     await q.enqueue({ queue: 'transfer:westeurope', kind: 'transfer', payload: { runId: 'r1', diskId: 'b' } });
     await q.enqueue({ queue: 'transfer:eastus', kind: 'transfer', payload: { runId: 'r2', diskId: 'c' } });
@@ -160,7 +163,7 @@ forEachBackend('job queue', b => {
       'transfer:eastus': { queued: 0, ready: 0, running: 1 },
       'transfer:westeurope': { queued: 2, ready: 2, running: 0 },
     });
-    assert.deepEqual((await q.listByRun('r1')).map(j => j.payload.diskId), ['a', 'b']);
+    assert.deepEqual((await q.listByPayload('runId', 'r1')).map(j => (j.kind === 'transfer' ? j.payload.diskId : j.kind)), ['a', 'b']);
 
     const waiting = q.claimNext('later', 'w', 10_000, { pollMs: 5_000 });
     await sleep(50);

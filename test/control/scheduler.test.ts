@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PolicyStore, type PolicyInput } from '../../src/control/catalog/policies.ts';
+import type { JobPayloads } from '../../src/control/jobs.ts';
 import { JobQueue } from '../../src/control/queue/job-queue.ts';
 import { Scheduler, dueOccurrence } from '../../src/control/scheduler/scheduler.ts';
 import { forEachBackend, sleep } from './backends.ts';
@@ -70,9 +71,9 @@ forEachBackend('scheduler', b => {
       assert.ok(x && y);
     }
     assert.equal((await fires()).length, 9);
-    const jobs = await new JobQueue(b.db).list({ queue: 'orchestrator' });
+    const jobs = await new JobQueue<JobPayloads>(b.db).list({ queue: 'orchestrator' });
     assert.equal(jobs.length, 9);
-    for (const p of policies) assert.equal(jobs.filter(j => j.payload.policyId === p.id).length, 3);
+    for (const p of policies) assert.equal(jobs.filter(j => j.kind === 'policy-fire' && j.payload.policyId === p.id).length, 3);
   });
 
   test('a disabled policy does not fire; re-enabling does not catch up', async () => {

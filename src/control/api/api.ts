@@ -7,7 +7,7 @@ import type { SqlRunStore } from '../catalog/run-store.ts';
 import type { TokenStore } from '../catalog/tokens.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
-import type { JobQueue } from '../queue/job-queue.ts';
+import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
 
@@ -15,7 +15,7 @@ export interface ApiDeps {
   runs: SqlRunStore;
   policies: PolicyStore;
   tokens: TokenStore;
-  queue: JobQueue;
+  queue: ControlQueue;
   orchestrator: Orchestrator;
   scheduler: Scheduler;
   launcher: ProxyLauncher;
@@ -189,7 +189,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.get('/api/proxies', { preHandler: needs('viewer'), schema: { summary: 'Data proxies running now, and the work queued per region' } },
-    async () => ({ proxies: deps.launcher.list(), queues: await deps.queue.depth('transfer:') }));
+    async () => ({ proxies: deps.launcher.list(), queues: await transferQueueDepths(deps.queue) }));
 
   app.post('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'Create an API token (shown once)', body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } } } } },
     async (req, reply) => {

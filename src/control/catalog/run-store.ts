@@ -3,6 +3,7 @@ import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { RetentionPolicy } from '../../repository/retention.ts';
 import type { Golden, RunStore, TransferOutcome } from '../orchestrator/backup-run.ts';
 import { isFinished, type Run, type RunDisk } from '../orchestrator/run-model.ts';
+import { type ControlQueue, type JobPayloads, transferQueue } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import type { Database } from './database.ts';
 import { NotFoundError } from './errors.ts';
@@ -23,18 +24,8 @@ export interface InventoryVm extends CloudVm {
   seenAt: string;
 }
 
-/** Payload of the `transfer` jobs on the `transfer:<region>` queues. */
-export interface TransferJobPayload {
-  runId: string;
-  diskId: string;
-}
-
 function transferKey(runId: string, diskId: string): string {
   return `transfer:${runId}:${diskId}`;
-}
-
-export function transferQueue(region: string): string {
-  return `transfer:${region}`;
 }
 
 const iso = (d: Date | string) => new Date(d).toISOString();
@@ -43,11 +34,11 @@ const toIso = (d: string | Date | undefined | null) => (d === undefined || d ===
 /** The orchestrator's catalog (RunStore) and the run, recovery point, golden and inventory queries. */
 export class SqlRunStore implements RunStore {
   readonly db: Database;
-  readonly queue: JobQueue;
+  readonly queue: ControlQueue;
 
-  constructor(db: Database, queue?: JobQueue) {
+  constructor(db: Database, queue?: ControlQueue) {
     this.db = db;
-    this.queue = queue ?? new JobQueue(db);
+    this.queue = queue ?? new JobQueue<JobPayloads>(db);
   }
 
   /**
@@ -194,10 +185,28 @@ export class SqlRunStore implements RunStore {
 
   /** Queues the transfer of one disk on `transfer:<region>`; enqueueing it again is a no-op. */
   async enqueueTransfer(runId: string, disk: RunDisk): Promise<void> {
-    await this.queue.enqueue<TransferJobPayload>({
+    await this.queue.enqueue({
       queue: transferQueue(disk.region), kind: 'transfer', payload: { runId, diskId: disk.diskId },
       dedupeKey: transferKey(runId, disk.diskId),
     });
+  }
+
+  /** A run's jobs (its transfers), oldest first. */
+  async jobsOfRun(runId: string) {
+    return this.queue.listByPayload('runId', runId);
+  }
+
+  /**
+   * Deletes jobs finished before `olderThan`, except those of runs still unfinished (their
+   * transfer step reads them). Freeing old dedupe keys is safe: a policy occurrence fires once by
+   * schedule_fires, and transfers are only queued for unfinished runs.
+   */
+  async purgeJobs(olderThan: Date): Promise<number> {
+    const rows = await this.db.query(
+      `DELETE FROM jobs j WHERE state IN ('done', 'failed') AND updated_at < $1
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = j.payload->>'runId' AND r.finished_at IS NULL)
+       RETURNING id`, [olderThan.toISOString()]);
+    return rows.length;
   }
 
   async retentionOf(run: Run): Promise<{ policy: RetentionPolicy; timeZone: string } | undefined> {

@@ -3,18 +3,17 @@ import { hostname } from 'node:os';
 import type { Cloud, CloudVm } from '../../cloud/cloud.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
-import { transferQueue } from '../catalog/run-store.ts';
 import { matchesSelection, type Policy, type PolicyStore } from '../catalog/policies.ts';
-import type { Job, JobQueue } from '../queue/job-queue.ts';
-import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../scheduler/scheduler.ts';
-import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload } from '../proxy/protocol.ts';
+import { type ControlQueue, type JobPayloads, ORCHESTRATOR_QUEUE, type RestoreJobPayload, transferQueue } from '../jobs.ts';
+import type { Job, JobOf } from '../queue/job-queue.ts';
+import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
 import type { Run } from './run-model.ts';
 
 export interface OrchestratorDeps {
   runs: SqlRunStore;
   policies: PolicyStore;
-  queue: JobQueue;
+  queue: ControlQueue;
   cloud: Cloud;
   repo: Repository;
   log: (line: string) => void;
@@ -73,10 +72,10 @@ export class Orchestrator {
     for (const run of await this.deps.runs.listRuns({ active: true, limit: 1000 })) this.advance(run.id);
   }
 
-  private async handleOrchestratorJob(job: Job): Promise<void> {
+  private async handleOrchestratorJob(job: JobOf<JobPayloads>): Promise<void> {
     try {
-      if (job.kind !== POLICY_FIRE) throw new Error(`unknown orchestrator job kind ${job.kind}`);
-      const { policyId, scheduledFor } = job.payload as PolicyFirePayload;
+      if (job.kind !== 'policy-fire') throw new Error(`unknown orchestrator job kind ${job.kind}`);
+      const { policyId, scheduledFor } = job.payload;
       await this.firePolicy(policyId, scheduledFor);
       await this.deps.queue.complete(job.id, this.workerId);
     } catch (err) {
@@ -182,7 +181,8 @@ export class Orchestrator {
     for (;;) {
       const job = await this.deps.queue.claim(transferQueue(region), workerId, PROXY_LEASE_MS);
       if (!job) return undefined;
-      if (job.kind === 'restore') return { jobId: job.id, kind: 'restore', restore: job.payload as RestoreJobPayload };
+      if (job.kind === 'restore') return { jobId: job.id, kind: 'restore', restore: job.payload };
+      if (job.kind !== 'transfer') throw new Error(`unknown job kind ${job.kind} on ${transferQueue(region)}`);
       const run = await this.deps.runs.findRun(job.payload.runId);
       const disk = run?.disks.find((d) => d.diskId === job.payload.diskId);
       if (!run || !disk || run.step !== 'transfer' || disk.transferred || !disk.snapshotId) {
@@ -233,7 +233,7 @@ export class Orchestrator {
   }
 
   /** Queues a restore on the target region's proxies; follow it with the returned job id. */
-  async startRestore(req: Omit<RestoreJobPayload, 'restoreId'>): Promise<Job> {
+  async startRestore(req: Omit<RestoreJobPayload, 'restoreId'>): Promise<Job<RestoreJobPayload, 'restore'>> {
     const payload: RestoreJobPayload = { ...req, restoreId: randomUUID() };
     return this.deps.queue.enqueue({ queue: transferQueue(req.region), kind: 'restore', payload, maxAttempts: 3 });
   }

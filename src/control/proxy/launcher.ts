@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { JobQueue } from '../queue/job-queue.ts';
+import { type ControlQueue, regionOfQueue, transferQueueDepths } from '../jobs.ts';
 
 export interface ProxyInfo {
   region: string;
@@ -17,7 +17,7 @@ export interface ProxyLauncher {
 }
 
 export interface LocalProxyLauncherOptions {
-  queue: JobQueue;
+  queue: ControlQueue;
   /** Environment for a new proxy: server URL, proxy token, repository, passphrase, cloud. Never logged. */
   env: () => NodeJS.ProcessEnv;
   idleSeconds: number;
@@ -38,10 +38,10 @@ export class LocalProxyLauncher implements ProxyLauncher {
   }
 
   async reconcile(): Promise<void> {
-    const depths = await this.opts.queue.depth('transfer:');
+    const depths = await transferQueueDepths(this.opts.queue);
     for (const [queue, depth] of Object.entries(depths)) {
-      const region = queue.slice('transfer:'.length);
-      if (depth.queued + depth.running === 0 || this.children.has(region)) continue;
+      const region = regionOfQueue(queue);
+      if (!region || depth.queued + depth.running === 0 || this.children.has(region)) continue;
       if ((this.backoff.get(region)?.until ?? 0) > Date.now()) continue;
       this.launch(region);
     }

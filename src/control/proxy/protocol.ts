@@ -1,6 +1,7 @@
 import type { CloudSnapshot } from '../../cloud/cloud.ts';
 import type { DiskBackupStats } from '../../repository/recovery-point.ts';
-import type { CloudRestoreRequest, CloudRestoreResult } from '../restore/restore-to-cloud.ts';
+import type { RestoreJobPayload } from '../jobs.ts';
+import type { CloudRestoreResult } from '../restore/restore-to-cloud.ts';
 
 /**
  * What passes between the control plane and a data proxy (over the server's /internal/proxy API).
@@ -10,9 +11,6 @@ import type { CloudRestoreRequest, CloudRestoreResult } from '../restore/restore
 export type ProxyWork =
   | { jobId: number; kind: 'transfer'; runId: string; diskName: string; snapshot: CloudSnapshot; base?: CloudSnapshot; parentFixedIndex?: string }
   | { jobId: number; kind: 'restore'; restore: RestoreJobPayload };
-
-/** A restore as queued: the request without the recovery point itself, which the proxy reads from the repository. */
-export type RestoreJobPayload = Omit<CloudRestoreRequest, 'point' | 'onProgress'>;
 
 export interface TransferJobResult {
   fixedIndex: string;

@@ -14,10 +14,10 @@ import type { Database, Queryable } from '../catalog/database.ts';
  */
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
-export interface Job<P = Record<string, any>> {
+export interface Job<P = unknown, K extends string = string> {
   id: number;
   queue: string;
-  kind: string;
+  kind: K;
   payload: P;
   dedupeKey?: string;
   state: JobState;
@@ -34,9 +34,18 @@ export interface Job<P = Record<string, any>> {
   updatedAt: string;
 }
 
-export interface EnqueueRequest<P = Record<string, any>> {
+/**
+ * Job kinds and their payloads, e.g. `{ transfer: { runId: string } }`: the queue is typed by such a
+ * map, so that a claimed job's payload is known from its kind.
+ */
+export type PayloadMap = object;
+
+/** A job of one of the map's kinds: checking `kind` narrows `payload`. */
+export type JobOf<M extends PayloadMap> = { [K in keyof M & string]: Job<M[K], K> }[keyof M & string];
+
+export interface EnqueueRequest<P = unknown, K extends string = string> {
   queue: string;
-  kind: string;
+  kind: K;
   payload: P;
   dedupeKey?: string;
   /** Not claimable before this time (default now). */
@@ -55,16 +64,17 @@ export interface QueueDepth {
 }
 
 interface JobRow {
-  id: string | number; queue: string; kind: string; payload: any; dedupe_key: string | null; state: JobState;
+  id: string | number; queue: string; kind: string; payload: unknown; dedupe_key: string | null; state: JobState;
   attempts: number; max_attempts: number; run_after: Date | string; locked_by: string | null; lease_until: Date | string | null;
   progress: unknown; result: unknown; last_error: string | null; created_at: Date | string; updated_at: Date | string;
 }
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
-function jobFromRow<P>(r: JobRow): Job<P> {
-  const job: Job<P> = {
-    id: Number(r.id), queue: r.queue, kind: r.kind, payload: r.payload as P, state: r.state,
+/** Rows carry the kind they were enqueued with, and only kinds of the map are enqueued. */
+function jobFromRow<M extends PayloadMap>(r: JobRow): JobOf<M> {
+  const job: Job = {
+    id: Number(r.id), queue: r.queue, kind: r.kind, payload: r.payload, state: r.state,
     attempts: Number(r.attempts), maxAttempts: Number(r.max_attempts), runAfter: iso(r.run_after),
     createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
   };
@@ -74,7 +84,7 @@ function jobFromRow<P>(r: JobRow): Job<P> {
   if (r.progress !== null && r.progress !== undefined) job.progress = r.progress;
   if (r.result !== null && r.result !== undefined) job.result = r.result;
   if (r.last_error !== null) job.lastError = r.last_error;
-  return job;
+  return job as JobOf<M>;
 }
 
 const ms = (n: number) => {
@@ -84,7 +94,7 @@ const ms = (n: number) => {
 
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
-export class JobQueue {
+export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
   readonly db: Database;
   /** Wakes local waiters when a job is enqueued through this process (other processes: polling). */
   readonly #events = new EventEmitter();
@@ -95,7 +105,7 @@ export class JobQueue {
   }
 
   /** Adds a job, or returns the existing one with the same dedupe key. Pass `tx` to enqueue inside a transaction. */
-  async enqueue<P = Record<string, any>>(req: EnqueueRequest<P>, tx: Queryable = this.db): Promise<Job<P>> {
+  async enqueue<K extends keyof M & string>(req: EnqueueRequest<M[K], K>, tx: Queryable = this.db): Promise<Job<M[K], K>> {
     if (!req.queue || !req.kind) throw new Error('a job needs a queue and a kind');
     const maxAttempts = req.maxAttempts ?? 5;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`maxAttempts must be a whole number ≥ 1, not ${maxAttempts}`);
@@ -107,11 +117,11 @@ export class JobQueue {
     if (row) {
       // Local waiters are woken a moment later so that a caller's transaction has had time to commit.
       setImmediate(() => this.#events.emit('enqueued', req.queue));
-      return jobFromRow<P>(row);
+      return jobFromRow<M>(row) as Job<M[K], K>;
     }
     const [existing] = await tx.query<JobRow>('SELECT * FROM jobs WHERE dedupe_key = $1', [req.dedupeKey]);
     if (!existing) throw new Error(`job with dedupe key ${req.dedupeKey} vanished while enqueueing`);
-    return jobFromRow<P>(existing);
+    return jobFromRow<M>(existing) as Job<M[K], K>;
   }
 
   /**
@@ -119,7 +129,7 @@ export class JobQueue {
    * time has come, or a running one whose lease expired (its worker is presumed dead). A job whose
    * lease expired on its last allowed attempt is failed instead of being claimed again.
    */
-  async claim<P = Record<string, any>>(queue: string, workerId: string, leaseMs: number): Promise<Job<P> | undefined> {
+  async claim(queue: string, workerId: string, leaseMs: number): Promise<JobOf<M> | undefined> {
     await this.db.query(
       `UPDATE jobs SET state = 'failed', last_error = coalesce(last_error || '; ', '') || 'lease of ' || coalesce(locked_by, '?') || ' expired on the last attempt',
               lease_until = NULL, updated_at = now()
@@ -134,17 +144,17 @@ export class JobQueue {
          LIMIT 1
          FOR UPDATE SKIP LOCKED)
        RETURNING *`, [queue, workerId, ms(leaseMs)]);
-    return row && jobFromRow<P>(row);
+    return row && jobFromRow<M>(row);
   }
 
   /**
    * Claims a job, waiting for one if there is none: wakes on local enqueues at once and polls the
    * database every `pollMs` for others. Returns undefined if `signal` aborts first.
    */
-  async claimNext<P = Record<string, any>>(queue: string, workerId: string, leaseMs: number, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<Job<P> | undefined> {
+  async claimNext(queue: string, workerId: string, leaseMs: number, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<JobOf<M> | undefined> {
     const pollMs = opts.pollMs ?? 1000;
     while (!opts.signal?.aborted) {
-      const job = await this.claim<P>(queue, workerId, leaseMs);
+      const job = await this.claim(queue, workerId, leaseMs);
       if (job) return job;
       await new Promise<void>(resolve => {
         const done = () => {
@@ -196,22 +206,22 @@ export class JobQueue {
     return row ? row.state : 'lost';
   }
 
-  async get<P = Record<string, any>>(jobId: number): Promise<Job<P> | undefined> {
+  async get(jobId: number): Promise<JobOf<M> | undefined> {
     const [row] = await this.db.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [jobId]);
-    return row && jobFromRow<P>(row);
+    return row && jobFromRow<M>(row);
   }
 
-  /** Jobs whose payload has this runId (e.g. a run's transfers), oldest first. */
-  async listByRun<P = Record<string, any>>(runId: string): Promise<Job<P>[]> {
-    const rows = await this.db.query<JobRow>(`SELECT * FROM jobs WHERE payload->>'runId' = $1 ORDER BY id`, [runId]);
-    return rows.map(r => jobFromRow<P>(r));
+  /** Jobs whose payload has `field` equal to `value` (e.g. a run's transfers by runId), oldest first. */
+  async listByPayload(field: string, value: string): Promise<JobOf<M>[]> {
+    const rows = await this.db.query<JobRow>('SELECT * FROM jobs WHERE payload->>$1 = $2 ORDER BY id', [field, value]);
+    return rows.map(r => jobFromRow<M>(r));
   }
 
-  async list<P = Record<string, any>>(opts: { queue?: string; state?: JobState; limit?: number } = {}): Promise<Job<P>[]> {
+  async list(opts: { queue?: string; state?: JobState; limit?: number } = {}): Promise<JobOf<M>[]> {
     const rows = await this.db.query<JobRow>(
       `SELECT * FROM jobs WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) ORDER BY id DESC LIMIT $3`,
       [opts.queue ?? null, opts.state ?? null, opts.limit ?? 100]);
-    return rows.map(r => jobFromRow<P>(r));
+    return rows.map(r => jobFromRow<M>(r));
   }
 
   /**
@@ -230,18 +240,5 @@ export class JobQueue {
     const out: Record<string, QueueDepth> = {};
     for (const r of rows) out[r.queue] = { queued: Number(r.queued), ready: Number(r.ready), running: Number(r.running) };
     return out;
-  }
-
-  /**
-   * Deletes finished jobs last updated before `olderThan`, except jobs of runs still unfinished
-   * (their transfer step reads them). Freeing old dedupe keys is safe: a policy occurrence fires
-   * once by schedule_fires, and transfers are only queued for unfinished runs.
-   */
-  async purge(olderThan: Date): Promise<number> {
-    const rows = await this.db.query(
-      `DELETE FROM jobs j WHERE state IN ('done', 'failed') AND updated_at < $1
-         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = j.payload->>'runId' AND r.finished_at IS NULL)
-       RETURNING id`, [olderThan.toISOString()]);
-    return rows.length;
   }
 }

@@ -1,17 +1,8 @@
 import { Cron } from 'croner';
 import type { Database, Queryable } from '../catalog/database.ts';
 import { policyFromRow, type Policy } from '../catalog/policies.ts';
+import { type ControlQueue, type JobPayloads, ORCHESTRATOR_QUEUE } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
-
-/** Payload of the `policy-fire` jobs on the `orchestrator` queue. */
-export interface PolicyFirePayload {
-  policyId: string;
-  /** The cron occurrence (ISO, UTC) this fire is for. */
-  scheduledFor: string;
-}
-
-export const ORCHESTRATOR_QUEUE = 'orchestrator';
-export const POLICY_FIRE = 'policy-fire';
 
 export interface Fire {
   policyId: string;
@@ -30,15 +21,15 @@ export interface Fire {
  */
 export class Scheduler {
   readonly db: Database;
-  readonly queue: JobQueue;
+  readonly queue: ControlQueue;
   readonly log: (line: string) => void;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<unknown> | undefined;
   #stopped = true;
 
-  constructor(opts: { db: Database; queue?: JobQueue; log?: (line: string) => void }) {
+  constructor(opts: { db: Database; queue?: ControlQueue; log?: (line: string) => void }) {
     this.db = opts.db;
-    this.queue = opts.queue ?? new JobQueue(opts.db);
+    this.queue = opts.queue ?? new JobQueue<JobPayloads>(opts.db);
     this.log = opts.log ?? (() => {});
   }
 
@@ -74,8 +65,8 @@ export class Scheduler {
     const inserted = await tx.query(
       'INSERT INTO schedule_fires (policy_id, scheduled_for) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING policy_id', [policyId, scheduledFor]);
     if (!inserted.length) return undefined;
-    const job = await this.queue.enqueue<PolicyFirePayload>({
-      queue: ORCHESTRATOR_QUEUE, kind: POLICY_FIRE, payload: { policyId, scheduledFor }, dedupeKey: `fire:${policyId}:${scheduledFor}`,
+    const job = await this.queue.enqueue({
+      queue: ORCHESTRATOR_QUEUE, kind: 'policy-fire', payload: { policyId, scheduledFor }, dedupeKey: `fire:${policyId}:${scheduledFor}`,
     }, tx);
     return { policyId, scheduledFor, missed: due.count, jobId: job.id };
   }

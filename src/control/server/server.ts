@@ -15,6 +15,7 @@ import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { LocalProxyLauncher } from '../proxy/launcher.ts';
+import type { JobPayloads } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 
@@ -96,7 +97,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const passphrase = opts.passphrase ?? (await embeddedPassphrase(dataDir, log));
     const repo = await openOrInitRepository(location, passphrase, log);
 
-    const queue = new JobQueue(db);
+    const queue = new JobQueue<JobPayloads>(db);
     const runs = new SqlRunStore(db, queue);
     const policies = new PolicyStore(db);
     const tokens = new TokenStore(db);
@@ -123,7 +124,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // Hourly housekeeping: snapshots finished runs left behind, and jobs finished over 30 days ago.
     const sweep = async () => {
       await orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${(err as Error).message}`));
-      await queue.purge(new Date(Date.now() - 30 * 86_400_000)).catch((err) => log(`job purge: ${(err as Error).message}`));
+      await runs.purgeJobs(new Date(Date.now() - 30 * 86_400_000)).catch((err) => log(`job purge: ${(err as Error).message}`));
     };
     await sweep();
     const sweeper = setInterval(() => void sweep(), 3600_000);
