@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
-import { Mutex } from './durable.ts';
+import { Mutex } from '../util/mutex.ts';
 import {
   keyOf,
   saveState,

@@ -12,13 +12,3 @@ export async function writeNewFile(path: string, data: Buffer): Promise<void> {
     await h.close();
   }
 }
-
-/** A FIFO async mutex. */
-export class Mutex {
-  #tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#tail.then(fn, fn);
-    this.#tail = next.catch(() => {});
-    return next;
-  }
-}

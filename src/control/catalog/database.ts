@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { Mutex } from '../../util/mutex.ts';
 import pg from 'pg';
 
 /** Something SQL can be sent to: the database itself or a transaction. */
@@ -98,13 +99,9 @@ async function openPostgres(url: string, max: number): Promise<Database> {
 async function openPGlite(dir: string): Promise<Database> {
   await mkdir(dir, { recursive: true });
   const db = await PGlite.create(dir);
-  // One connection: a chain of promises runs every query and transaction one after the other.
-  let tail: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => {});
-    return run;
-  };
+  // One connection: every query and transaction runs one after the other.
+  const mutex = new Mutex();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => mutex.run(fn);
   let closed = false;
   return {
     kind: 'pglite',

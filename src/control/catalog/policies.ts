@@ -4,6 +4,7 @@ import type { CloudVm } from '../../cloud/cloud.ts';
 import type { RetentionPolicy } from '../../repository/retention.ts';
 import { sqlState, type Queryable } from './database.ts';
 import { InvalidInputError, NotFoundError } from './errors.ts';
+import { iso } from '../../util/time.ts';
 
 export { InvalidInputError, NotFoundError } from './errors.ts';
 
@@ -148,7 +149,6 @@ interface PolicyRow {
   enabled: boolean; created_at: Date | string; updated_at: Date | string;
 }
 
-const iso = (d: Date | string) => new Date(d).toISOString();
 
 export function policyFromRow(r: PolicyRow): Policy {
   return {

@@ -1,22 +1,23 @@
 import type { CloudVm } from '../../cloud/cloud.ts';
 import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { RetentionPolicy } from '../../repository/retention.ts';
+import type { RecoveryPointEntry } from '../../repository/repository.ts';
 import type { Golden, RunStore, TransferOutcome } from '../orchestrator/backup-run.ts';
 import { isFinished, type Run, type RunDisk } from '../orchestrator/run-model.ts';
 import { type ControlQueue, type JobPayloads, transferQueue } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import type { Database } from './database.ts';
 import { NotFoundError } from './errors.ts';
+import { iso, isoOrNull } from '../../util/time.ts';
 
 /** A run as created by the scheduler: with the policy occurrence it belongs to. */
 export type NewRun = Run & { scheduledFor?: string };
 
-export interface RecoveryPointEntry {
-  id: string;
+/** A recovery point as the catalog keeps it: the repository's entry, with its VM, run and time. */
+export interface CatalogRecoveryPoint extends RecoveryPointEntry {
   vmId: string;
   runId: string;
   time: string;
-  point: RecoveryPoint;
 }
 
 export interface InventoryVm extends CloudVm {
@@ -28,8 +29,6 @@ function transferKey(runId: string, diskId: string): string {
   return `transfer:${runId}:${diskId}`;
 }
 
-const iso = (d: Date | string) => new Date(d).toISOString();
-const toIso = (d: string | Date | undefined | null) => (d === undefined || d === null ? null : new Date(d).toISOString());
 
 /** The orchestrator's catalog (RunStore) and the run, recovery point, golden and inventory queries. */
 export class SqlRunStore implements RunStore {
@@ -47,13 +46,13 @@ export class SqlRunStore implements RunStore {
    * creating another returns that one.
    */
   async createRun(run: NewRun): Promise<Run> {
-    const scheduledFor = toIso(run.scheduledFor);
+    const scheduledFor = isoOrNull(run.scheduledFor);
     const [row] = await this.db.query<{ doc: Run }>(
       `INSERT INTO runs (id, vm_id, policy_id, scheduled_for, step, doc, created_at, updated_at, finished_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
        ON CONFLICT DO NOTHING RETURNING doc`,
-      [run.id, run.vmId, run.policyId ?? null, scheduledFor, run.step, JSON.stringify(run), toIso(run.createdAt) ?? new Date().toISOString(),
-        isFinished(run.step) ? toIso(run.finishedAt) ?? new Date().toISOString() : null]);
+      [run.id, run.vmId, run.policyId ?? null, scheduledFor, run.step, JSON.stringify(run), isoOrNull(run.createdAt) ?? new Date().toISOString(),
+        isFinished(run.step) ? isoOrNull(run.finishedAt) ?? new Date().toISOString() : null]);
     if (row) return row.doc;
     if (run.policyId && scheduledFor) {
       const [existing] = await this.db.query<{ doc: Run }>(
@@ -76,13 +75,13 @@ export class SqlRunStore implements RunStore {
 
   /** Saves the whole run document (inserting it if new). */
   async saveRun(run: Run): Promise<void> {
-    const finishedAt = isFinished(run.step) ? toIso(run.finishedAt) ?? new Date().toISOString() : null;
+    const finishedAt = isFinished(run.step) ? isoOrNull(run.finishedAt) ?? new Date().toISOString() : null;
     await this.db.query(
       `INSERT INTO runs (id, vm_id, policy_id, scheduled_for, step, doc, created_at, updated_at, finished_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
        ON CONFLICT (id) DO UPDATE SET step = excluded.step, doc = excluded.doc, updated_at = now(), finished_at = excluded.finished_at`,
-      [run.id, run.vmId, run.policyId ?? null, toIso((run as NewRun).scheduledFor), run.step, JSON.stringify(run),
-        toIso(run.createdAt) ?? new Date().toISOString(), finishedAt]);
+      [run.id, run.vmId, run.policyId ?? null, isoOrNull((run as NewRun).scheduledFor), run.step, JSON.stringify(run),
+        isoOrNull(run.createdAt) ?? new Date().toISOString(), finishedAt]);
   }
 
   /** Newest first. `active`: only unfinished runs (true) or only finished ones (false). */
@@ -121,11 +120,11 @@ export class SqlRunStore implements RunStore {
     return rows.map(r => ({ ...goldenFromRow(r), updatedAt: iso(r.updated_at) }));
   }
 
-  async recordRecoveryPoint(entry: RecoveryPointEntry): Promise<void> {
+  async recordRecoveryPoint(entry: CatalogRecoveryPoint): Promise<void> {
     await this.db.query(
       `INSERT INTO recovery_points (id, vm_id, run_id, time, point) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (id) DO UPDATE SET vm_id = excluded.vm_id, run_id = excluded.run_id, time = excluded.time, point = excluded.point`,
-      [entry.id, entry.vmId, entry.runId, toIso(entry.time), JSON.stringify(entry.point)]);
+      [entry.id, entry.vmId, entry.runId, isoOrNull(entry.time), JSON.stringify(entry.point)]);
   }
 
   async forgetRecoveryPoint(id: string): Promise<void> {
@@ -133,7 +132,7 @@ export class SqlRunStore implements RunStore {
   }
 
   /** Newest first. */
-  async listRecoveryPoints(opts: { vmId?: string; limit?: number } = {}): Promise<RecoveryPointEntry[]> {
+  async listRecoveryPoints(opts: { vmId?: string; limit?: number } = {}): Promise<CatalogRecoveryPoint[]> {
     const rows = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
       `SELECT * FROM recovery_points WHERE ($1::text IS NULL OR vm_id = $1) ORDER BY time DESC, id LIMIT $2`,
       [opts.vmId ?? null, opts.limit ?? 10_000]);
@@ -141,7 +140,7 @@ export class SqlRunStore implements RunStore {
   }
 
   /** Recovery points whose id starts with `prefix` (hex), at most `limit`: enough to tell unique from ambiguous. */
-  async recoveryPointsByPrefix(prefix: string, limit = 2): Promise<RecoveryPointEntry[]> {
+  async recoveryPointsByPrefix(prefix: string, limit = 2): Promise<CatalogRecoveryPoint[]> {
     if (!/^[0-9a-f]+$/.test(prefix)) return [];
     const rows = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
       `SELECT * FROM recovery_points WHERE id LIKE $1 ORDER BY id LIMIT $2`, [`${prefix}%`, limit]);
@@ -155,7 +154,7 @@ export class SqlRunStore implements RunStore {
     return rows.map(r => r.id);
   }
 
-  async getRecoveryPoint(id: string): Promise<RecoveryPointEntry | undefined> {
+  async getRecoveryPoint(id: string): Promise<CatalogRecoveryPoint | undefined> {
     const [r] = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
       'SELECT * FROM recovery_points WHERE id = $1', [id]);
     return r && { id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point };

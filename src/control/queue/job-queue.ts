@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Database, Queryable } from '../catalog/database.ts';
+import { iso } from '../../util/time.ts';
 
 /**
  * A durable job queue on the catalog database (docs/control-plane.md, "Queues").
@@ -69,7 +70,6 @@ interface JobRow {
   progress: unknown; result: unknown; last_error: string | null; created_at: Date | string; updated_at: Date | string;
 }
 
-const iso = (d: Date | string) => new Date(d).toISOString();
 
 /** Rows carry the kind they were enqueued with, and only kinds of the map are enqueued. */
 function jobFromRow<M extends PayloadMap>(r: JobRow): JobOf<M> {

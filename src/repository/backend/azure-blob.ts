@@ -1,5 +1,6 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import { ObjectNotFoundError, type Backend, type ObjectInfo } from './backend.ts';
+import { splitLocation } from './location.ts';
 
 export const AZURE_LOCATION_FORMS = 'azure://container/prefix (account from AZURE_STORAGE_ACCOUNT/AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING) ' +
   'or azure:http(s)://host:port/account/container/prefix (an explicit endpoint such as Azurite)';
@@ -24,23 +25,15 @@ export interface AzureLocation {
  * the host is `<account>.blob.<suffix>`. Keys and SAS tokens never go in the location.
  */
 export function parseAzureLocation(location: string): AzureLocation {
-  if (!location.startsWith('azure:')) throw new Error(`not an Azure location: use ${AZURE_LOCATION_FORMS}`);
-  const rest = location.slice('azure:'.length);
-  if (rest.startsWith('//')) {
-    if (/[?#@]/.test(rest)) throw new Error('Azure location must be azure://container/prefix without credentials, query or fragment; the key comes from AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING');
-    const [container = '', ...prefix] = rest.slice(2).split('/').filter(Boolean);
+  const { endpoint: url, segments } = splitLocation(location, {
+    scheme: 'azure', label: 'Azure', forms: AZURE_LOCATION_FORMS, plainForm: 'azure://container/prefix',
+    noQuery: 'SAS tokens are not accepted in the location',
+    credentials: 'the key comes from AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING',
+  });
+  if (!url) {
+    const [container = '', ...prefix] = segments;
     return { container: checkContainer(container, location), prefix: prefix.join('/') };
   }
-  if (!/^https?:\/\//i.test(rest)) throw new Error(`unknown Azure location ${location}: use ${AZURE_LOCATION_FORMS}`);
-  let url: URL;
-  try {
-    url = new URL(rest);
-  } catch {
-    throw new Error(`Azure location ${location.replace(/\/\/[^/]*@/, '//…@')} has an invalid endpoint URL: use ${AZURE_LOCATION_FORMS}`);
-  }
-  if (url.username || url.password) throw new Error(`Azure location azure:${url.protocol}//…@${url.host}${url.pathname} must not hold credentials: set AZURE_STORAGE_KEY instead`);
-  if (url.search || url.hash) throw new Error(`Azure location azure:${url.origin}${url.pathname} must not have a query (SAS tokens are not accepted in the location) or fragment`);
-  const segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   const hostAccount = /^([a-z0-9]{3,24})\.blob\./.exec(url.hostname)?.[1];
   const account = hostAccount ?? segments.shift();
   if (!account) throw new Error(`Azure location ${location} names no account: use ${AZURE_LOCATION_FORMS}`);

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ObjectNotFoundError, type Backend, type ObjectInfo } from './backend.ts';
+import { splitLocation } from './location.ts';
 
 type S3Module = typeof import('@aws-sdk/client-s3');
 
@@ -19,26 +20,12 @@ export const S3_LOCATION_FORMS = 's3:http(s)://host:port/bucket/prefix (an S3-co
  * chain), so a location with any is refused, without repeating them in the error.
  */
 export function parseS3Location(location: string): S3Location {
-  if (!location.startsWith('s3:')) throw new Error(`not an S3 location: use ${S3_LOCATION_FORMS}`);
-  const rest = location.slice('s3:'.length);
-  if (rest.startsWith('//')) {
-    if (/[?#@]/.test(rest)) throw new Error(`S3 location must be s3://bucket/prefix without credentials, query or fragment; credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS default credential chain`);
-    const [bucket = '', ...prefix] = rest.slice(2).split('/').filter(Boolean);
-    return { bucket: checkBucket(bucket, location), prefix: prefix.join('/') };
-  }
-  if (!/^https?:\/\//i.test(rest)) throw new Error(`unknown S3 location ${location}: use ${S3_LOCATION_FORMS}`);
-  let url: URL;
-  try {
-    url = new URL(rest);
-  } catch {
-    throw new Error(`S3 location ${location.replace(/\/\/[^/]*@/, '//…@')} has an invalid endpoint URL: use ${S3_LOCATION_FORMS}`);
-  }
-  if (url.username || url.password) {
-    throw new Error(`S3 location s3:${url.protocol}//…@${url.host}${url.pathname} must not hold credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead`);
-  }
-  if (url.search || url.hash) throw new Error(`S3 location s3:${url.origin}${url.pathname} must not have a query or fragment`);
-  const [bucket = '', ...prefix] = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  return { endpoint: url.origin, bucket: checkBucket(bucket, location), prefix: prefix.join('/') };
+  const { endpoint, segments } = splitLocation(location, {
+    scheme: 's3', label: 'S3', forms: S3_LOCATION_FORMS, plainForm: 's3://bucket/prefix', noQuery: 'presigned URLs are not accepted',
+    credentials: 'credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS default credential chain',
+  });
+  const [bucket = '', ...prefix] = segments;
+  return { ...(endpoint ? { endpoint: endpoint.origin } : {}), bucket: checkBucket(bucket, location), prefix: prefix.join('/') };
 }
 
 function checkBucket(bucket: string, location: string): string {
