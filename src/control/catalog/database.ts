@@ -6,7 +6,7 @@ import pg from 'pg';
 
 /** Something SQL can be sent to: the database itself or a transaction. */
 export interface Queryable {
-  query<T = Record<string, any>>(sql: string, params?: unknown[]): Promise<T[]>;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   /** Runs a script of several statements, without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }
@@ -66,7 +66,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   return {
     kind: 'postgres',
     async query<T>(sql: string, params?: unknown[]) {
-      return (await pool.query(sql, params as any[])).rows as T[];
+      return (await pool.query(sql, params)).rows as T[];
     },
     async exec(sql: string) {
       await pool.query(sql);
@@ -77,7 +77,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
       try {
         await client.query('BEGIN');
         const tx: Queryable = {
-          query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params as any[])).rows as R[],
+          query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
           exec: async (sql: string) => { await client.query(sql); },
         };
         const result = await fn(tx);
@@ -106,14 +106,14 @@ async function openPGlite(dir: string): Promise<Database> {
   return {
     kind: 'pglite',
     query<T>(sql: string, params?: unknown[]) {
-      return exclusive(async () => (await db.query<T>(sql, params as any[])).rows);
+      return exclusive(async () => (await db.query<T>(sql, params)).rows);
     },
     exec(sql: string) {
       return exclusive(async () => { await db.exec(sql); });
     },
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       return exclusive(() => db.transaction(async t => fn({
-        query: async <R>(sql: string, params?: unknown[]) => (await t.query<R>(sql, params as any[])).rows,
+        query: async <R>(sql: string, params?: unknown[]) => (await t.query<R>(sql, params)).rows,
         exec: async (sql: string) => { await t.exec(sql); },
       })));
     },

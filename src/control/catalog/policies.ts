@@ -144,7 +144,7 @@ export function matchesSelection(selection: PolicySelection, vm: Pick<CloudVm, '
   return true;
 }
 
-interface PolicyRow {
+export interface PolicyRow {
   id: string; name: string; cron: string; time_zone: string; selection: PolicySelection; retention: RetentionPolicy;
   enabled: boolean; created_at: Date | string; updated_at: Date | string;
 }

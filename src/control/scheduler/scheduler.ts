@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import type { Database, Queryable } from '../catalog/database.ts';
-import { policyFromRow, type Policy } from '../catalog/policies.ts';
+import { type Policy, type PolicyRow, policyFromRow } from '../catalog/policies.ts';
 import { type ControlQueue, type JobPayloads, ORCHESTRATOR_QUEUE } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 
@@ -53,9 +53,9 @@ export class Scheduler {
 
   async #fireIfDue(tx: Queryable, policyId: string, now: Date): Promise<Fire | undefined> {
     // Row lock: concurrent schedulers handle one policy one after the other, each seeing the other's fire.
-    const [row] = await tx.query('SELECT * FROM policies WHERE id = $1 AND enabled FOR UPDATE', [policyId]);
+    const [row] = await tx.query<PolicyRow>('SELECT * FROM policies WHERE id = $1 AND enabled FOR UPDATE', [policyId]);
     if (!row) return undefined;
-    const policy = policyFromRow(row as any);
+    const policy = policyFromRow(row);
     const [last] = await tx.query<{ at: Date | string | null }>('SELECT max(scheduled_for) AS at FROM schedule_fires WHERE policy_id = $1', [policyId]);
     // An edit (new cron, re-enabled …) restarts the schedule: occurrences before it are not caught up.
     const since = new Date(Math.max(last?.at ? new Date(last.at).getTime() : 0, new Date(policy.updatedAt).getTime()));
