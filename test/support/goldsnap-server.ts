@@ -70,7 +70,7 @@ export class ServerUnderTest {
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
-    const deadline = Date.now() + 90_000;
+    // No deadline of its own: a loaded machine may take long to start it; the test's timeout governs.
     for (;;) {
       const m = /listening on (http:\S+)/.exec(this.log.slice(from));
       if (m) {
@@ -78,7 +78,6 @@ export class ServerUnderTest {
         return;
       }
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`goldsnap server exited at start:\n${this.log}`);
-      if (Date.now() > deadline) throw new Error(`goldsnap server did not start:\n${this.log}`);
       await sleep(100);
     }
   }
@@ -174,7 +173,8 @@ export class ServerUnderTest {
   }
 
   /** Polls until `check` returns a value (not undefined), or fails with the server log. */
-  async waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  /** Polls `check` until it gives a value; the deadline only turns a hang into a message with the log. */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 300_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const value = await check();
