@@ -151,5 +151,7 @@ describe('cross-region reads', () => {
     assert.equal(run.crossRegion?.transfers, 2);
     assert.equal(run.warnings?.length, 2);
     assert.match(run.warnings![0], /\(in westeurope\) was read by a data proxy in eastus/);
+    const { crossRegion } = (await server.api('GET', '/api/proxies')).body as { crossRegion: { transfers: number; bytes: number } };
+    assert.equal(crossRegion.transfers, 2, 'the server counts cross-region transfers');
   });
 });

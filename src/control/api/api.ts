@@ -7,6 +7,7 @@ import type { TokenStore } from '../catalog/tokens.ts';
 import type { ProxyCredentialStore } from '../catalog/proxy-credentials.ts';
 import { registerProxyCredentialRoutes } from '../proxy/credential-routes.ts';
 import { proxyAuth } from '../proxy/proxy-auth.ts';
+import { crossRegionTotals } from '../orchestrator/cross-region.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
@@ -184,7 +185,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.get('/api/proxies', { preHandler: needs('viewer'), schema: { summary: 'Data proxies running now, and the work queued per region' } },
-    async () => ({ proxies: deps.launcher.list(), queues: await deps.queue.depth('transfer:') }));
+    async () => ({ proxies: deps.launcher.list(), queues: await deps.queue.depth('transfer:'), crossRegion: crossRegionTotals }));
 
   app.post('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'Create an API token (shown once)', body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } } } } },
     async (req, reply) => {

@@ -94,13 +94,12 @@ export class AciProxyLauncher implements ProxyLauncher {
     const depths = await this.opts.queue.depth('transfer:');
     const now = Date.now();
     const busy = new Set(Object.entries(depths).filter(([, d]) => d.queued + d.running > 0).map(([q]) => q.slice('transfer:'.length)));
-    for (const region of busy) {
-      if (this.groups.has(region) || (this.backoff.get(region)?.until ?? 0) > now) continue;
-      await this.create(region).catch((err) => {
-        this.opts.log(`proxy for ${region}: container group not created: ${(err as Error).message}`);
-        this.fail(region);
-      });
-    }
+    // Regions are launched side by side: a container group can take a minute to start on Azure.
+    const wanted = [...busy].filter((region) => !this.groups.has(region) && (this.backoff.get(region)?.until ?? 0) <= now);
+    await Promise.all(wanted.map((region) => this.create(region).catch((err) => {
+      this.opts.log(`proxy for ${region}: container group not created: ${(err as Error).message}`);
+      this.fail(region);
+    })));
     for (const [region, t] of this.groups) {
       if (busy.has(region)) t.idleSince = undefined;
       else t.idleSince ??= now;

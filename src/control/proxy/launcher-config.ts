@@ -8,7 +8,9 @@
  *   (default 2) and GOLDSNAP_ACI_MEMORY_GB (default 4) size them; GOLDSNAP_ACI_IDENTITY is the
  *   user-assigned managed identity the proxies read snapshots with; GOLDSNAP_ACI_REGISTRY_SERVER,
  *   _USERNAME, _PASSWORD log in to a private registry; GOLDSNAP_PUBLIC_URL is the server's URL as
- *   the containers reach it (default: the URL it listens on).
+ *   the containers reach it (default: the URL it listens on); GOLDSNAP_ACI_POLL_MS (default 5000)
+ *   is how often the containers' state is read. Groups are named goldsnap-proxy-<region>: one
+ *   installation per resource group.
  */
 export type ProxyLauncherConfig =
   | { kind: 'local' }
