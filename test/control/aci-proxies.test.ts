@@ -82,8 +82,9 @@ describe('data proxies in Azure Container Instances (emulated)', () => {
     assert.equal(done.warnings, undefined, 'no cross-region warning: the proxy ran in the disks\' region');
 
     // Idle for --proxy-idle (3 s): the group is deleted and its credential revoked.
-    await server.waitFor('the idle proxy group to be deleted', async () => ((await getGroup('westeurope')) ? undefined : true));
-    assert.match(server.log, /proxy for westeurope \(container group goldsnap-proxy-westeurope\) ended: (idle for 3 s|container Terminated, exit 0 \(Completed\)); deleted/);
+    const deleted = /proxy for westeurope \(container group goldsnap-proxy-westeurope\) ended: (idle for 3 s|container Terminated, exit 0 \(Completed\)); deleted/;
+    await server.waitFor('the launcher to delete the idle group', async () => (deleted.test(server.log) ? true : undefined));
+    assert.equal(await getGroup('westeurope'), undefined, 'the idle group is gone');
     const after = (await server.api('GET', '/api/proxy-credentials?all=true')).body as Array<{ revokedAt?: string }>;
     assert.ok(after.length === 1 && after[0].revokedAt, 'the proxy\'s credential is revoked with its group');
 
