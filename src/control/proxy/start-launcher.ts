@@ -73,6 +73,9 @@ export async function startProxyLauncher(o: StartLauncherOptions): Promise<{ lau
     const e = emulatorClientOptions(readConnectionInfo(o.emulatorConnectionFile));
     client = new ContainerInstanceManagementClient(e.credential, e.subscriptionId, e.compute);
   } else if (o.azureSubscriptionId) {
+    // Containers in Azure cannot reach a server on this machine's loopback address.
+    if (!config.publicUrl) throw new Error('the aci proxy launcher needs GOLDSNAP_PUBLIC_URL: the URL by which containers in Azure reach this server (e.g. https://goldsnap.example.com)');
+    if (!config.identity) o.log('GOLDSNAP_ACI_IDENTITY is not set: the proxy containers get no managed identity, so they cannot read snapshots unless their environment carries other Azure credentials');
     const { DefaultAzureCredential } = await import('@azure/identity');
     client = new ContainerInstanceManagementClient(new DefaultAzureCredential(), o.azureSubscriptionId);
   } else {
