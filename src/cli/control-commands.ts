@@ -5,11 +5,12 @@ import type { Run } from '../control/orchestrator/run-model.ts';
 import { formatBytes } from '../repository/format.ts';
 import { collect, keepOptions, retentionFrom, type KeepOptions } from './parse.ts';
 import { ProgressBar } from './progress.ts';
+import { proxyCredentialsCommand } from './proxy-credential-commands.ts';
 
-interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
+export interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
 
 /** Talks to a running `goldsnap server` over its REST API. */
-class ApiClient {
+export class ApiClient {
   readonly url: string;
   private readonly token: string;
 
@@ -47,7 +48,7 @@ function readJson(path: string): { url?: string } | undefined {
   return text ? JSON.parse(text) : undefined;
 }
 
-function common(cmd: Command): Command {
+export function common(cmd: Command): Command {
   return cmd
     .option('--server <url>', 'server URL (env GOLDSNAP_SERVER; default from <data>/server.json)')
     .option('--token <token>', 'API token (env GOLDSNAP_TOKEN; default <data>/admin-token)')
@@ -55,11 +56,11 @@ function common(cmd: Command): Command {
     .option('--json', 'print JSON');
 }
 
-function out(opts: ClientOptions, value: unknown, text: () => string): void {
+export function out(opts: ClientOptions, value: unknown, text: () => string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
@@ -67,7 +68,7 @@ function table(rows: string[][]): string {
 function runLine(run: Run): string[] {
   const done = run.disks.reduce((n, d) => n + d.bytesDone, 0);
   const total = run.disks.reduce((n, d) => n + d.bytesTotal, 0);
-  return [run.id.slice(0, 8), run.vmName, run.step, `${formatBytes(done)}/${formatBytes(total)}`, run.createdAt.replace('T', ' ').slice(0, 19), run.error ?? ''];
+  return [run.id.slice(0, 8), run.vmName, run.step, `${formatBytes(done)}/${formatBytes(total)}`, run.createdAt.replace('T', ' ').slice(0, 19), run.error ?? (run.warnings?.length ? `warning: ${run.warnings.join('; ')}` : '')];
 }
 
 /** Follows a run until it ends, with a progress bar over all its disks. Exit code 1 if it failed. */
@@ -221,9 +222,10 @@ export function controlCommands(): Command[] {
     });
 
   const proxies = common(new Command('proxies').description('data proxies running now and queued work per region')).action(async (opts: ClientOptions) => {
-    const r = await new ApiClient(opts).call<{ proxies: Array<{ region: string; pid: number; startedAt: string }>; queues: Record<string, { queued: number; running: number }> }>('GET', '/api/proxies');
-    out(opts, r, () => table([['REGION', 'PID', 'SINCE'], ...r.proxies.map((p) => [p.region, String(p.pid), p.startedAt])]));
+    const r = await new ApiClient(opts).call<{ proxies: Array<{ region: string; pid?: number; containerGroup?: string; state?: string; startedAt: string }>; queues: Record<string, { queued: number; running: number }> }>('GET', '/api/proxies');
+    out(opts, r, () => table([['REGION', 'PROCESS / CONTAINER GROUP', 'SINCE'], ...r.proxies.map((p) => [p.region, p.containerGroup ? `${p.containerGroup} (${p.state ?? '?'})` : String(p.pid), p.startedAt])]));
   });
+  proxies.addCommand(proxyCredentialsCommand());
 
   return [vms, policies, runs, points, restore, proxies];
 }

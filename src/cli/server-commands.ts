@@ -21,7 +21,8 @@ export function serverCommand(): Command {
     .option('--proxy-idle <seconds>', 'a data proxy stops after this long without work', countArg, 20)
     .option('--bandwidth <size>', 'per second, read limit of each data proxy transfer and write limit of each restore (e.g. 50MiB)')
     .option('--scheduler-interval <ms>', 'how often policies are checked', countArg, 15_000)
-    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number }) => {
+    .option('--proxy-launcher <kind>', 'where data proxies run: local (child processes) or aci (Azure Container Instances in each region; env GOLDSNAP_PROXY_LAUNCHER)', process.env.GOLDSNAP_PROXY_LAUNCHER ?? 'local')
+    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string }) => {
       if (opts.bandwidth) sizeArg(opts.bandwidth);
       const { startServer } = await import('../control/server/server.ts');
       const passphrase = process.env.GOLDSNAP_PASSWORD !== undefined || process.env.GOLDSNAP_PASSWORD_FILE ? await readPassphrase(undefined) : undefined;
@@ -31,6 +32,7 @@ export function serverCommand(): Command {
         azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || undefined,
         emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
         proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log,
+        proxyLauncher: opts.proxyLauncher, serverRegion: process.env.GOLDSNAP_SERVER_REGION || undefined,
       });
       log(`goldsnap server listening on ${server.url}`);
       log(`try: bin/goldsnap vms | bin/goldsnap runs | bin/goldsnap points | bin/goldsnap restore <point> --name copy (API token: ${opts.data}/admin-token)`);
@@ -52,11 +54,13 @@ export function proxyCommand(): Command {
     .requiredOption('--region <region>', 'the region whose transfer queue it serves')
     .option('--idle <seconds>', 'stop after this long without work', countArg, 20)
     .option('--bandwidth <size>', 'per second, read limit per transfer and write limit per restore', sizeArg)
-    .action(async (opts: { region: string; idle: number; bandwidth?: number }) => {
+    .option('--location <region>', 'the region this proxy runs in, recorded with each transfer (env GOLDSNAP_PROXY_LOCATION; default: --region)')
+    .action(async (opts: { region: string; idle: number; bandwidth?: number; location?: string }) => {
       const serverUrl = process.env.GOLDSNAP_SERVER_URL;
       const token = process.env.GOLDSNAP_PROXY_TOKEN;
       const location = process.env.GOLDSNAP_REPOSITORY;
-      if (!serverUrl || !token || !location) throw new Error('a proxy needs GOLDSNAP_SERVER_URL, GOLDSNAP_PROXY_TOKEN and GOLDSNAP_REPOSITORY (the server sets them)');
+      if (!serverUrl || !token || !location) throw new Error('a proxy needs GOLDSNAP_SERVER_URL, GOLDSNAP_PROXY_TOKEN (a credential for its region: goldsnap proxies credentials create --region <region>) and GOLDSNAP_REPOSITORY (the server sets them for the proxies it starts)');
+      const runsIn = opts.location ?? process.env.GOLDSNAP_PROXY_LOCATION ?? opts.region;
       // Started by a server: end with it, so its jobs go to the next server's proxies.
       if (process.send) process.on('disconnect', () => process.exit(70));
       const [{ runProxy }, { openCloud, cloudConfigFromEnv }, { openBackend }, { Repository }] = await Promise.all([
@@ -64,7 +68,7 @@ export function proxyCommand(): Command {
       ]);
       const repo = await Repository.open(openBackend(location), await readPassphrase(undefined));
       const cloud = await openCloud(cloudConfigFromEnv(''));
-      await runProxy({ region: opts.region, serverUrl, token, repo, cloud, idleMs: opts.idle * 1000, bandwidth: opts.bandwidth ?? 0, log: (line) => log(line) });
+      await runProxy({ region: opts.region, location: runsIn, serverUrl, token, repo, cloud, idleMs: opts.idle * 1000, bandwidth: opts.bandwidth ?? 0, log: (line) => log(line) });
       process.exit(0);
     });
 }

@@ -21,6 +21,7 @@ import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
 import { writeFileAtomic } from './durable.ts';
 import type { EmulatorConnectionInfo } from './client.ts';
+import { ContainerGroups, type ContainerGroupOptions } from './container-groups.ts';
 
 export { emulatorClientOptions, readConnectionInfo, StaticTokenCredential } from './client.ts';
 export type { EmulatorClientOptions, EmulatorConnectionInfo } from './client.ts';
@@ -36,6 +37,8 @@ export interface StartEmulatorOptions {
   port?: number;
   /** Override long-running operation durations (ms). */
   timings?: Partial<OperationTimings>;
+  /** Microsoft.ContainerInstance: quota and provisioning delay (container-groups.ts). */
+  containerGroups?: ContainerGroupOptions;
 }
 
 export interface Emulator extends EmulatorConnectionInfo {
@@ -158,6 +161,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   await store.init(EmulatorCore.liveContent(st));
   const core = new EmulatorCore(dataDir, st, store, { ...DEFAULT_TIMINGS, ...opts.timings });
   const control = new EmulatorControl(core);
+  const containerGroups = await ContainerGroups.open(dataDir, st.subscriptionId, opts.containerGroups);
 
   const server: Server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -250,6 +254,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     if (lower[0] !== 'subscriptions' || segs.length < 2) throw new ArmError(404, 'NotFound', `No route for ${url.pathname}`);
     if (lower[1] !== st!.subscriptionId.toLowerCase()) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
     const method = req.method ?? 'GET';
+    const aci = await containerGroups.handle(method, segs, lower, () => jsonBody(req));
+    if (aci) {
+      sendJson(req, res, aci.status, aci.body);
+      return;
+    }
     const typeName = (s: string | undefined): 'disks' | 'snapshots' | 'virtualMachines' | undefined =>
       s === 'disks' ? 'disks' : s === 'snapshots' ? 'snapshots' : s === 'virtualmachines' ? 'virtualMachines' : undefined;
 
@@ -521,6 +530,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       if (closed) return;
       closed = true;
       control.stopTicker();
+      await containerGroups.close();
       const done = new Promise<void>((ok) => server.close(() => ok()));
       server.closeAllConnections();
       await done;

@@ -1,10 +1,13 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidInputError, NotFoundError, type PolicyInput, type PolicyStore } from '../catalog/policies.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
 import type { TokenStore } from '../catalog/tokens.ts';
+import type { ProxyCredentialStore } from '../catalog/proxy-credentials.ts';
+import { registerProxyCredentialRoutes } from '../proxy/credential-routes.ts';
+import { proxyAuth } from '../proxy/proxy-auth.ts';
+import { crossRegionTotals } from '../orchestrator/cross-region.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
 import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
@@ -19,8 +22,10 @@ export interface ApiDeps {
   orchestrator: Orchestrator;
   scheduler: Scheduler;
   launcher: ProxyLauncher;
-  /** Secret the server's own data proxies present on /internal/proxy. */
-  proxyToken: string;
+  /** GOLDSNAP_PROXY_TOKEN, the deprecated secret shared by all regions (accepted when set). */
+  proxyToken?: string;
+  /** Per-region credentials data proxies present on /internal/proxy. */
+  proxyCredentials?: ProxyCredentialStore;
 }
 
 declare module 'fastify' {
@@ -48,12 +53,6 @@ const policyBody = {
   },
 } as const;
 
-function equalSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 /**
  * The REST API (OpenAPI at /api/openapi.json). Every /api route needs `Authorization: Bearer
  * <token>`; viewers read, operators also start backups and restores, admins also change policies
@@ -76,10 +75,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (!roleAllows(found.role, role)) return reply.code(403).send({ error: `this needs the ${role} role; the token has ${found.role}` });
     req.role = found.role;
   };
-  const proxyOnly = async (req: FastifyRequest, reply: FastifyReply) => {
-    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    if (!equalSecret(token, deps.proxyToken)) return reply.code(401).send({ error: 'not a data proxy of this server' });
-  };
+  const proxyOnly = proxyAuth({ credentials: deps.proxyCredentials, legacyToken: deps.proxyToken, queue: deps.queue });
 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, field: err.field });
@@ -189,13 +185,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.get('/api/proxies', { preHandler: needs('viewer'), schema: { summary: 'Data proxies running now, and the work queued per region' } },
-    async () => ({ proxies: deps.launcher.list(), queues: await transferQueueDepths(deps.queue) }));
+    async () => ({ proxies: deps.launcher.list(), queues: await transferQueueDepths(deps.queue), crossRegion: crossRegionTotals }));
 
   app.post('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'Create an API token (shown once)', body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } } } } },
     async (req, reply) => {
       const { name, role } = req.body as { name: string; role: Role };
       return reply.code(201).send(await deps.tokens.create(name, role));
     });
+
+  if (deps.proxyCredentials) registerProxyCredentialRoutes(app, deps.proxyCredentials, needs);
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {

@@ -120,6 +120,25 @@ export const migrations: readonly Migration[] = [
     // The server advancing a run holds it: several servers on one catalog never advance one run twice.
     sql: `ALTER TABLE runs ADD COLUMN owner text, ADD COLUMN owner_until timestamptz;`,
   },
+  {
+    version: 4,
+    name: 'per-region proxy credentials',
+    // Each data proxy presents a credential valid for one region only, stored as its SHA-256;
+    // revoked ones stay listed (who had access, until when). `issued_by` says whether an admin
+    // made it for a remote proxy, or a server's launcher for a proxy it started (and revokes).
+    sql: `
+      CREATE TABLE proxy_credentials (
+        id          text PRIMARY KEY,
+        name        text NOT NULL,
+        region      text NOT NULL,
+        token_hash  text NOT NULL UNIQUE,
+        issued_by   text NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        revoked_at  timestamptz
+      );
+      CREATE INDEX proxy_credentials_issuer ON proxy_credentials (issued_by) WHERE revoked_at IS NULL;
+    `,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

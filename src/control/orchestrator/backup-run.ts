@@ -4,6 +4,7 @@ import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { applyRetention, type RetentionPolicy } from '../../repository/retention.ts';
 import type { ProxyProgress, TransferJobResult } from '../proxy/protocol.ts';
+import { recordTransferRegion } from './cross-region.ts';
 import type { Run, RunDisk, RunStep } from './run-model.ts';
 
 /** The golden snapshot of a disk: the base of its next incremental. */
@@ -138,6 +139,7 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
       const result = outcome.result as Partial<TransferJobResult> | undefined;
       if (result?.fixedIndex && result.stats) {
         Object.assign(disk, { fixedIndex: result.fixedIndex, stats: result.stats, incremental: Boolean(result.incremental), transferred: true, bytesDone: disk.bytesTotal });
+        recordTransferRegion(run, disk, result);
       } else {
         disk.error = 'the transfer ended without a result';
       }

@@ -39,6 +39,8 @@ export interface RunDisk {
   transferred: boolean;
   /** Why the transfer gave up (after its retries). */
   error?: string;
+  /** The region the data proxy that read this disk runs in (cross-region.ts). */
+  proxyRegion?: string;
 }
 
 export interface Run {
@@ -54,6 +56,10 @@ export interface Run {
   recoveryPointId?: string;
   /** Set before the recovery point is written: a resumed commit looks for one it may have left. */
   commitStarted?: boolean;
+  /** Things the operator should know that did not fail the run (e.g. a cross-region read). */
+  warnings?: string[];
+  /** Transfers of this run read by a proxy outside the disk's region, and their bytes. */
+  crossRegion?: { transfers: number; bytes: number };
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

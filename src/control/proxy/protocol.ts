@@ -16,6 +16,9 @@ export interface TransferJobResult {
   fixedIndex: string;
   stats: DiskBackupStats;
   incremental: boolean;
+  /** Where the proxy that read the disk runs, and where the disk is: read across regions if they differ. */
+  proxyRegion?: string;
+  diskRegion?: string;
 }
 
 export type ProxyJobResult = TransferJobResult | CloudRestoreResult;

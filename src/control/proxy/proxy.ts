@@ -8,6 +8,8 @@ import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from './protocol.t
 
 export interface ProxyOptions {
   region: string;
+  /** The region this proxy actually runs in (default: the one it serves); recorded with each transfer. */
+  location?: string;
   serverUrl: string;
   /** The proxy token the server handed this proxy (GOLDSNAP_PROXY_TOKEN). */
   token: string;
@@ -66,7 +68,7 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
           const r = await transferDisk(opts.repo, opts.cloud, pool, {
             snapshot: work.snapshot, base: work.base, parentFixedIndex: work.parentFixedIndex, onProgress, bandwidth: opts.bandwidth,
           });
-          return { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental };
+          return { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, proxyRegion: opts.location ?? opts.region, diskRegion: work.snapshot.region };
         })()
         : await (async () => {
           opts.log(`${workerId}: restore ${work.restore.pointId.slice(0, 8)} as ${work.restore.name} in ${work.restore.region}`);

@@ -14,7 +14,7 @@ import { importFromRepository } from '../catalog/rebuild.ts';
 import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
-import { LocalProxyLauncher } from '../proxy/launcher.ts';
+import { startProxyLauncher } from '../proxy/start-launcher.ts';
 import type { JobPayloads } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
@@ -37,6 +37,10 @@ export interface ServerOptions {
   demo: boolean;
   proxyIdleSeconds: number;
   proxyBandwidth?: string;
+  /** `local` child processes (default) or `aci` (Azure Container Instances), see proxy/launcher-config.ts. */
+  proxyLauncher?: string;
+  /** The region this server runs in, if known: local proxies run there (cross-region reads are flagged). */
+  serverRegion?: string;
   schedulerIntervalMs: number;
   log: (line: string) => void;
 }
@@ -105,19 +109,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
     const orchestrator = new Orchestrator({ runs, policies, queue, cloud, repo, log });
     const scheduler = new Scheduler({ db, queue, log });
-    // Proxies on other machines present the same secret: set GOLDSNAP_PROXY_TOKEN on both sides.
-    const proxyToken = process.env.GOLDSNAP_PROXY_TOKEN || randomBytes(24).toString('base64url');
     let url = '';
-    const launcher = new LocalProxyLauncher({
-      queue, idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth, log,
-      env: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_PROXY_TOKEN: proxyToken, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
+    const { launcher, credentials, legacyProxyToken } = await startProxyLauncher({
+      db, queue, log, config: opts.proxyLauncher ?? 'local', idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth,
+      serverRegion: opts.serverRegion, cloudEnv, serverUrl: () => url, repository: location, passphrase,
+      emulatorConnectionFile: cloudEnv.GOLDSNAP_CLOUD === 'emulator' ? cloudEnv.GOLDSNAP_EMULATOR : undefined,
+      azureSubscriptionId: opts.azureSubscriptionId,
+      localEnv: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
     });
-    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken });
+    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials });
     await api.listen({ host: opts.host, port: opts.port });
     const address = api.server.address();
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
     closers.push(() => api.close());
     closers.push(() => launcher.stopAll());
+    await launcher.start?.().catch((err) => log(`proxy launcher: ${(err as Error).message}`));
 
     await orchestrator.refreshInventory().catch((err) => log(`inventory: ${(err as Error).message}`));
     await importFromRepository(repo, runs, cloud, log);
