@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, lchown, lstat, lutimes, mkdir, open, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -69,11 +70,33 @@ export async function makeExt4(image: string, sizeBytes: number, tree: string): 
   await exec('mkfs.ext4', ['-q', '-F', '-d', tree, image]);
 }
 
+/**
+ * Builds an NTFS image (mkntfs) and copies the tree into it through ntfs-3g, kept in the
+ * foreground (no_detach) so that its exit after the unmount means everything is written.
+ */
+export async function makeNtfs(image: string, sizeBytes: number, tree: string, mountDir: string): Promise<void> {
+  await truncate(image, sizeBytes);
+  await exec('mkntfs', ['-q', '-F', '-Q', image]);
+  await mkdir(mountDir, { recursive: true });
+  const driver = spawn('ntfs-3g', ['-o', 'no_detach', image, mountDir], { stdio: 'ignore' });
+  const exited = new Promise(resolve => driver.on('exit', resolve));
+  while (!(await readFile('/proc/self/mounts', 'utf8')).split('\n').some(l => l.split(' ')[1] === mountDir)) {
+    if (driver.exitCode !== null) throw new Error(`ntfs-3g could not mount ${image}`);
+    await sleep(20);
+  }
+  try {
+    await exec('cp', ['-r', '--preserve=timestamps,links', `${tree}/.`, `${mountDir}/`]);
+  } finally {
+    await exec('fusermount3', ['-u', mountDir]);
+    await exited;
+  }
+}
+
 /** Writes a disk image with one partition (GPT or MBR, by sfdisk) holding the file system image. */
-export async function makePartitionedDisk(disk: string, diskBytes: number, scheme: 'gpt' | 'mbr', fsImage: string, startBytes = MiB): Promise<void> {
+export async function makePartitionedDisk(disk: string, diskBytes: number, scheme: 'gpt' | 'mbr', fsImage: string, startBytes = MiB, windows = false): Promise<void> {
   const fsBytes = (await lstat(fsImage)).size;
   await truncate(disk, diskBytes);
-  const layout = `label: ${scheme === 'gpt' ? 'gpt' : 'dos'}\nstart=${startBytes / 512}, size=${fsBytes / 512}, type=${scheme === 'gpt' ? 'linux' : '83'}\n`;
+  const layout = `label: ${scheme === 'gpt' ? 'gpt' : 'dos'}\nstart=${startBytes / 512}, size=${fsBytes / 512}, type=${scheme === 'gpt' ? (windows ? 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' : 'linux') : (windows ? '7' : '83')}\n`;
   await new Promise<void>((resolve, reject) => {
     const child = execFile('sfdisk', ['-q', disk], err => (err ? reject(err) : resolve()));
     child.stdin!.end(layout);
