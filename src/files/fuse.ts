@@ -34,12 +34,15 @@ export class NbdFuseFile {
     this.exited = exited;
   }
 
-  static async mount(socketPath: string, exportName: string, dir: string, fileName: string): Promise<NbdFuseFile> {
+  /** `pidFile` is where nbdfuse says it is ready: a path in a private scratch folder. */
+  static async mount(socketPath: string, exportName: string, dir: string, fileName: string, pidFile: string): Promise<NbdFuseFile> {
     requireFuse();
     await mkdir(dir, { recursive: true });
-    const pidFile = `${dir}.pid`;
     const uri = `nbd+unix:///${encodeURIComponent(exportName)}?socket=${encodeURIComponent(socketPath)}`;
-    const child = spawn('nbdfuse', ['-r', '-P', pidFile, join(dir, fileName), uri], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('nbdfuse', ['-r', '-P', pidFile, join(dir, fileName), uri], {
+      // Its own process group: Ctrl-C reaches goldsnap only, which then unmounts in order.
+      stdio: ['ignore', 'ignore', 'pipe'], detached: true,
+    });
     let stderr = '';
     child.stderr!.on('data', d => { stderr += d; });
     let failure: Error | undefined;

@@ -31,7 +31,7 @@ export async function mountPoint(disks: PointDisks, dir: string, events: MountEv
   });
   try {
     server = await NbdServer.listen(join(scratch, 'nbd.sock'), exports);
-    for (const name of exports.keys()) mounted.push(await NbdFuseFile.mount(server.socketPath, name, join(dir, safeName(name)), `${safeName(name)}.img`));
+    for (const name of exports.keys()) mounted.push(await NbdFuseFile.mount(server.socketPath, name, join(dir, safeName(name)), `${safeName(name)}.img`, join(scratch, `${mounted.length}.pid`)));
     events.onReady?.(mounted.map(m => m.path));
     await stopped;
   } finally {

@@ -112,7 +112,7 @@ export class PointDisks {
     let fs: FileSystemMount | undefined;
     try {
       server = await NbdServer.listen(join(scratch, 'nbd.sock'), new Map([['part', source]]), { onReadError: (_n, _o, _l, err) => onReadError?.(err) });
-      file = await NbdFuseFile.mount(server.socketPath, 'part', join(scratch, 'image'), 'part.img');
+      file = await NbdFuseFile.mount(server.socketPath, 'part', join(scratch, 'image'), 'part.img', join(scratch, 'nbdfuse.pid'));
       fs = await FileSystemMount.mount(driver, file.path, join(scratch, 'root'));
       const part = partition;
       return await work({
