@@ -57,7 +57,7 @@ function modeString(e: FileEntry): string {
 
 /** `repo files …`: browse and fetch files of a recovery point without restoring its disks. */
 export function repoFilesCommand(): Command {
-  const files = new Command('files').description('browse and fetch files of a recovery point without restoring the disk (ext4, NTFS; GPT, MBR)');
+  const files = new Command('files').description('browse and fetch files of a recovery point without restoring the disk (ext4, XFS, NTFS; GPT, MBR)');
 
   common(files.command('partitions <point>'))
     .description('list the disks of a recovery point, their partitions and file systems')
@@ -78,7 +78,7 @@ export function repoFilesCommand(): Command {
       const { repo, counter } = await openCounted(opts);
       const disks = await PointDisks.open(repo, point);
       const where = await disks.partition(opts.disk, opts.partition);
-      const entries = await disks.withFileSystem(where, m => listFiles(m.root, path ?? '/', opts.recursive));
+      const entries = await disks.withFileSystem(where, m => listFiles(m, path ?? '/', opts.recursive));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ disk: where.image.name, partition: where.partition.number, fs: where.partition.fs, entries, repositoryBytesRead: counter.bytesRead }, null, 2)}\n`);
         return;

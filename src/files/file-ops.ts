@@ -3,6 +3,7 @@ import { basename, join, posix } from 'node:path';
 import { filesInRanges } from './damaged-files.ts';
 import { fsPath, type MountedFileSystem } from './point-files.ts';
 import { run } from './processes.ts';
+import { XfsReader } from './xfs.ts';
 
 export interface FileEntry {
   /** Absolute path inside the file system. */
@@ -25,8 +26,10 @@ const FIELDS = 9;
  * Lists `path` of a mounted file system: a folder's entries (all of its tree with `recursive`),
  * or the file itself. `find` does the walking in its own process.
  */
-export async function listFiles(root: string, path: string, recursive = false): Promise<FileEntry[]> {
+export async function listFiles(mounted: MountedFileSystem, path: string, recursive = false): Promise<FileEntry[]> {
   const base = fsPath(path);
+  if (mounted.fs === 'xfs') return new XfsReader(mounted.image, mounted.source).list(base, recursive);
+  const root = mounted.root;
   const start = join(root, base);
   const r = await run('find', [start, ...(recursive ? [] : ['-maxdepth', '1']), '-printf', '%d\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%l\\0%P\\0']);
   if (r.code !== 0) {
@@ -60,9 +63,10 @@ export interface FetchResult {
  * named in `errors` and removed from `to`; the others still come back.
  */
 export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to: string): Promise<FetchResult> {
+  const wanted = paths.map(fsPath);
+  if (mounted.fs === 'xfs') return new XfsReader(mounted.image, mounted.source).fetch(wanted, to);
   const root = mounted.root;
   await mkdir(to, { recursive: true });
-  const wanted = paths.map(fsPath);
   const sources = wanted.map(p => (p === '/' ? `${root}/.` : join(root, p)));
   const r = await run('cp', ['-a', '--', ...sources, `${to}/`]);
   const errors: FetchResult['errors'] = [];

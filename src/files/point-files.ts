@@ -22,7 +22,7 @@ export interface DiskInfo {
 }
 
 /** File systems whose files can be listed and fetched. */
-const READABLE: Record<string, DriverFs | undefined> = { ext4: 'ext4', ntfs: 'ntfs' };
+const READABLE: Record<string, DriverFs | 'xfs' | undefined> = { ext4: 'ext4', ntfs: 'ntfs', xfs: 'xfs' };
 
 /**
  * The disks of one recovery point, read lazily from the repository: their partition tables, and
@@ -91,7 +91,7 @@ export class PointDisks {
     }
     const readable = info.partitions.filter(p => READABLE[p.fs]);
     if (readable.length === 1) return { image, partition: readable[0] };
-    if (readable.length === 0) throw new Error(`disk ${image.name} has no file system goldsnap can read (partitions: ${list || 'none'}); ext4 and NTFS are supported`);
+    if (readable.length === 0) throw new Error(`disk ${image.name} has no file system goldsnap can read (partitions: ${list || 'none'}); ext4, XFS and NTFS are supported`);
     throw new Error(`disk ${image.name} has several file systems (partitions ${list}): say which with --partition`);
   }
 
@@ -104,7 +104,7 @@ export class PointDisks {
     onReadError?: (err: Error) => void): Promise<T> {
     const { image, partition } = target;
     const driver = READABLE[partition.fs];
-    if (!driver) throw new Error(`partition ${partition.number} of disk ${image.name} holds ${partition.fs === 'unknown' ? 'no file system goldsnap recognises' : partition.fs}; ext4 and NTFS can be read`);
+    if (!driver) throw new Error(`partition ${partition.number} of disk ${image.name} holds ${partition.fs === 'unknown' ? 'no file system goldsnap recognises' : partition.fs}; ext4, XFS and NTFS can be read`);
     const scratch = await mkdtemp(join(tmpdir(), 'goldsnap-files-'));
     const source: ByteSource = new ByteWindow(image, partition.start, partition.sizeBytes);
     let server: NbdServer | undefined;
@@ -113,10 +113,11 @@ export class PointDisks {
     try {
       server = await NbdServer.listen(join(scratch, 'nbd.sock'), new Map([['part', source]]), { onReadError: (_n, _o, _l, err) => onReadError?.(err) });
       file = await NbdFuseFile.mount(server.socketPath, 'part', join(scratch, 'image'), 'part.img', join(scratch, 'nbdfuse.pid'));
-      fs = await FileSystemMount.mount(driver, file.path, join(scratch, 'root'));
+      // XFS has no FUSE driver: xfs_db reads the image itself.
+      if (driver !== 'xfs') fs = await FileSystemMount.mount(driver, file.path, join(scratch, 'root'));
       const part = partition;
       return await work({
-        root: fs.root, image: file.path, fs: driver, source,
+        root: fs?.root ?? '', image: file.path, fs: driver, source,
         damagedRanges: () => [...image.damaged.keys()].sort((a, b) => a - b).flatMap(p => {
           const start = Math.max(p * image.chunkSize, part.start);
           const end = Math.min((p + 1) * image.chunkSize, part.start + part.sizeBytes);
@@ -137,7 +138,7 @@ export interface MountedFileSystem {
   root: string;
   /** The partition as an image file (nbdfuse), for tools that read file systems from images. */
   image: string;
-  fs: DriverFs;
+  fs: DriverFs | 'xfs';
   source: ByteSource;
   /** Partition-relative byte ranges of the chunks that could not be read so far. */
   damagedRanges: () => ByteRange[];

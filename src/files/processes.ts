@@ -11,9 +11,9 @@ export interface RunResult {
  * Runs a program and collects its output. Always asynchronous: the process that serves the
  * images these programs read is this one, so a synchronous wait would deadlock it.
  */
-export function run(command: string, args: string[]): Promise<RunResult> {
+export function run(command: string, args: string[], env?: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));

@@ -92,6 +92,50 @@ export async function makeNtfs(image: string, sizeBytes: number, tree: string, m
   }
 }
 
+/** Builds an XFS image holding the tree (mkfs.xfs -p with a protofile; times are not kept by it). */
+export async function makeXfs(image: string, sizeBytes: number, tree: string): Promise<void> {
+  const lines = ['goldsnap-test', '0 0', 'd--755 0 0', ...await protoLines(tree, ''), '$'];
+  const proto = `${image}.proto`;
+  await writeFile(proto, `${lines.join('\n')}\n`);
+  await truncate(image, sizeBytes);
+  await exec('mkfs.xfs', ['-q', '-f', '-p', proto, image]);
+}
+
+async function protoLines(dir: string, rel: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await readdir(join(dir, rel))).sort()) {
+    const path = join(dir, rel, name);
+    const s = await lstat(path);
+    const perms = `${s.mode & 0o4000 ? 'u' : '-'}${s.mode & 0o2000 ? 'g' : '-'}${(s.mode & 0o777).toString(8).padStart(3, '0')}`;
+    if (s.isDirectory()) out.push(`${name} d${perms} ${s.uid} ${s.gid}`, ...await protoLines(dir, join(rel, name)), '$');
+    else if (s.isSymbolicLink()) out.push(`${name} l${perms} ${s.uid} ${s.gid} ${await readlink(path)}`);
+    else out.push(`${name} -${perms} ${s.uid} ${s.gid} ${path}`);
+  }
+  return out;
+}
+
+/** Flips a byte of the stored chunk that holds disk offset `diskOffset` of the point's first disk. */
+export async function damageChunkAt(repoDir: string, passphrase: string, point: string, diskOffset: number): Promise<number> {
+  const { openBackend } = await import('../../src/repository/backend/open.ts');
+  const { packObjectName } = await import('../../src/repository/format.ts');
+  const { Repository } = await import('../../src/repository/repository.ts');
+  const r = await Repository.open(openBackend(repoDir), passphrase);
+  const { point: rp } = await r.resolveRecoveryPoint(point);
+  const fidx = await r.loadFixedIndex(rp.disks[0].fixedIndex);
+  const position = Math.floor(diskOffset / fidx.chunkSize);
+  const location = (await r.loadIndex()).get(fidx.idAt(position).toString('hex'))!;
+  const pack = await open(join(repoDir, packObjectName(location.pack)), 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await pack.read(b, 0, 1, location.offset + 40);
+    b[0] ^= 0xff;
+    await pack.write(b, 0, 1, location.offset + 40);
+  } finally {
+    await pack.close();
+  }
+  return position;
+}
+
 /** Writes a disk image with one partition (GPT or MBR, by sfdisk) holding the file system image. */
 export async function makePartitionedDisk(disk: string, diskBytes: number, scheme: 'gpt' | 'mbr', fsImage: string, startBytes = MiB, windows = false): Promise<void> {
   const fsBytes = (await lstat(fsImage)).size;
