@@ -10,6 +10,8 @@ import type { ProxyLauncher } from '../proxy/launcher.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
+import { registerFileRoutes } from './files-routes.ts';
+import type { Repository } from '../../repository/repository.ts';
 
 export interface ApiDeps {
   runs: SqlRunStore;
@@ -21,6 +23,8 @@ export interface ApiDeps {
   launcher: ProxyLauncher;
   /** Secret the server's own data proxies present on /internal/proxy. */
   proxyToken: string;
+  /** The repository, for file-level restore. */
+  repo?: Repository;
 }
 
 declare module 'fastify' {
@@ -196,6 +200,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const { name, role } = req.body as { name: string; role: Role };
       return reply.code(201).send(await deps.tokens.create(name, role));
     });
+
+  await registerFileRoutes(app, deps, needs);
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
