@@ -45,6 +45,19 @@ function target(cmd: Command): Command {
     .option('--partition <n>', 'which partition, when the disk has several file systems (see `repo files partitions`)', partitionArg);
 }
 
+let interrupted = false;
+
+/** On Ctrl-C or SIGTERM, unmount what the command mounted before exiting. */
+function unmountOnSignal(disks: PointDisks): void {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      interrupted = true;
+      process.stderr.write(`goldsnap: interrupted: unmounting\n`);
+      disks.closeAll().finally(() => process.exit(code));
+    });
+  }
+}
+
 function readLine(counter: CountingBackend, disks: PointDisks): string {
   return `read ${formatBytes(counter.bytesRead)} from the repository (${disks.chunksFetched} chunks, ${counter.requests} requests)`;
 }
@@ -77,8 +90,10 @@ export function repoFilesCommand(): Command {
     .action(async (point: string, path: string | undefined, opts: Options & { recursive?: boolean }) => {
       const { repo, counter } = await openCounted(opts);
       const disks = await PointDisks.open(repo, point);
+      unmountOnSignal(disks);
       const where = await disks.partition(opts.disk, opts.partition);
       const entries = await disks.withFileSystem(where, m => listFiles(m, path ?? '/', opts.recursive));
+      if (interrupted) return;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ disk: where.image.name, partition: where.partition.number, fs: where.partition.fs, entries, repositoryBytesRead: counter.bytesRead }, null, 2)}\n`);
         return;
@@ -94,9 +109,11 @@ export function repoFilesCommand(): Command {
     .action(async (point: string, paths: string[], opts: Options & { to: string }) => {
       const { repo, counter } = await openCounted(opts);
       const disks = await PointDisks.open(repo, point);
+      unmountOnSignal(disks);
       const where = await disks.partition(opts.disk, opts.partition);
       const damaged = new Set<string>();
       const result = await disks.withFileSystem(where, m => fetchFiles(m, paths, resolve(opts.to)), err => damaged.add(err.message));
+      if (interrupted) return;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ ...result, damaged: [...damaged], to: resolve(opts.to), repositoryBytesRead: counter.bytesRead }, null, 2)}\n`);
       } else {

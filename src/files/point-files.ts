@@ -33,6 +33,8 @@ export class PointDisks {
   readonly pointId: string;
   readonly images: Map<string, LazyDiskImage>;
   private readonly records: DiskRecord[];
+  /** Clean-ups of the file systems mounted now, for `closeAll`. */
+  private readonly active = new Set<() => Promise<void>>();
 
   private constructor(pointId: string, records: DiskRecord[], images: Map<string, LazyDiskImage>) {
     this.pointId = pointId;
@@ -110,6 +112,14 @@ export class PointDisks {
     let server: NbdServer | undefined;
     let file: NbdFuseFile | undefined;
     let fs: FileSystemMount | undefined;
+    let cleaned: Promise<void> | undefined;
+    const cleanup = () => cleaned ??= (async () => {
+      await fs?.unmount();
+      await file?.unmount();
+      await server?.close();
+      await rm(scratch, { recursive: true, force: true });
+    })();
+    this.active.add(cleanup);
     try {
       server = await NbdServer.listen(join(scratch, 'nbd.sock'), new Map([['part', source]]), { onReadError: (_n, _o, _l, err) => onReadError?.(err) });
       file = await NbdFuseFile.mount(server.socketPath, 'part', join(scratch, 'image'), 'part.img', join(scratch, 'nbdfuse.pid'));
@@ -125,11 +135,17 @@ export class PointDisks {
         }),
       });
     } finally {
-      await fs?.unmount();
-      await file?.unmount();
-      await server?.close();
-      await rm(scratch, { recursive: true, force: true });
+      await cleanup();
+      this.active.delete(cleanup);
     }
+  }
+
+  /**
+   * Unmounts whatever is mounted now and removes its scratch folders: for a command interrupted
+   * by Ctrl-C or SIGTERM, which must not leave FUSE mounts behind.
+   */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.active].map(c => c().catch(() => undefined)));
   }
 }
 
