@@ -1,5 +1,5 @@
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
-import { basename, join, posix } from 'node:path';
+import { lstat, mkdir, readdir, rm, utimes } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
 import { filesInRanges } from './damaged-files.ts';
 import { fsPath, type MountedFileSystem } from './point-files.ts';
 import { run } from './processes.ts';
@@ -78,7 +78,7 @@ export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to
     if (errors.some(e => e.path === path)) continue;
     errors.push({ path, error: /No such file or directory/.test(line) ? 'there is no such file or folder' : error });
     const dest = inFs ? destinationOf(inFs, wanted, to) : undefined;
-    if (dest) await rm(dest, { recursive: true, force: true });
+    if (dest) await removeKeepingParentTime(dest);
   }
   if (r.code !== 0 && errors.length === 0) errors.push({ path: wanted.join(' '), error: `cp exited ${r.code}` });
   // A driver may have ended a file early at a damaged chunk instead of failing the read: find
@@ -93,7 +93,7 @@ export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to
         const dest = destinationOf(path, wanted, to);
         if (!dest) continue;
         if (!errors.some(e => e.path === path)) errors.push({ path, error: 'Input/output error: part of its data is in a damaged chunk' });
-        await rm(dest, { recursive: true, force: true });
+        await removeKeepingParentTime(dest);
       }
     }
   }
@@ -107,6 +107,13 @@ export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to
   };
   for (const w of wanted) await count(w === '/' ? to : join(to, basename(w))).catch(() => undefined);
   return { files, bytes, errors };
+}
+
+/** Removes a partly copied file; its folder keeps the time `cp -a` gave it. */
+async function removeKeepingParentTime(dest: string): Promise<void> {
+  const parent = await lstat(dirname(dest)).catch(() => undefined);
+  await rm(dest, { recursive: true, force: true });
+  if (parent) await utimes(dirname(dest), parent.atime, parent.mtime);
 }
 
 function destinationOf(inFs: string, wanted: string[], to: string): string | undefined {

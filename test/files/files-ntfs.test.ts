@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../support/disk-images.ts';
-import { fileSystemTestsSkipReason, makeNtfs, makePartitionedDisk, makeSourceTree, MiB, readTree } from '../support/file-systems.ts';
-import { goldsnapJson } from '../support/goldsnap-cli.ts';
+import { damageChunkAt, fileSystemTestsSkipReason, makeNtfs, makePartitionedDisk, makeSourceTree, MiB, offsetOf, readTree } from '../support/file-systems.ts';
+import { goldsnap, goldsnapJson, TEST_PASSPHRASE } from '../support/goldsnap-cli.ts';
 
 const skip = fileSystemTestsSkipReason(['mkntfs', 'ntfs-3g', 'sfdisk', 'nbdfuse', 'fusermount3']);
 
@@ -16,7 +16,7 @@ function shape(entries: { path: string; type: string; size?: number; mtime: numb
   }));
 }
 
-test('NTFS on MBR: the listed tree and the fetched files equal the source', { skip }, async t => {
+test('NTFS on MBR: the listed tree and the fetched files equal the source; a damaged chunk fails only its file', { skip }, async t => {
   const dir = await tempDir(t, 'goldsnap-files-');
   const tree = join(dir, 'tree');
   await makeSourceTree(tree, false);
@@ -39,4 +39,12 @@ test('NTFS on MBR: the listed tree and the fetched files equal the source', { sk
   assert.deepEqual(got.errors, []);
   assert.deepEqual(shape(await readTree(out)), source);
   assert.deepEqual(await readFile(join(out, 'data/big.bin')), await readFile(join(tree, 'data/big.bin')));
+
+  const big = await readFile(join(tree, 'data/big.bin'));
+  const position = await damageChunkAt(repo, TEST_PASSPHRASE, snapshot, await offsetOf(disk, big.subarray(MiB, MiB + 4096)));
+  const damaged = await goldsnap(['repo', 'files', 'get', snapshot, '/data', '/etc', '--to', join(dir, 'out2'), '--repo', repo]);
+  assert.equal(damaged.code, 1, damaged.stderr);
+  assert.match(damaged.stderr, /error: \/data\/big\.bin: /);
+  assert.match(damaged.stderr, new RegExp(`cause: disk windows: chunk ${position} `));
+  assert.deepEqual(shape(await readTree(join(dir, 'out2'))), source.filter(e => e.path !== '/data/big.bin'));
 });
