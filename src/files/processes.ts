@@ -9,11 +9,12 @@ export interface RunResult {
 
 /**
  * Runs a program and collects its output. Always asynchronous: the process that serves the
- * images these programs read is this one, so a synchronous wait would deadlock it.
+ * images these programs read is this one, so a synchronous wait would deadlock it. Messages are
+ * in the C locale, as they are parsed (GNU tools quote ‘like this’ in UTF-8 locales).
  */
 export function run(command: string, args: string[], env?: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', ...env } });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
