@@ -46,7 +46,7 @@ test('ext4 on GPT: the listed tree and the fetched files equal the source, and o
   assert.ok(listed.repositoryBytesRead < 2 * MiB, `listing read ${listed.repositoryBytesRead} bytes`);
 
   const etc = await goldsnapJson(['repo', 'files', 'ls', point, 'etc', '--repo', repo]);
-  assert.deepEqual(etc.entries.map((e: any) => e.path), ['/etc/fstab', '/etc/hostname', '/etc/hostname.link', '/etc/ssh']);
+  assert.deepEqual(etc.entries.map((e: any) => e.path), ['/etc/fstab', '/etc/hostname', '/etc/hostname.link', '/etc/long.link', '/etc/ssh']);
   const one = await goldsnapJson(['repo', 'files', 'ls', point, '/etc/hostname', '--repo', repo]);
   assert.deepEqual(one.entries.map((e: any) => [e.path, e.size]), [['/etc/hostname', 7]]);
   const missing = await goldsnap(['repo', 'files', 'ls', point, '/nope', '--repo', repo]);

@@ -38,7 +38,7 @@ test('files ls and get through the server, for a recovery point of a protected V
   const parts = await server.cliJson(['files', 'partitions', point.slice(0, 10)]);
   assert.deepEqual(parts.disks.map((d: any) => [d.name, d.scheme, d.partitions.map((p: any) => p.fs)]), [['files-1-os', 'gpt', ['ext4']]]);
   const listed = await server.cliJson(['files', 'ls', point, '/etc']);
-  assert.deepEqual(listed.entries.map((e: any) => [e.path, e.type]), [['/etc/fstab', 'file'], ['/etc/hostname', 'file'], ['/etc/hostname.link', 'symlink'], ['/etc/ssh', 'dir']]);
+  assert.deepEqual(listed.entries.map((e: any) => [e.path, e.type]), [['/etc/fstab', 'file'], ['/etc/hostname', 'file'], ['/etc/hostname.link', 'symlink'], ['/etc/long.link', 'symlink'], ['/etc/ssh', 'dir']]);
 
   const out = join(dir, 'out');
   const got = await server.cliJson(['files', 'get', point, '/etc', '/data/notes.txt', '--to', out]);

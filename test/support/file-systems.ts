@@ -33,6 +33,8 @@ export async function makeSourceTree(dir: string, owners = true): Promise<void> 
   await writeFile(join(dir, 'etc/ssh/sshd_config'), 'PermitRootLogin no\n'.repeat(50), { mode: 0o600 });
   await writeFile(join(dir, 'etc/fstab'), '# <file system> <mount point>\n');
   await symlink('hostname', join(dir, 'etc/hostname.link'));
+  // Too long to fit in the inode: the target is kept in a data block.
+  await symlink(`/opt/${'long-folder-name/'.repeat(20)}target`, join(dir, 'etc/long.link'));
   await writeFile(join(dir, 'data/big.bin'), randomBytes(4 * MiB));
   await writeFile(join(dir, 'data/notes.txt'), 'keep this\n');
   await writeFile(join(dir, 'data/run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
@@ -45,6 +47,7 @@ export async function makeSourceTree(dir: string, owners = true): Promise<void> 
     await utimes(join(dir, p), t, t);
   }
   await lutimes(join(dir, 'etc/hostname.link'), t, t);
+  await lutimes(join(dir, 'etc/long.link'), t, t);
 }
 
 /** The tree under `dir` as entries with paths from `/`, sorted; folders' sizes left out (file systems differ). */
