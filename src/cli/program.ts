@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { controlCommands } from './control-commands.ts';
 import { demoCommand } from './demo-command.ts';
+import { repoFilesCommand, repoMountCommand } from './files-commands.ts';
+import { filesCommand } from './files-server-commands.ts';
 import { repoCommands } from './repo-commands.ts';
 import { emulatorCommand, proxyCommand, serverCommand } from './server-commands.ts';
 
@@ -10,7 +12,8 @@ const program = new Command('goldsnap')
   .showHelpAfterError('(run with --help for usage)');
 program.addCommand(serverCommand());
 for (const command of controlCommands()) program.addCommand(command);
-program.addCommand(repoCommands());
+program.addCommand(filesCommand());
+program.addCommand(repoCommands().addCommand(repoFilesCommand()).addCommand(repoMountCommand()));
 program.addCommand(proxyCommand());
 program.addCommand(emulatorCommand());
 program.addCommand(demoCommand());

@@ -5,11 +5,11 @@ import { test } from 'node:test';
 
 /**
  * Imports point down the layers, never up: a layer knows nothing of the ones above it.
- * Bottom to top: util → repository → dataplane → cloud → control → cli. The emulator is a separate
+ * Bottom to top: util → repository → dataplane → files (file-level restore) → cloud → control → cli. The emulator is a separate
  * program beside them: it may use util only, and only named entry points of it may be used by others
  * (the server embeds it for the demo, the cloud adapter reads its connection file, the CLI runs it).
  */
-const order = ['util', 'repository', 'dataplane', 'cloud', 'control', 'cli'];
+const order = ['util', 'repository', 'dataplane', 'files', 'cloud', 'control', 'cli'];
 const emulatorEntryPoints: Record<string, string[]> = {
   cloud: ['emulator/client.ts'],
   control: ['emulator/emulator.ts', 'emulator/client.ts'],

@@ -13,6 +13,8 @@ import type { ProxyLauncher } from '../proxy/launcher.ts';
 import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
+import { registerFileRoutes } from './files-routes.ts';
+import type { Repository } from '../../repository/repository.ts';
 
 export interface ApiDeps {
   runs: SqlRunStore;
@@ -26,6 +28,8 @@ export interface ApiDeps {
   proxyToken?: string;
   /** Per-region credentials data proxies present on /internal/proxy. */
   proxyCredentials?: ProxyCredentialStore;
+  /** The repository, for file-level restore. */
+  repo?: Repository;
 }
 
 declare module 'fastify' {
@@ -194,6 +198,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     });
 
   if (deps.proxyCredentials) registerProxyCredentialRoutes(app, deps.proxyCredentials, needs);
+  await registerFileRoutes(app, deps, needs);
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {

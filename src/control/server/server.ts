@@ -117,7 +117,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       azureSubscriptionId: opts.azureSubscriptionId,
       localEnv: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
     });
-    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials });
+    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials, repo });
     await api.listen({ host: opts.host, port: opts.port });
     const address = api.server.address();
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
