@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
-import { fetchFiles, listFiles, type FileEntry } from '../files/file-ops.ts';
+import { fetchFiles, listFiles, matchingName, type FileEntry } from '../files/file-ops.ts';
 import { CountingBackend } from '../files/counting-backend.ts';
 import { mountPoint } from '../files/mount.ts';
 import { PointDisks } from '../files/point-files.ts';
@@ -87,13 +87,15 @@ export function repoFilesCommand(): Command {
   target(files.command('ls <point> [path]'))
     .description('list a folder (or a file) of a recovery point\'s file system')
     .option('-R, --recursive', 'list the whole tree under the folder')
-    .action(async (point: string, path: string | undefined, opts: Options & { recursive?: boolean }) => {
+    .option('--name <pattern>', 'only entries whose name matches (*, ?; any case), searched in the whole tree')
+    .action(async (point: string, path: string | undefined, opts: Options & { recursive?: boolean; name?: string }) => {
       const { repo, counter } = await openCounted(opts);
       const disks = await PointDisks.open(repo, point);
       unmountOnSignal(disks);
       const where = await disks.partition(opts.disk, opts.partition);
-      const entries = await disks.withFileSystem(where, m => listFiles(m, path ?? '/', opts.recursive));
+      const listed = await disks.withFileSystem(where, m => listFiles(m, path ?? '/', opts.recursive || opts.name !== undefined));
       if (interrupted) return;
+      const entries = opts.name === undefined ? listed : matchingName(listed, opts.name);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ disk: where.image.name, partition: where.partition.number, fs: where.partition.fs, entries, repositoryBytesRead: counter.bytesRead }, null, 2)}\n`);
         return;

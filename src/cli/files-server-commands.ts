@@ -70,9 +70,10 @@ export function filesCommand(): Command {
   common(files.command('ls <point> [path]'))
     .description('list a folder (or a file) of a recovery point')
     .option('-R, --recursive', 'the whole tree under the folder')
-    .action(async (point: string, path: string | undefined, opts: Options & { recursive?: boolean }) => {
+    .option('--name <pattern>', 'only entries whose name matches (*, ?; any case), searched in the whole tree')
+    .action(async (point: string, path: string | undefined, opts: Options & { recursive?: boolean; name?: string }) => {
       const body = await (await request(opts, `/api/recovery-points/${encodeURIComponent(point)}/files`, {
-        path: path ?? '/', disk: opts.disk, partition: opts.partition, recursive: opts.recursive || undefined,
+        path: path ?? '/', disk: opts.disk, partition: opts.partition, recursive: opts.recursive || undefined, name: opts.name,
       })).json() as { entries: FileEntry[] };
       process.stdout.write(opts.json ? `${JSON.stringify(body, null, 2)}\n`
         : body.entries.map(e => `${e.type.padEnd(7)} ${e.mode.toString(8).padStart(4, '0')} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(12)} ${e.mtime.slice(0, 19).replace('T', ' ')} ${e.path}${e.target !== undefined ? ` -> ${e.target}` : ''}\n`).join(''));

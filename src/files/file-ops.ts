@@ -50,6 +50,16 @@ export async function listFiles(mounted: MountedFileSystem, path: string, recurs
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/**
+ * Entries whose name matches a shell-style pattern (`*`, `?`, case-insensitive), for searching a
+ * tree by name: `*.conf`, `report*`.
+ */
+export function matchingName(entries: FileEntry[], pattern: string): FileEntry[] {
+  const source = pattern.split('').map(c => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  const re = new RegExp(`^${source}$`, 'i');
+  return entries.filter(e => re.test(posix.basename(e.path)));
+}
+
 export interface FetchResult {
   files: number;
   bytes: number;

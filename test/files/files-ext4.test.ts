@@ -49,6 +49,8 @@ test('ext4 on GPT: the listed tree and the fetched files equal the source, and o
   assert.deepEqual(etc.entries.map((e: any) => e.path), ['/etc/fstab', '/etc/hostname', '/etc/hostname.link', '/etc/long.link', '/etc/ssh']);
   const one = await goldsnapJson(['repo', 'files', 'ls', point, '/etc/hostname', '--repo', repo]);
   assert.deepEqual(one.entries.map((e: any) => [e.path, e.size]), [['/etc/hostname', 7]]);
+  const found = await goldsnapJson(['repo', 'files', 'ls', point, '--name', '*.LINK', '--repo', repo]);
+  assert.deepEqual(found.entries.map((e: any) => e.path), ['/etc/hostname.link', '/etc/long.link']);
   const missing = await goldsnap(['repo', 'files', 'ls', point, '/nope', '--repo', repo]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /there is no \/nope/);

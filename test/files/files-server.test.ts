@@ -49,6 +49,9 @@ test('files ls and get through the server, for a recovery point of a protected V
     ...source.filter(e => e.path.startsWith('/etc')),
   ].sort((a, b) => (a.path < b.path ? -1 : 1)));
 
+  const search = await server.api('GET', `/api/recovery-points/${point}/files?name=${encodeURIComponent('n*.txt')}`);
+  assert.deepEqual(search.body.entries.map((e: any) => e.path), ['/data/notes.txt']);
+
   // The API says what is wrong: an unknown path is a 404, a viewer may list but not download.
   const missing = await server.api('GET', `/api/recovery-points/${point}/files?path=/nope`);
   assert.equal(missing.status, 404);

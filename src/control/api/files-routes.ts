@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { fetchFiles, listFiles } from '../../files/file-ops.ts';
+import { fetchFiles, listFiles, matchingName } from '../../files/file-ops.ts';
 import { PointDisks } from '../../files/point-files.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { InvalidInputError, NotFoundError } from '../catalog/policies.ts';
@@ -23,7 +23,7 @@ const where = {
   partition: { type: 'integer', minimum: 0 },
 } as const;
 
-interface FileQuery { path?: string; disk?: string; partition?: number; recursive?: boolean }
+interface FileQuery { path?: string; disk?: string; partition?: number; recursive?: boolean; name?: string }
 
 /**
  * File-level restore over the API: the partitions of a recovery point of a protected VM, a
@@ -47,15 +47,16 @@ export async function registerFileRoutes(app: FastifyInstance, deps: FileRoutesD
   app.get('/api/recovery-points/:id/files', {
     preHandler: needs('viewer'),
     schema: {
-      summary: 'List a folder (or a file) of a recovery point\'s file system (ext4, XFS, NTFS)', params: idParam,
-      querystring: { type: 'object', additionalProperties: false, properties: { path: { type: 'string' }, recursive: { type: 'boolean' }, ...where } },
+      summary: 'List a folder (or a file) of a recovery point\'s file system (ext4, XFS, NTFS); with name, search its tree by name', params: idParam,
+      querystring: { type: 'object', additionalProperties: false, properties: { path: { type: 'string' }, recursive: { type: 'boolean' }, name: { type: 'string', minLength: 1 }, ...where } },
     },
   }, async (req) => {
     const q = req.query as FileQuery;
     const disks = await open((req.params as { id: string }).id);
     const target = await disks.partition(q.disk, q.partition).catch(err => { throw selectionError(err); });
     try {
-      const entries = await disks.withFileSystem(target, m => listFiles(m, q.path ?? '/', q.recursive));
+      const listed = await disks.withFileSystem(target, m => listFiles(m, q.path ?? '/', q.recursive || q.name !== undefined));
+      const entries = q.name === undefined ? listed : matchingName(listed, q.name);
       return { disk: target.image.name, partition: target.partition.number, fs: target.partition.fs, entries };
     } catch (err) {
       if (/^there is no /.test((err as Error).message)) throw new NotFoundError('path', q.path ?? '/');
