@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { auditCommand, tokensCommand } from './admin-commands.ts';
 import { controlCommands } from './control-commands.ts';
 import { demoCommand } from './demo-command.ts';
 import { repoCommands } from './repo-commands.ts';
@@ -10,6 +11,8 @@ const program = new Command('goldsnap')
   .showHelpAfterError('(run with --help for usage)');
 program.addCommand(serverCommand());
 for (const command of controlCommands()) program.addCommand(command);
+program.addCommand(tokensCommand());
+program.addCommand(auditCommand());
 program.addCommand(repoCommands());
 program.addCommand(proxyCommand());
 program.addCommand(emulatorCommand());

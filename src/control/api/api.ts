@@ -10,6 +10,10 @@ import type { ProxyLauncher } from '../proxy/launcher.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { runRoutes } from './routes/runs.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { installStrictValidation } from './validation.ts';
 
 export interface ApiDeps {
   runs: SqlRunStore;
@@ -61,6 +65,7 @@ function equalSecret(a: string, b: string): boolean {
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  installStrictValidation(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Goldsnap API', version: '1', description: 'Agentless, incremental-forever backup for cloud VMs' },
@@ -73,6 +78,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const found = token ? await deps.tokens.verify(token) : undefined;
     if (!found) return reply.code(401).send({ error: 'missing or unknown API token: pass Authorization: Bearer <token>' });
+    req.caller = found;
     if (!roleAllows(found.role, role)) return reply.code(403).send({ error: `this needs the ${role} role; the token has ${found.role}` });
     req.role = found.role;
   };
@@ -84,8 +90,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, field: err.field });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
-    const { statusCode, message } = err as { statusCode?: number; message: string };
-    if (statusCode && statusCode < 500) return reply.code(statusCode).send({ error: message });
+    const { statusCode, message, field } = err as { statusCode?: number; message: string; field?: string };
+    if (statusCode && statusCode < 500) return reply.code(statusCode).send({ error: message, ...(field === undefined ? {} : { field }) });
     return reply.code(500).send({ error: message });
   });
 
@@ -127,8 +133,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       return reply.code(202).send(runs);
     });
 
-  app.get('/api/runs', { preHandler: needs('viewer'), schema: { summary: 'Backup runs, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' }, active: { type: 'boolean' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } },
-    async (req) => deps.runs.listRuns(req.query as { vmId?: string; active?: boolean; limit?: number }));
+  runRoutes(app, { deps, needs });
   app.get('/api/runs/:id', { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
     async (req) => deps.runs.getRun(await runId(deps, (req.params as { id: string }).id)));
   app.post('/api/runs', { preHandler: needs('operator'), schema: { summary: 'Back up one VM now', body: { type: 'object', required: ['vmId'], additionalProperties: false, properties: { vmId: { type: 'string' } } } } },
@@ -196,6 +201,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const { name, role } = req.body as { name: string; role: Role };
       return reply.code(201).send(await deps.tokens.create(name, role));
     });
+
+  tokenRoutes(app, { deps, needs });
+  auditRoutes(app, { deps, needs });
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
