@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import type { PolicySelection } from '../control/catalog/policies.ts';
 import type { RunSummary } from '../control/catalog/run-query.ts';
 import type { Run } from '../control/orchestrator/run-model.ts';
 import { formatBytes } from '../repository/format.ts';
 import { collect, countArg, keepOptions, retentionFrom, type KeepOptions } from './parse.ts';
-import { ProgressBar } from './progress.ts';
+import { formatDuration, ProgressBar } from './progress.ts';
+import { formatInZone } from './time.ts';
 
 export interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
 
@@ -78,14 +80,6 @@ function runLine(run: Run & { summary: RunSummary }): string[] {
     s.durationMs === null ? '' : formatDuration(s.durationMs), run.createdAt.replace('T', ' ').slice(0, 19), run.error ?? ''];
 }
 
-/** 850 ms, 42 s, 3 min 05 s, 2 h 07 min. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, '0')} min`;
-}
 
 /** Follows a run until it ends, with a progress bar over all its disks. Exit code 1 if it failed. */
 async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promise<Run> {
@@ -95,11 +89,11 @@ async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promi
   while (run.step !== 'succeeded' && run.step !== 'failed') {
     if (run.step !== lastStep && !opts.json && !process.stderr.isTTY) process.stderr.write(`run ${run.id.slice(0, 8)}: ${run.step}\n`);
     lastStep = run.step;
-    bar?.update(run.disks.reduce((n, d) => n + d.bytesDone, 0), Math.max(1, run.disks.reduce((n, d) => n + d.bytesTotal, 0)));
+    bar?.update(run.disks.reduce((n, d) => n + d.bytesDone, 0), run.disks.reduce((n, d) => n + d.bytesTotal, 0));
     await new Promise((resolve) => setTimeout(resolve, 500));
     run = await api.call<Run>('GET', `/api/runs/${run.id}`);
   }
-  bar?.stop();
+  bar?.stop(run.step === 'succeeded');
   return run;
 }
 
@@ -112,6 +106,23 @@ function describeRun(run: Run): string {
       (s ? `, read ${formatBytes(s.readBytes)}, ${s.newChunks} new chunks (${formatBytes(s.newStoredBytes)} stored)` : '') + (d.error ? `, error: ${d.error}` : ''));
   }
   return lines.join('\n');
+}
+
+/** `VMs app-1, db-1; resource groups rg-prod; tags env=prod`: a policy's selection, as a person reads it. */
+function describeSelection(s: PolicySelection): string {
+  const parts: string[] = [];
+  // A VM's resource id ends with its name.
+  if (s.vmIds?.length) parts.push(`VMs ${s.vmIds.map((id) => id.split('/').pop()).join(', ')}`);
+  if (s.resourceGroups?.length) parts.push(`resource groups ${s.resourceGroups.join(', ')}`);
+  if (s.tags && Object.keys(s.tags).length) parts.push(`tags ${Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  return parts.join('; ') || 'nothing';
+}
+
+/** `last 3, 7 daily, 4 weekly`. */
+function describeRetention(r: Record<string, number>): string {
+  const order = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'];
+  const parts = order.filter((k) => r[k] !== undefined).map((k) => (k === 'last' ? `last ${r[k]}` : `${r[k]} ${k}`));
+  return parts.join(', ') || 'everything';
 }
 
 /** VM ids for --vm values that may be names: a policy selects VMs by id. */
@@ -140,9 +151,10 @@ export function controlCommands(): Command[] {
 
   const policies = new Command('policies').description('backup policies: schedule, VM selection, retention');
   common(policies.command('list').description('list policies and their next runs')).action(async (opts: ClientOptions) => {
-    const list = await new ApiClient(opts).call<Array<{ id: string; name: string; cron: string; timeZone: string; enabled: boolean; selection: unknown; retention: unknown; nextRuns: string[] }>>('GET', '/api/policies');
-    out(opts, list, () => table([['NAME', 'CRON', 'TIME ZONE', 'ENABLED', 'SELECTION', 'RETENTION', 'NEXT'], ...list.map((p) => [
-      p.name, p.cron, p.timeZone, String(p.enabled), JSON.stringify(p.selection), JSON.stringify(p.retention), p.nextRuns[0] ?? '',
+    const list = await new ApiClient(opts).call<Array<{ id: string; name: string; cron: string; timeZone: string; enabled: boolean; selection: PolicySelection; retention: Record<string, number>; nextRuns: string[] }>>('GET', '/api/policies');
+    out(opts, list, () => table([['NAME', 'SCHEDULE', 'ENABLED', 'SELECTS', 'KEEPS', 'NEXT RUN'], ...list.map((p) => [
+      p.name, p.cron, p.enabled ? 'yes' : 'paused', describeSelection(p.selection), describeRetention(p.retention),
+      p.enabled && p.nextRuns[0] ? formatInZone(p.nextRuns[0], p.timeZone) : '-',
     ])]));
   });
   keepOptions(common(policies.command('create <name>').description('create a policy')))
@@ -253,11 +265,11 @@ export function controlCommands(): Command[] {
       if (!opts.wait) return out(opts, job, () => `restore ${job.id} queued`);
       const bar = opts.json ? undefined : new ProgressBar('restore');
       while (job.state === 'queued' || job.state === 'running') {
-        if (job.progress) bar?.update(job.progress.doneBytes, Math.max(1, job.progress.totalBytes));
+        if (job.progress) bar?.update(job.progress.doneBytes, job.progress.totalBytes);
         await new Promise((resolve) => setTimeout(resolve, 500));
         job = await api.call<RestoreView>('GET', `/api/restores/${job.id}`);
       }
-      bar?.stop();
+      bar?.stop(job.state === 'done');
       if (job.state !== 'done') {
         process.exitCode = 1;
         return out(opts, job, () => `restore ${job.id} failed: ${job.error}`);

@@ -157,4 +157,24 @@ describe('REST API', () => {
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /auditor-view\s+viewer\s+POST \/api\/runs\s+403/);
   });
+
+  test('CLI output: plain progress lines to 100% when stderr is not a terminal; policies read as sentences, next run in their zone', async () => {
+    await server.createVm({ ...smallVm('out-1'), disks: [{ name: 'out-1-os', sizeBytes: 8 * MiB, role: 'os', fill: 'random' }] });
+    const r = await server.cli(['runs', 'start', 'out-1', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    const progress = r.stderr.split('\n').filter((l) => l.startsWith('backup '));
+    assert.ok(progress.length >= 1, r.stderr);
+    assert.match(progress.at(-1)!, /^backup 100% 8\.00 MiB\/8\.00 MiB/, 'the last line says the work finished');
+    assert.doesNotMatch(r.stderr, /NFs|LLs|NULL|INF|0 B\/1 B/);
+    assert.doesNotMatch(r.stderr, /\[[\u2591\u2588]/, 'no bar drawing in a log');
+    assert.match(r.stdout, /out-1-os: 8\.00 MiB, full, read 8\.00 MiB/);
+
+    await server.cliJson(['policies', 'create', 'paris-nightly', '--cron', '0 2 * * *', '--time-zone', 'Europe/Paris', '--tag', 'env=prod', '--resource-group', 'rg-api', '--keep-last', '2', '--keep-daily', '7']);
+    const list = await server.cli(['policies', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    const line = list.stdout.split('\n').find((l) => l.startsWith('paris-nightly'));
+    assert.match(line ?? '', /resource groups rg-api; tags env=prod\s+last 2, 7 daily\s+\d{4}-\d\d-\d\d 02:00 Europe\/Paris/);
+    assert.match(list.stdout, /pager .*VMs page-b\s+last 3/);
+    assert.match(list.stdout, /strict .*paused/);
+  });
 });
