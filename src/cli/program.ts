@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { auditCommand, tokensCommand } from './admin-commands.ts';
+import { alertsCommand } from './alert-commands.ts';
 import { controlCommands } from './control-commands.ts';
 import { demoCommand } from './demo-command.ts';
 import { repoCommands } from './repo-commands.ts';
@@ -13,6 +14,7 @@ program.addCommand(serverCommand());
 for (const command of controlCommands()) program.addCommand(command);
 program.addCommand(tokensCommand());
 program.addCommand(auditCommand());
+program.addCommand(alertsCommand());
 program.addCommand(repoCommands());
 program.addCommand(proxyCommand());
 program.addCommand(emulatorCommand());

@@ -10,6 +10,8 @@ import type { ProxyLauncher } from '../proxy/launcher.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
+import type { Alerter } from '../alerts/alerter.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { runRoutes } from './routes/runs.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -25,6 +27,8 @@ export interface ApiDeps {
   launcher: ProxyLauncher;
   /** Secret the server's own data proxies present on /internal/proxy. */
   proxyToken: string;
+  /** Alert detection and delivery (routes under /api/alerts). */
+  alerter?: Alerter;
 }
 
 declare module 'fastify' {
@@ -204,6 +208,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   tokenRoutes(app, { deps, needs });
   auditRoutes(app, { deps, needs });
+  alertRoutes(app, { deps, needs });
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {

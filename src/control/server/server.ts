@@ -6,6 +6,8 @@ import type { Cloud } from '../../cloud/cloud.ts';
 import { openCloud } from '../../cloud/open-cloud.ts';
 import { openBackend } from '../../repository/backend/open.ts';
 import { Repository } from '../../repository/repository.ts';
+import { Alerter } from '../alerts/alerter.ts';
+import { mailSettingsFromEnv } from '../alerts/senders.ts';
 import { buildApi } from '../api/api.ts';
 import { openDatabase, redactUrl, type Database } from '../catalog/database.ts';
 import { migrate } from '../catalog/migrations.ts';
@@ -111,7 +113,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       queue, idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth, log,
       env: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_PROXY_TOKEN: proxyToken, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
     });
-    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken });
+    const alerter = new Alerter({
+      db, runs, policies, mail: mailSettingsFromEnv(), log,
+      scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'), retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
+    });
+    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken, alerter });
     await api.listen({ host: opts.host, port: opts.port });
     const address = api.server.address();
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
@@ -138,6 +144,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => orchestrator.stop());
     scheduler.start(opts.schedulerIntervalMs);
     closers.push(() => scheduler.stop());
+    alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
+    closers.push(() => alerter.stop());
     const reconcile = setInterval(() => void launcher.reconcile().catch((err) => log(`proxy launcher: ${(err as Error).message}`)), 500);
     closers.push(async () => clearInterval(reconcile));
 
@@ -148,6 +156,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await close();
     throw err;
   }
+}
+
+/** A number from the environment (tuning knobs tests turn down), or undefined when unset. */
+function envNumber(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${value}: expected a number of milliseconds`);
+  return n;
 }
 
 async function openOrInitRepository(location: string, passphrase: string, log: (line: string) => void): Promise<Repository> {
