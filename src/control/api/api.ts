@@ -10,9 +10,12 @@ import type { ProxyLauncher } from '../proxy/launcher.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
+import type { Logger } from 'pino';
+import type { Repository } from '../../repository/repository.ts';
 import type { Alerter } from '../alerts/alerter.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { runRoutes } from './routes/runs.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { installStrictValidation } from './validation.ts';
@@ -29,6 +32,10 @@ export interface ApiDeps {
   proxyToken: string;
   /** Alert detection and delivery (routes under /api/alerts). */
   alerter?: Alerter;
+  /** The repository, for its size in /metrics. */
+  repo?: Repository;
+  /** Logs each request (JSON, without credentials) when given. */
+  logger?: Logger;
 }
 
 declare module 'fastify' {
@@ -68,7 +75,7 @@ function equalSecret(a: string, b: string): boolean {
  * and tokens. /internal/proxy is for data proxies only.
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), bodyLimit: 1024 * 1024 }) as unknown as FastifyInstance;
   installStrictValidation(app);
   await app.register(swagger, {
     openapi: {
@@ -209,6 +216,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   tokenRoutes(app, { deps, needs });
   auditRoutes(app, { deps, needs });
   alertRoutes(app, { deps, needs });
+  metricsRoutes(app, { deps, needs });
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {

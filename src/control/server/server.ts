@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
 import type { Cloud } from '../../cloud/cloud.ts';
 import { openCloud } from '../../cloud/open-cloud.ts';
 import { openBackend } from '../../repository/backend/open.ts';
@@ -40,6 +41,8 @@ export interface ServerOptions {
   proxyBandwidth?: string;
   schedulerIntervalMs: number;
   log: (line: string) => void;
+  /** Structured logger: the API logs each request through it (--log-format json). */
+  logger?: Logger;
 }
 
 export interface RunningServer {
@@ -117,7 +120,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       db, runs, policies, mail: mailSettingsFromEnv(), log,
       scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'), retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
     });
-    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken, alerter });
+    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken, alerter, repo, ...(opts.logger ? { logger: opts.logger } : {}) });
     await api.listen({ host: opts.host, port: opts.port });
     const address = api.server.address();
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
