@@ -1,5 +1,4 @@
 import { timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidInputError, NotFoundError, type PolicyInput, type PolicyStore } from '../catalog/policies.ts';
@@ -15,6 +14,7 @@ import type { Repository } from '../../repository/repository.ts';
 import type { Alerter } from '../alerts/alerter.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { consoleRoutes } from './routes/console.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { runRoutes } from './routes/runs.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -109,13 +109,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // The web console: static files, a client of this API like the CLI.
-  const consoleFile = async (reply: FastifyReply, name: string, type: string) => reply
-    .header('content-type', type)
-    .header('content-security-policy', "default-src 'self'; style-src 'self'; script-src 'self'")
-    .send(await readFile(new URL(`../console/${name}`, import.meta.url)));
-  app.get('/', { schema: { hide: true } }, (_req, reply) => consoleFile(reply, 'index.html', 'text/html; charset=utf-8'));
-  app.get('/console/console.js', { schema: { hide: true } }, (_req, reply) => consoleFile(reply, 'console.js', 'text/javascript; charset=utf-8'));
-  app.get('/console/console.css', { schema: { hide: true } }, (_req, reply) => consoleFile(reply, 'console.css', 'text/css; charset=utf-8'));
+  consoleRoutes(app);
   app.get('/api/health', { schema: { security: [], summary: 'Liveness' } }, async () => ({ ok: true }));
 
   app.get('/api/vms', { preHandler: needs('viewer'), schema: { summary: 'VMs in the cloud account, with their disks', querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } } } },
