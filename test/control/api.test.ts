@@ -48,6 +48,7 @@ describe('REST API', () => {
     assert.deepEqual(policy.retention, { last: 1 });
 
     assert.equal((await server.api('GET', '/api/runs?limit=many')).body.field, 'limit');
+    assert.equal((await server.api('GET', '/api/runs?colour=red', undefined, '')).status, 401, 'who asks is checked before what is asked');
     const unknownQuery = await server.api('GET', '/api/runs?colour=red');
     assert.equal(unknownQuery.status, 400);
     assert.equal(unknownQuery.body.field, 'colour');

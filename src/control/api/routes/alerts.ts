@@ -6,11 +6,11 @@ import { idParam, type RouteContext } from './context.ts';
 export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
   const store = deps.alerter?.store ?? new AlertStore(deps.runs.db);
 
-  app.get('/api/alerts/channels', { preHandler: needs('admin'), schema: { summary: 'Alert channels (never their signing secrets)' } },
+  app.get('/api/alerts/channels', { onRequest: needs('admin'), schema: { summary: 'Alert channels (never their signing secrets)' } },
     async () => store.listChannels());
 
   app.post('/api/alerts/channels', {
-    preHandler: needs('admin'),
+    onRequest: needs('admin'),
     schema: {
       summary: 'Add an alert channel; a webhook\'s signing secret is shown once',
       body: {
@@ -28,10 +28,10 @@ export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
     return reply.code(201).send(await store.createChannel(body));
   });
 
-  app.delete('/api/alerts/channels/:id', { preHandler: needs('admin'), schema: { summary: 'Remove an alert channel (id or name)', params: idParam } },
+  app.delete('/api/alerts/channels/:id', { onRequest: needs('admin'), schema: { summary: 'Remove an alert channel (id or name)', params: idParam } },
     async (req) => ({ deleted: await store.deleteChannel((req.params as { id: string }).id) }));
 
-  app.post('/api/alerts/channels/:id/test', { preHandler: needs('admin'), schema: { summary: 'Send a test alert to a channel now', params: idParam } },
+  app.post('/api/alerts/channels/:id/test', { onRequest: needs('admin'), schema: { summary: 'Send a test alert to a channel now', params: idParam } },
     async (req, reply) => {
       if (!deps.alerter) return reply.code(503).send({ error: 'alerts are not running on this server' });
       try {
@@ -44,7 +44,7 @@ export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
     });
 
   app.get('/api/alerts/events', {
-    preHandler: needs('viewer'),
+    onRequest: needs('viewer'),
     schema: { summary: 'Alert events, newest first, with their deliveries', querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } } },
   }, async (req) => store.listEvents((req.query as { limit: number }).limit));
 }

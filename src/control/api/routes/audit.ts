@@ -41,7 +41,7 @@ export function auditRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
   });
 
   app.get('/api/audit', {
-    preHandler: needs('admin'),
+    onRequest: needs('admin'),
     schema: {
       summary: 'The audit log: changes made through the API, newest first (total in X-Total-Count)',
       querystring: {

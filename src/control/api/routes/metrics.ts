@@ -7,6 +7,6 @@ export function metricsRoutes(app: FastifyInstance, { deps, needs }: RouteContex
   const registry = buildMetrics({
     db: deps.runs.db, runs: deps.runs, policies: deps.policies, queue: deps.queue, launcher: deps.launcher, ...(deps.repo ? { repository: deps.repo.backend } : {}),
   });
-  app.get('/metrics', { preHandler: needs('viewer'), schema: { summary: 'Prometheus metrics: runs, durations, bytes, proxies, queues, repository size' } },
+  app.get('/metrics', { onRequest: needs('viewer'), schema: { summary: 'Prometheus metrics: runs, durations, bytes, proxies, queues, repository size' } },
     async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
 }

@@ -28,7 +28,7 @@ type RunsQuery = Omit<RunFilter, 'limit' | 'offset'> & { limit: number; offset: 
  * derived `summary`); the number of matches is in `X-Total-Count`, the next page in `Link`.
  */
 export function runRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
-  app.get('/api/runs', { preHandler: needs('viewer'), schema: { summary: 'Backup runs, newest first, filtered and paged (total in X-Total-Count)', querystring: runsQuery } },
+  app.get('/api/runs', { onRequest: needs('viewer'), schema: { summary: 'Backup runs, newest first, filtered and paged (total in X-Total-Count)', querystring: runsQuery } },
     async (req, reply) => {
       const { vmId, active, ...q } = req.query as RunsQuery;
       const filter: RunFilter = { ...q, vm: q.vm ?? vmId, status: q.status ?? (active === undefined ? undefined : active ? 'running' : 'finished') };

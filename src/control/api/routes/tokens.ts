@@ -5,10 +5,10 @@ import { idParam, type RouteContext } from './context.ts';
 
 /** API tokens: listed (never their secrets) and revoked by admins. Creating one is POST /api/tokens. */
 export function tokenRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
-  app.get('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'API tokens (names, roles, ids; never the secrets)' } },
+  app.get('/api/tokens', { onRequest: needs('admin'), schema: { summary: 'API tokens (names, roles, ids; never the secrets)' } },
     async () => deps.tokens.list());
 
-  app.delete('/api/tokens/:id', { preHandler: needs('admin'), schema: { summary: 'Revoke an API token (id, id prefix or name)', params: idParam } },
+  app.delete('/api/tokens/:id', { onRequest: needs('admin'), schema: { summary: 'Revoke an API token (id, id prefix or name)', params: idParam } },
     async (req, reply) => {
       const token = findToken(await deps.tokens.list(), (req.params as { id: string }).id);
       const admins = (await deps.tokens.list()).filter((t) => t.role === 'admin');
