@@ -16,6 +16,7 @@ import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { oidcRoutes } from './routes/oidc.ts';
 import { runRoutes } from './routes/runs.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { installStrictValidation } from './validation.ts';
@@ -211,6 +212,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   auditRoutes(app, { deps, needs });
   alertRoutes(app, { deps, needs });
   metricsRoutes(app, { deps, needs });
+  oidcRoutes(app, { deps, needs });
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {

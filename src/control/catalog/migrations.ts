@@ -178,6 +178,12 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_at);
     `,
   },
+  {
+    version: 6,
+    name: 'api tokens that expire',
+    // Console sign-ins through OpenID Connect are tokens that end on their own.
+    sql: `ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -11,8 +11,9 @@ export function tokenRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
   app.delete('/api/tokens/:id', { onRequest: needs('admin'), schema: { summary: 'Revoke an API token (id, id prefix or name)', params: idParam } },
     async (req, reply) => {
       const token = findToken(await deps.tokens.list(), (req.params as { id: string }).id);
-      const admins = (await deps.tokens.list()).filter((t) => t.role === 'admin');
-      if (token.role === 'admin' && admins.length === 1) {
+      // Sign-in sessions expire: only lasting admin tokens keep the server manageable.
+      const admins = (await deps.tokens.list()).filter((t) => t.role === 'admin' && !t.expiresAt);
+      if (token.role === 'admin' && !token.expiresAt && admins.length === 1) {
         return reply.code(409).send({ error: `token ${token.name} is the last admin token: create another admin token first, or nobody could manage tokens` });
       }
       await deps.tokens.revoke(token.id);

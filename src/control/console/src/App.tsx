@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
-import { call, saveToken, savedToken, type Token } from './api.ts';
+import { call, get, saveToken, savedToken, type Token } from './api.ts';
 import { zone } from './format.ts';
-import { useRoute } from './hooks.ts';
+import { usePoll, useRoute } from './hooks.ts';
 import { Dashboard } from './pages/Dashboard.tsx';
 import { Policies } from './pages/Policies.tsx';
 import { Restore } from './pages/Restore.tsx';
@@ -11,8 +11,14 @@ import { Tokens } from './pages/Tokens.tsx';
 const pages = [['dashboard', 'Dashboard'], ['runs', 'Runs'], ['policies', 'Policies'], ['restore', 'Restore'], ['tokens', 'Tokens']] as const;
 
 export function App() {
-  const [token, setToken] = useState(savedToken());
   const route = useRoute();
+  // Back from OpenID Connect: the server put a sign-in token in the fragment; keep it, then hide it.
+  if (route[0] === 'signin' && route[1]) {
+    saveToken(route[1]);
+    window.history.replaceState(null, '', '#/dashboard');
+    route.splice(0, route.length, 'dashboard');
+  }
+  const [token, setToken] = useState(savedToken());
   if (!token) return <SignIn onSignedIn={(t) => { saveToken(t); setToken(t); }} />;
   const page = route[0] ?? 'dashboard';
   const signOut = () => { saveToken(null); setToken(null); };
@@ -39,6 +45,7 @@ export function App() {
 
 function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
   const [status, setStatus] = useState<string>();
+  const { data: methods } = usePoll(() => get<{ oidc: boolean }>('/api/auth/methods'), 0);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const token = String(new FormData(e.currentTarget).get('token') ?? '').trim();
@@ -58,6 +65,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
         <p className="hint">The server wrote an admin token to <code>&lt;data&gt;/admin-token</code> on its first start; <code>goldsnap tokens create</code> makes more.</p>
         {status && <p id="status" className="error" role="alert">{status}</p>}
       </form>
+      {methods?.oidc && <p><a id="oidc" className="button" href="/auth/oidc/login">Sign in with your organisation (OpenID Connect)</a></p>}
     </main>
   );
 }
