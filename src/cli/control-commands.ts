@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import type { PolicySelection } from '../control/catalog/policies.ts';
+import type { RunSummary } from '../control/catalog/run-query.ts';
 import type { Run } from '../control/orchestrator/run-model.ts';
 import { formatBytes } from '../repository/format.ts';
-import { collect, keepOptions, retentionFrom, type KeepOptions } from './parse.ts';
-import { ProgressBar } from './progress.ts';
+import { collect, countArg, keepOptions, retentionFrom, type KeepOptions } from './parse.ts';
+import { formatDuration, ProgressBar } from './progress.ts';
 import { proxyCredentialsCommand } from './proxy-credential-commands.ts';
+import { formatInZone } from './time.ts';
 
 export interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
 
@@ -13,6 +16,8 @@ export interface ClientOptions { server?: string; token?: string; data?: string;
 export class ApiClient {
   readonly url: string;
   private readonly token: string;
+  /** Headers of the last answer (paged lists give their total in X-Total-Count). */
+  lastHeaders?: Headers;
 
   constructor(opts: ClientOptions) {
     const data = opts.data ?? process.env.GOLDSNAP_DATA ?? '.goldsnap';
@@ -26,12 +31,13 @@ export class ApiClient {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.url), {
-        method, headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        method, headers: { authorization: `Bearer ${this.token}`, 'user-agent': 'goldsnap-cli/0.1.0', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (err) {
       throw new Error(`cannot reach the goldsnap server at ${this.url} (${(err as Error).cause ?? (err as Error).message}): is \`goldsnap server\` running? (--server / GOLDSNAP_SERVER)`);
     }
+    this.lastHeaders = res.headers;
     const text = await res.text();
     const parsed = text ? JSON.parse(text) : undefined;
     if (!res.ok) throw new Error(`${parsed?.error ?? text} (HTTP ${res.status})`);
@@ -65,11 +71,17 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
-function runLine(run: Run): string[] {
+function runLine(run: Run & { summary: RunSummary }): string[] {
   const done = run.disks.reduce((n, d) => n + d.bytesDone, 0);
   const total = run.disks.reduce((n, d) => n + d.bytesTotal, 0);
-  return [run.id.slice(0, 8), run.vmName, run.step, `${formatBytes(done)}/${formatBytes(total)}`, run.createdAt.replace('T', ' ').slice(0, 19), run.error ?? (run.warnings?.length ? `warning: ${run.warnings.join('; ')}` : '')];
+  const s = run.summary;
+  // A finished run shows what it did, not a transfer bar: a 4 MiB incremental is not "100%".
+  const progress = run.step === 'succeeded' || run.step === 'failed' ? '' : total ? `${Math.floor((100 * done) / total)}% of ${formatBytes(total)}` : 'starting';
+  return [run.id.slice(0, 8), run.vmName, s.kind ?? '-', s.trigger, run.step, progress, formatBytes(s.readBytes), formatBytes(s.storedBytes),
+    s.durationMs === null ? '' : formatDuration(s.durationMs), run.createdAt.replace('T', ' ').slice(0, 19),
+    run.error ?? (run.warnings?.length ? `warning: ${run.warnings.join('; ')}` : '')];
 }
+
 
 /** Follows a run until it ends, with a progress bar over all its disks. Exit code 1 if it failed. */
 async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promise<Run> {
@@ -79,11 +91,11 @@ async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promi
   while (run.step !== 'succeeded' && run.step !== 'failed') {
     if (run.step !== lastStep && !opts.json && !process.stderr.isTTY) process.stderr.write(`run ${run.id.slice(0, 8)}: ${run.step}\n`);
     lastStep = run.step;
-    bar?.update(run.disks.reduce((n, d) => n + d.bytesDone, 0), Math.max(1, run.disks.reduce((n, d) => n + d.bytesTotal, 0)));
+    bar?.update(run.disks.reduce((n, d) => n + d.bytesDone, 0), run.disks.reduce((n, d) => n + d.bytesTotal, 0));
     await new Promise((resolve) => setTimeout(resolve, 500));
     run = await api.call<Run>('GET', `/api/runs/${run.id}`);
   }
-  bar?.stop();
+  bar?.stop(run.step === 'succeeded');
   return run;
 }
 
@@ -96,6 +108,36 @@ function describeRun(run: Run): string {
       (s ? `, read ${formatBytes(s.readBytes)}, ${s.newChunks} new chunks (${formatBytes(s.newStoredBytes)} stored)` : '') + (d.error ? `, error: ${d.error}` : ''));
   }
   return lines.join('\n');
+}
+
+/** `VMs app-1, db-1; resource groups rg-prod; tags env=prod`: a policy's selection, as a person reads it. */
+function describeSelection(s: PolicySelection): string {
+  const parts: string[] = [];
+  // A VM's resource id ends with its name.
+  if (s.vmIds?.length) parts.push(`VMs ${s.vmIds.map((id) => id.split('/').pop()).join(', ')}`);
+  if (s.resourceGroups?.length) parts.push(`resource groups ${s.resourceGroups.join(', ')}`);
+  if (s.tags && Object.keys(s.tags).length) parts.push(`tags ${Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  return parts.join('; ') || 'nothing';
+}
+
+/** `last 3, 7 daily, 4 weekly`. */
+function describeRetention(r: Record<string, number>): string {
+  const order = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'];
+  const parts = order.filter((k) => r[k] !== undefined).map((k) => (k === 'last' ? `last ${r[k]}` : `${r[k]} ${k}`));
+  return parts.join(', ') || 'everything';
+}
+
+/** VM ids for --vm values that may be names: a policy selects VMs by id. */
+async function vmIdsOf(api: ApiClient, refs: string[]): Promise<string[]> {
+  if (refs.every((r) => r.startsWith('/subscriptions/'))) return refs;
+  const vms = await api.call<Array<{ id: string; name: string; resourceGroup: string }>>('GET', '/api/vms?refresh=true');
+  return refs.map((ref) => {
+    if (ref.startsWith('/subscriptions/')) return ref;
+    const named = vms.filter((v) => v.name === ref);
+    if (named.length > 1) throw new Error(`--vm ${ref}: ${named.length} VMs have that name (in ${named.map((v) => v.resourceGroup).join(', ')}): give the VM's id`);
+    if (!named[0]) throw new Error(`--vm ${ref}: no VM of that name in the cloud account (see goldsnap vms --refresh)`);
+    return named[0].id;
+  });
 }
 
 export function controlCommands(): Command[] {
@@ -111,9 +153,10 @@ export function controlCommands(): Command[] {
 
   const policies = new Command('policies').description('backup policies: schedule, VM selection, retention');
   common(policies.command('list').description('list policies and their next runs')).action(async (opts: ClientOptions) => {
-    const list = await new ApiClient(opts).call<Array<{ id: string; name: string; cron: string; timeZone: string; enabled: boolean; selection: unknown; retention: unknown; nextRuns: string[] }>>('GET', '/api/policies');
-    out(opts, list, () => table([['NAME', 'CRON', 'TIME ZONE', 'ENABLED', 'SELECTION', 'RETENTION', 'NEXT'], ...list.map((p) => [
-      p.name, p.cron, p.timeZone, String(p.enabled), JSON.stringify(p.selection), JSON.stringify(p.retention), p.nextRuns[0] ?? '',
+    const list = await new ApiClient(opts).call<Array<{ id: string; name: string; cron: string; timeZone: string; enabled: boolean; selection: PolicySelection; retention: Record<string, number>; nextRuns: string[] }>>('GET', '/api/policies');
+    out(opts, list, () => table([['NAME', 'SCHEDULE', 'ENABLED', 'SELECTS', 'KEEPS', 'NEXT RUN'], ...list.map((p) => [
+      p.name, p.cron, p.enabled ? 'yes' : 'paused', describeSelection(p.selection), describeRetention(p.retention),
+      p.enabled && p.nextRuns[0] ? formatInZone(p.nextRuns[0], p.timeZone) : '-',
     ])]));
   });
   keepOptions(common(policies.command('create <name>').description('create a policy')))
@@ -130,9 +173,11 @@ export function controlCommands(): Command[] {
         return [t.slice(0, at), t.slice(at + 1)];
       })) : undefined;
       const retention = retentionFrom(opts);
-      const policy = await new ApiClient(opts).call<{ id: string; name: string }>('POST', '/api/policies', {
+      const api = new ApiClient(opts);
+      const vmIds = opts.vm ? await vmIdsOf(api, opts.vm) : undefined;
+      const policy = await api.call<{ id: string; name: string }>('POST', '/api/policies', {
         name, cron: opts.cron, timeZone: opts.timeZone, enabled: !opts.disabled, retention,
-        selection: { ...(opts.vm ? { vmIds: opts.vm } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },
+        selection: { ...(vmIds ? { vmIds } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },
       });
       out(opts, policy, () => `policy ${policy.name} created (${policy.id})`);
     });
@@ -154,12 +199,26 @@ export function controlCommands(): Command[] {
 
   const runs = new Command('runs').description('backup runs: list them, follow one, or back up a VM now');
   common(runs.command('list', { isDefault: true }).description('list runs, newest first (the default)'))
-    .option('--vm <id>', 'only this VM')
+    .option('--vm <id>', 'only this VM (id or name)')
     .option('--active', 'only runs still going')
-    .action(async (opts: ClientOptions & { vm?: string; active?: boolean }) => {
-      const q = new URLSearchParams({ ...(opts.vm ? { vmId: opts.vm } : {}), ...(opts.active ? { active: 'true' } : {}) });
-      const list = await new ApiClient(opts).call<Run[]>('GET', `/api/runs?${q}`);
-      out(opts, list, () => table([['RUN', 'VM', 'STEP', 'PROGRESS', 'CREATED', 'ERROR'], ...list.map(runLine)]));
+    .option('--status <status>', 'only runs running, finished, succeeded or failed')
+    .option('--policy <policy>', 'only runs of this policy (id or name)')
+    .option('--kind <kind>', 'only full or incremental runs')
+    .option('--trigger <trigger>', 'only runs started by a policy or by a user')
+    .option('--since <time>', 'only runs created at or after this time (ISO 8601)')
+    .option('--search <text>', 'only runs whose VM name, id or error contains this')
+    .option('--limit <n>', 'how many, newest first', countArg, 50)
+    .option('--offset <n>', 'skip this many first', countArg, 0)
+    .action(async (opts: ClientOptions & { vm?: string; active?: boolean; status?: string; policy?: string; kind?: string; trigger?: string; since?: string; search?: string; limit: number; offset: number }) => {
+      const filters = { vm: opts.vm, status: opts.status ?? (opts.active ? 'running' : undefined), policy: opts.policy, kind: opts.kind, trigger: opts.trigger, since: opts.since, q: opts.search };
+      const q = new URLSearchParams({ limit: String(opts.limit), offset: String(opts.offset), ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v !== undefined)) as Record<string, string> });
+      const api = new ApiClient(opts);
+      const list = await api.call<Array<Run & { summary: RunSummary }>>('GET', `/api/runs?${q}`);
+      const total = Number(api.lastHeaders?.get('x-total-count') ?? list.length);
+      out(opts, list, () => [
+        table([['RUN', 'VM', 'KIND', 'BY', 'STEP', 'PROGRESS', 'READ', 'STORED', 'TOOK', 'CREATED', 'ERROR'], ...list.map(runLine)]),
+        list.length ? `${opts.offset + 1}–${opts.offset + list.length} of ${total}` : `none of ${total}`,
+      ].join('\n'));
     });
   common(runs.command('show <run>').description('show a run (id or prefix)'))
     .option('--follow', 'follow it live until it ends')
@@ -208,11 +267,11 @@ export function controlCommands(): Command[] {
       if (!opts.wait) return out(opts, job, () => `restore ${job.id} queued`);
       const bar = opts.json ? undefined : new ProgressBar('restore');
       while (job.state === 'queued' || job.state === 'running') {
-        if (job.progress) bar?.update(job.progress.doneBytes, Math.max(1, job.progress.totalBytes));
+        if (job.progress) bar?.update(job.progress.doneBytes, job.progress.totalBytes);
         await new Promise((resolve) => setTimeout(resolve, 500));
         job = await api.call<RestoreView>('GET', `/api/restores/${job.id}`);
       }
-      bar?.stop();
+      bar?.stop(job.state === 'done');
       if (job.state !== 'done') {
         process.exitCode = 1;
         return out(opts, job, () => `restore ${job.id} failed: ${job.error}`);

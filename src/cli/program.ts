@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { auditCommand, tokensCommand } from './admin-commands.ts';
+import { alertsCommand } from './alert-commands.ts';
 import { controlCommands } from './control-commands.ts';
 import { demoCommand } from './demo-command.ts';
 import { repoFilesCommand, repoMountCommand } from './files-commands.ts';
@@ -12,6 +14,9 @@ const program = new Command('goldsnap')
   .showHelpAfterError('(run with --help for usage)');
 program.addCommand(serverCommand());
 for (const command of controlCommands()) program.addCommand(command);
+program.addCommand(tokensCommand());
+program.addCommand(auditCommand());
+program.addCommand(alertsCommand());
 program.addCommand(filesCommand());
 program.addCommand(repoCommands().addCommand(repoFilesCommand()).addCommand(repoMountCommand()));
 program.addCommand(proxyCommand());

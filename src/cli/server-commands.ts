@@ -2,7 +2,16 @@ import { Command, InvalidArgumentError } from 'commander';
 import { readPassphrase } from './passphrase.ts';
 import { countArg, sizeArg } from './parse.ts';
 
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+/** A log line on stderr: text, or (GOLDSNAP_LOG_FORMAT=json, inherited by the proxies a server starts) one JSON object. */
+const log = (line: string) => process.stderr.write(process.env.GOLDSNAP_LOG_FORMAT === 'json'
+  ? `${JSON.stringify({ level: 30, time: new Date().toISOString(), pid: process.pid, msg: line })}\n`
+  : `${new Date().toISOString()} ${line}\n`);
+const textLog = log;
+
+function logFormatArg(value: string): 'text' | 'json' {
+  if (value !== 'text' && value !== 'json') throw new InvalidArgumentError('text or json');
+  return value;
+}
 
 function portArg(value: string): number {
   const n = Number(value);
@@ -22,8 +31,12 @@ export function serverCommand(): Command {
     .option('--bandwidth <size>', 'per second, read limit of each data proxy transfer and write limit of each restore (e.g. 50MiB)')
     .option('--scheduler-interval <ms>', 'how often policies are checked', countArg, 15_000)
     .option('--proxy-launcher <kind>', 'where data proxies run: local (child processes) or aci (Azure Container Instances in each region; env GOLDSNAP_PROXY_LAUNCHER)', process.env.GOLDSNAP_PROXY_LAUNCHER ?? 'local')
-    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string }) => {
+    .option('--log-format <format>', 'text, or json: one JSON object a line on stderr, API requests included (env GOLDSNAP_LOG_FORMAT)', logFormatArg, process.env.GOLDSNAP_LOG_FORMAT || 'text')
+    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string; logFormat: 'text' | 'json' }) => {
       if (opts.bandwidth) sizeArg(opts.bandwidth);
+      process.env.GOLDSNAP_LOG_FORMAT = opts.logFormat;
+      const logger = opts.logFormat === 'json' ? (await import('../control/server/json-log.ts')).jsonLogger() : undefined;
+      const log = logger ? (line: string) => logger.info(line) : textLog;
       const { startServer } = await import('../control/server/server.ts');
       const passphrase = process.env.GOLDSNAP_PASSWORD !== undefined || process.env.GOLDSNAP_PASSWORD_FILE ? await readPassphrase(undefined) : undefined;
       const server = await startServer({
@@ -31,7 +44,7 @@ export function serverCommand(): Command {
         databaseUrl: process.env.DATABASE_URL || undefined, repository: process.env.GOLDSNAP_REPOSITORY || undefined, passphrase,
         azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || undefined,
         emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
-        proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log,
+        proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log, ...(logger ? { logger } : {}),
         proxyLauncher: opts.proxyLauncher, serverRegion: process.env.GOLDSNAP_SERVER_REGION || undefined,
       });
       log(`goldsnap server listening on ${server.url}`);

@@ -72,7 +72,7 @@ export class ServerUnderTest {
     this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
     // No deadline of its own: a loaded machine may take long to start it; the test's timeout governs.
     for (;;) {
-      const m = /listening on (http:\S+)/.exec(this.log.slice(from));
+      const m = /listening on (http:[^\s"]+)/.exec(this.log.slice(from));
       if (m) {
         this.url = m[1];
         return;

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidInputError, NotFoundError, type PolicyInput, type PolicyStore } from '../catalog/policies.ts';
@@ -14,7 +13,17 @@ import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
 import { registerFileRoutes } from './files-routes.ts';
+import type { Logger } from 'pino';
 import type { Repository } from '../../repository/repository.ts';
+import type { Alerter } from '../alerts/alerter.ts';
+import { alertRoutes } from './routes/alerts.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { oidcRoutes } from './routes/oidc.ts';
+import { runRoutes } from './routes/runs.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { installStrictValidation } from './validation.ts';
 
 export interface ApiDeps {
   runs: SqlRunStore;
@@ -28,8 +37,12 @@ export interface ApiDeps {
   proxyToken?: string;
   /** Per-region credentials data proxies present on /internal/proxy. */
   proxyCredentials?: ProxyCredentialStore;
-  /** The repository, for file-level restore. */
+  /** Alert detection and delivery (routes under /api/alerts). */
+  alerter?: Alerter;
+  /** The repository, for file-level restore and its size in /metrics. */
   repo?: Repository;
+  /** Logs each request (JSON, without credentials) when given. */
+  logger?: Logger;
 }
 
 declare module 'fastify' {
@@ -63,7 +76,8 @@ const policyBody = {
  * and tokens. /internal/proxy is for data proxies only.
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), bodyLimit: 1024 * 1024 }) as unknown as FastifyInstance;
+  installStrictValidation(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Goldsnap API', version: '1', description: 'Agentless, incremental-forever backup for cloud VMs' },
@@ -76,6 +90,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const found = token ? await deps.tokens.verify(token) : undefined;
     if (!found) return reply.code(401).send({ error: 'missing or unknown API token: pass Authorization: Bearer <token>' });
+    req.caller = found;
     if (!roleAllows(found.role, role)) return reply.code(403).send({ error: `this needs the ${role} role; the token has ${found.role}` });
     req.role = found.role;
   };
@@ -84,21 +99,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, field: err.field });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
-    const { statusCode, message } = err as { statusCode?: number; message: string };
-    if (statusCode && statusCode < 500) return reply.code(statusCode).send({ error: message });
+    const { statusCode, message, field } = err as { statusCode?: number; message: string; field?: string };
+    if (statusCode && statusCode < 500) return reply.code(statusCode).send({ error: message, ...(field === undefined ? {} : { field }) });
     return reply.code(500).send({ error: message });
   });
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // The web console: static files, a client of this API like the CLI.
-  const consoleFile = async (reply: FastifyReply, name: string, type: string) => reply
-    .header('content-type', type)
-    .header('content-security-policy', "default-src 'self'; style-src 'self'; script-src 'self'")
-    .send(await readFile(new URL(`../console/${name}`, import.meta.url)));
-  app.get('/', { schema: { hide: true } }, (_req, reply) => consoleFile(reply, 'index.html', 'text/html; charset=utf-8'));
-  app.get('/console/console.js', { schema: { hide: true } }, (_req, reply) => consoleFile(reply, 'console.js', 'text/javascript; charset=utf-8'));
-  app.get('/console/console.css', { schema: { hide: true } }, (_req, reply) => consoleFile(reply, 'console.css', 'text/css; charset=utf-8'));
+  consoleRoutes(app);
   app.get('/api/health', { schema: { security: [], summary: 'Liveness' } }, async () => ({ ok: true }));
 
   app.get('/api/vms', { preHandler: needs('viewer'), schema: { summary: 'VMs in the cloud account, with their disks', querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } } } },
@@ -127,8 +136,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       return reply.code(202).send(runs);
     });
 
-  app.get('/api/runs', { preHandler: needs('viewer'), schema: { summary: 'Backup runs, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' }, active: { type: 'boolean' }, limit: { type: 'integer', minimum: 1, maximum: 1000 } } } } },
-    async (req) => deps.runs.listRuns(req.query as { vmId?: string; active?: boolean; limit?: number }));
+  runRoutes(app, { deps, needs });
   app.get('/api/runs/:id', { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
     async (req) => deps.runs.getRun(await runId(deps, (req.params as { id: string }).id)));
   app.post('/api/runs', { preHandler: needs('operator'), schema: { summary: 'Back up one VM now', body: { type: 'object', required: ['vmId'], additionalProperties: false, properties: { vmId: { type: 'string' } } } } },
@@ -199,6 +207,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   if (deps.proxyCredentials) registerProxyCredentialRoutes(app, deps.proxyCredentials, needs);
   await registerFileRoutes(app, deps, needs);
+  tokenRoutes(app, { deps, needs });
+  auditRoutes(app, { deps, needs });
+  alertRoutes(app, { deps, needs });
+  metricsRoutes(app, { deps, needs });
+  oidcRoutes(app, { deps, needs });
 
   // Data proxies
   app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {

@@ -139,6 +139,70 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX proxy_credentials_issuer ON proxy_credentials (issued_by) WHERE revoked_at IS NULL;
     `,
   },
+  {
+    version: 5,
+    name: 'audit log',
+    // Every change made through the API (and so the CLI and console): who, what, when, from where.
+    sql: `
+      CREATE TABLE audit_log (
+        id          bigserial PRIMARY KEY,
+        at          timestamptz NOT NULL DEFAULT now(),
+        actor       text,
+        actor_role  text,
+        token_id    text,
+        action      text NOT NULL,
+        target      text,
+        details     jsonb NOT NULL DEFAULT '{}',
+        status      integer NOT NULL,
+        ip          text,
+        via         text
+      );
+      CREATE INDEX audit_log_at ON audit_log (at DESC, id DESC);
+    `,
+  },
+  {
+    version: 6,
+    name: 'alert channels, events and deliveries',
+    // An event is recorded once (its key names it: run id, policy occurrence, VM); each channel
+    // gets one delivery per event, retried until sent or out of attempts.
+    sql: `
+      CREATE TABLE alert_channels (
+        id          text PRIMARY KEY,
+        name        text NOT NULL UNIQUE,
+        kind        text NOT NULL CHECK (kind IN ('webhook', 'email')),
+        target      text NOT NULL,
+        secret      text,
+        events      jsonb NOT NULL DEFAULT '[]',
+        enabled     boolean NOT NULL DEFAULT true,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE alert_events (
+        key         text PRIMARY KEY,
+        kind        text NOT NULL,
+        subject     text NOT NULL,
+        details     jsonb NOT NULL DEFAULT '{}',
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX alert_events_created ON alert_events (created_at DESC);
+      CREATE TABLE alert_deliveries (
+        event_key   text NOT NULL REFERENCES alert_events (key) ON DELETE CASCADE,
+        channel_id  text NOT NULL REFERENCES alert_channels (id) ON DELETE CASCADE,
+        state       text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts    integer NOT NULL DEFAULT 0,
+        next_at     timestamptz NOT NULL DEFAULT now(),
+        last_error  text,
+        sent_at     timestamptz,
+        PRIMARY KEY (event_key, channel_id)
+      );
+      CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_at);
+    `,
+  },
+  {
+    version: 7,
+    name: 'api tokens that expire',
+    // Console sign-ins through OpenID Connect are tokens that end on their own.
+    sql: `ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -2,10 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
 import type { Cloud } from '../../cloud/cloud.ts';
 import { openCloud } from '../../cloud/open-cloud.ts';
 import { openBackend } from '../../repository/backend/open.ts';
 import { Repository } from '../../repository/repository.ts';
+import { Alerter } from '../alerts/alerter.ts';
+import { mailSettingsFromEnv } from '../alerts/senders.ts';
 import { buildApi } from '../api/api.ts';
 import { openDatabase, redactUrl, type Database } from '../catalog/database.ts';
 import { migrate } from '../catalog/migrations.ts';
@@ -43,6 +46,8 @@ export interface ServerOptions {
   serverRegion?: string;
   schedulerIntervalMs: number;
   log: (line: string) => void;
+  /** Structured logger: the API logs each request through it (--log-format json). */
+  logger?: Logger;
 }
 
 export interface RunningServer {
@@ -117,7 +122,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       azureSubscriptionId: opts.azureSubscriptionId,
       localEnv: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
     });
-    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials, repo });
+    const alerter = new Alerter({
+      db, runs, policies, mail: mailSettingsFromEnv(), log,
+      scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'), retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
+    });
+    const api = await buildApi({
+      runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials, alerter, repo,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
     await api.listen({ host: opts.host, port: opts.port });
     const address = api.server.address();
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
@@ -145,6 +157,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => orchestrator.stop());
     scheduler.start(opts.schedulerIntervalMs);
     closers.push(() => scheduler.stop());
+    alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
+    closers.push(() => alerter.stop());
     const reconcile = setInterval(() => void launcher.reconcile().catch((err) => log(`proxy launcher: ${(err as Error).message}`)), 500);
     closers.push(async () => clearInterval(reconcile));
 
@@ -155,6 +169,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await close();
     throw err;
   }
+}
+
+/** A number from the environment (tuning knobs tests turn down), or undefined when unset. */
+function envNumber(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${value}: expected a number of milliseconds`);
+  return n;
 }
 
 async function openOrInitRepository(location: string, passphrase: string, log: (line: string) => void): Promise<Repository> {

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import { AlertKinds, AlertStore, type AlertKind } from '../../alerts/alert-store.ts';
+import { idParam, type RouteContext } from './context.ts';
+
+/** Alert channels (webhooks, e-mail) configured by admins, and the events raised with their deliveries. */
+export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
+  const store = deps.alerter?.store ?? new AlertStore(deps.runs.db);
+
+  app.get('/api/alerts/channels', { onRequest: needs('admin'), schema: { summary: 'Alert channels (never their signing secrets)' } },
+    async () => store.listChannels());
+
+  app.post('/api/alerts/channels', {
+    onRequest: needs('admin'),
+    schema: {
+      summary: 'Add an alert channel; a webhook\'s signing secret is shown once',
+      body: {
+        type: 'object', additionalProperties: false, required: ['name', 'kind', 'target'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 100 }, kind: { type: 'string', enum: ['webhook', 'email'] },
+          target: { type: 'string', minLength: 3, maxLength: 2000, description: 'webhook URL, or e-mail addresses separated by commas' },
+          events: { type: 'array', items: { type: 'string', enum: [...AlertKinds] }, uniqueItems: true, description: 'kinds sent there (default: all)' },
+          secret: { type: 'string', minLength: 16, maxLength: 200, description: 'webhook signing secret (default: generated)' },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const body = req.body as { name: string; kind: 'webhook' | 'email'; target: string; events?: AlertKind[]; secret?: string };
+    return reply.code(201).send(await store.createChannel(body));
+  });
+
+  app.delete('/api/alerts/channels/:id', { onRequest: needs('admin'), schema: { summary: 'Remove an alert channel (id or name)', params: idParam } },
+    async (req) => ({ deleted: await store.deleteChannel((req.params as { id: string }).id) }));
+
+  app.post('/api/alerts/channels/:id/test', { onRequest: needs('admin'), schema: { summary: 'Send a test alert to a channel now', params: idParam } },
+    async (req, reply) => {
+      if (!deps.alerter) return reply.code(503).send({ error: 'alerts are not running on this server' });
+      try {
+        await deps.alerter.sendTest((req.params as { id: string }).id);
+        return { sent: true };
+      } catch (err) {
+        if ((err as Error).name === 'NotFoundError') throw err;
+        return reply.code(502).send({ error: `the test alert was not delivered: ${(err as Error).message}` });
+      }
+    });
+
+  app.get('/api/alerts/events', {
+    onRequest: needs('viewer'),
+    schema: { summary: 'Alert events, newest first, with their deliveries', querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } } },
+  }, async (req) => store.listEvents((req.query as { limit: number }).limit));
+}
