@@ -21,8 +21,10 @@ export function serverCommand(): Command {
     .option('--proxy-idle <seconds>', 'a data proxy stops after this long without work', countArg, 20)
     .option('--bandwidth <size>', 'per second, read limit of each data proxy transfer and write limit of each restore (e.g. 50MiB)')
     .option('--scheduler-interval <ms>', 'how often policies are checked', countArg, 15_000)
-    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number }) => {
+    .option('--faults <profile>', "the hosted emulator's seeded fault profile: 'default' or key=value,… (docs/emulator.md)")
+    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; faults?: string }) => {
       if (opts.bandwidth) sizeArg(opts.bandwidth);
+      if (opts.faults) (await import('../emulator/faults.ts')).parseFaultProfile(opts.faults);
       const { startServer } = await import('../control/server/server.ts');
       const passphrase = process.env.GOLDSNAP_PASSWORD !== undefined || process.env.GOLDSNAP_PASSWORD_FILE ? await readPassphrase(undefined) : undefined;
       const server = await startServer({
@@ -31,6 +33,7 @@ export function serverCommand(): Command {
         azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || undefined,
         emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
         proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log,
+        ...(opts.faults ? { emulatorFaults: opts.faults } : {}),
       });
       log(`goldsnap server listening on ${server.url}`);
       log(`try: bin/goldsnap vms | bin/goldsnap runs | bin/goldsnap points | bin/goldsnap restore <point> --name copy (API token: ${opts.data}/admin-token)`);
@@ -72,7 +75,7 @@ export function proxyCommand(): Command {
 /** `goldsnap emulator`: the Azure emulator's own program (src/emulator/main.ts), with its arguments. */
 export function emulatorCommand(): Command {
   return new Command('emulator')
-    .description('run the Azure emulator on its own: --data DIR [--port N] [--host H] [--demo] [--ticker-ms N --ticker-fraction F] (docs/emulator.md)')
+    .description('run the Azure emulator on its own: --data DIR [--port N] [--host H] [--demo] [--ticker-ms N --ticker-fraction F] [--faults P] (docs/emulator.md)')
     .helpOption(false)
     .allowUnknownOption()
     .argument('[args...]')

@@ -19,6 +19,8 @@ import { EmulatorControl } from './control.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
+import { FaultInjector, parseFaultProfile, type FaultProfile } from './faults.ts';
+import { AZURE_LIMITS, type AzureLimits } from './limits.ts';
 import { writeFileAtomic } from './durable.ts';
 import type { EmulatorConnectionInfo } from './client.ts';
 
@@ -36,6 +38,10 @@ export interface StartEmulatorOptions {
   port?: number;
   /** Override long-running operation durations (ms). */
   timings?: Partial<OperationTimings>;
+  /** Azure's limits, lowered by tests to reach them with small disks (default: Azure's). */
+  limits?: Partial<AzureLimits>;
+  /** A seeded fault profile (src/emulator/faults.ts), or its `--faults` text. */
+  faults?: FaultProfile | string;
 }
 
 export interface Emulator extends EmulatorConnectionInfo {
@@ -49,6 +55,8 @@ export interface Emulator extends EmulatorConnectionInfo {
   connectionFile: string;
   dataDir: string;
   control: EmulatorControl;
+  /** The fault injector when a fault profile is set (its figures: faults injected, retries seen). */
+  faults?: FaultInjector;
   /** Connection info as a plain object (what connection.json holds). */
   connectionInfo(): EmulatorConnectionInfo;
   close(): Promise<void>;
@@ -156,7 +164,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   }
   const store = new ExtentStore(join(dataDir, 'content'));
   await store.init(EmulatorCore.liveContent(st));
-  const core = new EmulatorCore(dataDir, st, store, { ...DEFAULT_TIMINGS, ...opts.timings });
+  const faultProfile = typeof opts.faults === 'string' ? parseFaultProfile(opts.faults) : opts.faults;
+  const faults = faultProfile ? new FaultInjector(faultProfile) : undefined;
+  const timings = { ...DEFAULT_TIMINGS, ...opts.timings };
+  if (faultProfile?.snapshotMs !== undefined) timings.snapshot = faultProfile.snapshotMs;
+  if (faultProfile?.accessMs !== undefined) timings.access = faultProfile.accessMs;
+  const core = new EmulatorCore(dataDir, st, store, timings, { ...AZURE_LIMITS, ...opts.limits });
   const control = new EmulatorControl(core);
 
   const server: Server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
@@ -212,11 +225,25 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       await handleControl(req, res, url, segs.slice(1));
       return;
     }
+    faults?.noteRequest(header(req, 'x-ms-client-request-id'));
     if (segs[0]?.startsWith('md-')) {
+      const fault = faults?.blobFault();
+      if (fault) {
+        await readBody(req, MAX_PUT_PAGE).catch(() => {});
+        throw fault === 'busy'
+          ? new StorageError(503, 'ServerBusy', 'The server is busy.')
+          : new StorageError(500, 'OperationTimedOut', 'Operation could not be completed within the specified time.');
+      }
       await handleBlob(req, res, url);
       return;
     }
     if (!authorized(req, res)) return;
+    if (faults?.armFault()) {
+      await readBody(req, MAX_JSON).catch(() => {});
+      const after = String(faults.profile.retryAfterSeconds);
+      sendArmError(req, res, 429, 'TooManyRequests', `The request is being throttled. Retry after ${after} seconds.`, { 'retry-after': after });
+      return;
+    }
     await handleArm(req, res, url, segs);
   }
 
@@ -306,6 +333,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
           replyResult(req, res, r, apiVersion);
           return;
         }
+        if (method === 'PATCH' && kind === 'disks') {
+          const body = await jsonBody(req);
+          replyResult(req, res, await core.exclusive(() => core.patchDisk(rg, name, body)), apiVersion);
+          return;
+        }
         if (method === 'DELETE') {
           const r = await core.exclusive(() => (kind === 'virtualMachines' ? core.deleteVm(rg, name) : core.deleteDiskOrSnapshot(kind, rg, name)));
           replyResult(req, res, r, apiVersion);
@@ -353,15 +385,37 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     };
   }
 
-  function pageListXml(ranges: Range[], cleared: Range[]): string {
+  /**
+   * As Azure: at most `pageRangesPerResponse` ranges (or `maxresults`) per answer, then a
+   * NextMarker to continue from; a span too fragmented to list in one go times out server-side.
+   */
+  function pageListXml(ranges: Range[], cleared: Range[], url: URL): string {
     const all = [...ranges.map((r) => ({ r, tag: 'PageRange' })), ...cleared.map((r) => ({ r, tag: 'ClearRange' }))].sort((a, b) => a.r.start - b.r.start);
-    return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${all.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}<NextMarker /></PageList>`;
+    if (all.length > core.limits.pageRangesTimeout) {
+      throw new StorageError(500, 'OperationTimedOut', `Operation could not be completed within the specified time: ${all.length} page ranges in the requested span; ask for the page ranges in smaller segments.`);
+    }
+    const marker = url.searchParams.get('marker');
+    let from = 0;
+    if (marker) {
+      const m = /^gs1!(\d+)$/.exec(Buffer.from(marker, 'base64url').toString());
+      if (!m) throw new StorageError(400, 'InvalidQueryParameterValue', `Value for one of the query parameters specified in the request URI is invalid: marker '${marker}'.`);
+      const at = Number(m[1]);
+      from = all.findIndex((e) => e.r.start >= at);
+      if (from < 0) from = all.length;
+    }
+    const max = Math.min(core.limits.pageRangesPerResponse, Number(url.searchParams.get('maxresults') ?? Infinity) || Infinity);
+    const page = all.slice(from, from + max);
+    const next = from + max < all.length ? Buffer.from(`gs1!${all[from + max]!.r.start}`).toString('base64url') : '';
+    return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${page.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}${next ? `<NextMarker>${next}</NextMarker>` : '<NextMarker />'}</PageList>`;
   }
 
   async function handleBlob(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     try {
       const method = req.method ?? 'GET';
       const t = core.resolveSas(url.pathname, url.searchParams);
+      if (t.rec.dataAccessAuthMode === 'AzureActiveDirectory' && header(req, 'authorization') !== `Bearer ${st!.token}`) {
+        throw new StorageError(401, 'NoAuthenticationInformation', `${t.rec.name} has dataAccessAuthMode AzureActiveDirectory: every data request needs an Entra ID bearer token (Authorization: Bearer) besides the SAS.`);
+      }
       const size = t.rec.sizeBytes;
       const comp = url.searchParams.get('comp');
       const rangeHeader = header(req, 'x-ms-range') ?? header(req, 'range');
@@ -390,9 +444,9 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
             throw e;
           }
           const d = core.pageRangesDiff(t, prev, r.offset, r.length);
-          xml = pageListXml(d.changed, d.cleared);
+          xml = pageListXml(d.changed, d.cleared, url);
         } else {
-          xml = pageListXml(core.pageRanges(t, r.offset, r.length), []);
+          xml = pageListXml(core.pageRanges(t, r.offset, r.length), [], url);
         }
         const buf = Buffer.from(xml);
         res.writeHead(200, { ...blobHeaders(req, t), 'content-type': 'application/xml', 'content-length': String(buf.length), 'x-ms-blob-content-length': String(size) });
@@ -407,6 +461,13 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
         if (r) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`;
         res.writeHead(r ? 206 : 200, headers);
         const CH = 4 * 1024 * 1024;
+        if (faults?.dropRead()) {
+          // A connection lost mid-transfer: part of the body, then a reset.
+          const part = await core.store.read(t.rec.contentId, offset, Math.max(1, Math.min(CH, Math.floor(length / 2))));
+          res.write(part);
+          res.destroy();
+          return;
+        }
         for (let o = offset; o < offset + length; o += CH) {
           const chunk = await core.store.read(t.rec.contentId, o, Math.min(CH, offset + length - o));
           if (!res.write(chunk)) await new Promise<void>((ok) => res.once('drain', ok));
@@ -493,6 +554,19 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       res.end(buf);
       return;
     }
+    if (route === 'GET faults') {
+      sendJson(req, res, 200, faults ? { profile: faults.profile, ...faults.figures() } : { profile: null });
+      return;
+    }
+    if (route === 'GET grants') {
+      sendJson(req, res, 200, { value: core.activeGrants() });
+      return;
+    }
+    if (route === 'POST expire-sas') {
+      // Time passing for the SAS links only: every one given so far is now expired.
+      sendJson(req, res, 200, { expired: await core.exclusive(() => core.expireGrants()) });
+      return;
+    }
     if (route === 'POST seed-demo') {
       sendJson(req, res, 200, { value: await control.seedDemo() });
       return;
@@ -516,6 +590,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     connectionFile,
     dataDir,
     control,
+    ...(faults ? { faults } : {}),
     connectionInfo: () => ({ ...connection }),
     async close() {
       if (closed) return;

@@ -34,6 +34,8 @@ export interface RunDisk {
   fixedIndex?: string;
   stats?: DiskBackupStats;
   incremental?: boolean;
+  /** Why the disk was read in full although it had a golden snapshot (the cloud refused the diff). */
+  fullReadReason?: string;
   bytesDone: number;
   bytesTotal: number;
   transferred: boolean;
@@ -50,6 +52,8 @@ export interface Run {
   scheduledFor?: string;
   step: RunStep;
   error?: string;
+  /** What went less well than planned but did not fail the run (e.g. a disk read in full). */
+  warnings?: string[];
   disks: RunDisk[];
   recoveryPointId?: string;
   /** Set before the recovery point is written: a resumed commit looks for one it may have left. */

@@ -18,6 +18,8 @@ export interface TransferJobResult {
   fixedIndex: string;
   stats: DiskBackupStats;
   incremental: boolean;
+  /** Why the disk was read in full although it had a golden snapshot. */
+  fullReadReason?: string;
 }
 
 export type ProxyJobResult = TransferJobResult | CloudRestoreResult;

@@ -34,6 +34,8 @@ export interface ServerOptions {
   emulatorConnectionFile?: string;
   /** Seed the emulator with demo VMs and a demo policy on first start. */
   demo: boolean;
+  /** Fault profile of the hosted emulator (`--faults`, src/emulator/faults.ts). */
+  emulatorFaults?: string;
   proxyIdleSeconds: number;
   proxyBandwidth?: string;
   schedulerIntervalMs: number;
@@ -73,7 +75,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`emulator: the one of ${opts.emulatorConnectionFile}`);
     } else {
       const { startEmulator } = await import('../../emulator/emulator.ts');
-      const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0 });
+      const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0, ...(opts.emulatorFaults ? { faults: opts.emulatorFaults } : {}) });
+      if (emulator.faults) log(`emulator: fault profile ${JSON.stringify(emulator.faults.profile)}`);
       closers.push(() => emulator.close());
       if (opts.demo && emulator.control.listVms().length === 0) {
         log('emulator: creating the demo VMs (once)');
