@@ -89,6 +89,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       cloudEnv.GOLDSNAP_CLOUD = 'emulator';
       cloudEnv.GOLDSNAP_EMULATOR = emulator.connectionFile;
     }
+    // Read grants left open by proxies that died with an earlier server: they would block deletes
+    // and count against Azure's 5 SAS per snapshot family. A live proxy whose grant this revokes renews it.
+    const swept = await cloud.releaseLeftoverAccess?.().catch((err: unknown) => {
+      log(`could not release leftover snapshot access: ${(err as Error).message}`);
+      return 0;
+    });
+    if (swept) log(`released ${swept} snapshot access grant(s) left open by an earlier run`);
 
     const db: Database = await openDatabase(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : { dataDir });
     closers.push(() => db.close());
