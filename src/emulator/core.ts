@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
 import { Mutex } from './durable.ts';
-import { AZURE_LIMITS, type AzureLimits } from './limits.ts';
+import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
 import {
   keyOf,
   saveState,
@@ -225,6 +225,14 @@ export class EmulatorCore {
     return out;
   }
 
+  /** How far a snapshot's background copy is (100 for the disk types that need none, once created). */
+  copyPercent(s: SnapshotRec): number {
+    if (s.copyDoneAt === undefined || s.copyStartedAt === undefined) return Date.now() >= s.readyAt ? 100 : 50;
+    const now = Date.now();
+    if (now >= s.copyDoneAt) return 100;
+    return Math.floor(((now - s.copyStartedAt) / Math.max(1, s.copyDoneAt - s.copyStartedAt)) * 100);
+  }
+
   renderSnapshot(s: SnapshotRec): Record<string, unknown> {
     const props: Record<string, unknown> = {
       ...this.#contentProps(s),
@@ -233,7 +241,7 @@ export class EmulatorCore {
     };
     if (s.incremental) {
       props['incrementalSnapshotFamilyId'] = s.family;
-      props['completionPercent'] = Date.now() >= s.readyAt ? 100 : 50;
+      props['completionPercent'] = this.copyPercent(s);
     }
     return {
       name: s.name,
@@ -495,6 +503,10 @@ export class EmulatorCore {
       ...(src.rec.networkAccessPolicy ? { networkAccessPolicy: src.rec.networkAccessPolicy } : {}),
       ...(src.rec.dataAccessAuthMode ? { dataAccessAuthMode: src.rec.dataAccessAuthMode } : {}),
     };
+    if (incremental && src.kind === 'disks' && BACKGROUND_COPY_SKUS.includes(src.rec.skuName)) {
+      rec.copyStartedAt = Date.now();
+      rec.copyDoneAt = Date.now() + this.timings.snapshot + this.limits.backgroundCopyMs;
+    }
     if (incremental && src.kind === 'disks') {
       const d = src.rec as DiskRec;
       d.snapshotTimes = [...(d.snapshotTimes ?? []).filter((t) => t > Date.now() - this.limits.snapshotWindowMs), Date.now()];
@@ -522,6 +534,12 @@ export class EmulatorCore {
     const total = Object.values(this.st.snapshots).filter((s) => s.incremental && s.family === d.family).length;
     if (total >= this.limits.snapshotsPerDisk) {
       throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} already has ${total} incremental snapshots, the most Azure allows per disk; delete some first.`);
+    }
+    if (BACKGROUND_COPY_SKUS.includes(d.skuName)) {
+      const pending = Object.values(this.st.snapshots).filter((s) => s.family === d.family && s.copyDoneAt !== undefined && s.copyDoneAt > Date.now()).length;
+      if (pending >= this.limits.pendingCopiesPerDisk) {
+        throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} (${d.skuName}) already has ${pending} snapshots whose background copy is not complete, the most Azure allows; wait for completionPercent 100.`);
+      }
     }
   }
 
@@ -599,6 +617,9 @@ export class EmulatorCore {
     }
     if (current && current !== access) throw new ArmError(409, 'OperationNotAllowed', `${rec.name} already has active ${current} access. Call endGetAccess first.`);
     if (Date.now() < rec.readyAt) throw new ArmError(409, 'OperationNotAllowed', `${rec.name} is still being provisioned.`);
+    if (kind === 'snapshots' && this.copyPercent(rec as SnapshotRec) < 100) {
+      throw new ArmError(409, 'OperationNotAllowed', `Snapshot ${rec.name} cannot be accessed until its background copy completes (completionPercent ${this.copyPercent(rec as SnapshotRec)}).`);
+    }
     if (rec.networkAccessPolicy === 'DenyAll') {
       throw new ArmError(403, 'OperationNotAllowed', `${rec.name} has networkAccessPolicy DenyAll: export (beginGetAccess) is not allowed. Set networkAccessPolicy to AllowAll, or AllowPrivate with a disk access resource.`);
     }

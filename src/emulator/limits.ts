@@ -21,6 +21,13 @@ export interface AzureLimits {
   snapshotsPerDisk: number;
   /** A resize that crosses this size starts a new diff epoch: no diff across it. */
   resizeBoundaryBytes: number;
+  /**
+   * Ultra and Premium SSD v2 snapshots are readable only once a background copy reaches
+   * completionPercent 100; how long it takes here (Azure: minutes to hours, by size).
+   */
+  backgroundCopyMs: number;
+  /** Such snapshots still copying, per disk. */
+  pendingCopiesPerDisk: number;
 }
 
 export const AZURE_LIMITS: AzureLimits = {
@@ -31,4 +38,9 @@ export const AZURE_LIMITS: AzureLimits = {
   snapshotWindowMs: 5 * 60_000,
   snapshotsPerDisk: 500,
   resizeBoundaryBytes: 4 * 1024 ** 4,
+  backgroundCopyMs: 30_000,
+  pendingCopiesPerDisk: 3,
 };
+
+/** Disk types whose snapshots need a background copy before use (disks-instant-access-snapshots). */
+export const BACKGROUND_COPY_SKUS = ['UltraSSD_LRS', 'PremiumV2_LRS'];

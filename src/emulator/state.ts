@@ -42,6 +42,9 @@ export interface DiskRec extends ContentRec {
 
 export interface SnapshotRec extends ContentRec {
   incremental: boolean;
+  /** Ultra / Premium SSD v2: when the background copy started and ends (epoch ms). */
+  copyStartedAt?: number;
+  copyDoneAt?: number;
 }
 
 export interface VmRec {

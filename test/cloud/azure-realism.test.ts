@@ -195,3 +195,27 @@ test('under a seeded fault profile the adapter reads bit for bit and every fault
   assert.ok(f.retries > 0, JSON.stringify(f));
   assert.deepEqual((await control(faulty, 'GET', 'grants')).value, []);
 });
+
+test('Premium SSD v2 snapshots: readable at completionPercent 100, at most 3 copying per disk', async () => {
+  for (const copyMs of [120_000, 1000]) {
+    const emu = await startOne({ limits: { backgroundCopyMs: copyMs } });
+    const c = cloudOf(emu);
+    const o = emulatorClientOptions(emu.connectionInfo());
+    const arm = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+    const d = await arm.disks.beginCreateOrUpdateAndWait('rg-v2', 'v2-1', { location: 'westeurope', sku: { name: 'PremiumV2_LRS' }, diskSizeGB: 1, creationData: { createOption: 'Empty' } }, FAST);
+    const disk = { id: d.id!, name: d.name!, region: 'westeurope', sizeBytes: d.diskSizeBytes!, role: 'data' as const };
+    if (copyMs > 60_000) {
+      const first = await c.createSnapshot({ disk, name: 'v2-a', tags: GOLDSNAP_TAGS });
+      await c.createSnapshot({ disk, name: 'v2-b', tags: GOLDSNAP_TAGS });
+      await c.createSnapshot({ disk, name: 'v2-c', tags: GOLDSNAP_TAGS });
+      await assert.rejects(c.createSnapshot({ disk, name: 'v2-d', tags: GOLDSNAP_TAGS }), /3 snapshots whose background copy is not complete/);
+      assert.ok(((await arm.snapshots.get('rg-v2', 'v2-a')).completionPercent ?? 100) < 100, 'still copying');
+      await assert.rejects(c.openSnapshot(first), /until its background copy completes/);
+    } else {
+      const s = await c.createSnapshot({ disk, name: 'v2-a', tags: GOLDSNAP_TAGS });
+      await c.waitForSnapshot(s.id);
+      assert.equal((await arm.snapshots.get('rg-v2', 'v2-a')).completionPercent, 100);
+      assert.deepEqual(await c.allocatedRanges(s), [], 'readable once copied');
+    }
+  }
+});
