@@ -219,3 +219,19 @@ test('Premium SSD v2 snapshots: readable at completionPercent 100, at most 3 cop
     }
   }
 });
+
+test('the route table answers unknown methods and resource types as ARM does', async () => {
+  const call = (method: string, path: string) => new Promise<{ status: number; code: string }>((resolve, reject) => {
+    const req = request(new URL(`${path}?api-version=2024-03-02`, emulator.armEndpoint), { method, ca: emulator.caCertPem, headers: { authorization: `Bearer ${emulator.token}` } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: JSON.parse(Buffer.concat(parts).toString()).error.code }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const rg = `/subscriptions/${emulator.subscriptionId}/resourceGroups/rg-real/providers/Microsoft.Compute`;
+  assert.deepEqual(await call('PATCH', `${rg}/snapshots/none`), { status: 405, code: 'MethodNotAllowed' });
+  assert.deepEqual(await call('GET', `${rg}/galleries/none`), { status: 404, code: 'InvalidResourceType' });
+  assert.deepEqual(await call('GET', `${rg.toUpperCase().replace(emulator.subscriptionId.toUpperCase(), emulator.subscriptionId)}/DISKS/none`), { status: 404, code: 'ResourceNotFound' }, 'paths are case-insensitive');
+});
