@@ -25,6 +25,8 @@ export interface AzureCloudOptions {
 }
 
 const ACCESS_SECONDS = 3600;
+/** Azure lets at most 5 snapshots of one incremental snapshot family have an active SAS. */
+const SAS_PER_FAMILY = 5;
 /** Get Page Ranges on a whole large disk can time out; Azure advises asking in segments. */
 const PAGE_RANGE_SEGMENT = 8 * 1024 ** 3;
 /** Put Page takes at most 4 MiB per request. */
@@ -83,6 +85,8 @@ export class AzureCloud implements Cloud {
   /** Open SAS grants by resource id, shared by concurrent users, renewed before expiry, revoked by the last. */
   readonly grants: SasGrants;
   private readonly poll: { updateIntervalInMs?: number };
+  /** Snapshots holding a SAS, by incremental snapshot family: a sixth waits for one to end. */
+  private readonly familySas = new Map<string, { holders: Set<string>; waiters: Array<() => void> }>();
 
   constructor(opts: AzureCloudOptions) {
     this.opts = opts;
@@ -96,7 +100,11 @@ export class AzureCloud implements Cloud {
       grant: (id, access, kind) => this.grantAccess(id, access, kind),
       revoke: async (id, kind) => {
         const { resourceGroup, name } = parseResourceId(id);
-        await (kind === 'snapshots' ? this.compute.snapshots : this.compute.disks).beginRevokeAccessAndWait(resourceGroup, name, this.poll);
+        try {
+          await (kind === 'snapshots' ? this.compute.snapshots : this.compute.disks).beginRevokeAccessAndWait(resourceGroup, name, this.poll);
+        } finally {
+          this.leaveFamily(id);
+        }
       },
     }, opts.sasDurationSeconds ?? ACCESS_SECONDS);
   }
@@ -114,9 +122,38 @@ export class AzureCloud implements Cloud {
     if (res.networkAccessPolicy === 'DenyAll') {
       throw new Error(`cannot read ${what}: its networkAccessPolicy is DenyAll, which blocks export of its data. Set networkAccessPolicy to AllowAll on the disk (and its snapshots), or AllowPrivate with a disk access resource reachable from the data proxy; check the Azure Policy that may enforce DenyAll.`);
     }
-    const a = await ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS }, this.poll);
-    if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
-    return { url: a.accessSAS, aad: res.dataAccessAuthMode === 'AzureActiveDirectory' };
+    const family = (res as Snapshot).incrementalSnapshotFamilyId;
+    if (kind === 'snapshots' && family) await this.joinFamily(family, id);
+    try {
+      const a = await ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS }, this.poll);
+      if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
+      return { url: a.accessSAS, aad: res.dataAccessAuthMode === 'AzureActiveDirectory' };
+    } catch (err) {
+      this.leaveFamily(id);
+      throw err;
+    }
+  }
+
+  /** Takes one of the family's SAS places for snapshot `id` (kept across renewals), waiting for one if all are taken. */
+  private async joinFamily(family: string, id: string): Promise<void> {
+    for (;;) {
+      let f = this.familySas.get(family);
+      if (!f) this.familySas.set(family, (f = { holders: new Set(), waiters: [] }));
+      if (f.holders.has(id)) return;
+      if (f.holders.size < SAS_PER_FAMILY) {
+        f.holders.add(id);
+        return;
+      }
+      await new Promise<void>((resolve) => f.waiters.push(resolve));
+    }
+  }
+
+  private leaveFamily(id: string): void {
+    for (const [family, f] of this.familySas) {
+      if (!f.holders.delete(id)) continue;
+      for (const wake of f.waiters.splice(0)) wake();
+      if (f.holders.size === 0 && f.waiters.length === 0) this.familySas.delete(family);
+    }
   }
 
   async listVms(): Promise<CloudVm[]> {
@@ -229,6 +266,7 @@ export class AzureCloud implements Cloud {
         if (isNotFound(err)) return;
         if (!isConflict(err) || attempt > 0) throw err;
         this.grants.forget(id);
+        this.leaveFamily(id);
         await ops.beginRevokeAccessAndWait(resourceGroup, name, this.poll);
       }
     }

@@ -235,3 +235,20 @@ test('the route table answers unknown methods and resource types as ARM does', a
   assert.deepEqual(await call('GET', `${rg}/galleries/none`), { status: 404, code: 'InvalidResourceType' });
   assert.deepEqual(await call('GET', `${rg.toUpperCase().replace(emulator.subscriptionId.toUpperCase(), emulator.subscriptionId)}/DISKS/none`), { status: 404, code: 'ResourceNotFound' }, 'paths are case-insensitive');
 });
+
+test('the adapter never holds more than 5 SAS of one snapshot family: a sixth reader waits for a place', async () => {
+  const emu = await startOne();
+  const c = cloudOf(emu);
+  const { disk } = await fragmentedVm(emu, 'fam-6', 4 * MiB, 2, MiB);
+  const snaps: CloudSnapshot[] = [];
+  for (let i = 0; i < 6; i++) snaps.push(await c.createSnapshot({ disk, name: `six-${i}`, tags: GOLDSNAP_TAGS }));
+  const readers = await Promise.all(snaps.slice(0, 5).map((s) => c.openSnapshot(s)));
+  const sixth = c.openSnapshot(snaps[5]!);
+  assert.equal((await control(emu, 'GET', 'grants')).value.length, 5, 'Azure would refuse a sixth');
+  await readers[0]!.close();
+  const r6 = await sixth;
+  const buf = Buffer.alloc(4096);
+  await r6.read(0, buf);
+  for (const r of [...readers.slice(1), r6]) await r.close();
+  assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
+});
