@@ -32,8 +32,10 @@ export function serverCommand(): Command {
     .option('--scheduler-interval <ms>', 'how often policies are checked', countArg, 15_000)
     .option('--proxy-launcher <kind>', 'where data proxies run: local (child processes) or aci (Azure Container Instances in each region; env GOLDSNAP_PROXY_LAUNCHER)', process.env.GOLDSNAP_PROXY_LAUNCHER ?? 'local')
     .option('--log-format <format>', 'text, or json: one JSON object a line on stderr, API requests included (env GOLDSNAP_LOG_FORMAT)', logFormatArg, process.env.GOLDSNAP_LOG_FORMAT || 'text')
-    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string; logFormat: 'text' | 'json' }) => {
+    .option('--faults <profile>', "the hosted emulator's seeded fault profile: 'default' or key=value,… (docs/emulator.md)")
+    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string; logFormat: 'text' | 'json'; faults?: string }) => {
       if (opts.bandwidth) sizeArg(opts.bandwidth);
+      if (opts.faults) (await import('../emulator/faults.ts')).parseFaultProfile(opts.faults);
       process.env.GOLDSNAP_LOG_FORMAT = opts.logFormat;
       const logger = opts.logFormat === 'json' ? (await import('../control/server/json-log.ts')).jsonLogger() : undefined;
       const log = logger ? (line: string) => logger.info(line) : textLog;
@@ -46,6 +48,7 @@ export function serverCommand(): Command {
         emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
         proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log, ...(logger ? { logger } : {}),
         proxyLauncher: opts.proxyLauncher, serverRegion: process.env.GOLDSNAP_SERVER_REGION || undefined,
+        ...(opts.faults ? { emulatorFaults: opts.faults } : {}),
       });
       log(`goldsnap server listening on ${server.url}`);
       log(`try: bin/goldsnap vms | bin/goldsnap runs | bin/goldsnap points | bin/goldsnap restore <point> --name copy (API token: ${opts.data}/admin-token)`);
@@ -89,7 +92,7 @@ export function proxyCommand(): Command {
 /** `goldsnap emulator`: the Azure emulator's own program (src/emulator/main.ts), with its arguments. */
 export function emulatorCommand(): Command {
   return new Command('emulator')
-    .description('run the Azure emulator on its own: --data DIR [--port N] [--host H] [--demo] [--ticker-ms N --ticker-fraction F] (docs/emulator.md)')
+    .description('run the Azure emulator on its own: --data DIR [--port N] [--host H] [--demo] [--ticker-ms N --ticker-fraction F] [--faults P] (docs/emulator.md)')
     .helpOption(false)
     .allowUnknownOption()
     .argument('[args...]')

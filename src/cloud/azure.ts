@@ -6,6 +6,8 @@ import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import { parseResourceId, sameResource } from './azure-ids.ts';
 import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type SnapshotRequest } from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
+import { SasGrants, type SasLease } from './azure-sas.ts';
+import { DiffRefusedError } from './diff-refused.ts';
 
 export interface AzureCloudOptions {
   subscriptionId: string;
@@ -18,10 +20,13 @@ export interface AzureCloudOptions {
   vmSize?: string;
   /** How often long-running operations are polled (the SDK's default is 2 s; the emulator is quicker). */
   pollIntervalMs?: number;
+  /** How long a SAS is asked for; it is renewed before it expires (default 1 hour). */
+  sasDurationSeconds?: number;
 }
 
-/** How long a read or write SAS is asked for; long transfers renew nothing, so be generous. */
-const ACCESS_SECONDS = 6 * 3600;
+const ACCESS_SECONDS = 3600;
+/** Azure lets at most 5 snapshots of one incremental snapshot family have an active SAS. */
+const SAS_PER_FAMILY = 5;
 /** Get Page Ranges on a whole large disk can time out; Azure advises asking in segments. */
 const PAGE_RANGE_SEGMENT = 8 * 1024 ** 3;
 /** Put Page takes at most 4 MiB per request. */
@@ -35,8 +40,38 @@ function isConflict(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 409;
 }
 
-/** Get Page Ranges returns at most 10,000 ranges; a busier segment is asked again in halves down to this. */
-const MIN_PAGE_RANGE_SEGMENT = 16 * 1024 ** 2;
+/**
+ * A diff (which the SDK cannot page for managed disks) that comes back truncated at 10,000 ranges
+ * is asked again in halves, down to this: 4 MiB holds at most 4,096 separate 512-byte ranges, so
+ * an answer for it is always whole.
+ */
+const MIN_PAGE_RANGE_SEGMENT = 4 * 1024 ** 2;
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+function errorCodeOf(err: unknown): string | undefined {
+  const e = err as { code?: string; details?: { errorCode?: string } };
+  return e.details?.errorCode ?? e.code;
+}
+
+/** Azure answers a request for the page ranges of too fragmented a span with 500 OperationTimedOut. */
+function isServerTimeout(err: unknown): boolean {
+  return statusOf(err) === 500 && errorCodeOf(err) === 'OperationTimedOut';
+}
+
+/** Seconds a 429 asks to wait (Retry-After), or undefined when `err` is not throttling. */
+function throttledFor(err: unknown): number | undefined {
+  if (statusOf(err) !== 429) return undefined;
+  const h = (err as { response?: { headers?: { get(name: string): string | undefined } } }).response?.headers?.get('retry-after');
+  const n = Number(h);
+  return Number.isFinite(n) && n >= 0 ? n : 5;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /**
  * The `azure` cloud on the official SDKs: @azure/arm-compute for VMs, disks and snapshots,
@@ -47,14 +82,78 @@ export class AzureCloud implements Cloud {
   readonly kind = 'azure';
   private readonly compute: ComputeManagementClient;
   private readonly opts: AzureCloudOptions;
-  /** Open SAS grants by resource id, shared by concurrent users and revoked by the last. */
-  private readonly grants = new Map<string, { url: Promise<string>; users: number }>();
+  /** Open SAS grants by resource id, shared by concurrent users, renewed before expiry, revoked by the last. */
+  readonly grants: SasGrants;
   private readonly poll: { updateIntervalInMs?: number };
+  /** Snapshots holding a SAS, by incremental snapshot family: a sixth waits for one to end. */
+  private readonly familySas = new Map<string, { holders: Set<string>; waiters: Array<() => void> }>();
 
   constructor(opts: AzureCloudOptions) {
     this.opts = opts;
-    this.compute = new ComputeManagementClient(opts.credential, opts.subscriptionId, opts.computeOptions);
+    // The SDK pipeline retries 429 (after Retry-After), 5xx and dropped connections; a bad day on
+    // Azure needs more than its default 3 tries.
+    this.compute = new ComputeManagementClient(opts.credential, opts.subscriptionId, {
+      ...opts.computeOptions, retryOptions: { maxRetries: 8, ...opts.computeOptions?.retryOptions },
+    });
     this.poll = opts.pollIntervalMs === undefined ? {} : { updateIntervalInMs: opts.pollIntervalMs };
+    this.grants = new SasGrants({
+      grant: (id, access, kind) => this.grantAccess(id, access, kind),
+      revoke: async (id, kind) => {
+        const { resourceGroup, name } = parseResourceId(id);
+        try {
+          await (kind === 'snapshots' ? this.compute.snapshots : this.compute.disks).beginRevokeAccessAndWait(resourceGroup, name, this.poll);
+        } finally {
+          this.leaveFamily(id);
+        }
+      },
+    }, opts.sasDurationSeconds ?? ACCESS_SECONDS);
+  }
+
+  /**
+   * beginGetAccess, after a look at the resource: a disk locked down by networkAccessPolicy gets an
+   * error that says what to change, and one with dataAccessAuthMode AzureActiveDirectory is read
+   * with the credential's Entra token besides the SAS.
+   */
+  private async grantAccess(id: string, access: 'Read' | 'Write', kind: 'snapshots' | 'disks'): Promise<{ url: string; aad: boolean }> {
+    const { resourceGroup, name } = parseResourceId(id);
+    const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
+    const res: Disk | Snapshot = await ops.get(resourceGroup, name);
+    const what = kind === 'snapshots' ? `snapshot ${name}${res.creationData?.sourceResourceId ? ` (of disk ${parseResourceId(res.creationData.sourceResourceId).name})` : ''}` : `disk ${name}`;
+    if (res.networkAccessPolicy === 'DenyAll') {
+      throw new Error(`cannot read ${what}: its networkAccessPolicy is DenyAll, which blocks export of its data. Set networkAccessPolicy to AllowAll on the disk (and its snapshots), or AllowPrivate with a disk access resource reachable from the data proxy; check the Azure Policy that may enforce DenyAll.`);
+    }
+    const family = (res as Snapshot).incrementalSnapshotFamilyId;
+    if (kind === 'snapshots' && family) await this.joinFamily(family, id);
+    try {
+      const a = await ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS }, this.poll);
+      if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
+      return { url: a.accessSAS, aad: res.dataAccessAuthMode === 'AzureActiveDirectory' };
+    } catch (err) {
+      this.leaveFamily(id);
+      throw err;
+    }
+  }
+
+  /** Takes one of the family's SAS places for snapshot `id` (kept across renewals), waiting for one if all are taken. */
+  private async joinFamily(family: string, id: string): Promise<void> {
+    for (;;) {
+      let f = this.familySas.get(family);
+      if (!f) this.familySas.set(family, (f = { holders: new Set(), waiters: [] }));
+      if (f.holders.has(id)) return;
+      if (f.holders.size < SAS_PER_FAMILY) {
+        f.holders.add(id);
+        return;
+      }
+      await new Promise<void>((resolve) => f.waiters.push(resolve));
+    }
+  }
+
+  private leaveFamily(id: string): void {
+    for (const [family, f] of this.familySas) {
+      if (!f.holders.delete(id)) continue;
+      for (const wake of f.waiters.splice(0)) wake();
+      if (f.holders.size === 0 && f.waiters.length === 0) this.familySas.delete(family);
+    }
   }
 
   async listVms(): Promise<CloudVm[]> {
@@ -116,10 +215,19 @@ export class AzureCloud implements Cloud {
     const { resourceGroup, name } = parseResourceId(id);
     // An incremental snapshot is readable only once its background copy is complete.
     for (;;) {
-      const snapshot = await this.compute.snapshots.get(resourceGroup, name);
+      let snapshot: Snapshot;
+      try {
+        snapshot = await this.compute.snapshots.get(resourceGroup, name);
+      } catch (err) {
+        // Throttled past the pipeline's own retries: wait as long as Azure asks, then poll again.
+        const wait = throttledFor(err);
+        if (wait === undefined) throw err;
+        await sleep(wait * 1000);
+        continue;
+      }
       if (snapshot.copyCompletionError) throw new Error(`snapshot ${name} failed to copy: ${snapshot.copyCompletionError.errorMessage}`);
       if ((snapshot.completionPercent ?? 100) >= 100) return;
-      await new Promise((resolve) => setTimeout(resolve, this.opts.pollIntervalMs ?? 2000));
+      await sleep(this.opts.pollIntervalMs ?? 2000);
     }
   }
 
@@ -157,69 +265,90 @@ export class AzureCloud implements Cloud {
       } catch (err) {
         if (isNotFound(err)) return;
         if (!isConflict(err) || attempt > 0) throw err;
-        this.grants.delete(id);
+        this.grants.forget(id);
+        this.leaveFamily(id);
         await ops.beginRevokeAccessAndWait(resourceGroup, name, this.poll);
       }
     }
   }
 
-  /** Grants read access to a snapshot (or reuses an open grant) and returns its SAS URL. */
-  private async acquire(id: string, access: 'Read' | 'Write' = 'Read', kind: 'snapshots' | 'disks' = 'snapshots'): Promise<string> {
-    let grant = this.grants.get(id);
-    if (!grant) {
-      const { resourceGroup, name } = parseResourceId(id);
-      const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
-      const url = ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: ACCESS_SECONDS }, this.poll).then((a) => {
-        if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
-        return a.accessSAS;
+  private blob(url: string, aad = false): PageBlobClient {
+    // The SAS in the URL is the credential; a disk with dataAccessAuthMode AzureActiveDirectory
+    // also wants the Entra token of our own credential on every request.
+    return new PageBlobClient(url, aad ? this.opts.credential : new AnonymousCredential(), this.opts.blobOptions);
+  }
+
+  /**
+   * Page ranges of [offset, offset + count), following NextMarker; a span that times out
+   * server-side (too fragmented) is asked again in halves.
+   */
+  private async listRanges(lease: SasLease, offset: number, count: number, into: ByteRange[]): Promise<void> {
+    try {
+      const found = await lease.run(async (url, aad) => {
+        const out: ByteRange[] = [];
+        for await (const page of this.blob(url, aad).listPageRanges(offset, count).byPage()) {
+          for (const r of page.pageRange ?? []) out.push({ offset: r.start, length: r.end - r.start + 1 });
+        }
+        return out;
       });
-      grant = { url, users: 0 };
-      this.grants.set(id, grant);
-      url.catch(() => this.grants.delete(id));
+      into.push(...found);
+    } catch (err) {
+      if (!isServerTimeout(err) || count <= MIN_PAGE_RANGE_SEGMENT) throw err;
+      const half = Math.ceil(count / 2 / 512) * 512;
+      await this.listRanges(lease, offset, half, into);
+      await this.listRanges(lease, offset + half, count - half, into);
     }
-    grant.users++;
-    return grant.url;
-  }
-
-  private async release(id: string, kind: 'snapshots' | 'disks' = 'snapshots'): Promise<void> {
-    const grant = this.grants.get(id);
-    if (!grant || --grant.users > 0) return;
-    this.grants.delete(id);
-    const { resourceGroup, name } = parseResourceId(id);
-    const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
-    await ops.beginRevokeAccessAndWait(resourceGroup, name, this.poll);
-  }
-
-  private blob(url: string): PageBlobClient {
-    // The SAS in the URL is the credential.
-    return new PageBlobClient(url, new AnonymousCredential(), this.opts.blobOptions);
   }
 
   async allocatedRanges(snapshot: CloudSnapshot): Promise<ByteRange[]> {
-    const url = await this.acquire(snapshot.id);
+    const lease = await this.grants.acquire(snapshot.id);
     try {
-      const client = this.blob(url);
       const ranges: ByteRange[] = [];
-      for await (const r of client.listPageRanges(0, snapshot.sizeBytes)) {
-        if (!r.isClear) ranges.push({ offset: r.start, length: r.end - r.start + 1 });
+      // In segments, as Azure advises for large disks: a whole-disk request can time out.
+      for (let offset = 0; offset < snapshot.sizeBytes; offset += PAGE_RANGE_SEGMENT) {
+        await this.listRanges(lease, offset, Math.min(PAGE_RANGE_SEGMENT, snapshot.sizeBytes - offset), ranges);
       }
       return ranges;
     } finally {
-      await this.release(snapshot.id);
+      await lease.release();
     }
   }
 
   async changedRanges(base: CloudSnapshot, snapshot: CloudSnapshot): Promise<ByteRange[]> {
-    const baseUrl = await this.acquire(base.id);
+    const baseLease = await this.grants.acquire(base.id);
     try {
-      const client = this.blob(await this.acquire(snapshot.id));
+      const lease = await this.grants.acquire(snapshot.id);
       try {
         const ranges: ByteRange[] = [];
+        const ask = async (offset: number, count: number) => {
+          for (let attempt = 0; ; attempt++) {
+            const { url: baseUrl } = await baseLease.url();
+            try {
+              return await lease.run((url, aad) => this.blob(url, aad).getPageRangesDiffForManagedDisks(offset, count, baseUrl));
+            } catch (err) {
+              // The previous snapshot's SAS may have expired too: renew it once before believing a refusal.
+              const refused = statusOf(err) === 409 && errorCodeOf(err) === 'PreviousSnapshotNotFound';
+              if (refused && attempt === 0) {
+                await baseLease.renew(baseUrl);
+                continue;
+              }
+              if (refused) throw new DiffRefusedError(`${snapshot.name} and ${base.name}: ${(err as Error).message.split('\n')[0]}`);
+              throw err;
+            }
+          }
+        };
         const diff = async (offset: number, count: number): Promise<void> => {
-          const page = await client.getPageRangesDiffForManagedDisks(offset, count, baseUrl);
-          // A truncated answer (more than 10,000 ranges) would silently miss changes: ask in halves.
-          // The typed response drops the NextMarker that the generated model parses into continuationToken.
-          if ((page._response.parsedBody as { continuationToken?: string }).continuationToken) {
+          let page;
+          try {
+            page = await ask(offset, count);
+          } catch (err) {
+            if (!isServerTimeout(err) || count <= MIN_PAGE_RANGE_SEGMENT) throw err;
+            page = undefined;
+          }
+          // A truncated answer (more than 10,000 ranges) would silently miss changes, and the SDK
+          // cannot page a managed-disk diff: ask in halves. The typed response leaves out the
+          // NextMarker, which the generated model parses into a continuationToken the object keeps.
+          if (!page || (page as { continuationToken?: string }).continuationToken) {
             if (count <= MIN_PAGE_RANGE_SEGMENT) throw new Error(`Azure returned an incomplete list of changed ranges for ${count} bytes of ${snapshot.name}`);
             const half = Math.ceil(count / 2 / 512) * 512;
             await diff(offset, half);
@@ -235,27 +364,47 @@ export class AzureCloud implements Cloud {
         }
         return ranges.sort((a, b) => a.offset - b.offset);
       } finally {
-        await this.release(snapshot.id);
+        await lease.release();
       }
     } finally {
-      await this.release(base.id);
+      await baseLease.release();
     }
   }
 
   async openSnapshot(snapshot: CloudSnapshot): Promise<DiskReader> {
-    const client = this.blob(await this.acquire(snapshot.id));
+    const lease = await this.grants.acquire(snapshot.id);
+    let client: { url: string; blob: PageBlobClient } | undefined;
     let closed = false;
     return {
       sizeBytes: snapshot.sizeBytes,
       read: async (offset, into) => {
-        await client.downloadToBuffer(Buffer.from(into.buffer, into.byteOffset, into.byteLength), offset, into.byteLength, { concurrency: 1 });
+        // A SAS that expires mid-disk is renewed and the read goes on where it was.
+        await lease.run(async (url, aad) => {
+          if (client?.url !== url) client = { url, blob: this.blob(url, aad) };
+          await client.blob.downloadToBuffer(Buffer.from(into.buffer, into.byteOffset, into.byteLength), offset, into.byteLength, { concurrency: 1, maxRetryRequestsPerBlock: 8 });
+        });
       },
       close: async () => {
         if (closed) return;
         closed = true;
-        await this.release(snapshot.id);
+        await lease.release();
       },
     };
+  }
+
+  /**
+   * Revokes the read grants Goldsnap left open on its snapshots (a proxy killed mid-read leaves
+   * one for hours, which blocks the snapshot's deletion and counts against Azure's 5 per family).
+   */
+  async releaseLeftoverAccess(): Promise<number> {
+    let n = 0;
+    for await (const s of this.compute.snapshots.list()) {
+      if (s.tags?.[GOLDSNAP_TAG] !== 'true' || s.diskState !== 'ActiveSAS') continue;
+      const { resourceGroup, name } = parseResourceId(s.id!);
+      await this.compute.snapshots.beginRevokeAccessAndWait(resourceGroup, name, this.poll);
+      n++;
+    }
+    return n;
   }
 
   async createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
@@ -265,21 +414,22 @@ export class AzureCloud implements Cloud {
       creationData: { createOption: 'Upload', uploadSizeBytes: req.sizeBytes + VHD_FOOTER_BYTES },
     }, this.poll);
     const disk = { ...this.toCloudDisk(created, 'data'), sizeBytes: req.sizeBytes };
-    const client = this.blob(await this.acquire(disk.id, 'Write', 'disks'));
+    const lease = await this.grants.acquire(disk.id, 'Write', 'disks');
+    const put = (data: Buffer, offset: number) => lease.run((url, aad) => this.blob(url, aad).uploadPages(data, offset, data.byteLength));
     const writer: DiskWriter = {
       zeroFilled: true,
       write: async (offset, data) => {
         for (let at = 0; at < data.byteLength; at += MAX_PUT_PAGE) {
           const piece = data.subarray(at, Math.min(data.byteLength, at + MAX_PUT_PAGE));
-          await client.uploadPages(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), offset + at, piece.byteLength);
+          await put(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), offset + at);
         }
       },
       commit: async () => {
-        await client.uploadPages(fixedVhdFooter(req.sizeBytes), req.sizeBytes, VHD_FOOTER_BYTES);
-        await this.release(disk.id, 'disks');
+        await put(fixedVhdFooter(req.sizeBytes), req.sizeBytes);
+        await lease.release();
       },
       abort: async () => {
-        await this.release(disk.id, 'disks').catch(() => undefined);
+        await lease.release().catch(() => undefined);
         await this.deleteDisk(disk.id);
       },
     };

@@ -71,6 +71,8 @@ export interface Cloud {
   deleteDisk(id: string): Promise<void>;
   /** A disk or VM by resource group and name, with its tags; undefined when there is none. */
   findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined>;
+  /** Revokes data access Goldsnap left open on its snapshots (after a crash); returns how many. */
+  releaseLeftoverAccess?(): Promise<number>;
   /** Creates a VM from existing disks (restore to a new VM). */
   createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm>;
 }

@@ -56,7 +56,9 @@ export function emulatorClientOptions(info: EmulatorConnectionInfo): EmulatorCli
   const tlsOptions = { ca: info.caCertPem };
   const opts: EmulatorClientOptions = {
     compute: { endpoint: info.armEndpoint, tlsOptions, credentials: { scopes: [`${info.armEndpoint}/.default`] } },
-    blob: { tlsOptions, retryOptions: { maxTries: 2 } },
+    // Retries as against Azure (503 ServerBusy, 500 OperationTimedOut, dropped connections), with
+    // delays sized for a local emulator rather than the SDK's 4 s.
+    blob: { tlsOptions, retryOptions: { maxTries: 6, retryDelayInMs: 100, maxRetryDelayInMs: 2000 } },
     credential: new StaticTokenCredential(info.token),
     subscriptionId: info.subscriptionId,
   };

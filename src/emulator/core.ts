@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
 import { Mutex } from '../util/mutex.ts';
+import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
 import {
   keyOf,
   saveState,
@@ -122,16 +123,18 @@ export class EmulatorCore {
   readonly st: EmulatorState;
   readonly store: ExtentStore;
   readonly timings: OperationTimings;
+  readonly limits: AzureLimits;
   /** Base URL (https://host:port) used in ids of operations and SAS URLs. */
   baseUrl = '';
   readonly mutex = new Mutex();
   #contentVersion = new Map<string, number>();
 
-  constructor(dataDir: string, st: EmulatorState, store: ExtentStore, timings: OperationTimings) {
+  constructor(dataDir: string, st: EmulatorState, store: ExtentStore, timings: OperationTimings, limits: AzureLimits = AZURE_LIMITS) {
     this.dataDir = dataDir;
     this.st = st;
     this.store = store;
     this.timings = timings;
+    this.limits = limits;
   }
 
   /** Content ids referenced by the state (for the store's start-up sweep). */
@@ -168,7 +171,7 @@ export class EmulatorCore {
     const now = Date.now();
     let access: Access | undefined;
     for (const g of Object.values(this.st.grants)) {
-      if (g.resourceKey !== key || Date.parse(g.expiresOn) <= now) continue;
+      if (g.resourceKey !== key || g.expired || Date.parse(g.expiresOn) <= now) continue;
       if (g.access === 'Write') return 'Write';
       access = 'Read';
     }
@@ -191,7 +194,8 @@ export class EmulatorCore {
       diskSizeBytes: r.sizeBytes,
       uniqueId: r.uniqueId,
       encryption: { type: 'EncryptionAtRestWithPlatformKey' },
-      networkAccessPolicy: 'AllowAll',
+      networkAccessPolicy: r.networkAccessPolicy ?? 'AllowAll',
+      ...(r.dataAccessAuthMode ? { dataAccessAuthMode: r.dataAccessAuthMode } : {}),
       publicNetworkAccess: 'Enabled',
       timeCreated: r.timeCreated,
       provisioningState: this.#provisioning(r.readyAt),
@@ -221,6 +225,14 @@ export class EmulatorCore {
     return out;
   }
 
+  /** How far a snapshot's background copy is (100 for the disk types that need none, once created). */
+  copyPercent(s: SnapshotRec): number {
+    if (s.copyDoneAt === undefined || s.copyStartedAt === undefined) return Date.now() >= s.readyAt ? 100 : 50;
+    const now = Date.now();
+    if (now >= s.copyDoneAt) return 100;
+    return Math.floor(((now - s.copyStartedAt) / Math.max(1, s.copyDoneAt - s.copyStartedAt)) * 100);
+  }
+
   renderSnapshot(s: SnapshotRec): Record<string, unknown> {
     const props: Record<string, unknown> = {
       ...this.#contentProps(s),
@@ -229,7 +241,7 @@ export class EmulatorCore {
     };
     if (s.incremental) {
       props['incrementalSnapshotFamilyId'] = s.family;
-      props['completionPercent'] = Date.now() >= s.readyAt ? 100 : 50;
+      props['completionPercent'] = this.copyPercent(s);
     }
     return {
       name: s.name,
@@ -469,6 +481,7 @@ export class EmulatorCore {
       throw new ArmError(409, 'OperationNotAllowed', `Cannot snapshot disk '${src.rec.name}' while it is being uploaded.`);
     }
     const incremental = props['incremental'] === true;
+    if (incremental && src.kind === 'disks') this.#checkSnapshotLimits(src.rec as DiskRec);
     const contentId = await this.store.create(src.rec.contentId);
     const rec: SnapshotRec = {
       id,
@@ -485,7 +498,19 @@ export class EmulatorCore {
       incremental,
       creationData: { createOption: 'Copy', sourceResourceId: src.rec.id, sourceUniqueId: src.rec.uniqueId },
       family: src.rec.family,
+      ...(src.rec.diffEpoch ? { diffEpoch: src.rec.diffEpoch } : {}),
+      // The emulator's choice: a snapshot keeps its disk's export settings (Azure Policy usually sets both alike).
+      ...(src.rec.networkAccessPolicy ? { networkAccessPolicy: src.rec.networkAccessPolicy } : {}),
+      ...(src.rec.dataAccessAuthMode ? { dataAccessAuthMode: src.rec.dataAccessAuthMode } : {}),
     };
+    if (incremental && src.kind === 'disks' && BACKGROUND_COPY_SKUS.includes(src.rec.skuName)) {
+      rec.copyStartedAt = Date.now();
+      rec.copyDoneAt = Date.now() + this.timings.snapshot + this.limits.backgroundCopyMs;
+    }
+    if (incremental && src.kind === 'disks') {
+      const d = src.rec as DiskRec;
+      d.snapshotTimes = [...(d.snapshotTimes ?? []).filter((t) => t > Date.now() - this.limits.snapshotWindowMs), Date.now()];
+    }
     if (src.rec.osType) rec.osType = src.rec.osType;
     if (src.rec.hyperVGeneration) rec.hyperVGeneration = src.rec.hyperVGeneration;
     this.st.snapshots[keyOf(id)] = rec;
@@ -498,6 +523,56 @@ export class EmulatorCore {
       throw err;
     }
     return { status: 202, body: this.renderSnapshot(rec), operation: op, location: true };
+  }
+
+  /** Azure's incremental snapshot limits: so many per disk per 5 minutes, so many per disk at all. */
+  #checkSnapshotLimits(d: DiskRec): void {
+    const recent = (d.snapshotTimes ?? []).filter((t) => t > Date.now() - this.limits.snapshotWindowMs);
+    if (recent.length >= this.limits.snapshotsPerWindow) {
+      throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} already has ${recent.length} incremental snapshots taken in the last ${this.limits.snapshotWindowMs / 60_000} minutes, the most Azure allows; try again later.`);
+    }
+    const total = Object.values(this.st.snapshots).filter((s) => s.incremental && s.family === d.family).length;
+    if (total >= this.limits.snapshotsPerDisk) {
+      throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} already has ${total} incremental snapshots, the most Azure allows per disk; delete some first.`);
+    }
+    if (BACKGROUND_COPY_SKUS.includes(d.skuName)) {
+      const pending = Object.values(this.st.snapshots).filter((s) => s.family === d.family && s.copyDoneAt !== undefined && s.copyDoneAt > Date.now()).length;
+      if (pending >= this.limits.pendingCopiesPerDisk) {
+        throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} (${d.skuName}) already has ${pending} snapshots whose background copy is not complete, the most Azure allows; wait for completionPercent 100.`);
+      }
+    }
+  }
+
+  /** PATCH a disk: tags, a larger diskSizeGB, networkAccessPolicy, dataAccessAuthMode. */
+  async patchDisk(rg: string, name: string, body: unknown): Promise<ArmResult> {
+    const d = this.#disk(rg, name);
+    const b = obj(body, 'diskUpdate');
+    const props = (b['properties'] ?? {}) as Record<string, unknown>;
+    if (b['tags'] !== undefined) d.tags = tagsOf(b['tags']);
+    const sizeGB = props['diskSizeGB'];
+    if (sizeGB !== undefined) {
+      if (typeof sizeGB !== 'number' || !Number.isInteger(sizeGB) || sizeGB < 1 || sizeGB > 65536) {
+        throw new ArmError(400, 'InvalidParameter', `The value '${String(sizeGB)}' of parameter 'diskSizeGB' is out of range. Value must be between 1 and 65536.`);
+      }
+      const bytes = sizeGB * GiB;
+      if (bytes < d.sizeBytes) throw new ArmError(400, 'BadRequest', `Disk ${d.name} cannot be shrunk from ${d.sizeBytes} to ${bytes} bytes.`);
+      // Azure refuses diffs between snapshots on either side of a resize across 4 TiB.
+      if (d.sizeBytes <= this.limits.resizeBoundaryBytes && bytes > this.limits.resizeBoundaryBytes) d.diffEpoch = (d.diffEpoch ?? 0) + 1;
+      d.sizeBytes = bytes;
+    }
+    const nap = props['networkAccessPolicy'];
+    if (nap !== undefined) {
+      if (nap !== 'AllowAll' && nap !== 'DenyAll' && nap !== 'AllowPrivate') throw new ArmError(400, 'InvalidParameter', `The value '${String(nap)}' of parameter 'networkAccessPolicy' is invalid (AllowAll, AllowPrivate, DenyAll).`);
+      d.networkAccessPolicy = nap;
+    }
+    const daam = props['dataAccessAuthMode'];
+    if (daam !== undefined) {
+      if (daam !== 'None' && daam !== 'AzureActiveDirectory') throw new ArmError(400, 'InvalidParameter', `The value '${String(daam)}' of parameter 'dataAccessAuthMode' is invalid (None, AzureActiveDirectory).`);
+      d.dataAccessAuthMode = daam;
+    }
+    const op = this.newOperation(d.location, 'disk', this.timings.disk, this.renderDisk(d), d.id);
+    await this.save();
+    return { status: 202, operation: op, location: true };
   }
 
   async deleteDiskOrSnapshot(kind: 'disks' | 'snapshots', rg: string, name: string): Promise<ArmResult> {
@@ -542,6 +617,24 @@ export class EmulatorCore {
     }
     if (current && current !== access) throw new ArmError(409, 'OperationNotAllowed', `${rec.name} already has active ${current} access. Call endGetAccess first.`);
     if (Date.now() < rec.readyAt) throw new ArmError(409, 'OperationNotAllowed', `${rec.name} is still being provisioned.`);
+    if (kind === 'snapshots' && this.copyPercent(rec as SnapshotRec) < 100) {
+      throw new ArmError(409, 'OperationNotAllowed', `Snapshot ${rec.name} cannot be accessed until its background copy completes (completionPercent ${this.copyPercent(rec as SnapshotRec)}).`);
+    }
+    if (rec.networkAccessPolicy === 'DenyAll') {
+      throw new ArmError(403, 'OperationNotAllowed', `${rec.name} has networkAccessPolicy DenyAll: export (beginGetAccess) is not allowed. Set networkAccessPolicy to AllowAll, or AllowPrivate with a disk access resource.`);
+    }
+    if (kind === 'snapshots' && (rec as SnapshotRec).incremental && !current) {
+      const now = Date.now();
+      const open = new Set<string>();
+      for (const g of Object.values(this.st.grants)) {
+        if (g.kind !== 'snapshots' || g.expired || Date.parse(g.expiresOn) <= now) continue;
+        const s = this.st.snapshots[g.resourceKey];
+        if (s?.incremental && s.family === rec.family) open.add(g.resourceKey);
+      }
+      if (open.size >= this.limits.sasPerFamily) {
+        throw new ArmError(409, 'OperationNotAllowed', `At most ${this.limits.sasPerFamily} snapshots of an incremental snapshot family may have an active SAS at once; ${open.size} of ${rec.name}'s family have one. Call endGetAccess on one first.`);
+      }
+    }
     const startsOn = new Date();
     const expiresOn = new Date(startsOn.getTime() + duration * 1000);
     const grant: GrantRec = {
@@ -559,6 +652,30 @@ export class EmulatorCore {
     const op = this.newOperation(rec.location, 'disk', this.timings.access, output);
     await this.save();
     return { status: 202, operation: op, location: true };
+  }
+
+  /** Active SAS grants: which resource, what access, until when. */
+  activeGrants(): { resourceId: string; access: Access; expiresOn: string }[] {
+    const now = Date.now();
+    const out = [];
+    for (const g of Object.values(this.st.grants)) {
+      if (g.expired || Date.parse(g.expiresOn) <= now) continue;
+      const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : this.st.snapshots[g.resourceKey];
+      if (rec) out.push({ resourceId: rec.id, access: g.access, expiresOn: g.expiresOn });
+    }
+    return out;
+  }
+
+  /** Expires every SAS given so far, as the passing of their `se` would (for tests). */
+  async expireGrants(): Promise<number> {
+    let n = 0;
+    for (const g of Object.values(this.st.grants)) {
+      if (g.expired) continue;
+      g.expired = true;
+      n++;
+    }
+    await this.save();
+    return n;
   }
 
   async revokeAccess(kind: 'disks' | 'snapshots', rg: string, name: string): Promise<ArmResult> {
@@ -709,7 +826,7 @@ export class EmulatorCore {
     if (expected.length !== got.length || !timingSafeEqual(expected, got) || query.get('st') !== g.startsOn || query.get('se') !== g.expiresOn) {
       throw authFail('Signature did not match.');
     }
-    if (Date.parse(g.expiresOn) <= Date.now()) throw authFail(`Signed expiry time [${g.expiresOn}] must be after signed start time and current time.`);
+    if (g.expired || Date.parse(g.expiresOn) <= Date.now()) throw authFail(`Signed expiry time [${g.expiresOn}] must be after signed start time and current time.`);
     const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : this.st.snapshots[g.resourceKey];
     if (!rec) throw new StorageError(404, 'BlobNotFound', 'The specified blob does not exist.');
     return { grant: g, kind: g.kind, rec };
@@ -735,7 +852,10 @@ export class EmulatorCore {
 
   pageRangesDiff(target: SasTarget, previous: SasTarget, offset: number, length: number): { changed: Range[]; cleared: Range[] } {
     if (target.rec.family !== previous.rec.family) {
-      throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot is not an earlier snapshot of the same disk.');
+      throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot is not an earlier snapshot of the same disk: it is of another incremental snapshot family (was the disk deleted and created again?).');
+    }
+    if ((target.rec.diffEpoch ?? 0) !== (previous.rec.diffEpoch ?? 0)) {
+      throw new StorageError(409, 'PreviousSnapshotNotFound', 'The disk was resized across 4 TiB between the two snapshots: their difference cannot be computed.');
     }
     return this.store.diffRanges(target.rec.contentId, previous.rec.contentId, offset, length);
   }

@@ -19,6 +19,9 @@ import { EmulatorControl } from './control.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
+import { FaultInjector, parseFaultProfile, type FaultProfile } from './faults.ts';
+import { AZURE_LIMITS, type AzureLimits } from './limits.ts';
+import { matchRoute, route, type Route, type RouteRequest } from './routes.ts';
 import { writeFileAtomic } from './durable.ts';
 import type { EmulatorConnectionInfo } from './client.ts';
 import { ContainerGroups, type ContainerGroupOptions } from './container-groups.ts';
@@ -39,6 +42,10 @@ export interface StartEmulatorOptions {
   timings?: Partial<OperationTimings>;
   /** Microsoft.ContainerInstance: quota and provisioning delay (container-groups.ts). */
   containerGroups?: ContainerGroupOptions;
+  /** Azure's limits, lowered by tests to reach them with small disks (default: Azure's). */
+  limits?: Partial<AzureLimits>;
+  /** A seeded fault profile (src/emulator/faults.ts), or its `--faults` text. */
+  faults?: FaultProfile | string;
 }
 
 export interface Emulator extends EmulatorConnectionInfo {
@@ -52,6 +59,8 @@ export interface Emulator extends EmulatorConnectionInfo {
   connectionFile: string;
   dataDir: string;
   control: EmulatorControl;
+  /** The fault injector when a fault profile is set (its figures: faults injected, retries seen). */
+  faults?: FaultInjector;
   /** Connection info as a plain object (what connection.json holds). */
   connectionInfo(): EmulatorConnectionInfo;
   close(): Promise<void>;
@@ -159,7 +168,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   }
   const store = new ExtentStore(join(dataDir, 'content'));
   await store.init(EmulatorCore.liveContent(st));
-  const core = new EmulatorCore(dataDir, st, store, { ...DEFAULT_TIMINGS, ...opts.timings });
+  const faultProfile = typeof opts.faults === 'string' ? parseFaultProfile(opts.faults) : opts.faults;
+  const faults = faultProfile ? new FaultInjector(faultProfile) : undefined;
+  const timings = { ...DEFAULT_TIMINGS, ...opts.timings };
+  if (faultProfile?.snapshotMs !== undefined) timings.snapshot = faultProfile.snapshotMs;
+  if (faultProfile?.accessMs !== undefined) timings.access = faultProfile.accessMs;
+  const core = new EmulatorCore(dataDir, st, store, timings, { ...AZURE_LIMITS, ...opts.limits });
   const control = new EmulatorControl(core);
   const containerGroups = await ContainerGroups.open(dataDir, st.subscriptionId, opts.containerGroups);
 
@@ -216,11 +230,25 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       await handleControl(req, res, url, segs.slice(1));
       return;
     }
+    faults?.noteRequest(header(req, 'x-ms-client-request-id'));
     if (segs[0]?.startsWith('md-')) {
+      const fault = faults?.blobFault();
+      if (fault) {
+        await readBody(req, MAX_PUT_PAGE).catch(() => {});
+        throw fault === 'busy'
+          ? new StorageError(503, 'ServerBusy', 'The server is busy.')
+          : new StorageError(500, 'OperationTimedOut', 'Operation could not be completed within the specified time.');
+      }
       await handleBlob(req, res, url);
       return;
     }
     if (!authorized(req, res)) return;
+    if (faults?.armFault()) {
+      await readBody(req, MAX_JSON).catch(() => {});
+      const after = String(faults.profile.retryAfterSeconds);
+      sendArmError(req, res, 429, 'TooManyRequests', `The request is being throttled. Retry after ${after} seconds.`, { 'retry-after': after });
+      return;
+    }
     await handleArm(req, res, url, segs);
   }
 
@@ -244,6 +272,68 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     }
   }
 
+  // One route per Azure operation (Microsoft.Compute, DiskRP/ComputeRP operation ids).
+  const SUB = '/subscriptions/:sub';
+  const RG = `${SUB}/resourceGroups/:rg/providers/Microsoft.Compute`;
+  const apiVersionOf = (url: URL) => url.searchParams.get('api-version')!;
+  const getOperation = async ({ req, res, url, params }: RouteRequest) => {
+    const apiVersion = apiVersionOf(url);
+    const op = core.getOperation(params['id']!);
+    const done = Date.now() >= op.doneAt;
+    if (url.searchParams.get('monitor') === 'true') {
+      if (!done) {
+        sendJson(req, res, 202, undefined, { location: core.operationUrl(op, apiVersion, true) });
+        return;
+      }
+      sendJson(req, res, 200, op.output);
+      return;
+    }
+    const body: Record<string, unknown> = { startTime: op.startTime, status: done ? 'Succeeded' : 'InProgress', name: op.id };
+    if (done) {
+      body['endTime'] = new Date(op.doneAt).toISOString();
+      if (op.output !== undefined) body['properties'] = { output: op.output };
+    }
+    sendJson(req, res, 200, body);
+  };
+  const armRoutes: Route[] = [
+    route('DiskOperations_Get', 'GET', `${SUB}/providers/Microsoft.Compute/locations/:loc/DiskOperations/:id`, getOperation),
+    route('Operations_Get', 'GET', `${SUB}/providers/Microsoft.Compute/locations/:loc/operations/:id`, getOperation),
+    route('Disks_Update', 'PATCH', `${RG}/disks/:name`, async ({ req, res, url, params }) => {
+      const body = await jsonBody(req);
+      replyResult(req, res, await core.exclusive(() => core.patchDisk(params['rg']!, params['name']!, body)), apiVersionOf(url));
+    }),
+  ];
+  const OPERATION_PREFIX = { disks: 'Disks', snapshots: 'Snapshots', virtualMachines: 'VirtualMachines' } as const;
+  for (const kind of ['disks', 'snapshots', 'virtualMachines'] as const) {
+    const op = OPERATION_PREFIX[kind];
+    const get = (rg: string, name: string) => (kind === 'disks' ? core.getDisk(rg, name) : kind === 'snapshots' ? core.getSnapshot(rg, name) : core.getVm(rg, name));
+    const put = (rg: string, name: string, body: unknown) => (kind === 'disks' ? core.putDisk(rg, name, body) : kind === 'snapshots' ? core.putSnapshot(rg, name, body) : core.putVm(rg, name, body));
+    const del = (rg: string, name: string) => (kind === 'virtualMachines' ? core.deleteVm(rg, name) : core.deleteDiskOrSnapshot(kind, rg, name));
+    armRoutes.push(
+      route(`${op}_List`, 'GET', `${SUB}/providers/Microsoft.Compute/${kind}`, async ({ req, res }) => sendJson(req, res, 200, { value: core.list(kind) })),
+      route(`${op}_ListByResourceGroup`, 'GET', `${RG}/${kind}`, async ({ req, res, params }) => sendJson(req, res, 200, { value: core.list(kind, params['rg']!) })),
+      route(`${op}_Get`, 'GET', `${RG}/${kind}/:name`, async ({ req, res, params }) => sendJson(req, res, 200, get(params['rg']!, params['name']!))),
+      route(`${op}_CreateOrUpdate`, 'PUT', `${RG}/${kind}/:name`, async ({ req, res, url, params }) => {
+        const body = await jsonBody(req);
+        replyResult(req, res, await core.exclusive(() => put(params['rg']!, params['name']!, body)), apiVersionOf(url));
+      }),
+      route(`${op}_Delete`, 'DELETE', `${RG}/${kind}/:name`, async ({ req, res, url, params }) => {
+        replyResult(req, res, await core.exclusive(() => del(params['rg']!, params['name']!)), apiVersionOf(url));
+      }),
+    );
+    if (kind === 'virtualMachines') continue;
+    armRoutes.push(
+      route(`${op}_GrantAccess`, 'POST', `${RG}/${kind}/:name/beginGetAccess`, async ({ req, res, url, params }) => {
+        const body = await jsonBody(req);
+        replyResult(req, res, await core.exclusive(() => core.grantAccess(kind, params['rg']!, params['name']!, body)), apiVersionOf(url));
+      }),
+      route(`${op}_RevokeAccess`, 'POST', `${RG}/${kind}/:name/endGetAccess`, async ({ req, res, url, params }) => {
+        await readBody(req, MAX_JSON);
+        replyResult(req, res, await core.exclusive(() => core.revokeAccess(kind, params['rg']!, params['name']!)), apiVersionOf(url));
+      }),
+    );
+  }
+
   async function handleArm(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[]): Promise<void> {
     const apiVersion = url.searchParams.get('api-version');
     if (!apiVersion) {
@@ -254,86 +344,21 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     if (lower[0] !== 'subscriptions' || segs.length < 2) throw new ArmError(404, 'NotFound', `No route for ${url.pathname}`);
     if (lower[1] !== st!.subscriptionId.toLowerCase()) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
     const method = req.method ?? 'GET';
+    // Microsoft.ContainerInstance (container-groups.ts) answers its own paths.
     const aci = await containerGroups.handle(method, segs, lower, () => jsonBody(req));
     if (aci) {
       sendJson(req, res, aci.status, aci.body);
       return;
     }
-    const typeName = (s: string | undefined): 'disks' | 'snapshots' | 'virtualMachines' | undefined =>
-      s === 'disks' ? 'disks' : s === 'snapshots' ? 'snapshots' : s === 'virtualmachines' ? 'virtualMachines' : undefined;
-
-    // /subscriptions/{s}/providers/Microsoft.Compute/...
-    if (lower[2] === 'providers' && lower[3] === 'microsoft.compute') {
-      // operations: locations/{loc}/(DiskOperations|operations)/{id}
-      if (lower[4] === 'locations' && segs.length === 8 && (lower[6] === 'diskoperations' || lower[6] === 'operations') && method === 'GET') {
-        const op = core.getOperation(segs[7]!);
-        const done = Date.now() >= op.doneAt;
-        if (url.searchParams.get('monitor') === 'true') {
-          if (!done) {
-            sendJson(req, res, 202, undefined, { location: core.operationUrl(op, apiVersion, true) });
-            return;
-          }
-          sendJson(req, res, op.output === undefined ? 200 : 200, op.output);
-          return;
-        }
-        const body: Record<string, unknown> = { startTime: op.startTime, status: done ? 'Succeeded' : 'InProgress', name: op.id };
-        if (done) {
-          body['endTime'] = new Date(op.doneAt).toISOString();
-          if (op.output !== undefined) body['properties'] = { output: op.output };
-        }
-        sendJson(req, res, 200, body);
-        return;
-      }
-      const kind = typeName(lower[4]);
-      if (kind && segs.length === 5 && method === 'GET') {
-        sendJson(req, res, 200, { value: core.list(kind) });
-        return;
-      }
-      throw new ArmError(404, 'NotFound', `No route for ${method} ${url.pathname}`);
+    const found = matchRoute(armRoutes, method, url.pathname);
+    if (found && 'route' in found) {
+      await found.route.handle({ req, res, url, params: found.params });
+      return;
     }
-    // /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{type}[/{name}[/{action}]]
-    if (lower[2] === 'resourcegroups' && segs.length >= 6 && lower[4] === 'providers' && lower[5] === 'microsoft.compute') {
-      const rg = segs[3]!;
-      const kind = typeName(lower[6]);
-      if (!kind) throw new ArmError(404, 'InvalidResourceType', `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.Compute' for api version '${apiVersion}'.`);
-      if (segs.length === 7) {
-        if (method !== 'GET') throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported here`);
-        sendJson(req, res, 200, { value: core.list(kind, rg) });
-        return;
-      }
-      const name = segs[7]!;
-      if (segs.length === 8) {
-        if (method === 'GET') {
-          sendJson(req, res, 200, kind === 'disks' ? core.getDisk(rg, name) : kind === 'snapshots' ? core.getSnapshot(rg, name) : core.getVm(rg, name));
-          return;
-        }
-        if (method === 'PUT') {
-          const body = await jsonBody(req);
-          const r = await core.exclusive(() =>
-            kind === 'disks' ? core.putDisk(rg, name, body) : kind === 'snapshots' ? core.putSnapshot(rg, name, body) : core.putVm(rg, name, body),
-          );
-          replyResult(req, res, r, apiVersion);
-          return;
-        }
-        if (method === 'DELETE') {
-          const r = await core.exclusive(() => (kind === 'virtualMachines' ? core.deleteVm(rg, name) : core.deleteDiskOrSnapshot(kind, rg, name)));
-          replyResult(req, res, r, apiVersion);
-          return;
-        }
-        throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported by the emulator for ${kind}`);
-      }
-      if (segs.length === 9 && method === 'POST' && kind !== 'virtualMachines') {
-        if (lower[8] === 'begingetaccess') {
-          const body = await jsonBody(req);
-          replyResult(req, res, await core.exclusive(() => core.grantAccess(kind, rg, name, body)), apiVersion);
-          return;
-        }
-        if (lower[8] === 'endgetaccess') {
-          await readBody(req, MAX_JSON);
-          replyResult(req, res, await core.exclusive(() => core.revokeAccess(kind, rg, name)), apiVersion);
-          return;
-        }
-      }
+    await readBody(req, MAX_JSON).catch(() => {});
+    if (found) throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported by the emulator for ${url.pathname} (${[...new Set(found.allowed)].join(', ')} are).`);
+    if (lower[2] === 'resourcegroups' && lower[4] === 'providers' && lower[5] === 'microsoft.compute' && !['disks', 'snapshots', 'virtualmachines'].includes(lower[6] ?? '')) {
+      throw new ArmError(404, 'InvalidResourceType', `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.Compute' for api version '${apiVersion}'.`);
     }
     throw new ArmError(404, 'NotFound', `No route for ${method} ${url.pathname}`);
   }
@@ -362,100 +387,148 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     };
   }
 
-  function pageListXml(ranges: Range[], cleared: Range[]): string {
+  /**
+   * As Azure: at most `pageRangesPerResponse` ranges (or `maxresults`) per answer, then a
+   * NextMarker to continue from; a span too fragmented to list in one go times out server-side.
+   */
+  function pageListXml(ranges: Range[], cleared: Range[], url: URL): string {
     const all = [...ranges.map((r) => ({ r, tag: 'PageRange' })), ...cleared.map((r) => ({ r, tag: 'ClearRange' }))].sort((a, b) => a.r.start - b.r.start);
-    return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${all.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}<NextMarker /></PageList>`;
+    if (all.length > core.limits.pageRangesTimeout) {
+      throw new StorageError(500, 'OperationTimedOut', `Operation could not be completed within the specified time: ${all.length} page ranges in the requested span; ask for the page ranges in smaller segments.`);
+    }
+    const marker = url.searchParams.get('marker');
+    let from = 0;
+    if (marker) {
+      const m = /^gs1!(\d+)$/.exec(Buffer.from(marker, 'base64url').toString());
+      if (!m) throw new StorageError(400, 'InvalidQueryParameterValue', `Value for one of the query parameters specified in the request URI is invalid: marker '${marker}'.`);
+      const at = Number(m[1]);
+      from = all.findIndex((e) => e.r.start >= at);
+      if (from < 0) from = all.length;
+    }
+    const max = Math.min(core.limits.pageRangesPerResponse, Number(url.searchParams.get('maxresults') ?? Infinity) || Infinity);
+    const page = all.slice(from, from + max);
+    const next = from + max < all.length ? Buffer.from(`gs1!${all[from + max]!.r.start}`).toString('base64url') : '';
+    return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${page.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}${next ? `<NextMarker>${next}</NextMarker>` : '<NextMarker />'}</PageList>`;
+  }
+
+  /** What a data-plane operation gets: the request, and the disk or snapshot its SAS opens. */
+  interface BlobRequest {
+    req: IncomingMessage;
+    res: ServerResponse;
+    url: URL;
+    t: SasTarget;
+    size: number;
+    rangeHeader: string | undefined;
+  }
+
+  /** One handler per page-blob operation, by method and `comp` (`*`: any). */
+  const blobOperations: Array<{ operation: string; method: string; comp: string | null; handle(b: BlobRequest): Promise<void> }> = [
+    { operation: 'GetBlobProperties', method: 'HEAD', comp: '*', handle: getBlobProperties },
+    { operation: 'GetBlobProperties', method: 'GET', comp: 'properties', handle: getBlobProperties },
+    { operation: 'GetPageRanges', method: 'GET', comp: 'pagelist', handle: getPageRanges },
+    { operation: 'GetBlob', method: 'GET', comp: null, handle: getBlob },
+    { operation: 'PutPage', method: 'PUT', comp: 'page', handle: putPage },
+  ];
+
+  async function getBlobProperties({ req, res, t, size }: BlobRequest): Promise<void> {
+    res.writeHead(200, { ...pageBlobHeaders(req, t, size), 'x-ms-lease-state': 'available', 'x-ms-lease-status': 'unlocked' });
+    res.end();
+  }
+
+  async function getPageRanges({ req, res, url, t, size, rangeHeader }: BlobRequest): Promise<void> {
+    const r = parseRange(rangeHeader, size) ?? { offset: 0, length: size };
+    const prevUrl = header(req, 'x-ms-previous-snapshot-url');
+    if (url.searchParams.get('prevsnapshot')) throw new StorageError(400, 'UnsupportedQueryParameter', 'prevsnapshot is not supported for managed disks; use x-ms-previous-snapshot-url.');
+    let xml: string;
+    if (prevUrl) {
+      let pu: URL;
+      try {
+        pu = new URL(prevUrl);
+      } catch {
+        throw new StorageError(400, 'InvalidHeaderValue', 'x-ms-previous-snapshot-url is not a valid URL.');
+      }
+      let prev: SasTarget;
+      try {
+        prev = core.resolveSas(pu.pathname, pu.searchParams);
+      } catch (e) {
+        if (e instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', `The previous snapshot could not be accessed: ${e.message}`);
+        throw e;
+      }
+      const d = core.pageRangesDiff(t, prev, r.offset, r.length);
+      xml = pageListXml(d.changed, d.cleared, url);
+    } else {
+      xml = pageListXml(core.pageRanges(t, r.offset, r.length), [], url);
+    }
+    const buf = Buffer.from(xml);
+    res.writeHead(200, { ...blobHeaders(req, t), 'content-type': 'application/xml', 'content-length': String(buf.length), 'x-ms-blob-content-length': String(size) });
+    res.end(buf);
+  }
+
+  async function getBlob({ req, res, t, size, rangeHeader }: BlobRequest): Promise<void> {
+    const r = parseRange(rangeHeader, size);
+    const offset = r?.offset ?? 0;
+    const length = r?.length ?? size;
+    const headers = pageBlobHeaders(req, t, length);
+    if (r) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`;
+    res.writeHead(r ? 206 : 200, headers);
+    const CH = 4 * 1024 * 1024;
+    if (faults?.dropRead()) {
+      // A connection lost mid-transfer: part of the body, then a reset.
+      const part = await core.store.read(t.rec.contentId, offset, Math.max(1, Math.min(CH, Math.floor(length / 2))));
+      res.write(part);
+      res.destroy();
+      return;
+    }
+    for (let o = offset; o < offset + length; o += CH) {
+      const chunk = await core.store.read(t.rec.contentId, o, Math.min(CH, offset + length - o));
+      if (!res.write(chunk)) await new Promise<void>((ok) => res.once('drain', ok));
+      if (res.destroyed) return;
+    }
+    res.end();
+  }
+
+  async function putPage({ req, res, t, size, rangeHeader }: BlobRequest): Promise<void> {
+    const mode = header(req, 'x-ms-page-write');
+    if (mode !== 'update' && mode !== 'clear') throw new StorageError(400, 'InvalidHeaderValue', "x-ms-page-write must be 'update' or 'clear'.");
+    if (!rangeHeader) throw new StorageError(400, 'MissingRequiredHeader', 'An HTTP header that is mandatory for this request is not specified: x-ms-range.');
+    const m = /^bytes=(\d+)-(\d+)$/.exec(rangeHeader.trim());
+    if (!m) throw new StorageError(400, 'InvalidHeaderValue', `Invalid range '${rangeHeader}'.`);
+    const start = Number(m[1]);
+    const end = Number(m[2]);
+    if (start % PAGE !== 0 || (end + 1) % PAGE !== 0 || end < start) {
+      throw new StorageError(416, 'InvalidPageRange', 'The page range specified is invalid: it must be aligned to 512-byte pages.');
+    }
+    if (end >= size) throw new StorageError(416, 'InvalidPageRange', 'The page range specified is beyond the size of the blob.');
+    const length = end - start + 1;
+    if (mode === 'update' && length > MAX_PUT_PAGE) throw new StorageError(413, 'RequestBodyTooLarge', 'The request body is too large and exceeds the maximum permissible limit (4 MiB).');
+    let data: Buffer | null = null;
+    if (mode === 'update') {
+      data = await readBody(req, MAX_PUT_PAGE);
+      if (data.length !== length) throw new StorageError(400, 'InvalidHeaderValue', `Content-Length ${data.length} does not match the range length ${length}.`);
+    } else {
+      await readBody(req, 0);
+    }
+    await core.putPages(t, start, length, data);
+    res.writeHead(201, {
+      ...blobHeaders(req, t),
+      'content-length': '0',
+      'x-ms-blob-sequence-number': '0',
+      'x-ms-request-server-encrypted': 'true',
+    });
+    res.end();
   }
 
   async function handleBlob(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     try {
       const method = req.method ?? 'GET';
       const t = core.resolveSas(url.pathname, url.searchParams);
-      const size = t.rec.sizeBytes;
+      if (t.rec.dataAccessAuthMode === 'AzureActiveDirectory' && header(req, 'authorization') !== `Bearer ${st!.token}`) {
+        throw new StorageError(401, 'NoAuthenticationInformation', `${t.rec.name} has dataAccessAuthMode AzureActiveDirectory: every data request needs an Entra ID bearer token (Authorization: Bearer) besides the SAS.`);
+      }
       const comp = url.searchParams.get('comp');
-      const rangeHeader = header(req, 'x-ms-range') ?? header(req, 'range');
-      if (method === 'HEAD' || (method === 'GET' && comp === 'properties')) {
-        res.writeHead(200, { ...pageBlobHeaders(req, t, size), 'x-ms-lease-state': 'available', 'x-ms-lease-status': 'unlocked' });
-        res.end();
-        return;
-      }
-      if (method === 'GET' && comp === 'pagelist') {
-        const r = parseRange(rangeHeader, size) ?? { offset: 0, length: size };
-        const prevUrl = header(req, 'x-ms-previous-snapshot-url');
-        if (url.searchParams.get('prevsnapshot')) throw new StorageError(400, 'UnsupportedQueryParameter', 'prevsnapshot is not supported for managed disks; use x-ms-previous-snapshot-url.');
-        let xml: string;
-        if (prevUrl) {
-          let pu: URL;
-          try {
-            pu = new URL(prevUrl);
-          } catch {
-            throw new StorageError(400, 'InvalidHeaderValue', 'x-ms-previous-snapshot-url is not a valid URL.');
-          }
-          let prev: SasTarget;
-          try {
-            prev = core.resolveSas(pu.pathname, pu.searchParams);
-          } catch (e) {
-            if (e instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', `The previous snapshot could not be accessed: ${e.message}`);
-            throw e;
-          }
-          const d = core.pageRangesDiff(t, prev, r.offset, r.length);
-          xml = pageListXml(d.changed, d.cleared);
-        } else {
-          xml = pageListXml(core.pageRanges(t, r.offset, r.length), []);
-        }
-        const buf = Buffer.from(xml);
-        res.writeHead(200, { ...blobHeaders(req, t), 'content-type': 'application/xml', 'content-length': String(buf.length), 'x-ms-blob-content-length': String(size) });
-        res.end(buf);
-        return;
-      }
-      if (method === 'GET' && !comp) {
-        const r = parseRange(rangeHeader, size);
-        const offset = r?.offset ?? 0;
-        const length = r?.length ?? size;
-        const headers = pageBlobHeaders(req, t, length);
-        if (r) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`;
-        res.writeHead(r ? 206 : 200, headers);
-        const CH = 4 * 1024 * 1024;
-        for (let o = offset; o < offset + length; o += CH) {
-          const chunk = await core.store.read(t.rec.contentId, o, Math.min(CH, offset + length - o));
-          if (!res.write(chunk)) await new Promise<void>((ok) => res.once('drain', ok));
-          if (res.destroyed) return;
-        }
-        res.end();
-        return;
-      }
-      if (method === 'PUT' && comp === 'page') {
-        const mode = header(req, 'x-ms-page-write');
-        if (mode !== 'update' && mode !== 'clear') throw new StorageError(400, 'InvalidHeaderValue', "x-ms-page-write must be 'update' or 'clear'.");
-        if (!rangeHeader) throw new StorageError(400, 'MissingRequiredHeader', 'An HTTP header that is mandatory for this request is not specified: x-ms-range.');
-        const m = /^bytes=(\d+)-(\d+)$/.exec(rangeHeader.trim());
-        if (!m) throw new StorageError(400, 'InvalidHeaderValue', `Invalid range '${rangeHeader}'.`);
-        const start = Number(m[1]);
-        const end = Number(m[2]);
-        if (start % PAGE !== 0 || (end + 1) % PAGE !== 0 || end < start) {
-          throw new StorageError(416, 'InvalidPageRange', 'The page range specified is invalid: it must be aligned to 512-byte pages.');
-        }
-        if (end >= size) throw new StorageError(416, 'InvalidPageRange', 'The page range specified is beyond the size of the blob.');
-        const length = end - start + 1;
-        if (mode === 'update' && length > MAX_PUT_PAGE) throw new StorageError(413, 'RequestBodyTooLarge', 'The request body is too large and exceeds the maximum permissible limit (4 MiB).');
-        let data: Buffer | null = null;
-        if (mode === 'update') {
-          data = await readBody(req, MAX_PUT_PAGE);
-          if (data.length !== length) throw new StorageError(400, 'InvalidHeaderValue', `Content-Length ${data.length} does not match the range length ${length}.`);
-        } else {
-          await readBody(req, 0);
-        }
-        await core.putPages(t, start, length, data);
-        res.writeHead(201, {
-          ...blobHeaders(req, t),
-          'content-length': '0',
-          'x-ms-blob-sequence-number': '0',
-          'x-ms-request-server-encrypted': 'true',
-        });
-        res.end();
-        return;
-      }
-      throw new StorageError(400, 'UnsupportedHttpVerb', `The emulator does not support ${method}${comp ? ` comp=${comp}` : ''} on managed disk blobs.`);
+      const op = blobOperations.find((o) => o.method === method && (o.comp === '*' || o.comp === comp));
+      if (!op) throw new StorageError(400, 'UnsupportedHttpVerb', `The emulator does not support ${method}${comp ? ` comp=${comp}` : ''} on managed disk blobs.`);
+      await op.handle({ req, res, url, t, size: t.rec.sizeBytes, rangeHeader: header(req, 'x-ms-range') ?? header(req, 'range') });
     } catch (err) {
       if (err instanceof HttpError && err.status === 413) throw new StorageError(413, 'RequestBodyTooLarge', err.message);
       throw err;
@@ -502,6 +575,19 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       res.end(buf);
       return;
     }
+    if (route === 'GET faults') {
+      sendJson(req, res, 200, faults ? { profile: faults.profile, ...faults.figures() } : { profile: null });
+      return;
+    }
+    if (route === 'GET grants') {
+      sendJson(req, res, 200, { value: core.activeGrants() });
+      return;
+    }
+    if (route === 'POST expire-sas') {
+      // Time passing for the SAS links only: every one given so far is now expired.
+      sendJson(req, res, 200, { expired: await core.exclusive(() => core.expireGrants()) });
+      return;
+    }
     if (route === 'POST seed-demo') {
       sendJson(req, res, 200, { value: await control.seedDemo() });
       return;
@@ -525,6 +611,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     connectionFile,
     dataDir,
     control,
+    ...(faults ? { faults } : {}),
     connectionInfo: () => ({ ...connection }),
     async close() {
       if (closed) return;

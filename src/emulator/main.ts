@@ -3,7 +3,7 @@ import { startEmulator } from './emulator.ts';
 
 /**
  * Runs the Azure emulator: `node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo]
- * [--ticker-ms N --ticker-fraction F]`, or `goldsnap emulator …` with the same arguments. Prints
+ * [--ticker-ms N --ticker-fraction F] [--faults P]`, or `goldsnap emulator …` with the same arguments. Prints
  * one JSON line with the connection info and runs until SIGTERM/SIGINT.
  */
 export async function runEmulatorProgram(args: string[]): Promise<void> {
@@ -16,17 +16,18 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
       demo: { type: 'boolean', default: false },
       'ticker-ms': { type: 'string' },
       'ticker-fraction': { type: 'string', default: '0.01' },
+      faults: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help || !values.data) {
-    process.stderr.write('usage: node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo] [--ticker-ms N] [--ticker-fraction F]\n');
+    process.stderr.write('usage: node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo] [--ticker-ms N] [--ticker-fraction F] [--faults default|key=value,…]\n');
     process.exit(values.help ? 0 : 2);
   }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: '${values.port}' is not a port number`);
-  const emu = await startEmulator({ dataDir: values.data, host: values.host, port });
+  const emu = await startEmulator({ dataDir: values.data, host: values.host, port, ...(values.faults ? { faults: values.faults } : {}) });
   let seeded = 0;
   if (values.demo && emu.control.listVms().length === 0) seeded = (await emu.control.seedDemo()).length;
   if (values['ticker-ms']) {

@@ -25,16 +25,26 @@ export interface ContentRec {
   access?: Access;
   /** Family for incremental diffs: the uniqueId of the original disk. */
   family: string;
+  /** Bumped by a resize across 4 TiB: Azure computes no diff across it. */
+  diffEpoch?: number;
+  networkAccessPolicy?: 'AllowAll' | 'AllowPrivate' | 'DenyAll';
+  /** `AzureActiveDirectory`: data requests need a bearer token besides the SAS. */
+  dataAccessAuthMode?: 'None' | 'AzureActiveDirectory';
 }
 
 export interface DiskRec extends ContentRec {
   managedBy?: string;
   /** Upload disk that has not finished its upload (ReadyToUpload until the write SAS is revoked). */
   uploadPending: boolean;
+  /** When incremental snapshots of this disk were taken (the last few minutes, for Azure's rate limit). */
+  snapshotTimes?: number[];
 }
 
 export interface SnapshotRec extends ContentRec {
   incremental: boolean;
+  /** Ultra / Premium SSD v2: when the background copy started and ends (epoch ms). */
+  copyStartedAt?: number;
+  copyDoneAt?: number;
 }
 
 export interface VmRec {
@@ -76,6 +86,8 @@ export interface GrantRec {
   container: string;
   startsOn: string;
   expiresOn: string;
+  /** Expired ahead of `expiresOn` by the control API (time passing, for tests). */
+  expired?: boolean;
 }
 
 export interface EmulatorState {

@@ -12,6 +12,8 @@ export interface DiskRecord {
   stats: DiskBackupStats;
   /** Free-form facts about the disk's origin (cloud disk id, snapshot id, LUN …). */
   source?: Record<string, string | number>;
+  /** Why the disk was read in full although an earlier point had it (e.g. the cloud refused the diff). */
+  fullReadReason?: string;
 }
 
 export interface DiskBackupStats {

@@ -13,7 +13,7 @@ const order = ['util', 'repository', 'dataplane', 'files', 'cloud', 'control', '
 const emulatorEntryPoints: Record<string, string[]> = {
   cloud: ['emulator/client.ts'],
   control: ['emulator/emulator.ts', 'emulator/client.ts'],
-  cli: ['emulator/main.ts'],
+  cli: ['emulator/main.ts', 'emulator/faults.ts'],
 };
 
 const src = path.join(import.meta.dirname, '..', '..', 'src');

@@ -140,6 +140,11 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
       if (result?.fixedIndex && result.stats) {
         Object.assign(disk, { fixedIndex: result.fixedIndex, stats: result.stats, incremental: Boolean(result.incremental), transferred: true, bytesDone: disk.bytesTotal });
         recordTransferRegion(run, disk, result);
+        if (result.fullReadReason) {
+          disk.fullReadReason = result.fullReadReason;
+          (run.warnings ??= []).push(`disk ${disk.diskName} was read in full: ${result.fullReadReason}`);
+          ctx.log(`run ${run.id.slice(0, 8)} (${run.vmName}): warning: disk ${disk.diskName} was read in full: ${result.fullReadReason}`);
+        }
       } else {
         disk.error = 'the transfer ended without a result';
       }
@@ -185,6 +190,7 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
       disks: run.disks.map(d => ({
         name: d.diskName, sizeBytes: d.sizeBytes, chunkSize: ctx.repo.config.chunkSize, fixedIndex: d.fixedIndex!,
         stats: d.stats!, source: { diskId: d.diskId, snapshotId: d.snapshotId!, role: d.role, ...(d.lun !== undefined ? { lun: d.lun } : {}) },
+        ...(d.fullReadReason ? { fullReadReason: d.fullReadReason } : {}),
       })),
     };
     id = await ctx.repo.saveRecoveryPoint(point);

@@ -34,6 +34,8 @@ export interface RunDisk {
   fixedIndex?: string;
   stats?: DiskBackupStats;
   incremental?: boolean;
+  /** Why the disk was read in full although it had a golden snapshot (the cloud refused the diff). */
+  fullReadReason?: string;
   bytesDone: number;
   bytesTotal: number;
   transferred: boolean;
@@ -56,7 +58,7 @@ export interface Run {
   recoveryPointId?: string;
   /** Set before the recovery point is written: a resumed commit looks for one it may have left. */
   commitStarted?: boolean;
-  /** Things the operator should know that did not fail the run (e.g. a cross-region read). */
+  /** Things the operator should know that did not fail the run (a disk read in full, a cross-region read). */
   warnings?: string[];
   /** Transfers of this run read by a proxy outside the disk's region, and their bytes. */
   crossRegion?: { transfers: number; bytes: number };

@@ -19,6 +19,8 @@ export interface TransferJobResult {
   /** Where the proxy that read the disk runs, and where the disk is: read across regions if they differ. */
   proxyRegion?: string;
   diskRegion?: string;
+  /** Why the disk was read in full although it had a golden snapshot. */
+  fullReadReason?: string;
 }
 
 export type ProxyJobResult = TransferJobResult | CloudRestoreResult;

@@ -68,7 +68,10 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
           const r = await transferDisk(opts.repo, opts.cloud, pool, {
             snapshot: work.snapshot, base: work.base, parentFixedIndex: work.parentFixedIndex, onProgress, bandwidth: opts.bandwidth,
           });
-          return { fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, proxyRegion: opts.location ?? opts.region, diskRegion: work.snapshot.region };
+          return {
+            fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, proxyRegion: opts.location ?? opts.region, diskRegion: work.snapshot.region,
+            ...(r.fullReadReason ? { fullReadReason: r.fullReadReason } : {}),
+          };
         })()
         : await (async () => {
           opts.log(`${workerId}: restore ${work.restore.pointId.slice(0, 8)} as ${work.restore.name} in ${work.restore.region}`);

@@ -38,6 +38,8 @@ export interface ServerOptions {
   emulatorConnectionFile?: string;
   /** Seed the emulator with demo VMs and a demo policy on first start. */
   demo: boolean;
+  /** Fault profile of the hosted emulator (`--faults`, src/emulator/faults.ts). */
+  emulatorFaults?: string;
   proxyIdleSeconds: number;
   proxyBandwidth?: string;
   /** `local` child processes (default) or `aci` (Azure Container Instances), see proxy/launcher-config.ts. */
@@ -83,7 +85,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`emulator: the one of ${opts.emulatorConnectionFile}`);
     } else {
       const { startEmulator } = await import('../../emulator/emulator.ts');
-      const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0 });
+      const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0, ...(opts.emulatorFaults ? { faults: opts.emulatorFaults } : {}) });
+      if (emulator.faults) log(`emulator: fault profile ${JSON.stringify(emulator.faults.profile)}`);
       closers.push(() => emulator.close());
       if (opts.demo && emulator.control.listVms().length === 0) {
         log('emulator: creating the demo VMs (once)');
@@ -96,6 +99,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       cloudEnv.GOLDSNAP_CLOUD = 'emulator';
       cloudEnv.GOLDSNAP_EMULATOR = emulator.connectionFile;
     }
+    // Read grants left open by proxies that died with an earlier server: they would block deletes
+    // and count against Azure's 5 SAS per snapshot family. A live proxy whose grant this revokes renews it.
+    const swept = await cloud.releaseLeftoverAccess?.().catch((err: unknown) => {
+      log(`could not release leftover snapshot access: ${(err as Error).message}`);
+      return 0;
+    });
+    if (swept) log(`released ${swept} snapshot access grant(s) left open by an earlier run`);
 
     const db: Database = await openDatabase(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : { dataDir });
     closers.push(() => db.close());

@@ -2,6 +2,7 @@ import { backupDisk, type Progress } from '../../dataplane/backup-disk.ts';
 import { throttleReader } from '../../dataplane/throttle.ts';
 import { WorkerPool } from '../../dataplane/worker-pool.ts';
 import type { Cloud, CloudSnapshot } from '../../cloud/cloud.ts';
+import { DiffRefusedError } from '../../cloud/diff-refused.ts';
 import { FixedIndex } from '../../repository/fixed-index.ts';
 import { PackWriter } from '../../repository/pack-writer.ts';
 import type { DiskBackupStats } from '../../repository/recovery-point.ts';
@@ -26,6 +27,8 @@ export interface TransferResult {
   stats: DiskBackupStats;
   /** Whether only the changed blocks were read (false: the first, full read). */
   incremental: boolean;
+  /** Why a disk with a golden snapshot was read in full (the cloud refused the diff). */
+  fullReadReason?: string;
 }
 
 /**
@@ -36,12 +39,18 @@ export interface TransferResult {
  */
 export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerPool, req: TransferRequest): Promise<TransferResult> {
   // Without the parent's fixed index (forgotten and pruned by hand), the disk is read in full again.
-  const parent = req.base && req.parentFixedIndex ? await repo.loadFixedIndex(req.parentFixedIndex).catch(() => undefined) : undefined;
+  let parent = req.base && req.parentFixedIndex ? await repo.loadFixedIndex(req.parentFixedIndex).catch(() => undefined) : undefined;
+  let fullReadReason: string | undefined;
+  let ranges = parent ? await cloud.changedRanges(req.base!, req.snapshot).catch((err: unknown) => {
+    // Azure computes no diff across snapshot families or a resize past 4 TiB: read the disk in full.
+    if (!(err instanceof DiffRefusedError)) throw err;
+    fullReadReason = err.reason;
+    return undefined;
+  }) : undefined;
+  if (fullReadReason) parent = undefined;
   const incremental = Boolean(parent);
-  const ranges = parent
-    ? await cloud.changedRanges(req.base!, req.snapshot)
-    // A first backup reads the allocated ranges over an all-zero parent: what is never written stays zero.
-    : await cloud.allocatedRanges(req.snapshot);
+  // A first backup reads the allocated ranges over an all-zero parent: what is never written stays zero.
+  ranges ??= await cloud.allocatedRanges(req.snapshot);
   const opened = await cloud.openSnapshot(req.snapshot);
   const reader = req.bandwidth ? throttleReader(opened, req.bandwidth) : opened;
   let session: RepositorySession | undefined;
@@ -55,7 +64,7 @@ export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerP
     });
     await packs.flush();
     const fixedIndex = await repo.saveFixedIndex(disk);
-    return { fixedIndex, sizeBytes: disk.sizeBytes, chunkSize: disk.chunkSize, stats, incremental };
+    return { fixedIndex, sizeBytes: disk.sizeBytes, chunkSize: disk.chunkSize, stats, incremental, ...(fullReadReason ? { fullReadReason } : {}) };
   } finally {
     await session?.end();
     await reader.close();
