@@ -111,14 +111,24 @@ export function repoCommands(): Command {
   common(repo.command('restore-image <snapshot> <target>'))
     .description('restore a disk of a recovery point to an image file or block device, bit for bit')
     .option('--disk <name>', 'which disk, when the recovery point has several')
+    .option('--force', 'replace the target file if it exists')
+    .option('--salvage', 'restore all that can be read, write zeros where data is damaged, list those ranges and exit 3')
     .option('--workers <n>', 'worker threads (default: one per core)', countArg)
-    .action(async (snapshot: string, target: string, opts: RepoOptions & { disk?: string; workers?: number }) => {
+    .action(async (snapshot: string, target: string, opts: RepoOptions & { disk?: string; force?: boolean; salvage?: boolean; workers?: number }) => {
       const r = await openRepo(opts);
       const started = Date.now();
-      const { sizeBytes } = await withProgress('restore', opts, onProgress =>
-        restoreImage(r, { pointId: snapshot, diskName: opts.disk, targetPath: target, workers: opts.workers || undefined, onProgress }));
+      const { sizeBytes, damaged } = await withProgress('restore', opts, onProgress =>
+        restoreImage(r, { pointId: snapshot, diskName: opts.disk, targetPath: target, overwrite: opts.force, salvage: opts.salvage, workers: opts.workers || undefined, onProgress }));
       const seconds = (Date.now() - started) / 1000;
-      print(opts, { target, sizeBytes, seconds }, `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s`);
+      const lostBytes = damaged.reduce((sum, d) => sum + d.length, 0);
+      print(opts, { target, sizeBytes, seconds, damaged, damagedBytes: lostBytes }, [
+        ...damaged.map(d => `damaged: bytes ${d.offset}-${d.offset + d.length - 1} (${formatBytes(d.length)}) written as zeros: ${d.reason}`),
+        damaged.length
+          ? `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s, but ${formatBytes(lostBytes)} in ${damaged.length} ranges could not be read and are zeros`
+          : `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s`,
+      ].join('\n'));
+      // Distinct from 1 (nothing restored): the image exists, but is not the disk as it was.
+      if (damaged.length) process.exitCode = 3;
     });
 
   common(repo.command('snapshots'))
@@ -161,7 +171,10 @@ export function repoCommands(): Command {
     .option('--source <source>', 'only this source')
     .option('--dry-run', 'only say what would be deleted')
     .option('--prune', 'run prune afterwards to free the space')
-    .action(async (opts: RepoOptions & KeepOptions & { timeZone: string; source?: string; dryRun?: boolean; prune?: boolean }) => {
+    .addOption(new Option('--grace <duration>', 'with --prune: leave unreferenced data younger than this').default(3_600_000, '1h').argParser(durationArg))
+    .addOption(new Option('--wait <duration>', 'with --prune: how long to wait for backups that started before the prune').default(3_600_000, '1h').argParser(durationArg))
+    .addOption(new Option('--stale-after <duration>', 'with --prune: a backup whose heartbeat is older than this is dead').default(600_000, '10m').argParser(durationArg))
+    .action(async (opts: RepoOptions & KeepOptions & { timeZone: string; source?: string; dryRun?: boolean; prune?: boolean; grace: number; wait: number; staleAfter: number }) => {
       const policy = retentionFrom(opts);
       validatePolicy(policy);
       try { new Intl.DateTimeFormat('en-US', { timeZone: opts.timeZone }); } catch { throw new Error(`unknown time zone ${opts.timeZone}; use an IANA name such as Europe/Paris`); }
@@ -182,7 +195,7 @@ export function repoCommands(): Command {
         }
       }
       print(opts, result, lines.join('\n') || 'no recovery points');
-      if (opts.prune && !opts.dryRun) await runPrune(r, {}, opts);
+      if (opts.prune && !opts.dryRun) await runPrune(r, { graceMs: opts.grace, waitMs: opts.wait, staleAfterMs: opts.staleAfter }, opts);
     });
 
   common(repo.command('prune'))

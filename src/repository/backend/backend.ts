@@ -24,6 +24,11 @@ export interface Backend {
   stat(name: string): Promise<ObjectInfo | undefined>;
   /** Every object whose name starts with `prefix` (e.g. `data/`), in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Leftovers of writes that never finished, which `list` does not show (the filesystem backend's
+   * `*.tmp` files); `delete` removes them. Object stores make a PUT whole or not at all and have none.
+   */
+  listLeftovers?(): AsyncIterable<ObjectInfo>;
   /** Remove an object; removing an absent object is not an error. */
   delete(name: string): Promise<void>;
   close(): Promise<void>;
