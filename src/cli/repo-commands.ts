@@ -86,6 +86,16 @@ export function repoCommands(): Command {
       print(opts, { removed: id }, `removed key slot ${id}`);
     });
 
+  common(repo.command('migrate'))
+    .description('upgrade the repository to the current format (format 1 → 2: the config gets authenticated)')
+    .action(async (opts: RepoOptions) => {
+      const passphrase = await readPassphrase(opts.passwordFile);
+      const r = await Repository.open(openBackend(repoLocation(opts)), passphrase);
+      const { from, to } = await r.migrate(passphrase, await r.keySlotOf(passphrase));
+      print(opts, { from, to }, from === to ? `the repository is at format ${to} already: nothing to do`
+        : `upgraded the repository from format ${from} to ${to}; goldsnap older than format ${to} can no longer open it`);
+    });
+
   common(repo.command('backup-image <image>'))
     .description('back up a raw disk image or block device as a new recovery point')
     .option('--name <name>', 'disk name within the recovery point (default: the image file name)')

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { WorkerPool } from '../dataplane/worker-pool.ts';
 import { mapLimit } from './concurrency.ts';
-import { DATA_PREFIX, idOfName, packObjectName } from './format.ts';
+import { DATA_PREFIX, FORMAT_VERSION, idOfName, packObjectName } from './format.ts';
 import { readPackHeader } from './pack-reader.ts';
 import type { Repository } from './repository.ts';
 
@@ -31,6 +31,12 @@ export interface CheckOptions {
  */
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
   const report: CheckReport = { errors: [], warnings: [], packs: 0, chunks: 0, recoveryPoints: 0, bytesRead: 0 };
+  for (const d of repo.damagedKeySlots) {
+    report.errors.push(`key slot ${d.id} is damaged (${d.why}): its passphrase no longer opens the repository; remove it with \`goldsnap repo key remove ${d.id}\` and add a new one with \`goldsnap repo key add\``);
+  }
+  if (!repo.config.mac) {
+    report.warnings.push(`the config is not authenticated (repository format ${repo.config.version}): run \`goldsnap repo migrate\` to upgrade to format ${FORMAT_VERSION} (older goldsnap cannot open it afterwards)`);
+  }
   const stored = new Map<string, number>();
   for await (const o of repo.backend.list(DATA_PREFIX)) stored.set(idOfName(o.name), o.size);
 
