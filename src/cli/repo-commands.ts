@@ -8,6 +8,7 @@ import { openBackend } from '../repository/backend/open.ts';
 import { checkRepository } from '../repository/check.ts';
 import { formatBytes } from '../repository/format.ts';
 import { prune } from '../repository/prune.ts';
+import { repairIndex } from '../repository/repair-index.ts';
 import { Repository } from '../repository/repository.ts';
 import { applyRetention, validatePolicy } from '../repository/retention.ts';
 import { readPassphrase } from './passphrase.ts';
@@ -164,6 +165,7 @@ export function repoCommands(): Command {
         const lines = [
           ...report.warnings.map(w => `warning: ${w}`),
           ...report.errors.map(e => `error: ${e}`),
+          ...report.advice.map(a => `repair: ${a}`),
           `${report.packs} packs, ${report.chunks} chunks, ${report.recoveryPoints} recovery points checked${opts.readData ? `, ${formatBytes(report.bytesRead)} read` : ''}: ` +
             (report.errors.length ? `${report.errors.length} errors` : 'no errors'),
         ];
@@ -173,6 +175,23 @@ export function repoCommands(): Command {
         bar.stop();
         await pool?.close();
       }
+    });
+
+  const repair = repo.command('repair').description('repair a damaged repository');
+  common(repair.command('index'))
+    .description('rebuild the index from the headers of the packs (when index files are damaged or lost)')
+    .action(async (opts: RepoOptions) => {
+      const r = await openRepo(opts);
+      const bar = new ProgressBar('repair ', 'count');
+      let report;
+      try {
+        report = await repairIndex(r, { log: line => process.stderr.write(`repair: ${line}\n`), onProgress: (done, total) => bar.update(done, total) });
+      } finally {
+        bar.stop();
+      }
+      print(opts, report, `indexed ${report.chunks} chunks of ${report.packs} packs; replaced ${report.replacedIndexFiles} index files` +
+        (report.damagedPacks.length ? `; ${report.damagedPacks.length} packs have a damaged header and were left out: run \`goldsnap repo check\` to see which recovery points lose data` : ''));
+      if (report.damagedPacks.length) process.exitCode = 1;
     });
 
   keepOptions(common(repo.command('forget'))
@@ -224,5 +243,6 @@ export function repoCommands(): Command {
 async function runPrune(r: Repository, pruneOpts: Parameters<typeof prune>[1], opts: RepoOptions): Promise<void> {
   const report = await prune(r, { ...pruneOpts, log: line => process.stderr.write(`prune: ${line}\n`) });
   print(opts, report, `${pruneOpts?.dryRun ? 'would remove' : 'removed'} ${report.deletedPacks} packs (${formatBytes(report.freedBytes)}) and ${report.deletedFixedIndexes} fixed indexes; ` +
-    `rewrote ${report.repackedPacks} packs into ${report.newPacks}; kept ${report.keptPacks} packs`);
+    `rewrote ${report.repackedPacks} packs into ${report.newPacks}; kept ${report.keptPacks} packs` +
+    (report.deletedLeftovers || report.deletedSessions ? `; cleared ${report.deletedLeftovers} temp files and ${report.deletedSessions} dead session markers` : ''));
 }

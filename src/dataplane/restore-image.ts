@@ -35,12 +35,15 @@ export async function restoreImage(repo: Repository, opts: RestoreImageOptions):
   }
   const session = await RepositorySession.start(repo, `restore-image ${id.slice(0, 8)} ${disk.name}`);
   try {
-    const [fixedIndex, index] = await Promise.all([repo.loadFixedIndex(disk.fixedIndex), repo.loadIndex()]);
+    // A damaged index file need not stop a restore that needs none of its chunks; one that does
+    // is told to repair the index.
+    const loadIndex = () => repo.loadIndex(undefined, () => {});
+    const [fixedIndex, index] = await Promise.all([repo.loadFixedIndex(disk.fixedIndex), loadIndex()]);
     const writer = await openImageWriter(opts.targetPath, fixedIndex.sizeBytes, { overwrite: opts.overwrite });
     const pool = new WorkerPool(repo.key, opts.workers);
     try {
       const result = await restoreDisk({
-        repo, index, disk: fixedIndex, writer, pool, onProgress: opts.onProgress, salvage: opts.salvage, reloadIndex: () => repo.loadIndex(),
+        repo, index, disk: fixedIndex, writer, pool, onProgress: opts.onProgress, salvage: opts.salvage, reloadIndex: loadIndex,
       });
       await writer.commit();
       return { sizeBytes: fixedIndex.sizeBytes, ...result };

@@ -6,6 +6,7 @@ import { PackBuilder } from './pack.ts';
 import type { Repository } from './repository.ts';
 import { DEFAULT_STALE_AFTER_MS, isLive, readPrunePlans, readSessions, type PrunePlan } from './sessions.ts';
 import { randomHex } from './crypto.ts';
+import type { FileSystemError } from './backend/fs-errors.ts';
 
 export interface PruneOptions {
   /** Unreferenced fixed indexes and unindexed packs younger than this are left alone. Default 1 h. */
@@ -28,6 +29,10 @@ export interface PruneReport {
   deletedIndexFiles: number;
   deletedFixedIndexes: number;
   keptPacks: number;
+  /** Temp files of interrupted writes removed. */
+  deletedLeftovers: number;
+  /** Markers of backups and restores that died, removed. */
+  deletedSessions: number;
 }
 
 type IndexedPack = IndexFile['packs'][number];
@@ -44,6 +49,8 @@ interface Survey {
   orphans: Set<string>;
   doomedFixedIndexes: string[];
   keptPacks: number;
+  /** Every stored pack, with its size. */
+  stored: Map<string, { size: number; mtime: number }>;
 }
 
 const HOUR = 3_600_000;
@@ -61,51 +68,105 @@ const HOUR = 3_600_000;
 export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneReport> {
   const graceMs = opts.graceMs ?? HOUR;
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const maxUnusedShare = opts.maxUnusedShare ?? 0.1;
   const log = opts.log ?? (() => {});
   await clearOldPlans(repo, staleAfterMs);
+  const report: PruneReport = { deletedPacks: 0, repackedPacks: 0, newPacks: 0, freedBytes: 0, deletedIndexFiles: 0, deletedFixedIndexes: 0, keptPacks: 0, deletedLeftovers: 0, deletedSessions: 0 };
 
-  const first = await survey(repo, graceMs, staleAfterMs, opts.maxUnusedShare ?? 0.1);
-  log(`${first.used.size} chunks in use; ${first.doomed.size} packs to remove (${first.orphans.size} unindexed), ${first.doomedFixedIndexes.length} unused fixed indexes`);
-  const report: PruneReport = { deletedPacks: 0, repackedPacks: 0, newPacks: 0, freedBytes: 0, deletedIndexFiles: 0, deletedFixedIndexes: 0, keptPacks: first.keptPacks };
-  if (first.doomed.size === 0 && first.doomedFixedIndexes.length === 0) return report;
+  // First what needs no plan, because nothing can refer to it: markers of dead sessions, temp
+  // files of interrupted writes, packs no index names, old fixed indexes no recovery point names.
+  // Deleted before prune writes anything, so that on a full disk they make room for the plan.
+  const leftovers = await findLeftovers(repo, graceMs, staleAfterMs);
+  const first = await survey(repo, graceMs, staleAfterMs, maxUnusedShare);
+  const indexedDoomed = [...first.doomed].filter(p => !first.orphans.has(p));
+  report.keptPacks = first.keptPacks;
+  log(`${first.used.size} chunks in use; ${first.doomed.size} packs to remove (${first.orphans.size} unindexed), ${first.doomedFixedIndexes.length} unused fixed indexes, ` +
+    `${leftovers.temporary.length} temp files and ${leftovers.sessions.length} dead session markers`);
   if (opts.dryRun) {
     report.deletedPacks = first.doomed.size;
     report.deletedFixedIndexes = first.doomedFixedIndexes.length;
+    report.deletedLeftovers = leftovers.temporary.length;
+    report.deletedSessions = leftovers.sessions.length;
     return report;
   }
+  await mapLimit(leftovers.sessions, 8, id => repo.backend.delete(objectName(ObjectType.session, id)));
+  await mapLimit(leftovers.temporary, 8, async t => { await repo.backend.delete(t.name); report.freedBytes += t.size; });
+  await mapLimit([...first.orphans], 8, async pack => {
+    report.freedBytes += first.stored.get(pack)?.size ?? 0;
+    await repo.backend.delete(packObjectName(pack));
+  });
+  await mapLimit(first.doomedFixedIndexes, 8, id => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
+  report.deletedSessions = leftovers.sessions.length;
+  report.deletedLeftovers = leftovers.temporary.length;
+  report.deletedPacks = first.orphans.size;
+  report.deletedFixedIndexes = first.doomedFixedIndexes.length;
+  if (indexedDoomed.length === 0) return report;
 
+  // Packs an index names: a backup may be about to reuse their chunks, so announce them first.
   const planId = randomHex(16);
-  const plan: PrunePlan = { created: new Date().toISOString(), hostname: hostname(), pid: process.pid, packs: [...first.doomed], indexFiles: [] };
-  await repo.putNamedObject(ObjectType.prunePlan, planId, Buffer.from(JSON.stringify(plan)));
+  const plan: PrunePlan = { created: new Date().toISOString(), hostname: hostname(), pid: process.pid, packs: indexedDoomed, indexFiles: [] };
+  try {
+    await repo.putNamedObject(ObjectType.prunePlan, planId, Buffer.from(JSON.stringify(plan)));
+  } catch (err) {
+    if ((err as FileSystemError).code !== 'ENOSPC') throw err;
+    throw new Error(`the disk holding ${repo.location} is full: prune freed ${formatBytes(report.freedBytes)} of leftovers and unreachable data, ` +
+      `but still cannot write its plan (a few KiB) before deleting ${indexedDoomed.length} packs; free a little space there and run prune again`);
+  }
   try {
     await waitForEarlierSessions(repo, Date.parse(plan.created), staleAfterMs, opts.waitMs ?? HOUR, opts.pollMs ?? 2000, log);
     // Backups that ended while we waited may have committed recovery points using chunks of the
     // doomed packs: look again, and copy out whatever is used now.
-    const now = await survey(repo, graceMs, staleAfterMs, opts.maxUnusedShare ?? 0.1);
-    const doomed = [...first.doomed];
-    const { packs: newPacks, sourcePacks } = await copyUsedChunks(repo, now, first.doomed, log);
+    const now = await survey(repo, graceMs, staleAfterMs, maxUnusedShare);
+    const doomed = new Set(indexedDoomed);
+    // Packs with no used chunk go first: nothing needs copying out of them, and on a full disk
+    // the space they free is what the copies and the replacement index are written into. Index
+    // files still name them until the replacement is written; no reader needs their chunks.
+    const unused = indexedDoomed.filter(p => !(now.packs.get(p)?.chunks ?? []).some(c => now.used.has(c.id)));
+    await mapLimit(unused, 8, async pack => {
+      report.freedBytes += now.stored.get(pack)?.size ?? 0;
+      await repo.backend.delete(packObjectName(pack));
+    });
+    const { packs: newPacks, sourcePacks } = await copyUsedChunks(repo, now, doomed, log);
     const replacement: IndexFile = {
-      packs: [...newPacks, ...[...now.packs.values()].filter(p => !first.doomed.has(p.id))],
+      packs: [...newPacks, ...[...now.packs.values()].filter(p => !doomed.has(p.id))],
       supersedes: now.indexFiles.map(f => f.id),
     };
     await repo.writeIndexFile(replacement);
     // Everything the replacement index does not name is unreachable from here on.
-    await mapLimit(doomed, 8, async pack => {
-      report.freedBytes += (await repo.backend.stat(packObjectName(pack)))?.size ?? 0;
+    const repacked = indexedDoomed.filter(p => !unused.includes(p));
+    await mapLimit(repacked, 8, async pack => {
+      report.freedBytes += now.stored.get(pack)?.size ?? 0;
       await repo.backend.delete(packObjectName(pack));
     });
     await mapLimit(now.indexFiles, 8, f => repo.backend.delete(objectName(ObjectType.index, f.id)));
     await mapLimit(now.doomedFixedIndexes, 8, id => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
-    report.deletedPacks = doomed.length;
+    report.deletedPacks += indexedDoomed.length;
     report.repackedPacks = sourcePacks;
     report.newPacks = newPacks.length;
     report.deletedIndexFiles = now.indexFiles.length;
-    report.deletedFixedIndexes = now.doomedFixedIndexes.length;
-    log(`removed ${doomed.length} packs (${formatBytes(report.freedBytes)}), wrote ${newPacks.length} new packs`);
+    report.deletedFixedIndexes += now.doomedFixedIndexes.length;
+    log(`removed ${report.deletedPacks} packs (${formatBytes(report.freedBytes)} freed in all), wrote ${newPacks.length} new packs`);
     return report;
   } finally {
     await repo.backend.delete(objectName(ObjectType.prunePlan, planId));
   }
+}
+
+/**
+ * Leftovers of processes that died: session markers no live process refreshes, and temp files
+ * of writes that never finished, older than the grace period and than the oldest live session
+ * (a running backup's temp file is younger than its session).
+ */
+export async function findLeftovers(repo: Repository, graceMs: number, staleAfterMs: number): Promise<{ sessions: string[]; temporary: { name: string; size: number }[] }> {
+  const now = Date.now();
+  const all = await readSessions(repo);
+  const live = all.filter(s => isLive(s.marker, staleAfterMs, now));
+  const protectedSince = Math.min(now - graceMs, ...live.map(s => Date.parse(s.marker.started)));
+  const temporary: { name: string; size: number }[] = [];
+  if (repo.backend.listLeftovers) {
+    for await (const t of repo.backend.listLeftovers()) if (t.mtime.getTime() < protectedSince) temporary.push({ name: t.name, size: t.size });
+  }
+  return { sessions: all.filter(s => !live.includes(s)).map(s => s.id), temporary };
 }
 
 async function survey(repo: Repository, graceMs: number, staleAfterMs: number, maxUnusedShare: number): Promise<Survey> {
@@ -148,7 +209,7 @@ async function survey(repo: Repository, graceMs: number, staleAfterMs: number, m
   for (const [pack, info] of stored) {
     if (!packs.has(pack) && info.mtime < protectedSince) { doomed.add(pack); orphans.add(pack); }
   }
-  return { indexFiles, packs, used, doomed, orphans, doomedFixedIndexes, keptPacks };
+  return { indexFiles, packs, used, doomed, orphans, doomedFixedIndexes, keptPacks, stored };
 }
 
 /**
@@ -197,13 +258,13 @@ async function waitForEarlierSessions(repo: Repository, planTime: number, staleA
     if (blocking.length === 0) return;
     const names = blocking.map(s => `${s.marker.what} on ${s.marker.hostname} since ${s.marker.started}`).join('; ');
     if (Date.now() >= deadline) throw new Error(`prune gave up waiting for running backups to end (${names}); nothing was deleted; run prune again later`);
-    if (!said) { log(`waiting for ${blocking.length} running backup(s) to end: ${names}`); said = true; }
+    if (!said) { log(`waiting for ${blocking.length} running backup(s) or restore(s) to end: ${names}`); said = true; }
     await new Promise(r => setTimeout(r, pollMs));
   }
 }
 
 /** Removes plans left by a prune that died; refuses to run beside one that is alive. */
-async function clearOldPlans(repo: Repository, staleAfterMs: number): Promise<void> {
+export async function clearOldPlans(repo: Repository, staleAfterMs: number): Promise<void> {
   for (const { id, plan } of await readPrunePlans(repo)) {
     const marker = { hostname: plan.hostname, pid: plan.pid, started: plan.created, heartbeat: plan.created, what: 'prune' };
     if (plan.hostname === hostname() ? isLive(marker, Infinity) : isLive(marker, staleAfterMs)) {

@@ -27,6 +27,15 @@ export class DamagedKeySlotError extends Error {
   }
 }
 
+export class DamagedIndexError extends Error {
+  readonly indexFile: string;
+  constructor(id: string, cause: Error) {
+    super(`index file ${id} cannot be read (${cause.message}): run \`goldsnap repo repair index\` to rebuild the index from the packs' headers`);
+    this.name = 'DamagedIndexError';
+    this.indexFile = id;
+  }
+}
+
 export interface RecoveryPointEntry {
   id: string;
   point: RecoveryPoint;
@@ -178,13 +187,36 @@ export class Repository {
     return mapLimit(ids, 8, async ({ id }) => ({ id, file: validateIndexFile(await this.getJson(ObjectType.index, id), id) }));
   }
 
+  /** Every index file that can be read, and apart, those that cannot (damaged). */
+  async readIndexFilesReporting(): Promise<{ files: { id: string; file: IndexFile }[]; damaged: { id: string; error: Error }[] }> {
+    const files: { id: string; file: IndexFile }[] = [];
+    const damaged: { id: string; error: Error }[] = [];
+    await mapLimit(await this.listIds(ObjectType.index), 8, async ({ id }) => {
+      try {
+        files.push({ id, file: validateIndexFile(await this.getJson(ObjectType.index, id), id) });
+      } catch (err) {
+        // Deleted between list and read: prune replaced it. Anything else: damage.
+        if (!(err instanceof ObjectNotFoundError)) damaged.push({ id, error: err as Error });
+      }
+    });
+    return { files, damaged };
+  }
+
   /**
    * The chunk index from all index files. Index files named as superseded by another (prune's
-   * rewrite) are skipped, as are packs in `excludePacks` (packs a pending prune will delete).
+   * rewrite, `repair index`) are skipped, as are packs in `excludePacks` (packs a pending prune
+   * will delete). A damaged index file that is not superseded throws, naming the repair, unless
+   * `onDamaged` is given: then it is reported there and left out (a restore that needs none of
+   * its chunks can go on).
    */
-  async loadIndex(excludePacks: ReadonlySet<string> = new Set()): Promise<ChunkIndex> {
-    const files = await this.readIndexFiles();
+  async loadIndex(excludePacks: ReadonlySet<string> = new Set(), onDamaged?: (id: string, err: Error) => void): Promise<ChunkIndex> {
+    const { files, damaged } = await this.readIndexFilesReporting();
     const superseded = new Set(files.flatMap(f => f.file.supersedes ?? []));
+    for (const d of damaged) {
+      if (superseded.has(d.id)) continue;
+      if (!onDamaged) throw new DamagedIndexError(d.id, d.error);
+      onDamaged(d.id, d.error);
+    }
     const index = new ChunkIndex();
     for (const { id, file } of files) {
       if (superseded.has(id)) continue;
