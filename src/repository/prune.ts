@@ -4,7 +4,7 @@ import { mapLimit } from './concurrency.ts';
 import { DATA_PREFIX, ObjectType, formatBytes, idOfName, objectName, packObjectName } from './format.ts';
 import { PackBuilder } from './pack.ts';
 import type { Repository } from './repository.ts';
-import { DEFAULT_STALE_AFTER_MS, isLive, readPrunePlans, readSessions, type PrunePlan } from './sessions.ts';
+import { DEFAULT_STALE_AFTER_MS, isLive, readPrunePlans, readSessions, RepositorySession, type PrunePlan } from './sessions.ts';
 import { randomHex } from './crypto.ts';
 import type { FileSystemError } from './backend/fs-errors.ts';
 
@@ -54,6 +54,15 @@ interface Survey {
 }
 
 const HOUR = 3_600_000;
+/**
+ * Objects written by a live session are protected by their mtime being later than the session's
+ * start; but object stores give mtimes to the second (S3's LastModified). So on those, anything
+ * from a second before the oldest live session on is protected too.
+ */
+function sessionStart(repo: Repository, started: string): number {
+  const granularity = repo.backend.mtimeGranularityMs ?? 0;
+  return Date.parse(started) - 2 * granularity;
+}
 
 /**
  * Mark and sweep. Mark: every chunk that a recovery point needs, or a recent or in-progress
@@ -102,21 +111,49 @@ export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<
   report.deletedFixedIndexes = first.doomedFixedIndexes.length;
   if (indexedDoomed.length === 0) return report;
 
-  // Packs an index names: a backup may be about to reuse their chunks, so announce them first.
+  // Prune holds a session too, from here on (after the deletions above, which a full disk may
+  // need to store it): another prune racing this one (both saw no plan) then protects the packs
+  // this one writes from being taken for a crashed backup's leftovers.
+  let session: RepositorySession;
+  try {
+    session = await RepositorySession.start(repo, PRUNE_SESSION);
+  } catch (err) {
+    throw diskFull(err, repo, report, indexedDoomed.length);
+  }
+  try {
+    return await sweepPlanned(repo, opts, graceMs, staleAfterMs, maxUnusedShare, log, report, indexedDoomed, session.id);
+  } finally {
+    await session.end();
+  }
+}
+
+const PRUNE_SESSION = 'prune';
+
+function diskFull(err: unknown, repo: Repository, report: PruneReport, packs: number): Error {
+  if ((err as FileSystemError).code !== 'ENOSPC') return err as Error;
+  return new Error(`the disk holding ${repo.location} is full: prune freed ${formatBytes(report.freedBytes)} of leftovers and unreachable data, ` +
+    `but still cannot write its plan (a few KiB) before deleting ${packs} packs; free a little space there and run prune again`);
+}
+
+/** The packs an index names: announced in a plan, waited for, repacked and deleted. */
+async function sweepPlanned(repo: Repository, opts: PruneOptions, graceMs: number, staleAfterMs: number, maxUnusedShare: number, log: (line: string) => void,
+  report: PruneReport, indexedDoomed: string[], ownSession: string): Promise<PruneReport> {
   const planId = randomHex(16);
   const plan: PrunePlan = { created: new Date().toISOString(), hostname: hostname(), pid: process.pid, packs: indexedDoomed, indexFiles: [] };
   try {
     await repo.putNamedObject(ObjectType.prunePlan, planId, Buffer.from(JSON.stringify(plan)));
   } catch (err) {
-    if ((err as FileSystemError).code !== 'ENOSPC') throw err;
-    throw new Error(`the disk holding ${repo.location} is full: prune freed ${formatBytes(report.freedBytes)} of leftovers and unreachable data, ` +
-      `but still cannot write its plan (a few KiB) before deleting ${indexedDoomed.length} packs; free a little space there and run prune again`);
+    throw diskFull(err, repo, report, indexedDoomed.length);
   }
   try {
+    // Two prunes that started together both passed clearOldPlans; each wrote its plan before
+    // reading the others', so at least one sees the other here, and steps back.
+    const others = (await readPrunePlans(repo)).filter(p => p.id !== planId && isLivePlan(p.plan, staleAfterMs));
+    if (others.length > 0) throw anotherPrune(others[0].plan);
     await waitForEarlierSessions(repo, Date.parse(plan.created), staleAfterMs, opts.waitMs ?? HOUR, opts.pollMs ?? 2000, log);
     // Backups that ended while we waited may have committed recovery points using chunks of the
     // doomed packs: look again, and copy out whatever is used now.
-    const now = await survey(repo, graceMs, staleAfterMs, maxUnusedShare);
+    const now = await survey(repo, graceMs, staleAfterMs, maxUnusedShare, ownSession);
     const doomed = new Set(indexedDoomed);
     // Packs with no used chunk go first: nothing needs copying out of them, and on a full disk
     // the space they free is what the copies and the replacement index are written into. Index
@@ -161,7 +198,7 @@ export async function findLeftovers(repo: Repository, graceMs: number, staleAfte
   const now = Date.now();
   const all = await readSessions(repo);
   const live = all.filter(s => isLive(s.marker, staleAfterMs, now));
-  const protectedSince = Math.min(now - graceMs, ...live.map(s => Date.parse(s.marker.started)));
+  const protectedSince = Math.min(now - graceMs, ...live.map(s => sessionStart(repo, s.marker.started)));
   const temporary: { name: string; size: number }[] = [];
   if (repo.backend.listLeftovers) {
     for await (const t of repo.backend.listLeftovers()) if (t.mtime.getTime() < protectedSince) temporary.push({ name: t.name, size: t.size });
@@ -169,10 +206,10 @@ export async function findLeftovers(repo: Repository, graceMs: number, staleAfte
   return { sessions: all.filter(s => !live.includes(s)).map(s => s.id), temporary };
 }
 
-async function survey(repo: Repository, graceMs: number, staleAfterMs: number, maxUnusedShare: number): Promise<Survey> {
+async function survey(repo: Repository, graceMs: number, staleAfterMs: number, maxUnusedShare: number, ownSession?: string): Promise<Survey> {
   const now = Date.now();
-  const sessions = (await readSessions(repo)).filter(s => isLive(s.marker, staleAfterMs, now));
-  const oldestLive = Math.min(now, ...sessions.map(s => Date.parse(s.marker.started)));
+  const sessions = (await readSessions(repo)).filter(s => s.id !== ownSession && isLive(s.marker, staleAfterMs, now));
+  const oldestLive = Math.min(now, ...sessions.map(s => sessionStart(repo, s.marker.started)));
   // Anything written after this may belong to a backup still running or just finished.
   const protectedSince = Math.min(now - graceMs, oldestLive);
 
@@ -254,7 +291,9 @@ async function waitForEarlierSessions(repo: Repository, planTime: number, staleA
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
-    const blocking = (await readSessions(repo)).filter(s => isLive(s.marker, staleAfterMs) && Date.parse(s.marker.started) <= planTime);
+    // Another prune's session does not block: it never reuses chunks, and two prunes waiting for
+    // each other would wait forever.
+    const blocking = (await readSessions(repo)).filter(s => s.marker.what !== PRUNE_SESSION && isLive(s.marker, staleAfterMs) && Date.parse(s.marker.started) <= planTime);
     if (blocking.length === 0) return;
     const names = blocking.map(s => `${s.marker.what} on ${s.marker.hostname} since ${s.marker.started}`).join('; ');
     if (Date.now() >= deadline) throw new Error(`prune gave up waiting for running backups to end (${names}); nothing was deleted; run prune again later`);
@@ -266,10 +305,16 @@ async function waitForEarlierSessions(repo: Repository, planTime: number, staleA
 /** Removes plans left by a prune that died; refuses to run beside one that is alive. */
 export async function clearOldPlans(repo: Repository, staleAfterMs: number): Promise<void> {
   for (const { id, plan } of await readPrunePlans(repo)) {
-    const marker = { hostname: plan.hostname, pid: plan.pid, started: plan.created, heartbeat: plan.created, what: 'prune' };
-    if (plan.hostname === hostname() ? isLive(marker, Infinity) : isLive(marker, staleAfterMs)) {
-      throw new Error(`another prune is running (on ${plan.hostname}, pid ${plan.pid}, since ${plan.created}); run one prune at a time`);
-    }
+    if (isLivePlan(plan, staleAfterMs)) throw anotherPrune(plan);
     await repo.backend.delete(objectName(ObjectType.prunePlan, id));
   }
+}
+
+function isLivePlan(plan: PrunePlan, staleAfterMs: number): boolean {
+  const marker = { hostname: plan.hostname, pid: plan.pid, started: plan.created, heartbeat: plan.created, what: 'prune' };
+  return plan.hostname === hostname() ? isLive(marker, Infinity) : isLive(marker, staleAfterMs);
+}
+
+function anotherPrune(plan: PrunePlan): Error {
+  return new Error(`another prune is running (on ${plan.hostname}, pid ${plan.pid}, since ${plan.created}); run one prune at a time`);
 }

@@ -22,6 +22,11 @@ async function flipByte(path: string, at: number): Promise<void> {
   await fh.close();
 }
 
+/** Session markers in place (not the temp file of one being written). */
+async function sessionMarkers(repo: string): Promise<string[]> {
+  return (await readdir(join(repo, 'sessions')).catch(() => [] as string[])).filter(f => !f.endsWith('.tmp'));
+}
+
 async function waitFor(what: string, cond: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (!(await cond())) {
@@ -100,7 +105,7 @@ test('a killed backup leaves a dead session marker and temp files: check tells, 
   await overwrite(image, [{ offset: 0, length: 64 * MiB }]);
   const child = startGoldsnap(['repo', 'backup-image', image, '--repo', repo, '--workers', '1']);
   const done = finished(child);
-  await waitFor('the backup session', async () => (await readdir(join(repo, 'sessions')).catch(() => [])).length > 0);
+  await waitFor('the backup session', async () => (await sessionMarkers(repo)).length > 0);
   child.kill('SIGKILL');
   await done;
   // A temp file as a write cut short leaves it, from before the grace period.
@@ -137,7 +142,9 @@ test('a restore running while prune repacks what it reads makes prune wait, and 
   const out = join(dir, 'out.img');
   const restore = startGoldsnap(['repo', 'restore-image', keep.snapshot, out, '--repo', repo, '--workers', '1']);
   const restored = finished(restore);
-  await waitFor('the restore session', async () => (await readdir(join(repo, 'sessions')).catch(() => [])).length > 0);
+  // Whatever fails below, a frozen child must not outlive the test.
+  t.after(() => { restore.kill('SIGKILL'); });
+  await waitFor('the restore session', async () => (await sessionMarkers(repo)).length > 0);
   restore.kill('SIGSTOP');
   const prune = startGoldsnap(['repo', 'prune', '--repo', repo, '--grace', '0', '--json']);
   const pruned = finished(prune);

@@ -14,6 +14,8 @@ export interface ObjectInfo {
 export interface Backend {
   /** A short human description, e.g. `s3:http://127.0.0.1:9000/bucket/prefix`. Never includes secrets. */
   readonly location: string;
+  /** How coarse `mtime` is (object stores: a second); absent means about a millisecond. */
+  readonly mtimeGranularityMs?: number;
   /** Create the container/folder if needed. Fails if a repository config already exists there. */
   create(): Promise<void>;
   /** Write an object atomically. Overwrites only where the caller means to (session markers). */
