@@ -97,15 +97,15 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
 
   try {
     await json(['repo', 'init', '--pack-size', '1M']);
-    await makeDiskImage(images.a, 8 * MiB, seed);
+    await makeDiskImage(images.a, 16 * MiB, seed);
     await makeDiskImage(images.b, 6 * MiB, seed + 1);
 
     for (let trial = 0; trial < trials; trial++) {
       report.trials++;
       const op = model.size === 0 ? 'backup' : pick(['backup', 'backup', 'restore', 'forget', 'prune']);
       const withPrune = op !== 'prune' && rand() < 0.5;
-      const killOpAt = rand() < 0.6 ? Math.floor(rand() * 1500) : undefined;
-      const killPruneAt = withPrune && rand() < 0.3 ? Math.floor(rand() * 1500) : undefined;
+      const killOpAt = rand() < 0.6 ? 150 + Math.floor(rand() * 700) : undefined;
+      const killPruneAt = withPrune && rand() < 0.3 ? 150 + Math.floor(rand() * 700) : undefined;
       let args: string[];
       let onDone: (r: CliResult, killed: boolean) => Promise<void>;
 
@@ -188,7 +188,11 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
       log(`${backend} trial ${trial}: ${op}${withPrune ? ' + prune' : ''}${killedMain ? ' (killed)' : ''}${killedSide ? ' (prune killed)' : ''}; ${model.size} points`);
     }
 
-    // The end: a last prune alone, a full read of the data, and every point restored.
+    // The end: a last backup left to finish (so there is always a point to verify), a last
+    // prune alone, a full read of the data, and every point restored.
+    await overwrite(images.b, [{ offset: 0, length: 4096 }]);
+    const lastBackup = await json(['repo', 'backup-image', images.b, '--name', 'disk', '--source', 'b']);
+    model.set(lastBackup.snapshot, { hash: await sha256File(images.b), source: 'b' });
     const last = await cli(['repo', 'prune', '--grace', '0']);
     if (last.code !== 0) report.problems.push(`final prune failed (${backend}): ${last.stderr.trim()}`);
     const deep = await cli(['repo', 'check', '--read-data', '--json']);
