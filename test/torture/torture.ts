@@ -5,7 +5,11 @@
  * repository must check without errors and hold every recovery point it acknowledged; restores
  * and a final pass restore points and compare them bit for bit with the images backed up.
  *
- *   npm run torture -- [--seed 7] [--trials 20] [--backends folder,s3rver,azurite]
+ *   npm run torture -- [--seed 7] [--trials 20] [--backends folder,s3rver,azurite] [--no-faults]
+ *
+ * On the object stores, the trials' commands go through a seeded proxy that answers 503, drops
+ * connections (before the store acts, and after it did) and slows requests; checks and the final
+ * restores go straight to the store.
  *
  * Prints trials run, kills, recovery points verified bit for bit and data lost (must be 0); exits
  * 1 when anything was lost or a check failed. `test/torture/torture.test.ts` runs a short pass.
@@ -19,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { MiB, makeDiskImage, overwrite, prng, sha256File } from '../support/disk-images.ts';
 import { finished, startGoldsnap, type CliResult } from '../support/goldsnap-cli.ts';
 import { startAzurite, startS3rver } from '../support/object-stores.ts';
+import { startFaultyProxy, type FaultCounts } from './faulty-proxy.ts';
 
 export type BackendName = 'folder' | 's3rver' | 'azurite';
 export const ALL_BACKENDS: BackendName[] = ['folder', 's3rver', 'azurite'];
@@ -28,6 +33,8 @@ export interface TortureOptions {
   /** Trials per backend. */
   trials: number;
   backends: BackendName[];
+  /** Object stores: run the trials' commands through a proxy that answers 503, drops connections and is slow at times. */
+  faults?: boolean;
   log?: (line: string) => void;
 }
 
@@ -41,14 +48,32 @@ export interface TortureReport {
   dataLost: number;
   /** Anything else that must not happen (check errors, commands failing for no reason). */
   problems: string[];
+  /** Commands that failed on the store's faults (after the SDK's retries): allowed, nothing may be lost. */
+  faultFailures: number;
+  faults?: FaultCounts;
 }
 
-interface Store { location: string; env: Record<string, string>; stop(): Promise<void> }
+interface Store {
+  location: string;
+  /** The same repository through a proxy that has bad days (object stores, with faults on). */
+  faultyLocation?: string;
+  faults?: FaultCounts;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
 
-async function openStore(name: BackendName, work: string): Promise<Store> {
+async function openStore(name: BackendName, work: string, faults: boolean, seed: number): Promise<Store> {
   if (name === 'folder') return { location: join(work, 'repo'), env: {}, stop: async () => {} };
   const store = name === 's3rver' ? await startS3rver() : await startAzurite();
-  return { location: `${store.location}/torture`, env: store.env, stop: () => store.stop() };
+  const location = `${store.location}/torture`;
+  if (!faults) return { location, env: store.env, stop: () => store.stop() };
+  const upstream = Number(/127\.0\.0\.1:(\d+)/.exec(location)![1]);
+  const proxy = await startFaultyProxy(upstream, seed);
+  return {
+    location, env: store.env, faults: proxy.counts,
+    faultyLocation: location.replace(`127.0.0.1:${upstream}`, `127.0.0.1:${proxy.port}`),
+    stop: async () => { await proxy.stop(); await store.stop(); },
+  };
 }
 
 /** A command that may be killed: resolves with its result, and whether we killed it. */
@@ -68,16 +93,22 @@ async function killAfter(child: ChildProcess, done: Promise<CliResult>, ms: numb
 
 export async function runTorture(opts: TortureOptions): Promise<TortureReport[]> {
   const reports: TortureReport[] = [];
-  for (const [i, backend] of opts.backends.entries()) reports.push(await tortureBackend(backend, opts.seed * 1000 + i, opts.trials, opts.log ?? (() => {})));
+  for (const [i, backend] of opts.backends.entries()) reports.push(await tortureBackend(backend, opts.seed * 1000 + i, opts.trials, opts.faults ?? false, opts.log ?? (() => {})));
   return reports;
 }
 
-async function tortureBackend(backend: BackendName, seed: number, trials: number, log: (line: string) => void): Promise<TortureReport> {
+async function tortureBackend(backend: BackendName, seed: number, trials: number, faults: boolean, log: (line: string) => void): Promise<TortureReport> {
   const rand = prng(seed);
   const pick = <T>(items: T[]): T => items[Math.floor(rand() * items.length)];
   const work = await mkdtemp(join(tmpdir(), `goldsnap-torture-${backend}-`));
-  const store = await openStore(backend, work);
-  const report: TortureReport = { backend, trials: 0, kills: 0, pointsVerified: 0, dataLost: 0, problems: [] };
+  const store = await openStore(backend, work, faults, seed);
+  const opLocation = store.faultyLocation ?? store.location;
+  const report: TortureReport = { backend, trials: 0, kills: 0, pointsVerified: 0, dataLost: 0, problems: [], faultFailures: 0, faults: store.faults };
+  /** A command that failed unkilled: on a faulty store that may be the faults, else it is a problem. */
+  const failed = (what: string, r: CliResult) => {
+    if (store.faults) report.faultFailures++;
+    else report.problems.push(`${what} failed (${backend}): ${lastLine(r.stderr)}`);
+  };
   const cli = async (args: string[]) => (await launch([...args, '--repo', store.location], store.env).done);
   const json = async (args: string[]) => {
     const r = await cli([...args, '--json']);
@@ -88,11 +119,13 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
   const model = new Map<string, { hash: string; source: string }>();
   const images = { a: join(work, 'a.img'), b: join(work, 'b.img') };
   const lastOf = new Map<string, string>();
+  /** Ranges changed since the last committed point of each source: what an incremental must read. */
+  const changedSince = new Map<string, { offset: number; length: number }[]>();
 
   const verify = async (id: string, target: string, result: CliResult) => {
     const want = model.get(id)!.hash;
     if (result.code === 0 && (await sha256File(target)) === want) report.pointsVerified++;
-    else { report.dataLost++; report.problems.push(`restore of ${id.slice(0, 8)} (${backend}) gave wrong bytes or failed: ${result.stderr.trim()}`); }
+    else { report.dataLost++; report.problems.push(`restore of ${id.slice(0, 8)} (${backend}) ${result.code === 0 ? 'gave wrong bytes' : `failed: ${lastLine(result.stderr)}`}`); }
   };
 
   try {
@@ -118,12 +151,14 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
           return { offset, length: 1 + Math.floor(rand() * 65535) };
         });
         await overwrite(image, changed);
+        const sinceParent = [...(changedSince.get(source) ?? []), ...changed];
+        changedSince.set(source, sinceParent);
         const hash = await sha256File(image);
         const parent = lastOf.get(source);
         args = ['repo', 'backup-image', image, '--name', 'disk', '--source', source, '--tag', `trial-${trial}`, '--workers', '1', '--json'];
         if (parent && model.has(parent) && rand() < 0.7) {
           const ranges = join(work, `changed-${trial}.json`);
-          await writeFile(ranges, JSON.stringify(changed));
+          await writeFile(ranges, JSON.stringify(sinceParent));
           args.push('--parent', parent, '--changed', ranges);
         }
         onDone = async (r, killed) => {
@@ -131,19 +166,22 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
             const id = JSON.parse(r.stdout).snapshot;
             model.set(id, { hash, source });
             lastOf.set(source, id);
-          } else if (killed) {
-            // Killed after the commit but before it said so: the point exists and must be right.
+            changedSince.set(source, []);
+          } else {
+            if (!killed) failed('backup', r);
+            // Killed (or failed) after the commit but before it said so: the point exists and must be right.
             for (const p of await json(['repo', 'snapshots'])) {
-              if (p.tags.includes(`trial-${trial}`)) { model.set(p.id, { hash, source }); lastOf.set(source, p.id); }
+              if (p.tags.includes(`trial-${trial}`)) { model.set(p.id, { hash, source }); lastOf.set(source, p.id); changedSince.set(source, []); }
             }
-          } else report.problems.push(`backup failed (${backend}): ${r.stderr.trim()}`);
+          }
         };
       } else if (op === 'restore') {
         const id = pick([...model.keys()]);
         const target = join(work, `restore-${trial}.img`);
         args = ['repo', 'restore-image', id, target, '--workers', '1'];
         onDone = async (r, killed) => {
-          if (!killed || r.code === 0) await verify(id, target, r);
+          if (!killed && r.code !== 0 && store.faults) failed('restore', r);
+          else if (!killed || r.code === 0) await verify(id, target, r);
           else if (await stat(target).then(() => true, () => false)) await verify(id, target, { ...r, code: 0 });
           await rm(target, { force: true });
           await rm(`${target}.goldsnap-partial`, { force: true });
@@ -155,7 +193,7 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
         const doomed = new Set<string>(plan.filter((d: { keep: boolean }) => !d.keep).map((d: { id: string }) => d.id));
         args = ['repo', 'forget', '--keep-last', String(keep), '--source', source];
         onDone = async (r, killed) => {
-          if (r.code !== 0 && !killed) report.problems.push(`forget failed (${backend}): ${r.stderr.trim()}`);
+          if (r.code !== 0 && !killed) failed('forget', r);
           for (const id of doomed) model.delete(id);
         };
       } else {
@@ -164,11 +202,11 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
       }
       const pruneOutcome = async (r: CliResult, killed: boolean) => {
         // Refusing beside another live prune is the designed outcome of two at once.
-        if (r.code !== 0 && !killed && !/another prune is running/.test(r.stderr)) report.problems.push(`prune failed (${backend}): ${r.stderr.trim()}`);
+        if (r.code !== 0 && !killed && !/another prune is running/.test(r.stderr)) failed('prune', r);
       };
 
-      const main = launch([...args, '--repo', store.location], store.env);
-      const side = withPrune ? launch(['repo', 'prune', '--grace', '0', '--wait', '10m', '--repo', store.location], store.env) : undefined;
+      const main = launch([...args, '--repo', opLocation], store.env);
+      const side = withPrune ? launch(['repo', 'prune', '--grace', '0', '--wait', '10m', '--repo', opLocation], store.env) : undefined;
       const [killedMain, killedSide] = await Promise.all([
         killAfter(main.child, main.done, killOpAt),
         side ? killAfter(side.child, side.done, killPruneAt) : false,
@@ -211,8 +249,14 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
   return report;
 }
 
+/** The error, without the progress bars before it. */
+function lastLine(text: string): string {
+  return text.trim().split('\n').at(-1) ?? '';
+}
+
 export function summary(reports: TortureReport[]): string {
-  const lines = reports.map(r => `${r.backend.padEnd(8)} trials ${r.trials}, kills ${r.kills}, recovery points verified bit for bit ${r.pointsVerified}, data lost ${r.dataLost}, problems ${r.problems.length}`);
+  const lines = reports.map(r => `${r.backend.padEnd(8)} trials ${r.trials}, kills ${r.kills}, recovery points verified bit for bit ${r.pointsVerified}, data lost ${r.dataLost}, problems ${r.problems.length}` +
+    (r.faults ? `; store faults: ${r.faults.requests} requests, ${r.faults.errors503} answered 503, ${r.faults.droppedBefore + r.faults.droppedAfter} connections dropped (${r.faults.droppedAfter} after the store acted), ${r.faults.delayed} slowed; ${r.faultFailures} commands failed on them` : ''));
   const sum = (f: (r: TortureReport) => number) => reports.reduce((s, r) => s + f(r), 0);
   lines.push(`total    trials ${sum(r => r.trials)}, kills ${sum(r => r.kills)}, recovery points verified bit for bit ${sum(r => r.pointsVerified)}, data lost ${sum(r => r.dataLost)}`);
   for (const r of reports) for (const p of r.problems) lines.push(`problem: ${p}`);
@@ -220,12 +264,12 @@ export function summary(reports: TortureReport[]): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { seed: { type: 'string', default: '1' }, trials: { type: 'string', default: '20' }, backends: { type: 'string', default: ALL_BACKENDS.join(',') } } });
+  const { values } = parseArgs({ options: { seed: { type: 'string', default: '1' }, trials: { type: 'string', default: '20' }, backends: { type: 'string', default: ALL_BACKENDS.join(',') }, 'no-faults': { type: 'boolean', default: false } } });
   const backends = values.backends.split(',') as BackendName[];
   for (const b of backends) if (!ALL_BACKENDS.includes(b)) throw new Error(`unknown backend ${b}: use ${ALL_BACKENDS.join(', ')}`);
   const seed = Number(values.seed);
   const started = Date.now();
-  const reports = await runTorture({ seed, trials: Number(values.trials), backends, log: line => process.stderr.write(`${line}\n`) });
+  const reports = await runTorture({ seed, trials: Number(values.trials), backends, faults: !values['no-faults'], log: line => process.stderr.write(`${line}\n`) });
   process.stdout.write(`seed ${seed}, ${((Date.now() - started) / 1000).toFixed(0)} s\n${summary(reports)}\n`);
   if (reports.some(r => r.dataLost > 0 || r.problems.length > 0)) process.exitCode = 1;
 }
