@@ -95,24 +95,24 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
 
   let fresh: Promise<ChunkIndex> | undefined;
   /** One chunk, looked up in the index as it is now, read on its own. */
-  const restoreAlone = async (chunk: PackRun['chunks'][number]) => {
-    fresh ??= opts.reloadIndex!();
-    const location = (await fresh).get(chunk.id);
-    if (!location) return lost(chunk.positions, missingChunk(chunk.id));
+  const restoreAlone = async (id: string, positions: number[], reloadIndex: () => Promise<ChunkIndex>) => {
+    fresh ??= reloadIndex();
+    const location = (await fresh).get(id);
+    if (!location) return lost(positions, missingChunk(id));
     let sealed: Buffer;
     try {
       sealed = await opts.repo.readPack(location.pack, location.offset, location.length);
       if (sealed.length !== location.length) throw shortPack(location.pack);
     } catch (err) {
-      return lost(chunk.positions, err as Error);
+      return lost(positions, err as Error);
     }
-    await place(chunk.id, chunk.positions, location, sealed);
+    await place(id, positions, location, sealed);
   };
 
   const missing: string[] = [];
   const runs = planRuns(byId, opts.index, id => missing.push(id));
   for (const id of missing) {
-    if (opts.reloadIndex) await restoreAlone({ id, location: undefined!, positions: byId.get(id)! });
+    if (opts.reloadIndex) await restoreAlone(id, byId.get(id)!, opts.reloadIndex);
     else await lost(byId.get(id)!, missingChunk(id));
   }
 
@@ -123,7 +123,7 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
       if (bytes.length !== run.length) throw shortPack(run.pack);
     } catch (err) {
       if (err instanceof ObjectNotFoundError && opts.reloadIndex) {
-        for (const chunk of run.chunks) await restoreAlone(chunk);
+        for (const chunk of run.chunks) await restoreAlone(chunk.id, chunk.positions, opts.reloadIndex);
         return;
       }
       for (const chunk of run.chunks) await lost(chunk.positions, err as Error);
