@@ -76,9 +76,10 @@ export function repoCommands(): Command {
   common(key.command('list'))
     .description('list key slots')
     .action(async (opts: RepoOptions) => {
-      const slots = await (await openRepo(opts)).listKeySlots();
-      print(opts, slots.map(s => ({ id: s.id, created: s.slot.created, hostname: s.slot.hostname })),
-        slots.map(s => `${s.id}  created ${s.slot.created} on ${s.slot.hostname}`).join('\n'));
+      const r = await openRepo(opts);
+      const slots = await r.listKeySlots();
+      print(opts, [...slots.map(s => ({ id: s.id, created: s.slot.created, hostname: s.slot.hostname })), ...r.damagedKeySlots.map(d => ({ id: d.id, damaged: d.why }))],
+        [...slots.map(s => `${s.id}  created ${s.slot.created} on ${s.slot.hostname}`), ...r.damagedKeySlots.map(d => `${d.id}  DAMAGED: ${d.why}`)].join('\n'));
     });
   common(key.command('remove <id>'))
     .description('remove a key slot (never the last one)')

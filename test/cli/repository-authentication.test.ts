@@ -90,6 +90,8 @@ test('a damaged key slot is reported as damage, not as a wrong passphrase', asyn
   const check = await goldsnap(['repo', 'check', '--repo', repo, '--json'], { GOLDSNAP_PASSWORD: 'second passphrase' });
   assert.equal(check.code, 1);
   assert.match(JSON.parse(check.stdout).errors.join('\n'), new RegExp(`key slot ${only} is damaged .*goldsnap repo key remove ${only}`));
+  const listed = await goldsnapJson(['repo', 'key', 'list', '--repo', repo], { GOLDSNAP_PASSWORD: 'second passphrase' });
+  assert.match(listed.find((s: any) => s.id === only).damaged, /salt is not 16 bytes|checksum/);
   await goldsnapJson(['repo', 'key', 'remove', only, '--repo', repo], { GOLDSNAP_PASSWORD: 'second passphrase' });
   assert.deepEqual((await goldsnapJson(['repo', 'key', 'list', '--repo', repo], { GOLDSNAP_PASSWORD: 'second passphrase' })).map((s: any) => s.id), [second.id]);
   const wrong = await goldsnap(['repo', 'snapshots', '--repo', repo], { GOLDSNAP_PASSWORD: 'not it' });
