@@ -46,7 +46,7 @@ export function demoCommand(): Command {
       await run('incremental  ', async onProgress => { incr = await backupImage(repo, { imagePath: image, diskName: 'disk0', source: 'demo', parent: full.id, changedRangesFile: rangesFile, onProgress }); });
       console.log(`recovery point ${incr.id.slice(0, 8)}: read ${formatBytes(incr.point.disks[0].stats.readBytes)} of ${formatBytes(incr.point.disks[0].sizeBytes)}`);
       const target = join(dataDir, 'demo-restored.img');
-      await run('restore      ', async onProgress => { await restoreImage(repo, { pointId: incr.id, targetPath: target, onProgress }); });
+      await run('restore      ', async onProgress => { await restoreImage(repo, { pointId: incr.id, targetPath: target, overwrite: true, onProgress }); });
       console.log(`restored to ${target}. Explore with: bin/goldsnap repo snapshots --repo ${repoDir}`);
     });
 }

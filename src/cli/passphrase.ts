@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { read } from 'read';
 
 /**
@@ -12,6 +12,7 @@ export async function readPassphrase(file: string | undefined, purpose = 'reposi
     const text = await readFile(path, 'utf8').catch(err => {
       throw new Error(`cannot read the passphrase file ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
     });
+    await warnIfWorldReadable(path);
     return text.replace(/\r?\n$/, '');
   }
   const fromEnv = process.env[envName];
@@ -25,4 +26,12 @@ async function prompt(question: string): Promise<string> {
   const answer = await read({ prompt: question, silent: true, replace: '', output: process.stderr });
   process.stderr.write('\n'); // the Enter key was not echoed either
   return answer;
+}
+
+/** Anyone on the machine could open the repository with a world-readable passphrase file: say so. */
+async function warnIfWorldReadable(path: string): Promise<void> {
+  const mode = (await stat(path).catch(() => undefined))?.mode;
+  if (mode !== undefined && (mode & 0o004) !== 0) {
+    process.stderr.write(`goldsnap: warning: the passphrase file ${path} can be read by every user of this machine (mode ${(mode & 0o777).toString(8)}); run \`chmod 600 ${path}\`\n`);
+  }
 }

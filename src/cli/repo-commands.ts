@@ -8,6 +8,7 @@ import { openBackend } from '../repository/backend/open.ts';
 import { checkRepository } from '../repository/check.ts';
 import { formatBytes } from '../repository/format.ts';
 import { prune } from '../repository/prune.ts';
+import { repairIndex } from '../repository/repair-index.ts';
 import { Repository } from '../repository/repository.ts';
 import { applyRetention, validatePolicy } from '../repository/retention.ts';
 import { readPassphrase } from './passphrase.ts';
@@ -75,15 +76,26 @@ export function repoCommands(): Command {
   common(key.command('list'))
     .description('list key slots')
     .action(async (opts: RepoOptions) => {
-      const slots = await (await openRepo(opts)).listKeySlots();
-      print(opts, slots.map(s => ({ id: s.id, created: s.slot.created, hostname: s.slot.hostname })),
-        slots.map(s => `${s.id}  created ${s.slot.created} on ${s.slot.hostname}`).join('\n'));
+      const r = await openRepo(opts);
+      const slots = await r.listKeySlots();
+      print(opts, [...slots.map(s => ({ id: s.id, created: s.slot.created, hostname: s.slot.hostname })), ...r.damagedKeySlots.map(d => ({ id: d.id, damaged: d.why }))],
+        [...slots.map(s => `${s.id}  created ${s.slot.created} on ${s.slot.hostname}`), ...r.damagedKeySlots.map(d => `${d.id}  DAMAGED: ${d.why}`)].join('\n'));
     });
   common(key.command('remove <id>'))
     .description('remove a key slot (never the last one)')
     .action(async (id: string, opts: RepoOptions) => {
       await (await openRepo(opts)).removeKeySlot(id);
       print(opts, { removed: id }, `removed key slot ${id}`);
+    });
+
+  common(repo.command('migrate'))
+    .description('upgrade the repository to the current format (format 1 → 2: the config gets authenticated)')
+    .action(async (opts: RepoOptions) => {
+      const passphrase = await readPassphrase(opts.passwordFile);
+      const r = await Repository.open(openBackend(repoLocation(opts)), passphrase);
+      const { from, to } = await r.migrate(passphrase, await r.keySlotOf(passphrase));
+      print(opts, { from, to }, from === to ? `the repository is at format ${to} already: nothing to do`
+        : `upgraded the repository from format ${from} to ${to}; goldsnap older than format ${to} can no longer open it`);
     });
 
   common(repo.command('backup-image <image>'))
@@ -111,14 +123,24 @@ export function repoCommands(): Command {
   common(repo.command('restore-image <snapshot> <target>'))
     .description('restore a disk of a recovery point to an image file or block device, bit for bit')
     .option('--disk <name>', 'which disk, when the recovery point has several')
+    .option('--force', 'replace the target file if it exists')
+    .option('--salvage', 'restore all that can be read, write zeros where data is damaged, list those ranges and exit 3')
     .option('--workers <n>', 'worker threads (default: one per core)', countArg)
-    .action(async (snapshot: string, target: string, opts: RepoOptions & { disk?: string; workers?: number }) => {
+    .action(async (snapshot: string, target: string, opts: RepoOptions & { disk?: string; force?: boolean; salvage?: boolean; workers?: number }) => {
       const r = await openRepo(opts);
       const started = Date.now();
-      const { sizeBytes } = await withProgress('restore', opts, onProgress =>
-        restoreImage(r, { pointId: snapshot, diskName: opts.disk, targetPath: target, workers: opts.workers || undefined, onProgress }));
+      const { sizeBytes, damaged } = await withProgress('restore', opts, onProgress =>
+        restoreImage(r, { pointId: snapshot, diskName: opts.disk, targetPath: target, overwrite: opts.force, salvage: opts.salvage, workers: opts.workers || undefined, onProgress }));
       const seconds = (Date.now() - started) / 1000;
-      print(opts, { target, sizeBytes, seconds }, `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s`);
+      const lostBytes = damaged.reduce((sum, d) => sum + d.length, 0);
+      print(opts, { target, sizeBytes, seconds, damaged, damagedBytes: lostBytes }, [
+        ...damaged.map(d => `damaged: bytes ${d.offset}-${d.offset + d.length - 1} (${formatBytes(d.length)}) written as zeros: ${d.reason}`),
+        damaged.length
+          ? `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s, but ${formatBytes(lostBytes)} in ${damaged.length} ranges could not be read and are zeros`
+          : `restored ${formatBytes(sizeBytes)} to ${target} in ${seconds.toFixed(1)} s`,
+      ].join('\n'));
+      // Distinct from 1 (nothing restored): the image exists, but is not the disk as it was.
+      if (damaged.length) process.exitCode = 3;
     });
 
   common(repo.command('snapshots'))
@@ -144,6 +166,7 @@ export function repoCommands(): Command {
         const lines = [
           ...report.warnings.map(w => `warning: ${w}`),
           ...report.errors.map(e => `error: ${e}`),
+          ...report.advice.map(a => `repair: ${a}`),
           `${report.packs} packs, ${report.chunks} chunks, ${report.recoveryPoints} recovery points checked${opts.readData ? `, ${formatBytes(report.bytesRead)} read` : ''}: ` +
             (report.errors.length ? `${report.errors.length} errors` : 'no errors'),
         ];
@@ -155,13 +178,33 @@ export function repoCommands(): Command {
       }
     });
 
+  const repair = repo.command('repair').description('repair a damaged repository');
+  common(repair.command('index'))
+    .description('rebuild the index from the headers of the packs (when index files are damaged or lost)')
+    .action(async (opts: RepoOptions) => {
+      const r = await openRepo(opts);
+      const bar = new ProgressBar('repair ', 'count');
+      let report;
+      try {
+        report = await repairIndex(r, { log: line => process.stderr.write(`repair: ${line}\n`), onProgress: (done, total) => bar.update(done, total) });
+      } finally {
+        bar.stop();
+      }
+      print(opts, report, `indexed ${report.chunks} chunks of ${report.packs} packs; replaced ${report.replacedIndexFiles} index files` +
+        (report.damagedPacks.length ? `; ${report.damagedPacks.length} packs have a damaged header and were left out: run \`goldsnap repo check\` to see which recovery points lose data` : ''));
+      if (report.damagedPacks.length) process.exitCode = 1;
+    });
+
   keepOptions(common(repo.command('forget'))
     .description('delete recovery points that a grandfather-father-son policy does not keep (per source)'))
     .option('--time-zone <tz>', 'time zone for hours, days, weeks… (IANA name)', 'UTC')
     .option('--source <source>', 'only this source')
     .option('--dry-run', 'only say what would be deleted')
     .option('--prune', 'run prune afterwards to free the space')
-    .action(async (opts: RepoOptions & KeepOptions & { timeZone: string; source?: string; dryRun?: boolean; prune?: boolean }) => {
+    .addOption(new Option('--grace <duration>', 'with --prune: leave unreferenced data younger than this').default(3_600_000, '1h').argParser(durationArg))
+    .addOption(new Option('--wait <duration>', 'with --prune: how long to wait for backups that started before the prune').default(3_600_000, '1h').argParser(durationArg))
+    .addOption(new Option('--stale-after <duration>', 'with --prune: a backup whose heartbeat is older than this is dead').default(600_000, '10m').argParser(durationArg))
+    .action(async (opts: RepoOptions & KeepOptions & { timeZone: string; source?: string; dryRun?: boolean; prune?: boolean; grace: number; wait: number; staleAfter: number }) => {
       const policy = retentionFrom(opts);
       validatePolicy(policy);
       try { new Intl.DateTimeFormat('en-US', { timeZone: opts.timeZone }); } catch { throw new Error(`unknown time zone ${opts.timeZone}; use an IANA name such as Europe/Paris`); }
@@ -182,7 +225,7 @@ export function repoCommands(): Command {
         }
       }
       print(opts, result, lines.join('\n') || 'no recovery points');
-      if (opts.prune && !opts.dryRun) await runPrune(r, {}, opts);
+      if (opts.prune && !opts.dryRun) await runPrune(r, { graceMs: opts.grace, waitMs: opts.wait, staleAfterMs: opts.staleAfter }, opts);
     });
 
   common(repo.command('prune'))
@@ -201,5 +244,6 @@ export function repoCommands(): Command {
 async function runPrune(r: Repository, pruneOpts: Parameters<typeof prune>[1], opts: RepoOptions): Promise<void> {
   const report = await prune(r, { ...pruneOpts, log: line => process.stderr.write(`prune: ${line}\n`) });
   print(opts, report, `${pruneOpts?.dryRun ? 'would remove' : 'removed'} ${report.deletedPacks} packs (${formatBytes(report.freedBytes)}) and ${report.deletedFixedIndexes} fixed indexes; ` +
-    `rewrote ${report.repackedPacks} packs into ${report.newPacks}; kept ${report.keptPacks} packs`);
+    `rewrote ${report.repackedPacks} packs into ${report.newPacks}; kept ${report.keptPacks} packs` +
+    (report.deletedLeftovers || report.deletedSessions ? `; cleared ${report.deletedLeftovers} temp files and ${report.deletedSessions} dead session markers` : ''));
 }

@@ -8,6 +8,7 @@ import { backupDisk, type Progress } from './backup-disk.ts';
 import { parseChangedRanges } from './byte-ranges.ts';
 import { openImageReader } from './disk-io.ts';
 import { WorkerPool } from './worker-pool.ts';
+import { describeFsError } from '../repository/backend/fs-errors.ts';
 
 export interface BackupImageOptions {
   imagePath: string;
@@ -40,15 +41,12 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
     let parentId: string | undefined;
     if (opts.parent) {
       const entry = await repo.resolveRecoveryPoint(opts.parent);
-      const disk = entry.point.disks.find(d => d.name === opts.diskName) ?? (entry.point.disks.length === 1 ? entry.point.disks[0] : undefined);
-      if (!disk) {
-        throw new Error(`recovery point ${entry.id.slice(0, 8)} has no disk named ${opts.diskName} (it has ${entry.point.disks.map(d => d.name).join(', ')})`);
-      }
+      const disk = parentDisk(entry.id, entry.point, opts.diskName, opts.source);
       parent = await repo.loadFixedIndex(disk.fixedIndex);
       parentId = entry.id;
     }
     const changed = opts.changedRangesFile
-      ? parseChangedRanges(await readFile(opts.changedRangesFile, 'utf8'), reader.sizeBytes, opts.changedRangesFile)
+      ? parseChangedRanges(await readChangedRangesFile(opts.changedRangesFile), reader.sizeBytes, opts.changedRangesFile)
       : undefined;
 
     const session = await RepositorySession.start(repo, `backup-image ${opts.diskName}`);
@@ -56,8 +54,15 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
     try {
       const index = await repo.loadIndex(session.excludedPacks);
       const packs = new PackWriter(repo, index);
-      const { index: disk, stats } = await backupDisk({ reader, chunkSize: repo.config.chunkSize, pool, packs, parent, changed, onProgress: opts.onProgress });
-      await packs.flush();
+      let disk, stats;
+      try {
+        ({ index: disk, stats } = await backupDisk({ reader, chunkSize: repo.config.chunkSize, pool, packs, parent, changed, onProgress: opts.onProgress }));
+        await packs.flush();
+      } catch (err) {
+        // Give back what this failed backup stored (a full disk needs the space).
+        await packs.abandon();
+        throw err;
+      }
       const record: DiskRecord = {
         name: opts.diskName, sizeBytes: reader.sizeBytes, chunkSize: repo.config.chunkSize,
         fixedIndex: await repo.saveFixedIndex(disk), stats,
@@ -73,5 +78,32 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
     }
   } finally {
     await reader.close();
+  }
+}
+
+/**
+ * The parent's disk that this backup continues: the one of the same name, of a recovery point of
+ * the same source. Anything looser would let `--parent` of another disk pass, and the new point
+ * would take that disk's chunks wherever the changed ranges say nothing changed.
+ */
+function parentDisk(pointId: string, point: RecoveryPoint, diskName: string, source: string): DiskRecord {
+  const short = pointId.slice(0, 8);
+  const disk = point.disks.find(d => d.name === diskName);
+  if (!disk) {
+    throw new Error(`recovery point ${short} has no disk named ${diskName} (it has ${point.disks.map(d => d.name).join(', ')}): ` +
+      'give --name as the disk was named in its previous backup, or leave out --parent for a full backup');
+  }
+  if (point.source !== source) {
+    throw new Error(`recovery point ${short} is of source ${point.source}, but this backup is of ${source}: ` +
+      `give --source ${JSON.stringify(point.source)} if this really is the same disk, or leave out --parent for a full backup`);
+  }
+  return disk;
+}
+
+async function readChangedRangesFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw describeFsError(err, 'read the changed-ranges file', path);
   }
 }

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mapLimit } from './concurrency.ts';
-import { DATA_PREFIX, idOfName, packObjectName } from './format.ts';
+import { ChunkIndex } from './chunk-index.ts';
+import { DATA_PREFIX, FORMAT_VERSION, formatBytes, idOfName, packObjectName } from './format.ts';
+import { findLeftovers } from './prune.ts';
+import { DEFAULT_STALE_AFTER_MS } from './sessions.ts';
 import { readPackHeader } from './pack-reader.ts';
 import type { Repository } from './repository.ts';
 
@@ -9,6 +12,8 @@ export interface CheckReport {
   errors: string[];
   /** Things that are harmless but worth knowing (leftovers of interrupted backups). */
   warnings: string[];
+  /** What to run to repair what was found. */
+  advice: string[];
   packs: number;
   chunks: number;
   recoveryPoints: number;
@@ -37,19 +42,60 @@ export interface CheckOptions {
  * readData, every chunk is also decrypted and re-hashed, and every pack re-hashed against its name.
  */
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
-  const report: CheckReport = { errors: [], warnings: [], packs: 0, chunks: 0, recoveryPoints: 0, bytesRead: 0 };
+  const report: CheckReport = { errors: [], warnings: [], advice: [], packs: 0, chunks: 0, recoveryPoints: 0, bytesRead: 0 };
+  let indexNeedsRepair = false;
+  for (const d of repo.damagedKeySlots) {
+    report.errors.push(`key slot ${d.id} is damaged (${d.why}): its passphrase no longer opens the repository; remove it with \`goldsnap repo key remove ${d.id}\` and add a new one with \`goldsnap repo key add\``);
+  }
+  if (!repo.config.mac) {
+    report.warnings.push(`the config is not authenticated (repository format ${repo.config.version}): run \`goldsnap repo migrate\` to upgrade to format ${FORMAT_VERSION} (older goldsnap cannot open it afterwards)`);
+  }
+  const leftovers = await findLeftovers(repo, 0, DEFAULT_STALE_AFTER_MS);
+  if (leftovers.temporary.length > 0) {
+    const bytes = leftovers.temporary.reduce((sum, t) => sum + t.size, 0);
+    report.warnings.push(`${leftovers.temporary.length} temp files (${formatBytes(bytes)}) of interrupted writes; \`goldsnap repo prune\` removes them once older than its grace period`);
+  }
+  if (leftovers.sessions.length > 0) {
+    report.warnings.push(`${leftovers.sessions.length} markers of backups or restores that died; \`goldsnap repo prune\` removes them`);
+  }
+
   const stored = new Map<string, number>();
   for await (const o of repo.backend.list(DATA_PREFIX)) stored.set(idOfName(o.name), o.size);
 
-  let index;
-  try {
-    index = await repo.loadIndex();
-  } catch (err) {
-    report.errors.push(`the index cannot be read: ${(err as Error).message}`);
-    return report;
+  const { files, damaged } = await repo.readIndexFilesReporting();
+  const superseded = new Set(files.flatMap(f => f.file.supersedes ?? []));
+  for (const d of damaged) {
+    if (superseded.has(d.id)) continue;
+    report.errors.push(`index file ${d.id} cannot be read: ${d.error.message}`);
+    indexNeedsRepair = true;
   }
+  const index = new ChunkIndex();
+  for (const { id, file } of files) if (!superseded.has(id)) index.addIndexFile(file);
   report.chunks = index.size;
   report.packs = index.packs.size;
+
+  // What the recovery points need, to tell lost data from harmless leftovers.
+  const used = new Set<string>();
+  for (const { id, point } of await listPointsReporting(repo, report)) {
+    report.recoveryPoints++;
+    for (const disk of point.disks) {
+      try {
+        const fidx = await repo.loadFixedIndex(disk.fixedIndex);
+        let missing = 0;
+        for (const chunk of fidx.storedIds()) {
+          used.add(chunk);
+          if (!index.has(chunk)) missing++;
+        }
+        if (missing > 0) {
+          report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${missing} chunks are in no index; it cannot be restored whole (\`restore-image --salvage\` restores the rest)`);
+          indexNeedsRepair = true;
+        }
+      } catch (err) {
+        report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
   for (const pack of stored.keys()) {
     if (!index.packs.has(pack)) report.warnings.push(`pack ${pack} is in no index (left by an interrupted backup or prune); \`goldsnap repo prune\` removes it`);
   }
@@ -68,13 +114,22 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     const what = `pack ${pack}`;
     try {
       const actual = stored.get(pack);
-      if (actual === undefined) { report.errors.push(`${what} is named by the index but missing from the repository`); return; }
+      if (actual === undefined) {
+        const needed = [...(expected.get(pack)?.keys() ?? [])].some(c => used.has(c));
+        // A prune that stopped between deleting unused packs and writing its new index leaves this.
+        if (!needed) report.warnings.push(`${what} is named by the index but gone, and no recovery point needs it; \`goldsnap repo prune\` drops it from the index`);
+        else report.errors.push(`${what} is named by the index but missing from the repository, and recovery points need its chunks`);
+        return;
+      }
       if (actual !== size) { report.errors.push(`${what} is ${actual} bytes but the index says ${size}: it is damaged`); return; }
       const entries = await readPackHeader(repo, pack, size);
       const byId = new Map(entries.map(e => [e.id.toString('hex'), e]));
       for (const [id, loc] of expected.get(pack) ?? []) {
         const e = byId.get(id);
-        if (!e || e.offset !== loc.offset || e.length !== loc.length) report.errors.push(`${what}: its header does not list chunk ${id} where the index says it is`);
+        if (!e || e.offset !== loc.offset || e.length !== loc.length) {
+          report.errors.push(`${what}: its header does not list chunk ${id} where the index says it is`);
+          indexNeedsRepair = true;
+        }
       }
       if (opts.readData) await readPackData(repo, opts.pool!, pack, size, entries, report);
     } catch (err) {
@@ -83,19 +138,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       opts.onProgress?.(++done, packs.length, 'packs');
     }
   });
-
-  for (const { id, point } of await listPointsReporting(repo, report)) {
-    report.recoveryPoints++;
-    for (const disk of point.disks) {
-      try {
-        const fidx = await repo.loadFixedIndex(disk.fixedIndex);
-        let missing = 0;
-        for (const chunk of fidx.storedIds()) if (!index.has(chunk)) missing++;
-        if (missing > 0) report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${missing} chunks are in no index; it cannot be restored whole`);
-      } catch (err) {
-        report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${(err as Error).message}`);
-      }
-    }
+  if (indexNeedsRepair) {
+    report.advice.push('run `goldsnap repo repair index` to rebuild the index from the headers of the packs there are; then run check again');
   }
   return report;
 }

@@ -1,9 +1,14 @@
 /**
- * Names and numbers of the on-disk format, version 1 (docs/repository-format.md). Anything here
+ * Names and numbers of the on-disk format, version 2 (docs/repository-format.md). Anything here
  * that changes how existing objects are read needs a new FORMAT_VERSION.
+ *
+ * Version 2 authenticates `config` (a MAC under the master key); everything else is as in
+ * version 1, which this version still reads (`goldsnap repo migrate` upgrades it).
  */
 export const FORMAT_NAME = 'goldsnap-repository';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The oldest version this one reads. */
+export const OLDEST_READABLE_VERSION = 1;
 
 export const MiB = 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = 1 * MiB;

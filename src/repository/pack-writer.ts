@@ -51,7 +51,7 @@ export class PackWriter {
     if (this.failure) throw this.failure;
     this.builder.add(id, sealed, rawLength, compression);
     this.storedBytes += sealed.length;
-    if (this.builder.size >= this.repo.config.packSize) await this.closePack();
+    if (this.builder.size >= this.repo.config.packSize) await this.closePack(true);
   }
 
   private newBuilder(): PackBuilder {
@@ -60,9 +60,18 @@ export class PackWriter {
     return new PackBuilder(this.spareBuffers.pop() ?? Buffer.allocUnsafeSlow(capacity));
   }
 
-  private async closePack(): Promise<void> {
+  /**
+   * Hands the current pack to an upload. `onlyIfFull`: several adds may find the same pack full
+   * while they wait for an upload slot; only the first closes it, the others must not close the
+   * next, nearly empty one (that made header-only packs).
+   */
+  private async closePack(onlyIfFull = false): Promise<void> {
     if (this.builder.entries.length === 0) return;
     await this.uploadSlots.acquire();
+    if (this.builder.entries.length === 0 || (onlyIfFull && this.builder.size < this.repo.config.packSize)) {
+      this.uploadSlots.release();
+      return;
+    }
     const builder = this.builder;
     this.builder = this.newBuilder();
     const upload = this.upload(builder).finally(() => {
@@ -90,9 +99,28 @@ export class PackWriter {
   }
 
   private async writeIndex(): Promise<void> {
+    const packs = this.unindexed.splice(0);
+    if (packs.length === 0) return;
+    try {
+      await this.repo.writeIndexFile({ packs });
+    } catch (err) {
+      // Not indexed after all: `abandon` must still know these packs.
+      this.unindexed.push(...packs);
+      throw err;
+    }
+  }
+
+  /**
+   * After a failed backup: deletes the packs this writer stored that no index file names yet.
+   * Nothing can refer to their chunks (other backups find chunks only through index files), so
+   * this is safe at any time, and it gives back the space a full disk needs. Packs already named
+   * by an index file stay; prune removes them if no recovery point comes to use them.
+   */
+  async abandon(): Promise<void> {
+    while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
     const packs = this.unindexed;
     this.unindexed = [];
-    if (packs.length > 0) await this.repo.writeIndexFile({ packs });
+    for (const p of packs) await this.repo.backend.delete(packObjectName(p.id)).catch(() => {});
   }
 
   /** Uploads what is left and writes the last index file. After this, every added chunk is findable. */

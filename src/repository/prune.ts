@@ -4,8 +4,9 @@ import { mapLimit } from './concurrency.ts';
 import { DATA_PREFIX, ObjectType, formatBytes, idOfName, objectName, packObjectName } from './format.ts';
 import { PackBuilder } from './pack.ts';
 import type { Repository } from './repository.ts';
-import { DEFAULT_STALE_AFTER_MS, isLive, readPrunePlans, readSessions, type PrunePlan } from './sessions.ts';
+import { DEFAULT_STALE_AFTER_MS, isLive, readPrunePlans, readSessions, RepositorySession, type PrunePlan } from './sessions.ts';
 import { randomHex } from './crypto.ts';
+import type { FileSystemError } from './backend/fs-errors.ts';
 
 export interface PruneOptions {
   /** Unreferenced fixed indexes and unindexed packs younger than this are left alone. Default 1 h. */
@@ -28,6 +29,10 @@ export interface PruneReport {
   deletedIndexFiles: number;
   deletedFixedIndexes: number;
   keptPacks: number;
+  /** Temp files of interrupted writes removed. */
+  deletedLeftovers: number;
+  /** Markers of backups and restores that died, removed. */
+  deletedSessions: number;
 }
 
 type IndexedPack = IndexFile['packs'][number];
@@ -44,9 +49,20 @@ interface Survey {
   orphans: Set<string>;
   doomedFixedIndexes: string[];
   keptPacks: number;
+  /** Every stored pack, with its size. */
+  stored: Map<string, { size: number; mtime: number }>;
 }
 
 const HOUR = 3_600_000;
+/**
+ * Objects written by a live session are protected by their mtime being later than the session's
+ * start; but object stores give mtimes to the second (S3's LastModified). So on those, anything
+ * from a second before the oldest live session on is protected too.
+ */
+function sessionStart(repo: Repository, started: string): number {
+  const granularity = repo.backend.mtimeGranularityMs ?? 0;
+  return Date.parse(started) - 2 * granularity;
+}
 
 /**
  * Mark and sweep. Mark: every chunk that a recovery point needs, or a recent or in-progress
@@ -61,57 +77,139 @@ const HOUR = 3_600_000;
 export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneReport> {
   const graceMs = opts.graceMs ?? HOUR;
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const maxUnusedShare = opts.maxUnusedShare ?? 0.1;
   const log = opts.log ?? (() => {});
   await clearOldPlans(repo, staleAfterMs);
+  const report: PruneReport = { deletedPacks: 0, repackedPacks: 0, newPacks: 0, freedBytes: 0, deletedIndexFiles: 0, deletedFixedIndexes: 0, keptPacks: 0, deletedLeftovers: 0, deletedSessions: 0 };
 
-  const first = await survey(repo, graceMs, staleAfterMs, opts.maxUnusedShare ?? 0.1);
-  log(`${first.used.size} chunks in use; ${first.doomed.size} packs to remove (${first.orphans.size} unindexed), ${first.doomedFixedIndexes.length} unused fixed indexes`);
-  const report: PruneReport = { deletedPacks: 0, repackedPacks: 0, newPacks: 0, freedBytes: 0, deletedIndexFiles: 0, deletedFixedIndexes: 0, keptPacks: first.keptPacks };
-  if (first.doomed.size === 0 && first.doomedFixedIndexes.length === 0) return report;
+  // First what needs no plan, because nothing can refer to it: markers of dead sessions, temp
+  // files of interrupted writes, packs no index names, old fixed indexes no recovery point names.
+  // Deleted before prune writes anything, so that on a full disk they make room for the plan.
+  const leftovers = await findLeftovers(repo, graceMs, staleAfterMs);
+  const first = await survey(repo, graceMs, staleAfterMs, maxUnusedShare);
+  const indexedDoomed = [...first.doomed].filter(p => !first.orphans.has(p));
+  report.keptPacks = first.keptPacks;
+  log(`${first.used.size} chunks in use; ${first.doomed.size} packs to remove (${first.orphans.size} unindexed), ${first.doomedFixedIndexes.length} unused fixed indexes, ` +
+    `${leftovers.temporary.length} temp files and ${leftovers.sessions.length} dead session markers`);
   if (opts.dryRun) {
     report.deletedPacks = first.doomed.size;
     report.deletedFixedIndexes = first.doomedFixedIndexes.length;
+    report.deletedLeftovers = leftovers.temporary.length;
+    report.deletedSessions = leftovers.sessions.length;
     return report;
   }
+  await mapLimit(leftovers.sessions, 8, id => repo.backend.delete(objectName(ObjectType.session, id)));
+  await mapLimit(leftovers.temporary, 8, async t => { await repo.backend.delete(t.name); report.freedBytes += t.size; });
+  await mapLimit([...first.orphans], 8, async pack => {
+    report.freedBytes += first.stored.get(pack)?.size ?? 0;
+    await repo.backend.delete(packObjectName(pack));
+  });
+  await mapLimit(first.doomedFixedIndexes, 8, id => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
+  report.deletedSessions = leftovers.sessions.length;
+  report.deletedLeftovers = leftovers.temporary.length;
+  report.deletedPacks = first.orphans.size;
+  report.deletedFixedIndexes = first.doomedFixedIndexes.length;
+  if (indexedDoomed.length === 0) return report;
 
-  const planId = randomHex(16);
-  const plan: PrunePlan = { created: new Date().toISOString(), hostname: hostname(), pid: process.pid, packs: [...first.doomed], indexFiles: [] };
-  await repo.putNamedObject(ObjectType.prunePlan, planId, Buffer.from(JSON.stringify(plan)));
+  // Prune holds a session too, from here on (after the deletions above, which a full disk may
+  // need to store it): another prune racing this one (both saw no plan) then protects the packs
+  // this one writes from being taken for a crashed backup's leftovers.
+  let session: RepositorySession;
   try {
+    session = await RepositorySession.start(repo, PRUNE_SESSION);
+  } catch (err) {
+    throw diskFull(err, repo, report, indexedDoomed.length);
+  }
+  try {
+    return await sweepPlanned(repo, opts, graceMs, staleAfterMs, maxUnusedShare, log, report, indexedDoomed, session.id);
+  } finally {
+    await session.end();
+  }
+}
+
+const PRUNE_SESSION = 'prune';
+
+function diskFull(err: unknown, repo: Repository, report: PruneReport, packs: number): Error {
+  if ((err as FileSystemError).code !== 'ENOSPC') return err as Error;
+  return new Error(`the disk holding ${repo.location} is full: prune freed ${formatBytes(report.freedBytes)} of leftovers and unreachable data, ` +
+    `but still cannot write its plan (a few KiB) before deleting ${packs} packs; free a little space there and run prune again`);
+}
+
+/** The packs an index names: announced in a plan, waited for, repacked and deleted. */
+async function sweepPlanned(repo: Repository, opts: PruneOptions, graceMs: number, staleAfterMs: number, maxUnusedShare: number, log: (line: string) => void,
+  report: PruneReport, indexedDoomed: string[], ownSession: string): Promise<PruneReport> {
+  const planId = randomHex(16);
+  const plan: PrunePlan = { created: new Date().toISOString(), hostname: hostname(), pid: process.pid, packs: indexedDoomed, indexFiles: [] };
+  try {
+    await repo.putNamedObject(ObjectType.prunePlan, planId, Buffer.from(JSON.stringify(plan)));
+  } catch (err) {
+    throw diskFull(err, repo, report, indexedDoomed.length);
+  }
+  try {
+    // Two prunes that started together both passed clearOldPlans; each wrote its plan before
+    // reading the others', so at least one sees the other here, and steps back.
+    const others = (await readPrunePlans(repo)).filter(p => p.id !== planId && isLivePlan(p.plan, staleAfterMs));
+    if (others.length > 0) throw anotherPrune(others[0].plan);
     await waitForEarlierSessions(repo, Date.parse(plan.created), staleAfterMs, opts.waitMs ?? HOUR, opts.pollMs ?? 2000, log);
     // Backups that ended while we waited may have committed recovery points using chunks of the
     // doomed packs: look again, and copy out whatever is used now.
-    const now = await survey(repo, graceMs, staleAfterMs, opts.maxUnusedShare ?? 0.1);
-    const doomed = [...first.doomed];
-    const { packs: newPacks, sourcePacks } = await copyUsedChunks(repo, now, first.doomed, log);
+    const now = await survey(repo, graceMs, staleAfterMs, maxUnusedShare, ownSession);
+    const doomed = new Set(indexedDoomed);
+    // Packs with no used chunk go first: nothing needs copying out of them, and on a full disk
+    // the space they free is what the copies and the replacement index are written into. Index
+    // files still name them until the replacement is written; no reader needs their chunks.
+    const unused = indexedDoomed.filter(p => !(now.packs.get(p)?.chunks ?? []).some(c => now.used.has(c.id)));
+    await mapLimit(unused, 8, async pack => {
+      report.freedBytes += now.stored.get(pack)?.size ?? 0;
+      await repo.backend.delete(packObjectName(pack));
+    });
+    const { packs: newPacks, sourcePacks } = await copyUsedChunks(repo, now, doomed, log);
     const replacement: IndexFile = {
-      packs: [...newPacks, ...[...now.packs.values()].filter(p => !first.doomed.has(p.id))],
+      packs: [...newPacks, ...[...now.packs.values()].filter(p => !doomed.has(p.id))],
       supersedes: now.indexFiles.map(f => f.id),
     };
     await repo.writeIndexFile(replacement);
     // Everything the replacement index does not name is unreachable from here on.
-    await mapLimit(doomed, 8, async pack => {
-      report.freedBytes += (await repo.backend.stat(packObjectName(pack)))?.size ?? 0;
+    const repacked = indexedDoomed.filter(p => !unused.includes(p));
+    await mapLimit(repacked, 8, async pack => {
+      report.freedBytes += now.stored.get(pack)?.size ?? 0;
       await repo.backend.delete(packObjectName(pack));
     });
     await mapLimit(now.indexFiles, 8, f => repo.backend.delete(objectName(ObjectType.index, f.id)));
     await mapLimit(now.doomedFixedIndexes, 8, id => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
-    report.deletedPacks = doomed.length;
+    report.deletedPacks += indexedDoomed.length;
     report.repackedPacks = sourcePacks;
     report.newPacks = newPacks.length;
     report.deletedIndexFiles = now.indexFiles.length;
-    report.deletedFixedIndexes = now.doomedFixedIndexes.length;
-    log(`removed ${doomed.length} packs (${formatBytes(report.freedBytes)}), wrote ${newPacks.length} new packs`);
+    report.deletedFixedIndexes += now.doomedFixedIndexes.length;
+    log(`removed ${report.deletedPacks} packs (${formatBytes(report.freedBytes)} freed in all), wrote ${newPacks.length} new packs`);
     return report;
   } finally {
     await repo.backend.delete(objectName(ObjectType.prunePlan, planId));
   }
 }
 
-async function survey(repo: Repository, graceMs: number, staleAfterMs: number, maxUnusedShare: number): Promise<Survey> {
+/**
+ * Leftovers of processes that died: session markers no live process refreshes, and temp files
+ * of writes that never finished, older than the grace period and than the oldest live session
+ * (a running backup's temp file is younger than its session).
+ */
+export async function findLeftovers(repo: Repository, graceMs: number, staleAfterMs: number): Promise<{ sessions: string[]; temporary: { name: string; size: number }[] }> {
   const now = Date.now();
-  const sessions = (await readSessions(repo)).filter(s => isLive(s.marker, staleAfterMs, now));
-  const oldestLive = Math.min(now, ...sessions.map(s => Date.parse(s.marker.started)));
+  const all = await readSessions(repo);
+  const live = all.filter(s => isLive(s.marker, staleAfterMs, now));
+  const protectedSince = Math.min(now - graceMs, ...live.map(s => sessionStart(repo, s.marker.started)));
+  const temporary: { name: string; size: number }[] = [];
+  if (repo.backend.listLeftovers) {
+    for await (const t of repo.backend.listLeftovers()) if (t.mtime.getTime() < protectedSince) temporary.push({ name: t.name, size: t.size });
+  }
+  return { sessions: all.filter(s => !live.includes(s)).map(s => s.id), temporary };
+}
+
+async function survey(repo: Repository, graceMs: number, staleAfterMs: number, maxUnusedShare: number, ownSession?: string): Promise<Survey> {
+  const now = Date.now();
+  const sessions = (await readSessions(repo)).filter(s => s.id !== ownSession && isLive(s.marker, staleAfterMs, now));
+  const oldestLive = Math.min(now, ...sessions.map(s => sessionStart(repo, s.marker.started)));
   // Anything written after this may belong to a backup still running or just finished.
   const protectedSince = Math.min(now - graceMs, oldestLive);
 
@@ -148,7 +246,7 @@ async function survey(repo: Repository, graceMs: number, staleAfterMs: number, m
   for (const [pack, info] of stored) {
     if (!packs.has(pack) && info.mtime < protectedSince) { doomed.add(pack); orphans.add(pack); }
   }
-  return { indexFiles, packs, used, doomed, orphans, doomedFixedIndexes, keptPacks };
+  return { indexFiles, packs, used, doomed, orphans, doomedFixedIndexes, keptPacks, stored };
 }
 
 /**
@@ -193,22 +291,30 @@ async function waitForEarlierSessions(repo: Repository, planTime: number, staleA
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
-    const blocking = (await readSessions(repo)).filter(s => isLive(s.marker, staleAfterMs) && Date.parse(s.marker.started) <= planTime);
+    // Another prune's session does not block: it never reuses chunks, and two prunes waiting for
+    // each other would wait forever.
+    const blocking = (await readSessions(repo)).filter(s => s.marker.what !== PRUNE_SESSION && isLive(s.marker, staleAfterMs) && Date.parse(s.marker.started) <= planTime);
     if (blocking.length === 0) return;
     const names = blocking.map(s => `${s.marker.what} on ${s.marker.hostname} since ${s.marker.started}`).join('; ');
     if (Date.now() >= deadline) throw new Error(`prune gave up waiting for running backups to end (${names}); nothing was deleted; run prune again later`);
-    if (!said) { log(`waiting for ${blocking.length} running backup(s) to end: ${names}`); said = true; }
+    if (!said) { log(`waiting for ${blocking.length} running backup(s) or restore(s) to end: ${names}`); said = true; }
     await new Promise(r => setTimeout(r, pollMs));
   }
 }
 
 /** Removes plans left by a prune that died; refuses to run beside one that is alive. */
-async function clearOldPlans(repo: Repository, staleAfterMs: number): Promise<void> {
+export async function clearOldPlans(repo: Repository, staleAfterMs: number): Promise<void> {
   for (const { id, plan } of await readPrunePlans(repo)) {
-    const marker = { hostname: plan.hostname, pid: plan.pid, started: plan.created, heartbeat: plan.created, what: 'prune' };
-    if (plan.hostname === hostname() ? isLive(marker, Infinity) : isLive(marker, staleAfterMs)) {
-      throw new Error(`another prune is running (on ${plan.hostname}, pid ${plan.pid}, since ${plan.created}); run one prune at a time`);
-    }
+    if (isLivePlan(plan, staleAfterMs)) throw anotherPrune(plan);
     await repo.backend.delete(objectName(ObjectType.prunePlan, id));
   }
+}
+
+function isLivePlan(plan: PrunePlan, staleAfterMs: number): boolean {
+  const marker = { hostname: plan.hostname, pid: plan.pid, started: plan.created, heartbeat: plan.created, what: 'prune' };
+  return plan.hostname === hostname() ? isLive(marker, Infinity) : isLive(marker, staleAfterMs);
+}
+
+function anotherPrune(plan: PrunePlan): Error {
+  return new Error(`another prune is running (on ${plan.hostname}, pid ${plan.pid}, since ${plan.created}); run one prune at a time`);
 }

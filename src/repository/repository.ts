@@ -1,11 +1,11 @@
 import { ObjectNotFoundError, type Backend } from './backend/backend.ts';
 import { ChunkIndex, validateIndexFile, type IndexFile } from './chunk-index.ts';
 import { compress, decompress } from './compression.ts';
-import { newConfig, parseConfig, type RepositoryConfig } from './config.ts';
+import { newConfig, parseConfig, sealConfig, verifyConfig, type RepositoryConfig } from './config.ts';
 import { newMasterKey, randomHex, seal, storageId, unseal, type MasterKey } from './crypto.ts';
 import { FixedIndex } from './fixed-index.ts';
-import { CONFIG_NAME, KEYS_PREFIX, ObjectType, idOfName, objectName, packObjectName } from './format.ts';
-import { createKeySlot, openKeySlot, type KeySlot } from './key-slots.ts';
+import { CONFIG_NAME, FORMAT_VERSION, KEYS_PREFIX, ObjectType, idOfName, objectName, packObjectName } from './format.ts';
+import { createKeySlot, keySlotDamage, openKeySlot, type KeySlot } from './key-slots.ts';
 import { validateRecoveryPoint, type RecoveryPoint } from './recovery-point.ts';
 import { mapLimit } from './concurrency.ts';
 
@@ -13,6 +13,26 @@ export class WrongPassphraseError extends Error {
   constructor(location: string) {
     super(`wrong passphrase: none of the key slots of ${location} opens with it`);
     this.name = 'WrongPassphraseError';
+  }
+}
+
+/** No slot opened, and some are damaged: maybe the one this passphrase was for. */
+export class DamagedKeySlotError extends Error {
+  constructor(location: string, damaged: { id: string; why: string }[]) {
+    const list = damaged.map(d => `keys/${d.id} (${d.why})`).join(', ');
+    super(`key slot damaged in ${location}: ${list}; no undamaged slot opens with this passphrase. ` +
+      'If the passphrase is right, it belonged to the damaged slot: open the repository with the passphrase of another slot, ' +
+      'or put the damaged file back from a copy');
+    this.name = 'DamagedKeySlotError';
+  }
+}
+
+export class DamagedIndexError extends Error {
+  readonly indexFile: string;
+  constructor(id: string, cause: Error) {
+    super(`index file ${id} cannot be read (${cause.message}): run \`goldsnap repo repair index\` to rebuild the index from the packs' headers`);
+    this.name = 'DamagedIndexError';
+    this.indexFile = id;
   }
 }
 
@@ -37,9 +57,9 @@ export class Repository {
   }
 
   static async init(backend: Backend, passphrase: string, sizes: { chunkSize?: number; packSize?: number } = {}): Promise<Repository> {
-    const config = newConfig(randomHex(16), sizes.chunkSize, sizes.packSize);
     const key = newMasterKey();
-    const slot = await createKeySlot(key, passphrase);
+    const config = sealConfig(newConfig(randomHex(16), sizes.chunkSize, sizes.packSize), key);
+    const slot = await createKeySlot(key, passphrase, undefined, config.mac);
     await backend.create();
     // The key slot goes first: a config without a key would be a repository nobody can open.
     await backend.put(`${KEYS_PREFIX}${randomHex(8)}`, Buffer.from(JSON.stringify(slot, null, 2)));
@@ -58,11 +78,43 @@ export class Repository {
       throw err;
     }
     const config = parseConfig(configBytes, backend.location);
-    for (const slot of await readKeySlots(backend)) {
-      const key = await openKeySlot(slot.slot, passphrase);
-      if (key) return new Repository(backend, config, key);
+    const { slots, damaged } = await readKeySlots(backend);
+    for (const slot of slots) {
+      const opened = await openKeySlot(slot.slot, passphrase);
+      if (!opened) continue;
+      verifyConfig(config, opened.key, backend.location, opened.configMac);
+      const repo = new Repository(backend, config, opened.key);
+      repo.damagedKeySlots = damaged;
+      return repo;
     }
+    if (damaged.length > 0) throw new DamagedKeySlotError(backend.location, damaged);
     throw new WrongPassphraseError(backend.location);
+  }
+
+  /** Key slots found damaged when the repository was opened (another slot opened it). */
+  damagedKeySlots: { id: string; why: string }[] = [];
+
+  /**
+   * Upgrades a format-1 repository: writes the config again with its MAC (format 2), and a new
+   * key slot for this passphrase that vouches for that config; the slot that opened it goes.
+   * Other slots keep working. Goldsnap before format 2 cannot open the repository afterwards.
+   */
+  async migrate(passphrase: string, openedWith?: string): Promise<{ from: number; to: number }> {
+    const from = this.config.version;
+    if (from >= FORMAT_VERSION) return { from, to: from };
+    const sealed = sealConfig(this.config, this.key);
+    const id = randomHex(8);
+    // The new slot goes first: if the config write fails after it, nothing is lost.
+    await this.backend.put(`${KEYS_PREFIX}${id}`, Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase, undefined, sealed.mac), null, 2)));
+    await this.backend.put(CONFIG_NAME, Buffer.from(JSON.stringify(sealed, null, 2)));
+    if (openedWith) await this.backend.delete(`${KEYS_PREFIX}${openedWith}`);
+    return { from, to: sealed.version };
+  }
+
+  /** The id of the key slot `passphrase` opens. */
+  async keySlotOf(passphrase: string): Promise<string | undefined> {
+    for (const { id, slot } of (await readKeySlots(this.backend)).slots) if (await openKeySlot(slot, passphrase)) return id;
+    return undefined;
   }
 
   get location(): string {
@@ -73,18 +125,18 @@ export class Repository {
 
   async addKeySlot(passphrase: string): Promise<string> {
     const id = randomHex(8);
-    await this.backend.put(`${KEYS_PREFIX}${id}`, Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase), null, 2)));
+    await this.backend.put(`${KEYS_PREFIX}${id}`, Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase, undefined, this.config.mac), null, 2)));
     return id;
   }
 
-  listKeySlots(): Promise<{ id: string; slot: KeySlot }[]> {
-    return readKeySlots(this.backend);
+  async listKeySlots(): Promise<{ id: string; slot: KeySlot }[]> {
+    return (await readKeySlots(this.backend)).slots;
   }
 
   async removeKeySlot(id: string): Promise<void> {
-    const slots = await this.listKeySlots();
-    if (!slots.some(s => s.id === id)) throw new Error(`there is no key slot ${id}; \`goldsnap repo key list\` shows them`);
-    if (slots.length === 1) throw new Error('refusing to remove the last key slot: the repository could never be opened again');
+    const { slots, damaged } = await readKeySlots(this.backend);
+    if (!slots.some(s => s.id === id) && !damaged.some(d => d.id === id)) throw new Error(`there is no key slot ${id}; \`goldsnap repo key list\` shows them`);
+    if (slots.every(s => s.id === id)) throw new Error('refusing to remove the last key slot: the repository could never be opened again');
     await this.backend.delete(`${KEYS_PREFIX}${id}`);
   }
 
@@ -135,13 +187,36 @@ export class Repository {
     return mapLimit(ids, 8, async ({ id }) => ({ id, file: validateIndexFile(await this.getJson(ObjectType.index, id), id) }));
   }
 
+  /** Every index file that can be read, and apart, those that cannot (damaged). */
+  async readIndexFilesReporting(): Promise<{ files: { id: string; file: IndexFile }[]; damaged: { id: string; error: Error }[] }> {
+    const files: { id: string; file: IndexFile }[] = [];
+    const damaged: { id: string; error: Error }[] = [];
+    await mapLimit(await this.listIds(ObjectType.index), 8, async ({ id }) => {
+      try {
+        files.push({ id, file: validateIndexFile(await this.getJson(ObjectType.index, id), id) });
+      } catch (err) {
+        // Deleted between list and read: prune replaced it. Anything else: damage.
+        if (!(err instanceof ObjectNotFoundError)) damaged.push({ id, error: err as Error });
+      }
+    });
+    return { files, damaged };
+  }
+
   /**
    * The chunk index from all index files. Index files named as superseded by another (prune's
-   * rewrite) are skipped, as are packs in `excludePacks` (packs a pending prune will delete).
+   * rewrite, `repair index`) are skipped, as are packs in `excludePacks` (packs a pending prune
+   * will delete). A damaged index file that is not superseded throws, naming the repair, unless
+   * `onDamaged` is given: then it is reported there and left out (a restore that needs none of
+   * its chunks can go on).
    */
-  async loadIndex(excludePacks: ReadonlySet<string> = new Set()): Promise<ChunkIndex> {
-    const files = await this.readIndexFiles();
+  async loadIndex(excludePacks: ReadonlySet<string> = new Set(), onDamaged?: (id: string, err: Error) => void): Promise<ChunkIndex> {
+    const { files, damaged } = await this.readIndexFilesReporting();
     const superseded = new Set(files.flatMap(f => f.file.supersedes ?? []));
+    for (const d of damaged) {
+      if (superseded.has(d.id)) continue;
+      if (!onDamaged) throw new DamagedIndexError(d.id, d.error);
+      onDamaged(d.id, d.error);
+    }
     const index = new ChunkIndex();
     for (const { id, file } of files) {
       if (superseded.has(id)) continue;
@@ -211,16 +286,24 @@ export class Repository {
   }
 }
 
-async function readKeySlots(backend: Backend): Promise<{ id: string; slot: KeySlot }[]> {
-  const out: { id: string; slot: KeySlot }[] = [];
+/** Every key slot; those that cannot be parsed or fail their checksum are listed apart as damaged. */
+async function readKeySlots(backend: Backend): Promise<{ slots: { id: string; slot: KeySlot }[]; damaged: { id: string; why: string }[] }> {
+  const slots: { id: string; slot: KeySlot }[] = [];
+  const damaged: { id: string; why: string }[] = [];
+  let seen = 0;
   for await (const info of backend.list(KEYS_PREFIX)) {
+    seen++;
     const id = idOfName(info.name);
+    let slot: unknown;
     try {
-      out.push({ id, slot: JSON.parse((await backend.get(info.name)).toString('utf8')) });
+      slot = JSON.parse((await backend.get(info.name)).toString('utf8'));
     } catch (err) {
-      throw new Error(`key slot ${id} in ${backend.location} cannot be read: ${(err as Error).message}`);
+      if (err instanceof SyntaxError) { damaged.push({ id, why: 'it is not valid JSON' }); continue; }
+      throw err;
     }
+    const why = keySlotDamage(slot);
+    if (why) damaged.push({ id, why }); else slots.push({ id, slot: slot as KeySlot });
   }
-  if (out.length === 0) throw new Error(`${backend.location} has no key slots: the repository cannot be opened`);
-  return out;
+  if (seen === 0) throw new Error(`${backend.location} has no key slots: the repository cannot be opened`);
+  return { slots, damaged };
 }

@@ -21,13 +21,15 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await mkdir(dir, { recursive: true });
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   const h = await open(tmp, 'wx', mode);
+  // Whatever fails (a full disk while writing, fsync, the rename), the temp file goes: a full disk
+  // must not be left fuller by the write that found it full.
   try {
-    await h.writeFile(data);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
+    try {
+      await h.writeFile(data);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => {});

@@ -54,7 +54,7 @@ test('kill -9 during a backup leaves a valid repository; the next backup and pru
   const after = await goldsnapJson(['repo', 'check', '--read-data', '--repo', repo]);
   assert.deepEqual(after.errors, []);
   assert.deepEqual(after.warnings, []);
-  await goldsnapJson(['repo', 'restore-image', first.snapshot, restored, '--repo', repo]);
+  await goldsnapJson(['repo', 'restore-image', first.snapshot, restored, '--repo', repo, '--force']);
 });
 
 test('forget applies retention per source and prune frees the space', async t => {

@@ -82,6 +82,8 @@ type Credentials =
  */
 export class AzureBlobBackend implements Backend {
   readonly location: string;
+  /** Last-Modified is given to the second. */
+  readonly mtimeGranularityMs = 1000;
   private readonly where: AzureLocation;
   private readonly blobPrefix: string;
   private readonly credentials: Credentials;

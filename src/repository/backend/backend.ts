@@ -14,6 +14,8 @@ export interface ObjectInfo {
 export interface Backend {
   /** A short human description, e.g. `s3:http://127.0.0.1:9000/bucket/prefix`. Never includes secrets. */
   readonly location: string;
+  /** How coarse `mtime` is (object stores: a second); absent means about a millisecond. */
+  readonly mtimeGranularityMs?: number;
   /** Create the container/folder if needed. Fails if a repository config already exists there. */
   create(): Promise<void>;
   /** Write an object atomically. Overwrites only where the caller means to (session markers). */
@@ -24,6 +26,11 @@ export interface Backend {
   stat(name: string): Promise<ObjectInfo | undefined>;
   /** Every object whose name starts with `prefix` (e.g. `data/`), in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Leftovers of writes that never finished, which `list` does not show (the filesystem backend's
+   * `*.tmp` files); `delete` removes them. Object stores make a PUT whole or not at all and have none.
+   */
+  listLeftovers?(): AsyncIterable<ObjectInfo>;
   /** Remove an object; removing an absent object is not an error. */
   delete(name: string): Promise<void>;
   close(): Promise<void>;

@@ -2,6 +2,7 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { writeFileAtomic } from '../../util/durable-file.ts';
 import { ObjectNotFoundError, type Backend, type ObjectInfo } from './backend.ts';
+import { describeFsError } from './fs-errors.ts';
 
 /** A repository in a local folder. Writes go to a temp file, are fsynced, then renamed into place. */
 export class FsBackend implements Backend {
@@ -24,11 +25,12 @@ export class FsBackend implements Backend {
     if (await stat(join(this.root, 'config')).then(() => true, () => false)) {
       throw new Error(`${this.root} already holds a repository (it has a config); choose an empty folder`);
     }
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true }).catch(err => { throw describeFsError(err, 'create the repository folder', this.root); });
   }
 
   async put(name: string, data: Uint8Array): Promise<void> {
-    await writeFileAtomic(this.path(name), data);
+    const path = this.path(name);
+    await writeFileAtomic(path, data).catch(err => { throw describeFsError(err, `write ${name} in ${this.root}`, path); });
   }
 
   async get(name: string, offset?: number, length?: number): Promise<Buffer> {
@@ -36,8 +38,10 @@ export class FsBackend implements Backend {
     try {
       fh = await open(this.path(name), 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(name, this.location);
-      throw err;
+      // ENOTDIR: a part of the path is a file (the repository location names a file): no object there.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ObjectNotFoundError(name, this.location);
+      throw describeFsError(err, `read ${name} in ${this.root}`, this.path(name));
     }
     try {
       if (offset === undefined) return await fh.readFile();
@@ -60,13 +64,22 @@ export class FsBackend implements Backend {
     return s?.isFile() ? { name, size: s.size, mtime: s.mtime } : undefined;
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  list(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.walk(prefix, name => !name.endsWith('.tmp'));
+  }
+
+  /** Temp files of writes that never finished (a full disk, a killed process): `…/<name>.<random>.tmp`. */
+  listLeftovers(): AsyncIterable<ObjectInfo> {
+    return this.walk('', name => name.endsWith('.tmp'));
+  }
+
+  private async *walk(prefix: string, wanted: (name: string) => boolean): AsyncIterable<ObjectInfo> {
     const walk = async function* (this: FsBackend, dir: string): AsyncGenerator<ObjectInfo> {
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const e of entries) {
         const full = join(dir, e.name);
         if (e.isDirectory()) yield* walk.call(this, full);
-        else if (e.isFile() && !e.name.endsWith('.tmp')) {
+        else if (e.isFile() && wanted(e.name)) {
           const name = full.slice(this.root.length + 1).split(sep).join('/');
           if (!name.startsWith(prefix)) continue;
           const s = await stat(full).catch(() => undefined);
@@ -79,7 +92,7 @@ export class FsBackend implements Backend {
   }
 
   async delete(name: string): Promise<void> {
-    await rm(this.path(name), { force: true });
+    await rm(this.path(name), { force: true }).catch(err => { throw describeFsError(err, `delete ${name} in ${this.root}`, this.path(name)); });
   }
 
   async close(): Promise<void> {}

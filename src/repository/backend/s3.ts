@@ -59,6 +59,8 @@ export interface S3BackendOptions {
  */
 export class S3Backend implements Backend {
   readonly location: string;
+  /** Last-Modified is given to the second. */
+  readonly mtimeGranularityMs = 1000;
   private readonly where: S3Location;
   private readonly keyPrefix: string;
   private readonly env: NodeJS.ProcessEnv;
