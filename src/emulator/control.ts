@@ -13,6 +13,8 @@ export interface CreateVmDiskSpec {
   lun?: number;
   /** Initial content (default os-like for the OS disk, random for data disks). */
   fill?: DiskFill;
+  /** Disk SKU (default Premium_LRS); a VM with an UltraSSD_LRS disk cannot have restore points. */
+  skuName?: string;
 }
 
 export interface CreateVmSpec {
@@ -200,7 +202,7 @@ export class EmulatorControl {
           resourceGroup: rg,
           location,
           tags: {},
-          skuName: 'Premium_LRS',
+          skuName: ds.skuName ?? 'Premium_LRS',
           sizeBytes: ds.sizeBytes,
           contentId: await core.store.create(),
           uniqueId,
@@ -310,7 +312,7 @@ export class EmulatorControl {
 
   /** Whole content of a disk or snapshot (by id or, for disks, name). */
   async readDisk(diskOrSnapshotId: string): Promise<Buffer> {
-    const rec = this.core.findDisk(diskOrSnapshotId) ?? this.core.st.snapshots[keyOf(diskOrSnapshotId)];
+    const rec = this.core.findDisk(diskOrSnapshotId) ?? this.core.st.snapshots[keyOf(diskOrSnapshotId)] ?? this.core.st.diskRestorePoints?.[keyOf(diskOrSnapshotId)];
     if (!rec) throw new ArmError(404, 'ResourceNotFound', `disk or snapshot ${diskOrSnapshotId} not found`);
     return this.core.store.read(rec.contentId, 0, rec.sizeBytes);
   }

@@ -7,6 +7,7 @@ import {
   type Access,
   type ContentRec,
   type DiskRec,
+  type DiskRestorePointRec,
   type EmulatorState,
   type GrantRec,
   type OperationRec,
@@ -66,8 +67,8 @@ export interface ArmResult {
 
 export interface SasTarget {
   grant: GrantRec;
-  kind: 'disks' | 'snapshots';
-  rec: DiskRec | SnapshotRec;
+  kind: 'disks' | 'snapshots' | 'diskRestorePoints';
+  rec: DiskRec | SnapshotRec | DiskRestorePointRec;
 }
 
 export function normalizeLocation(loc: unknown): string {
@@ -79,13 +80,13 @@ export function normalizeLocation(loc: unknown): string {
   return n;
 }
 
-function validName(name: string, what: string): void {
+export function validName(name: string, what: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$/.test(name) || name.endsWith('.')) {
     throw new ArmError(400, 'InvalidResourceName', `The resource name '${name}' is not valid for ${what}.`);
   }
 }
 
-function tagsOf(v: unknown): Record<string, string> {
+export function tagsOf(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidParameter', "The value of parameter 'tags' is invalid.");
   const out: Record<string, string> = {};
@@ -96,7 +97,7 @@ function tagsOf(v: unknown): Record<string, string> {
   return out;
 }
 
-function obj(v: unknown, what: string): Record<string, unknown> {
+export function obj(v: unknown, what: string): Record<string, unknown> {
   if (v === undefined || v === null) throw new ArmError(400, 'InvalidParameter', `Required parameter '${what}' is missing (null).`);
   if (typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidParameter', `The value of parameter '${what}' is invalid.`);
   return v as Record<string, unknown>;
@@ -139,6 +140,7 @@ export class EmulatorCore {
     const s = new Set<string>();
     for (const d of Object.values(st.disks)) s.add(d.contentId);
     for (const d of Object.values(st.snapshots)) s.add(d.contentId);
+    for (const d of Object.values(st.diskRestorePoints ?? {})) s.add(d.contentId);
     return s;
   }
 
@@ -710,7 +712,7 @@ export class EmulatorCore {
       throw authFail('Signature did not match.');
     }
     if (Date.parse(g.expiresOn) <= Date.now()) throw authFail(`Signed expiry time [${g.expiresOn}] must be after signed start time and current time.`);
-    const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : this.st.snapshots[g.resourceKey];
+    const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : g.kind === 'diskRestorePoints' ? this.st.diskRestorePoints?.[g.resourceKey] : this.st.snapshots[g.resourceKey];
     if (!rec) throw new StorageError(404, 'BlobNotFound', 'The specified blob does not exist.');
     return { grant: g, kind: g.kind, rec };
   }

@@ -16,6 +16,7 @@ import {
   type SasTarget,
 } from './core.ts';
 import { EmulatorControl } from './control.ts';
+import { handleRestorePoints } from './restore-points.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
@@ -275,6 +276,10 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
         sendJson(req, res, 200, body);
         return;
       }
+      if (lower[4] === 'restorepointcollections') {
+        replyResult(req, res, await handleRestorePoints(core, { method, path: segs.slice(5), body: () => jsonBody(req) }), apiVersion);
+        return;
+      }
       const kind = typeName(lower[4]);
       if (kind && segs.length === 5 && method === 'GET') {
         sendJson(req, res, 200, { value: core.list(kind) });
@@ -285,6 +290,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     // /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{type}[/{name}[/{action}]]
     if (lower[2] === 'resourcegroups' && segs.length >= 6 && lower[4] === 'providers' && lower[5] === 'microsoft.compute') {
       const rg = segs[3]!;
+      if (lower[6] === 'restorepointcollections') {
+        const r = await handleRestorePoints(core, { method, resourceGroup: rg, path: segs.slice(7), expand: url.searchParams.get('$expand'), body: () => jsonBody(req) });
+        replyResult(req, res, r, apiVersion);
+        return;
+      }
       const kind = typeName(lower[6]);
       if (!kind) throw new ArmError(404, 'InvalidResourceType', `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.Compute' for api version '${apiVersion}'.`);
       if (segs.length === 7) {

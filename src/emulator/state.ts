@@ -70,7 +70,7 @@ export interface OperationRec {
 export interface GrantRec {
   id: string;
   resourceKey: string;
-  kind: 'disks' | 'snapshots';
+  kind: 'disks' | 'snapshots' | 'diskRestorePoints';
   access: Access;
   account: string;
   container: string;
@@ -89,6 +89,40 @@ export interface EmulatorState {
   virtualMachines: Record<string, VmRec>;
   operations: Record<string, OperationRec>;
   grants: Record<string, GrantRec>;
+  /** VM restore points (src/emulator/restore-points.ts); absent in state written before them. */
+  restorePointCollections?: Record<string, RestorePointCollectionRec>;
+  restorePoints?: Record<string, RestorePointRec>;
+  diskRestorePoints?: Record<string, DiskRestorePointRec>;
+}
+
+export interface RestorePointCollectionRec {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  location: string;
+  tags: Record<string, string>;
+  /** The VM whose restore points the collection holds. */
+  sourceVmId: string;
+  collectionId: string;
+}
+
+export interface RestorePointRec {
+  id: string;
+  name: string;
+  collectionKey: string;
+  consistencyMode: string;
+  timeCreated: string;
+  readyAt: number;
+  /** The VM as it was at the restore point (Azure's sourceMetadata). */
+  sourceMetadata: Record<string, unknown>;
+  /** Keys of its disk restore points, OS disk first. */
+  diskKeys: string[];
+}
+
+/** A disk restore point: a copy of one disk at the restore point's instant, readable like a snapshot. */
+export interface DiskRestorePointRec extends ContentRec {
+  restorePointKey: string;
+  sourceDiskId: string;
 }
 
 export function statePath(dataDir: string): string {
