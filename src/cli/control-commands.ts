@@ -88,7 +88,8 @@ async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promi
 
 function describeRun(run: Run): string {
   const lines = [`run ${run.id} of ${run.vmName}: ${run.step}${run.error ? ` (${run.error})` : ''}`];
-  if (run.recoveryPointId) lines.push(`recovery point ${run.recoveryPointId.slice(0, 12)}`);
+  if (run.recoveryPointId) lines.push(`recovery point ${run.recoveryPointId.slice(0, 12)}${run.consistency ? ` (${run.consistency} consistency)` : ''}`);
+  for (const w of run.warnings ?? []) lines.push(`warning: ${w}`);
   for (const d of run.disks) {
     const s = d.stats;
     lines.push(`  ${d.diskName}: ${formatBytes(d.sizeBytes)}, ${d.incremental ? 'incremental' : 'full'}` +
@@ -181,9 +182,9 @@ export function controlCommands(): Command[] {
   const points = common(new Command('points').description('list recovery points'))
     .option('--vm <id>', 'only this VM')
     .action(async (opts: ClientOptions & { vm?: string }) => {
-      const list = await new ApiClient(opts).call<Array<{ id: string; vmId: string; time: string; point: { tags: string[]; disks: Array<{ name: string; sizeBytes: number }> } }>>('GET', `/api/recovery-points${opts.vm ? `?vmId=${encodeURIComponent(opts.vm)}` : ''}`);
-      out(opts, list, () => table([['ID', 'TIME', 'VM', 'DISKS'], ...list.map((p) => [
-        p.id.slice(0, 12), p.time.replace('T', ' ').slice(0, 19), p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId,
+      const list = await new ApiClient(opts).call<Array<{ id: string; vmId: string; time: string; point: { tags: string[]; consistency?: string; disks: Array<{ name: string; sizeBytes: number }> } }>>('GET', `/api/recovery-points${opts.vm ? `?vmId=${encodeURIComponent(opts.vm)}` : ''}`);
+      out(opts, list, () => table([['ID', 'TIME', 'VM', 'CONSISTENCY', 'DISKS'], ...list.map((p) => [
+        p.id.slice(0, 12), p.time.replace('T', ' ').slice(0, 19), p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId, p.point.consistency ?? 'per-disk',
         p.point.disks.map((d) => `${d.name} ${formatBytes(d.sizeBytes)}`).join(', '),
       ])]));
     });

@@ -4,7 +4,8 @@ import { AnonymousCredential, PageBlobClient, type StoragePipelineOptions } from
 import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import { parseResourceId, sameResource } from './azure-ids.ts';
-import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type SnapshotRequest } from './cloud.ts';
+import { AzureVmPoints, parseDiskPointId, vmPointIdOf } from './azure-restore-points.ts';
+import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type GoldsnapVmPoint, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 
 export interface AzureCloudOptions {
@@ -50,11 +51,41 @@ export class AzureCloud implements Cloud {
   /** Open SAS grants by resource id, shared by concurrent users and revoked by the last. */
   private readonly grants = new Map<string, { url: Promise<string>; users: number }>();
   private readonly poll: { updateIntervalInMs?: number };
+  /** VM restore points; their disk restore points go wherever a snapshot id goes. */
+  private readonly points: AzureVmPoints;
 
   constructor(opts: AzureCloudOptions) {
     this.opts = opts;
     this.compute = new ComputeManagementClient(opts.credential, opts.subscriptionId, opts.computeOptions);
     this.poll = opts.pollIntervalMs === undefined ? {} : { updateIntervalInMs: opts.pollIntervalMs };
+    this.points = new AzureVmPoints(this.compute, this.poll);
+  }
+
+  createVmPoint(req: VmPointRequest): Promise<VmPoint> {
+    return this.points.create(req);
+  }
+
+  listGoldsnapVmPoints(): Promise<GoldsnapVmPoint[]> {
+    return this.points.list();
+  }
+
+  async deleteVmPoint(id: string): Promise<void> {
+    await this.points.delete(id, async (diskPointIds) => {
+      for (const d of diskPointIds) {
+        this.grants.delete(d);
+        await this.points.revoke(d);
+      }
+    });
+  }
+
+  /** A disk restore point's size: the length of the blob behind its SAS. */
+  private async diskPointSize(id: string): Promise<number> {
+    const url = await this.acquire(id);
+    try {
+      return (await this.blob(url).getProperties()).contentLength ?? 0;
+    } finally {
+      await this.release(id);
+    }
   }
 
   async listVms(): Promise<CloudVm[]> {
@@ -113,6 +144,7 @@ export class AzureCloud implements Cloud {
   }
 
   async waitForSnapshot(id: string): Promise<void> {
+    if (parseDiskPointId(id)) return this.points.waitUntilReadable(id, this.opts.pollIntervalMs ?? 2000);
     const { resourceGroup, name } = parseResourceId(id);
     // An incremental snapshot is readable only once its background copy is complete.
     for (;;) {
@@ -124,6 +156,7 @@ export class AzureCloud implements Cloud {
   }
 
   async getSnapshot(id: string): Promise<CloudSnapshot | undefined> {
+    if (parseDiskPointId(id)) return this.points.get(id, () => this.diskPointSize(id));
     const { resourceGroup, name } = parseResourceId(id);
     try {
       return this.toCloudSnapshot(await this.compute.snapshots.get(resourceGroup, name));
@@ -140,6 +173,9 @@ export class AzureCloud implements Cloud {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
+    // A disk restore point goes with its restore point (the other disks' ones are of the same instant).
+    const point = vmPointIdOf(id);
+    if (point) return this.deleteVmPoint(point);
     await this.deleteResource('snapshots', id);
   }
 
@@ -167,9 +203,9 @@ export class AzureCloud implements Cloud {
   private async acquire(id: string, access: 'Read' | 'Write' = 'Read', kind: 'snapshots' | 'disks' = 'snapshots'): Promise<string> {
     let grant = this.grants.get(id);
     if (!grant) {
-      const { resourceGroup, name } = parseResourceId(id);
+      const { resourceGroup, name } = parseDiskPointId(id) ?? parseResourceId(id);
       const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
-      const url = ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: ACCESS_SECONDS }, this.poll).then((a) => {
+      const url = parseDiskPointId(id) ? this.points.grant(id, ACCESS_SECONDS) : ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: ACCESS_SECONDS }, this.poll).then((a) => {
         if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
         return a.accessSAS;
       });
@@ -185,6 +221,7 @@ export class AzureCloud implements Cloud {
     const grant = this.grants.get(id);
     if (!grant || --grant.users > 0) return;
     this.grants.delete(id);
+    if (parseDiskPointId(id)) return this.points.revoke(id);
     const { resourceGroup, name } = parseResourceId(id);
     const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
     await ops.beginRevokeAccessAndWait(resourceGroup, name, this.poll);

@@ -46,6 +46,40 @@ export interface SnapshotRequest {
   tags: Record<string, string>;
 }
 
+/**
+ * How much of one instant a recovery point is: `application` (a restore point with the guest's
+ * applications quiesced), `crash` (a restore point: all disks at one instant, as after a power cut),
+ * `per-disk` (each disk snapshotted on its own, seconds apart: not one instant of the VM).
+ */
+export type Consistency = 'application' | 'crash' | 'per-disk';
+
+export interface VmPointRequest {
+  vm: Pick<CloudVm, 'id' | 'name' | 'region' | 'resourceGroup' | 'disks'>;
+  /** Restore point name, unique per run (goldsnap-<run id>), so a retried create is idempotent. */
+  name: string;
+  consistency: 'application' | 'crash';
+  tags: Record<string, string>;
+}
+
+/** One instant of all the disks of a VM (Azure: a VM restore point). */
+export interface VmPoint {
+  id: string;
+  /** What the cloud made: Azure may make a crash-consistent point when asked for an application-consistent one. */
+  consistency: 'application' | 'crash';
+  /** One per disk, readable and diffable like snapshots (diskId names the disk). */
+  disks: CloudSnapshot[];
+}
+
+/** A VM point Goldsnap made (found by its collection's tags), with the run named in it. */
+export interface GoldsnapVmPoint {
+  id: string;
+  runId?: string;
+  diskPointIds: string[];
+}
+
+/** The cloud cannot take one instant of this VM (e.g. Azure: Ultra disks); use per-disk snapshots. */
+export class VmPointUnsupportedError extends Error {}
+
 export interface Cloud {
   readonly kind: string;
   listVms(): Promise<CloudVm[]>;
@@ -70,6 +104,15 @@ export interface Cloud {
   deleteDisk(id: string): Promise<void>;
   /** A disk or VM by resource group and name, with its tags; undefined when there is none. */
   findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined>;
+  /**
+   * Takes one instant of all the VM's disks; throws VmPointUnsupportedError when the VM cannot have
+   * one. Clouds without the feature leave these out: Goldsnap then snapshots disk by disk.
+   */
+  createVmPoint?(req: VmPointRequest): Promise<VmPoint>;
+  /** VM points Goldsnap made (to sweep leaked ones). */
+  listGoldsnapVmPoints?(): Promise<GoldsnapVmPoint[]>;
+  /** Deletes a VM point and its disk points; absent is not an error. */
+  deleteVmPoint?(id: string): Promise<void>;
   /** Creates a VM from existing disks (restore to a new VM). */
   createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm>;
 }

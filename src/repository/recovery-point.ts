@@ -33,6 +33,11 @@ export interface RecoveryPoint {
   source: string;
   hostname: string;
   tags: string[];
+  /**
+   * How much of one instant the disks are: `application` or `crash` (one VM restore point),
+   * `per-disk` (snapshots taken one after another). Absent in points written before it: per-disk.
+   */
+  consistency?: 'application' | 'crash' | 'per-disk';
   parent?: string;
   disks: DiskRecord[];
 }

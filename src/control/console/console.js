@@ -95,6 +95,7 @@ const render = {
     fill('points', points.map((p) => [
       cell(p.id.slice(0, 12)), cell(p.time.replace('T', ' ').slice(0, 19)),
       cell(p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId),
+      cell(p.point.consistency ?? 'per-disk', `consistency ${p.point.consistency ?? 'per-disk'}`),
       cell(p.point.disks.map((d) => `${d.name} ${bytes(d.sizeBytes)}`).join(', ')),
       button('Restore…', () => {
         const form = $('#restore');

@@ -9,6 +9,7 @@ import type { Job, JobQueue } from '../queue/job-queue.ts';
 import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../scheduler/scheduler.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
+import { sweepLeakedVmPoints } from './vm-point.ts';
 import type { Run } from './run-model.ts';
 
 export interface OrchestratorDeps {
@@ -121,6 +122,7 @@ export class Orchestrator {
       this.deps.log(`snapshot ${snapshot.name} of finished run ${run.id.slice(0, 8)} was left behind: deleted`);
       deleted.push(snapshot.id);
     }
+    deleted.push(...await sweepLeakedVmPoints(this.deps.cloud, golden, (id) => this.deps.runs.findRun(id), this.deps.log));
     return deleted;
   }
 

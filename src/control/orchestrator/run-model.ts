@@ -1,3 +1,4 @@
+import type { Consistency } from '../../cloud/cloud.ts';
 import type { DiskBackupStats } from '../../repository/recovery-point.ts';
 
 /**
@@ -54,6 +55,14 @@ export interface Run {
   recoveryPointId?: string;
   /** Set before the recovery point is written: a resumed commit looks for one it may have left. */
   commitStarted?: boolean;
+  /** What the policy asks for (default crash: a restore point with no guest scripts). */
+  wantConsistency?: 'application' | 'crash';
+  /** What the run got, set once its snapshots are taken (vm-point.ts). */
+  consistency?: Consistency;
+  /** The VM point (restore point) whose disk points are this run's snapshots. */
+  vmPointId?: string;
+  /** What went less well than asked without failing the run (e.g. a fall-back to per-disk snapshots). */
+  warnings?: string[];
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
+
+/**
+ * One recovery point is one instant of the whole VM (VM restore points), even while the VM writes;
+ * a VM that cannot have restore points falls back to per-disk snapshots and the run says so.
+ */
+
+type Run = {
+  id: string; step: string; error?: string; recoveryPointId?: string; consistency?: string; vmPointId?: string; warnings?: string[];
+  disks: Array<{ diskId: string; diskName: string; incremental?: boolean; snapshotId?: string }>;
+};
+
+function vmSpec(name: string, dataSku?: string) {
+  return {
+    name, resourceGroup: 'rg-cons', region: 'westeurope', seed: 11,
+    disks: [
+      { name: `${name}-os`, sizeBytes: 8 * MiB, role: 'os', fill: 'os-like' },
+      { name: `${name}-data`, sizeBytes: 4 * MiB, role: 'data', lun: 0, fill: 'random', ...(dataSku ? { skuName: dataSku } : {}) },
+      { name: `${name}-log`, sizeBytes: 4 * MiB, role: 'data', lun: 1, fill: 'random' },
+    ],
+  };
+}
+
+describe('one instant per VM', () => {
+  let server: ServerUnderTest;
+  before(async () => {
+    server = await ServerUnderTest.create({ catalog: 'pglite' });
+    await server.start();
+  });
+  after(async () => server.dispose());
+
+  async function finish(runId: string): Promise<Run> {
+    return server.waitFor('the run to end', async () => {
+      const r = (await server.api('GET', `/api/runs/${runId}`)).body as Run;
+      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
+    }, 120_000);
+  }
+
+  test('a VM writing to two disks without pause during the backup restores to one instant', async () => {
+    const vm = await server.createVm(vmSpec('db-1'));
+    // Like a database writing its data and its log: each write puts the same sequence number on both disks.
+    let stop = false;
+    let seq = 0;
+    let writes = 0;
+    const writer = (async () => {
+      while (!stop) {
+        seq = (seq % 250) + 1;
+        writes++;
+        await server.writeToVm('db-1', [
+          { diskName: 'db-1-data', offset: 0, length: 4096, pattern: seq },
+          { diskName: 'db-1-log', offset: 0, length: 4096, pattern: seq },
+        ]);
+      }
+    })();
+    let run: Run;
+    let writesAtStart: number;
+    try {
+      await server.waitFor('the VM to be writing', async () => (writes >= 2 ? true : undefined));
+      writesAtStart = writes;
+      const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
+      run = await finish(started.id);
+    } finally {
+      stop = true;
+      await writer;
+    }
+    assert.equal(run.step, 'succeeded', run.error);
+    assert.ok(writes > writesAtStart + 1, 'the VM kept writing during the backup');
+    assert.equal(run.consistency, 'crash');
+    assert.ok(run.vmPointId, 'the run took a VM restore point');
+    assert.deepEqual(run.warnings ?? [], []);
+
+    const job = await server.cliJson<{ state: string; result: { disks: Array<{ id: string; name: string }> } }>(['restore', run.recoveryPointId!, '--name', 'db-1-back']);
+    assert.equal(job.state, 'done');
+    const head = async (name: string) => (await server.diskContent(job.result.disks.find((d) => d.name === `db-1-back-${name}`)!.id)).subarray(0, 4096);
+    const data = await head('db-1-data');
+    const log = await head('db-1-log');
+    assert.ok(data[0]! > 0 && data.equals(Buffer.alloc(4096, data[0]!)), 'the data disk holds one sequence number');
+    assert.ok(log.equals(data), `the restored data and log disks are one instant (data ${data[0]}, log ${log[0]})`);
+
+    const points = await server.cliJson<Array<{ id: string; point: { consistency?: string } }>>(['points', '--vm', vm.id]);
+    assert.equal(points.find((p) => p.id === run.recoveryPointId)?.point.consistency, 'crash');
+    const table = await server.cli(['points', '--vm', vm.id]);
+    assert.match(table.stdout, /CONSISTENCY[\s\S]*crash/);
+
+    // The next run is incremental on the disk restore points, and the old restore point goes:
+    // one golden restore point per VM, none of Goldsnap's snapshots.
+    await server.writeToVm('db-1', [{ diskName: 'db-1-os', offset: MiB, length: 4096, pattern: 'random' }]);
+    const second = await finish(((await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run).id);
+    assert.equal(second.step, 'succeeded', second.error);
+    assert.ok(second.disks.every((d) => d.incremental), 'incremental on the previous restore point');
+    const cloud = await server.cloud();
+    const ours = (await cloud.listGoldsnapVmPoints!()).filter((p) => p.diskPointIds.some((id) => second.disks.some((d) => d.snapshotId === id)) || p.id === run.vmPointId);
+    assert.deepEqual(ours.map((p) => p.id), [second.vmPointId], 'exactly one golden restore point for the VM');
+    const golden = (await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>;
+    for (const d of second.disks) assert.equal(golden.find((g) => g.diskId === d.diskId)?.snapshotId, d.snapshotId);
+    const snaps = await cloud.listGoldsnapSnapshots();
+    assert.ok(!snaps.some((s) => vm.disks.some((d) => d.id.toLowerCase() === s.diskId.toLowerCase())), 'no per-disk snapshots were made');
+  });
+
+  test('a VM with an Ultra disk falls back to per-disk snapshots and says so', async () => {
+    const vm = await server.createVm(vmSpec('fast-1', 'UltraSSD_LRS'));
+    const run = await server.cliJson<Run>(['runs', 'start', 'fast-1', '--wait']);
+    assert.equal(run.step, 'succeeded', run.error);
+    assert.equal(run.consistency, 'per-disk');
+    assert.match((run.warnings ?? []).join('\n'), /UltraSSD_LRS[\s\S]*per-disk/);
+    const points = await server.cliJson<Array<{ id: string; point: { consistency?: string } }>>(['points', '--vm', vm.id]);
+    assert.equal(points[0]?.point.consistency, 'per-disk');
+  });
+});
