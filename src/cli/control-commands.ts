@@ -123,7 +123,11 @@ export function controlCommands(): Command[] {
     .option('--tag <k=v>', 'select VMs with this tag (repeatable: all must match)', collect)
     .option('--resource-group <rg>', 'select VMs in this resource group (repeatable)', collect)
     .option('--disabled', 'create it disabled')
-    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; disabled?: boolean }) => {
+    .option('--consistency <mode>', 'crash (default: all disks at one instant) or application (restore point with guest scripts)')
+    .option('--pre-script <file>', 'application mode: shell script run in the guest before the restore point (freeze)')
+    .option('--post-script <file>', 'application mode: shell script run in the guest after it (thaw)')
+    .option('--script-timeout <seconds>', 'how long each script may take (default 300)', (v: string) => Number(v))
+    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; disabled?: boolean; consistency?: string; preScript?: string; postScript?: string; scriptTimeout?: number }) => {
       const tags = opts.tag ? Object.fromEntries(opts.tag.map((t) => {
         const at = t.indexOf('=');
         if (at < 1) throw new Error(`--tag ${t}: expected key=value`);
@@ -132,6 +136,14 @@ export function controlCommands(): Command[] {
       const retention = retentionFrom(opts);
       const policy = await new ApiClient(opts).call<{ id: string; name: string }>('POST', '/api/policies', {
         name, cron: opts.cron, timeZone: opts.timeZone, enabled: !opts.disabled, retention,
+        ...(opts.consistency || opts.preScript || opts.postScript ? {
+          consistency: {
+            mode: opts.consistency ?? 'application',
+            ...(opts.preScript ? { preScript: readFileSync(opts.preScript, 'utf8') } : {}),
+            ...(opts.postScript ? { postScript: readFileSync(opts.postScript, 'utf8') } : {}),
+            ...(opts.scriptTimeout !== undefined ? { scriptTimeoutSeconds: opts.scriptTimeout } : {}),
+          },
+        } : {}),
         selection: { ...(opts.vm ? { vmIds: opts.vm } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },
       });
       out(opts, policy, () => `policy ${policy.name} created (${policy.id})`);

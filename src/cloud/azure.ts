@@ -5,7 +5,8 @@ import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import { parseResourceId, sameResource } from './azure-ids.ts';
 import { AzureVmPoints, parseDiskPointId, vmPointIdOf } from './azure-restore-points.ts';
-import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type GoldsnapVmPoint, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
+import { runGuestScript } from './azure-run-command.ts';
+import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type GoldsnapVmPoint, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 
 export interface AzureCloudOptions {
@@ -76,6 +77,10 @@ export class AzureCloud implements Cloud {
         await this.points.revoke(d);
       }
     });
+  }
+
+  runScript(vm: Pick<CloudVm, 'id'>, script: string, timeoutSeconds: number): Promise<ScriptResult> {
+    return runGuestScript(this.compute, vm.id, script, timeoutSeconds, this.poll);
   }
 
   /** A disk restore point's size: the length of the blob behind its SAS. */

@@ -77,6 +77,16 @@ export interface GoldsnapVmPoint {
   diskPointIds: string[];
 }
 
+/** What a script run in the guest (Azure: Run Command) came to. */
+export interface ScriptResult {
+  ok: boolean;
+  /** Exit status when the script ended; absent when it timed out. */
+  exitCode?: number;
+  timedOut?: boolean;
+  /** What it printed (stdout and stderr), for the run's warning. */
+  output: string;
+}
+
 /** The cloud cannot take one instant of this VM (e.g. Azure: Ultra disks); use per-disk snapshots. */
 export class VmPointUnsupportedError extends Error {}
 
@@ -113,6 +123,8 @@ export interface Cloud {
   listGoldsnapVmPoints?(): Promise<GoldsnapVmPoint[]>;
   /** Deletes a VM point and its disk points; absent is not an error. */
   deleteVmPoint?(id: string): Promise<void>;
+  /** Runs a shell script in the VM's guest (pre/post scripts of application-consistent backups). */
+  runScript?(vm: Pick<CloudVm, 'id'>, script: string, timeoutSeconds: number): Promise<ScriptResult>;
   /** Creates a VM from existing disks (restore to a new VM). */
   createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm>;
 }

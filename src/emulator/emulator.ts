@@ -17,6 +17,7 @@ import {
 } from './core.ts';
 import { EmulatorControl } from './control.ts';
 import { handleRestorePoints } from './restore-points.ts';
+import { runCommand } from './run-command.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
@@ -322,6 +323,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
           return;
         }
         throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported by the emulator for ${kind}`);
+      }
+      if (segs.length === 9 && method === 'POST' && kind === 'virtualMachines' && lower[8] === 'runcommand') {
+        const body = await jsonBody(req);
+        replyResult(req, res, await core.exclusive(() => runCommand(core, rg, name, body)), apiVersion);
+        return;
       }
       if (segs.length === 9 && method === 'POST' && kind !== 'virtualMachines') {
         if (lower[8] === 'begingetaccess') {

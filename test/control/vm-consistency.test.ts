@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
 
@@ -14,7 +16,7 @@ type Run = {
 
 function vmSpec(name: string, dataSku?: string) {
   return {
-    name, resourceGroup: 'rg-cons', region: 'westeurope', seed: 11,
+    name, resourceGroup: 'rg-cons', region: 'westeurope', seed: 11, tags: { app: name },
     disks: [
       { name: `${name}-os`, sizeBytes: 8 * MiB, role: 'os', fill: 'os-like' },
       { name: `${name}-data`, sizeBytes: 4 * MiB, role: 'data', lun: 0, fill: 'random', ...(dataSku ? { skuName: dataSku } : {}) },
@@ -107,5 +109,46 @@ describe('one instant per VM', () => {
     assert.match((run.warnings ?? []).join('\n'), /UltraSSD_LRS[\s\S]*per-disk/);
     const points = await server.cliJson<Array<{ id: string; point: { consistency?: string } }>>(['points', '--vm', vm.id]);
     assert.equal(points[0]?.point.consistency, 'per-disk');
+  });
+
+  test('application consistency: guest scripts through Run Command; a failing or hanging pre-script gives a crash-consistent point and a warning', async () => {
+    await server.createVm(vmSpec('app-1'));
+    const script = async (name: string, text: string) => {
+      const path = join(server.dataDir, name);
+      await writeFile(path, text);
+      return path;
+    };
+    const freeze = await script('freeze.sh', '#!/bin/sh\necho flushing tables\n');
+    const thaw = await script('thaw.sh', 'echo unlocking tables\n');
+    const failing = await script('failing.sh', 'echo cannot lock\nexit 3\n');
+    const hanging = await script('hanging.sh', 'sleep 600\n');
+
+    const runOf = async (policy: string, opts: string[]) => {
+      await server.cliJson(['policies', 'create', policy, '--cron', '0 3 * * *', '--tag', 'app=app-1', '--keep-last', '5', ...opts]);
+      const [run] = await server.cliJson<Run[]>(['policies', 'run', policy, '--wait']);
+      await server.api('PATCH', `/api/policies/${policy}`, { enabled: false });
+      return run!;
+    };
+    const ok = await runOf('app-ok', ['--consistency', 'application', '--pre-script', freeze, '--post-script', thaw]);
+    assert.equal(ok.step, 'succeeded', ok.error);
+    assert.equal(ok.consistency, 'application');
+    assert.deepEqual(ok.warnings ?? [], []);
+
+    const failed = await runOf('app-failing', ['--consistency', 'application', '--pre-script', failing, '--post-script', thaw]);
+    assert.equal(failed.step, 'succeeded', failed.error);
+    assert.equal(failed.consistency, 'crash', 'a failed pre-script gives a crash-consistent point, not a lost backup');
+    assert.match((failed.warnings ?? []).join('\n'), /pre-script failed with exit status 3 .*cannot lock/);
+
+    const hung = await runOf('app-hanging', ['--consistency', 'application', '--pre-script', hanging, '--script-timeout', '1']);
+    assert.equal(hung.step, 'succeeded', hung.error);
+    assert.equal(hung.consistency, 'crash');
+    assert.match((hung.warnings ?? []).join('\n'), /pre-script did not finish within 1 s/);
+
+    const points = await server.cliJson<Array<{ id: string; point: { consistency?: string } }>>(['points']);
+    assert.deepEqual([ok, failed, hung].map((r) => points.find((p) => p.id === r.recoveryPointId)?.point.consistency), ['application', 'crash', 'crash']);
+
+    const bad = await server.api('POST', '/api/policies', { name: 'bad-scripts', cron: '0 * * * *', selection: { tags: { a: 'b' } }, retention: { last: 1 }, consistency: { mode: 'crash', preScript: 'echo' } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error, /consistency\.preScript/);
   });
 });

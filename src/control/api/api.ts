@@ -45,6 +45,7 @@ const policyBody = {
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 100 }, cron: { type: 'string' }, timeZone: { type: 'string' },
     selection, retention, enabled: { type: 'boolean' },
+    consistency: { type: 'object', description: '{"mode": "crash" | "application", "preScript", "postScript", "scriptTimeoutSeconds"}' },
   },
 } as const;
 

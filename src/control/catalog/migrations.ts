@@ -120,6 +120,12 @@ export const migrations: readonly Migration[] = [
     // The server advancing a run holds it: several servers on one catalog never advance one run twice.
     sql: `ALTER TABLE runs ADD COLUMN owner text, ADD COLUMN owner_until timestamptz;`,
   },
+  {
+    version: 4,
+    name: 'policy consistency (crash or application, guest scripts)',
+    // NULL reads as crash-consistent, what every policy made before this got.
+    sql: `ALTER TABLE policies ADD COLUMN consistency jsonb;`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -9,7 +9,7 @@ import type { Job, JobQueue } from '../queue/job-queue.ts';
 import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../scheduler/scheduler.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
-import { sweepLeakedVmPoints } from './vm-point.ts';
+import { runConsistency, sweepLeakedVmPoints } from './vm-point.ts';
 import type { Run } from './run-model.ts';
 
 export interface OrchestratorDeps {
@@ -143,6 +143,7 @@ export class Orchestrator {
     const id = randomUUID();
     const run = await this.deps.runs.createRun({
       id, vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
+      ...(policy ? runConsistency(policy.consistency) : {}),
       step: 'snapshot', createdAt: new Date().toISOString(),
       disks: vm.disks.map((d) => ({
         diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }),

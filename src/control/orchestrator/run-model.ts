@@ -57,6 +57,8 @@ export interface Run {
   commitStarted?: boolean;
   /** What the policy asks for (default crash: a restore point with no guest scripts). */
   wantConsistency?: 'application' | 'crash';
+  /** Guest scripts around an application-consistent point (from the policy). */
+  scripts?: { pre?: string; post?: string; timeoutSeconds: number };
   /** What the run got, set once its snapshots are taken (vm-point.ts). */
   consistency?: Consistency;
   /** The VM point (restore point) whose disk points are this run's snapshots. */

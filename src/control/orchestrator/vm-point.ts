@@ -1,6 +1,33 @@
 import { GOLDSNAP_TAGS, VmPointUnsupportedError, type Cloud, type Consistency } from '../../cloud/cloud.ts';
+import { DEFAULT_SCRIPT_TIMEOUT_SECONDS, type ConsistencyOption } from '../catalog/policy-consistency.ts';
 import type { RunContext } from './backup-run.ts';
 import type { Run } from './run-model.ts';
+
+/** What a run takes from its policy's consistency option. */
+export function runConsistency(option: ConsistencyOption | undefined): Pick<Run, 'wantConsistency' | 'scripts'> {
+  if (option?.mode !== 'application') return {};
+  const timeoutSeconds = option.scriptTimeoutSeconds ?? DEFAULT_SCRIPT_TIMEOUT_SECONDS;
+  return {
+    wantConsistency: 'application',
+    ...(option.preScript || option.postScript ? { scripts: { ...(option.preScript ? { pre: option.preScript } : {}), ...(option.postScript ? { post: option.postScript } : {}), timeoutSeconds } } : {}),
+  };
+}
+
+/**
+ * Runs a guest script; true when it succeeded. A failure or timeout is a warning on the run, not
+ * an error: the backup goes on (crash-consistent after a failed pre-script).
+ */
+async function guestScript(ctx: RunContext, run: Run, which: 'pre' | 'post', script: string, timeoutSeconds: number): Promise<boolean> {
+  if (!ctx.cloud.runScript) {
+    warn(ctx, run, `the ${ctx.cloud.kind} cloud cannot run scripts in the guest: the ${which}-script was skipped`);
+    return false;
+  }
+  const r = await ctx.cloud.runScript({ id: run.vmId }, script, timeoutSeconds).catch((err: Error) => ({ ok: false, timedOut: false, exitCode: undefined, output: err.message }));
+  if (r.ok) return true;
+  const why = r.timedOut ? `did not finish within ${timeoutSeconds} s` : r.exitCode !== undefined ? `failed with exit status ${r.exitCode}` : 'failed';
+  warn(ctx, run, `the ${which}-script ${why}${r.output ? ` (${r.output.replace(/\s+/g, ' ').trim().slice(0, 300)})` : ''}`);
+  return false;
+}
 
 /** Name of the VM point (restore point) a run makes: unique per run, so a resumed create finds it. */
 export function vmPointName(run: Run): string {
@@ -22,8 +49,14 @@ export async function takeVmPoint(ctx: RunContext, run: Run): Promise<Consistenc
     warn(ctx, run, `the ${ctx.cloud.kind} cloud cannot take one instant of a VM: each disk is snapshotted on its own (per-disk consistency)`);
     return 'per-disk';
   }
-  const wanted = run.wantConsistency ?? 'crash';
+  let wanted = run.wantConsistency ?? 'crash';
   const vm = await ctx.cloud.getVm(run.vmId);
+  const scripts = wanted === 'application' ? run.scripts : undefined;
+  // A failed pre-script leaves the application as it was: the point is then only crash-consistent.
+  if (scripts?.pre && !(await guestScript(ctx, run, 'pre', scripts.pre, scripts.timeoutSeconds))) {
+    wanted = 'crash';
+    warn(ctx, run, 'the restore point is crash-consistent because the pre-script failed');
+  }
   let point;
   try {
     point = await ctx.cloud.createVmPoint({
@@ -36,10 +69,13 @@ export async function takeVmPoint(ctx: RunContext, run: Run): Promise<Consistenc
       tags: { ...GOLDSNAP_TAGS, goldsnapRun: run.id, goldsnapVm: run.vmId },
     });
   } catch (err) {
+    if (scripts?.post) await guestScript(ctx, run, 'post', scripts.post, scripts.timeoutSeconds);
     if (!(err instanceof VmPointUnsupportedError)) throw err;
     warn(ctx, run, `${err.message}; each disk is snapshotted on its own (per-disk consistency)`);
     return 'per-disk';
   }
+  // Thaw as soon as the instant is taken; its failure is a warning, the point is already made.
+  if (scripts?.post) await guestScript(ctx, run, 'post', scripts.post, scripts.timeoutSeconds);
   for (const disk of run.disks) {
     const own = point.disks.find((s) => s.diskId.toLowerCase() === disk.diskId.toLowerCase())!;
     const golden = await ctx.store.getGolden(disk.diskId);
