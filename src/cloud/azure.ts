@@ -5,8 +5,10 @@ import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import { parseResourceId, sameResource } from './azure-ids.ts';
 import { AzureVmPoints, parseDiskPointId, vmPointIdOf } from './azure-restore-points.ts';
+import { isAzureRegion } from './azure-regions.ts';
 import { runGuestScript } from './azure-run-command.ts';
-import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type GoldsnapVmPoint, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
+import { diskProfile, machineProfile, osTypeOf, uploadDiskProperties, vmSecurityProfile } from './azure-profiles.ts';
+import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type CreateVmRequest, type GoldsnapVmPoint, type RestoreDiskRequest, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 
 export interface AzureCloudOptions {
@@ -79,6 +81,16 @@ export class AzureCloud implements Cloud {
     });
   }
 
+  async listGoldsnapDisks(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>> {
+    const found: Array<{ id: string; tags: Record<string, string>; attached: boolean }> = [];
+    for await (const d of this.compute.disks.list()) if (d.tags?.[GOLDSNAP_TAG] === 'true') found.push({ id: d.id!, tags: d.tags, attached: Boolean(d.managedBy) });
+    return found;
+  }
+
+  knownRegion(region: string): boolean {
+    return isAzureRegion(region);
+  }
+
   runScript(vm: Pick<CloudVm, 'id'>, script: string, timeoutSeconds: number): Promise<ScriptResult> {
     return runGuestScript(this.compute, vm.id, script, timeoutSeconds, this.poll);
   }
@@ -114,12 +126,13 @@ export class AzureCloud implements Cloud {
       return this.toCloudDisk(await this.compute.disks.get(resourceGroup, name), ref.role, ref.lun);
     }));
     const id = vm.id!;
-    return { id, name: vm.name!, region: vm.location, resourceGroup: parseResourceId(id).resourceGroup, tags: vm.tags ?? {}, disks };
+    const resourceGroup = parseResourceId(id).resourceGroup;
+    return { id, name: vm.name!, region: vm.location, resourceGroup, tags: vm.tags ?? {}, disks, profile: machineProfile(vm, resourceGroup) };
   }
 
   private toCloudDisk(disk: Disk, role: 'os' | 'data', lun?: number): CloudDisk {
     const sizeBytes = disk.diskSizeBytes ?? (disk.diskSizeGB ?? 0) * 1024 ** 3;
-    return { id: disk.id!, name: disk.name!, region: disk.location, sizeBytes, role, ...(lun === undefined ? {} : { lun }) };
+    return { id: disk.id!, name: disk.name!, region: disk.location, sizeBytes, role, ...(lun === undefined ? {} : { lun }), profile: diskProfile(disk) };
   }
 
   private toCloudSnapshot(s: Snapshot): CloudSnapshot {
@@ -300,10 +313,10 @@ export class AzureCloud implements Cloud {
     };
   }
 
-  async createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
+  async createDiskForRestore(req: RestoreDiskRequest): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
     if (req.sizeBytes % (1024 * 1024) !== 0) throw new Error(`a disk to upload must be a whole number of MiB; ${req.sizeBytes} bytes is not`);
     const created = await this.compute.disks.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
-      location: req.region, tags: req.tags,
+      location: req.region, tags: req.tags, ...uploadDiskProperties(req.profile),
       creationData: { createOption: 'Upload', uploadSizeBytes: req.sizeBytes + VHD_FOOTER_BYTES },
     }, this.poll);
     const disk = { ...this.toCloudDisk(created, 'data'), sizeBytes: req.sizeBytes };
@@ -342,12 +355,13 @@ export class AzureCloud implements Cloud {
     }
   }
 
-  async createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm> {
+  async createVm(req: CreateVmRequest): Promise<CloudVm> {
     const vm = await this.compute.virtualMachines.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
-      location: req.region, tags: req.tags,
-      hardwareProfile: { vmSize: this.opts.vmSize ?? 'Standard_D2s_v5' },
+      location: req.region, tags: req.tags, ...(req.zone ? { zones: [req.zone] } : {}),
+      hardwareProfile: { vmSize: req.size ?? this.opts.vmSize ?? 'Standard_D2s_v5' },
+      ...(req.securityType && req.securityType !== 'Standard' ? { securityProfile: vmSecurityProfile(req.securityType) } : {}),
       storageProfile: {
-        osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
+        osDisk: { osType: osTypeOf(req.osDisk.profile), createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
         dataDisks: req.dataDisks.map((d, i) => ({ lun: d.lun ?? i, createOption: 'Attach', managedDisk: { id: d.id } })),
       },
       // Azure needs a network interface for a VM; Goldsnap attaches the one given, it makes none.

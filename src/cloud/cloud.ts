@@ -1,5 +1,8 @@
 import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
+import type { DiskProfile, MachineProfile } from '../repository/recovery-point.ts';
+
+export type { DiskProfile, MachineProfile } from '../repository/recovery-point.ts';
 
 /**
  * What the backup workflow needs from a cloud (DESIGN.md, layer 2). Implementations: `azure`
@@ -17,6 +20,8 @@ export interface CloudVm {
   resourceGroup: string;
   tags: Record<string, string>;
   disks: CloudDisk[];
+  /** Size, zone, security type: recorded in the recovery point for a faithful restore. */
+  profile?: MachineProfile;
 }
 
 export interface CloudDisk {
@@ -27,6 +32,8 @@ export interface CloudDisk {
   /** `os` or `data`; data disks have a LUN. */
   role: 'os' | 'data';
   lun?: number;
+  /** SKU, OS type, generation, security type, zone, tags: recorded for a faithful restore. */
+  profile?: DiskProfile;
 }
 
 export interface CloudSnapshot {
@@ -77,6 +84,30 @@ export interface GoldsnapVmPoint {
   diskPointIds: string[];
 }
 
+export interface RestoreDiskRequest {
+  name: string;
+  region: string;
+  resourceGroup: string;
+  sizeBytes: number;
+  tags: Record<string, string>;
+  /** SKU, OS type, generation, security type, zone of the source disk (its tags are in `tags`). */
+  profile?: DiskProfile;
+}
+
+export interface CreateVmRequest {
+  name: string;
+  region: string;
+  resourceGroup: string;
+  osDisk: CloudDisk;
+  dataDisks: CloudDisk[];
+  tags: Record<string, string>;
+  networkInterfaceId?: string;
+  /** VM size (default: the cloud's own). */
+  size?: string;
+  zone?: string;
+  securityType?: string;
+}
+
 /** What a script run in the guest (Azure: Run Command) came to. */
 export interface ScriptResult {
   ok: boolean;
@@ -109,7 +140,7 @@ export interface Cloud {
   /** Opens the snapshot for reading (Azure: begin/end get access around a SAS URL). */
   openSnapshot(snapshot: CloudSnapshot): Promise<DiskReader>;
   /** Creates an empty disk for upload and opens it for writing; commit() finishes the upload. */
-  createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }>;
+  createDiskForRestore(req: RestoreDiskRequest): Promise<{ disk: CloudDisk; writer: DiskWriter }>;
   /** Deletes a disk (a restore that failed removes the disks it made); absent is not an error. */
   deleteDisk(id: string): Promise<void>;
   /** A disk or VM by resource group and name, with its tags; undefined when there is none. */
@@ -123,8 +154,12 @@ export interface Cloud {
   listGoldsnapVmPoints?(): Promise<GoldsnapVmPoint[]>;
   /** Deletes a VM point and its disk points; absent is not an error. */
   deleteVmPoint?(id: string): Promise<void>;
+  /** Disks carrying Goldsnap's tag (restored ones), to remove those a failed restore left. */
+  listGoldsnapDisks?(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>>;
+  /** Is this a region of the cloud? (A restore to an unknown region is refused before it starts.) */
+  knownRegion?(region: string): boolean;
   /** Runs a shell script in the VM's guest (pre/post scripts of application-consistent backups). */
   runScript?(vm: Pick<CloudVm, 'id'>, script: string, timeoutSeconds: number): Promise<ScriptResult>;
   /** Creates a VM from existing disks (restore to a new VM). */
-  createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm>;
+  createVm(req: CreateVmRequest): Promise<CloudVm>;
 }

@@ -24,6 +24,12 @@ export interface CreateVmSpec {
   tags?: Record<string, string>;
   vmSize?: string;
   osType?: 'Linux' | 'Windows';
+  /** OS disk generation (default V2). */
+  hyperVGeneration?: 'V1' | 'V2';
+  /** e.g. TrustedLaunch (default: none, a Standard VM). */
+  securityType?: string;
+  /** Availability zone of the VM and its disks ('1' … '3'). */
+  zone?: string;
   disks: CreateVmDiskSpec[];
   /** Seed for deterministic content (default random). */
   seed?: number;
@@ -215,8 +221,10 @@ export class EmulatorControl {
         };
         if (ds.role === 'os') {
           rec.osType = osType;
-          rec.hyperVGeneration = 'V2';
+          rec.hyperVGeneration = spec.hyperVGeneration ?? 'V2';
+          if (spec.securityType) rec.securityType = spec.securityType;
         }
+        if (spec.zone) rec.zone = spec.zone;
         recs.push(lun === undefined ? { rec, spec: ds } : { rec, spec: ds, lun });
       }
       for (const r of recs) await fillDisk(core, r.rec, r.spec.fill ?? (r.spec.role === 'os' ? 'os-like' : 'random'), rnd);
@@ -229,6 +237,8 @@ export class EmulatorControl {
         vmId: randomUUID(),
         vmSize: spec.vmSize ?? 'Standard_D2s_v3',
         osType,
+        ...(spec.securityType ? { securityType: spec.securityType } : {}),
+        ...(spec.zone ? { zone: spec.zone } : {}),
         osDiskId: recs[0]!.rec.id,
         dataDisks: recs.slice(1).map((r) => ({ lun: r.lun!, diskId: r.rec.id })),
         timeCreated: new Date().toISOString(),

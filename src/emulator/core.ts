@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
 import { Mutex } from './durable.ts';
+import { checkNewDisk, checkNewVm, zoneOf } from './vm-rules.ts';
 import {
   keyOf,
   saveState,
@@ -199,6 +200,7 @@ export class EmulatorCore {
       provisioningState: this.#provisioning(r.readyAt),
       ...(r.osType ? { osType: r.osType } : {}),
       ...(r.hyperVGeneration ? { hyperVGeneration: r.hyperVGeneration } : {}),
+      ...(r.securityType ? { securityProfile: { securityType: r.securityType } } : {}),
     };
   }
 
@@ -215,6 +217,7 @@ export class EmulatorCore {
       id: d.id,
       type: 'Microsoft.Compute/disks',
       location: d.location,
+      ...(d.zone ? { zones: [d.zone] } : {}),
       tags: d.tags,
       sku: { name: d.skuName, tier: d.skuName.startsWith('Premium') ? 'Premium' : 'Standard' },
       properties: props,
@@ -259,9 +262,11 @@ export class EmulatorCore {
       id: v.id,
       type: 'Microsoft.Compute/virtualMachines',
       location: v.location,
+      ...(v.zone ? { zones: [v.zone] } : {}),
       tags: v.tags,
       properties: {
         vmId: v.vmId,
+        ...(v.securityType ? { securityProfile: { securityType: v.securityType, ...(v.securityType === 'TrustedLaunch' ? { uefiSettings: { secureBootEnabled: true, vTpmEnabled: true } } : {}) } } : {}),
         hardwareProfile: { vmSize: v.vmSize },
         storageProfile: {
           osDisk: { osType: os?.osType ?? v.osType, createOption: 'Attach', caching: 'ReadWrite', deleteOption: 'Detach', ...diskRef(v.osDiskId) },
@@ -413,6 +418,10 @@ export class EmulatorCore {
     }
     void family;
     family = uniqueId;
+    const zone = zoneOf(b['zones']);
+    const sp = props['securityProfile'] as { securityType?: unknown } | undefined;
+    const securityType = typeof sp?.securityType === 'string' ? sp.securityType : createOption === 'Copy' ? this.#source(cd['sourceResourceId']).rec.securityType : undefined;
+    checkNewDisk({ createOption, skuName, ...(hyperVGeneration ? { hyperVGeneration } : {}), ...(securityType ? { securityType } : {}) });
     const rec: DiskRec = {
       id,
       name,
@@ -431,6 +440,8 @@ export class EmulatorCore {
     };
     if (osType) rec.osType = osType;
     if (hyperVGeneration) rec.hyperVGeneration = hyperVGeneration;
+    if (securityType) rec.securityType = securityType;
+    if (zone) rec.zone = zone;
     this.st.disks[keyOf(id)] = rec;
     const op = this.newOperation(location, 'disk', this.timings.disk, undefined, id);
     try {
@@ -490,6 +501,7 @@ export class EmulatorCore {
     };
     if (src.rec.osType) rec.osType = src.rec.osType;
     if (src.rec.hyperVGeneration) rec.hyperVGeneration = src.rec.hyperVGeneration;
+    if (src.rec.securityType) rec.securityType = src.rec.securityType;
     this.st.snapshots[keyOf(id)] = rec;
     const op = this.newOperation(location, 'disk', this.timings.snapshot, undefined, id);
     try {
@@ -642,15 +654,22 @@ export class EmulatorCore {
     if (nics !== undefined && (!Array.isArray(nics) || nics.some((n) => typeof (n as { id?: unknown })?.id !== 'string'))) {
       throw new ArmError(400, 'InvalidParameter', "The value of parameter 'networkProfile.networkInterfaces' is invalid: each needs an id.");
     }
+    const vmSize = typeof hw?.['vmSize'] === 'string' ? hw['vmSize'] : 'Standard_D2s_v3';
+    const zone = zoneOf(b['zones']);
+    const vmSecurity = (props['securityProfile'] as { securityType?: unknown } | undefined)?.securityType;
+    const securityType = typeof vmSecurity === 'string' ? vmSecurity : undefined;
+    checkNewVm({ vmSize, ...(securityType ? { securityType } : {}), ...(zone ? { zone } : {}) }, recs[0]!, recs);
     const rec: VmRec = {
       ...(Array.isArray(nics) && nics.length ? { nicIds: nics.map((n) => (n as { id: string }).id) } : {}),
+      ...(securityType ? { securityType } : {}),
+      ...(zone ? { zone } : {}),
       id,
       name,
       resourceGroup: rg,
       location,
       tags,
       vmId: randomUUID(),
-      vmSize: typeof hw?.['vmSize'] === 'string' ? hw['vmSize'] : 'Standard_D2s_v3',
+      vmSize,
       osType: typeof os['osType'] === 'string' ? os['osType'] : (recs[0]!.osType ?? 'Linux'),
       osDiskId: recs[0]!.id,
       dataDisks: dataDisks.map((dd, i) => ({ lun: dd.lun, diskId: recs[i + 1]!.id })),

@@ -81,6 +81,7 @@ function renderDiskPoint(core: EmulatorCore, d: DiskRestorePointRec): Record<str
       sourceResourceId: d.sourceDiskId,
       ...(d.osType ? { osType: d.osType } : {}),
       ...(d.hyperVGeneration ? { hyperVGeneration: d.hyperVGeneration } : {}),
+      ...(d.securityType ? { securityProfile: { securityType: d.securityType } } : {}),
       familyId: d.family,
       sourceUniqueId: String(d.creationData['sourceUniqueId'] ?? ''),
       encryption: { type: 'EncryptionAtRestWithPlatformKey' },
@@ -219,6 +220,7 @@ async function putPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: 
         timeCreated: now, readyAt: 0, creationData: { createOption: 'Copy', sourceResourceId: disk.id, sourceUniqueId: disk.uniqueId },
         family: disk.family, restorePointKey: keyOf(id), sourceDiskId: disk.id,
         ...(disk.osType ? { osType: disk.osType } : {}), ...(disk.hyperVGeneration ? { hyperVGeneration: disk.hyperVGeneration } : {}),
+        ...(disk.securityType ? { securityType: disk.securityType } : {}),
       });
     }
   } catch (err) {
@@ -239,6 +241,7 @@ async function putPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: 
     sourceMetadata: {
       vmId: vm.vmId, location: vm.location, hardwareProfile: { vmSize: vm.vmSize },
       ...(os?.hyperVGeneration ? { hyperVGeneration: os.hyperVGeneration } : {}),
+      ...(vm.securityType ? { securityProfile: { securityType: vm.securityType } } : {}),
       storageProfile: {
         osDisk: { osType: os?.osType ?? vm.osType, ...diskMeta(0) },
         dataDisks: sources.slice(1).map((s, i) => ({ lun: s.ref.lun, ...diskMeta(i + 1) })),

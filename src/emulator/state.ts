@@ -22,6 +22,9 @@ export interface ContentRec {
   creationData: Record<string, unknown>;
   osType?: string;
   hyperVGeneration?: string;
+  /** securityProfile.securityType (TrustedLaunch …) and availability zone (src/emulator/vm-rules.ts). */
+  securityType?: string;
+  zone?: string;
   access?: Access;
   /** Family for incremental diffs: the uniqueId of the original disk. */
   family: string;
@@ -50,6 +53,8 @@ export interface VmRec {
   dataDisks: { lun: number; diskId: string }[];
   /** Network interface ids as given (the emulator has no Microsoft.Network to check them against). */
   nicIds?: string[];
+  securityType?: string;
+  zone?: string;
   timeCreated: string;
   readyAt: number;
 }

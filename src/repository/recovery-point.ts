@@ -12,6 +12,33 @@ export interface DiskRecord {
   stats: DiskBackupStats;
   /** Free-form facts about the disk's origin (cloud disk id, snapshot id, LUN …). */
   source?: Record<string, string | number>;
+  /** What a restore needs to bring the disk back as it was (absent in points written before it). */
+  profile?: DiskProfile;
+}
+
+/** How a disk was made: a restore that ignores this brings back a disk a VM may not boot from. */
+export interface DiskProfile {
+  /** e.g. Premium_LRS, StandardSSD_ZRS, UltraSSD_LRS. */
+  sku?: string;
+  osType?: string;
+  /** V1 or V2 (generation 2: UEFI boot). */
+  hyperVGeneration?: string;
+  /** e.g. TrustedLaunch, ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey. */
+  securityType?: string;
+  zone?: string;
+  tags?: Record<string, string>;
+}
+
+/** The machine the disks belonged to, as it was at backup time. */
+export interface MachineProfile {
+  name?: string;
+  region?: string;
+  resourceGroup?: string;
+  /** e.g. Standard_D2s_v5. */
+  size?: string;
+  zone?: string;
+  securityType?: string;
+  tags?: Record<string, string>;
 }
 
 export interface DiskBackupStats {
@@ -38,6 +65,8 @@ export interface RecoveryPoint {
    * `per-disk` (snapshots taken one after another). Absent in points written before it: per-disk.
    */
   consistency?: 'application' | 'crash' | 'per-disk';
+  /** The VM as it was (size, zone, security type, tags): what a faithful restore recreates. */
+  machine?: MachineProfile;
   parent?: string;
   disks: DiskRecord[];
 }

@@ -108,12 +108,13 @@ for (const catalog of ['pglite', 'postgres'] as const) {
       const nic = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/networkInterfaces/latest-nic';
       await assertRestoresTo(server, second.recoveryPointId!, 'latest', atSecond, ['--region', 'eastus', '--vm', '--nic', nic]);
       const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
-      const restoredVm = await new ComputeManagementClient(o.credential, o.subscriptionId, o.compute).virtualMachines.get('rg-e2e', 'latest');
+      // Restored into a group of its own (<name>-restore), which no policy selects.
+      const restoredVm = await new ComputeManagementClient(o.credential, o.subscriptionId, o.compute).virtualMachines.get('latest-restore', 'latest');
       assert.equal(restoredVm.location, 'eastus');
       assert.equal(restoredVm.networkProfile?.networkInterfaces?.[0]?.id, nic, 'the restored VM has the network interface asked for');
       await assertRestoresTo(server, first.recoveryPointId!, 'older', atFirst);
       // A restore never overwrites what exists: here, the source VM itself.
-      const clash = await server.cli(['restore', first.recoveryPointId!, '--name', 'app-1', '--vm']);
+      const clash = await server.cli(['restore', first.recoveryPointId!, '--name', 'app-1', '--vm', '--resource-group', 'rg-e2e']);
       assert.equal(clash.code, 1);
       assert.match(clash.stdout + clash.stderr, /a VM named app-1 already exists in resource group rg-e2e/);
 

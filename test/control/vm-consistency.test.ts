@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ComputeManagementClient } from '@azure/arm-compute';
+import { emulatorClientOptions, readConnectionInfo } from '../../src/emulator/client.ts';
 import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
 
 /**
@@ -150,5 +152,75 @@ describe('one instant per VM', () => {
     const bad = await server.api('POST', '/api/policies', { name: 'bad-scripts', cron: '0 * * * *', selection: { tags: { a: 'b' } }, retention: { last: 1 }, consistency: { mode: 'crash', preScript: 'echo' } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error, /consistency\.preScript/);
+  });
+
+  test('a restore keeps disk SKU, generation, security type, zone, tags and VM size, in a group of its own', async () => {
+    await server.createVm({
+      name: 'tl-1', resourceGroup: 'rg-cons', region: 'westeurope', seed: 5, tags: { app: 'tl-1', owner: 'team-a' },
+      vmSize: 'Standard_D4s_v5', securityType: 'TrustedLaunch', zone: '2',
+      disks: [
+        { name: 'tl-1-os', sizeBytes: 8 * MiB, role: 'os', fill: 'os-like' },
+        { name: 'tl-1-data', sizeBytes: 4 * MiB, role: 'data', lun: 0, fill: 'random', skuName: 'StandardSSD_LRS' },
+      ],
+    });
+    const run = await server.cliJson<Run>(['runs', 'start', 'tl-1', '--wait']);
+    assert.equal(run.step, 'succeeded', run.error);
+    const nic = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/networkInterfaces/tl-nic';
+    const job = await server.cliJson<{ state: string; error: string | null }>(['restore', run.recoveryPointId!, '--name', 'tl-copy', '--vm', '--nic', nic]);
+    assert.equal(job.state, 'done', job.error ?? '');
+
+    const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
+    const compute = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+    const restored = await compute.virtualMachines.get('tl-copy-restore', 'tl-copy');
+    assert.equal(restored.hardwareProfile?.vmSize, 'Standard_D4s_v5', 'the source VM size');
+    assert.deepEqual(restored.zones, ['2']);
+    assert.equal(restored.securityProfile?.securityType, 'TrustedLaunch');
+    assert.equal(restored.tags?.owner, 'team-a', 'the source tags');
+    const os = await compute.disks.get('tl-copy-restore', 'tl-copy-tl-1-os');
+    assert.deepEqual([os.sku?.name, os.osType, os.hyperVGeneration, os.securityProfile?.securityType, os.zones], ['Premium_LRS', 'Linux', 'V2', 'TrustedLaunch', ['2']]);
+    const data = await compute.disks.get('tl-copy-restore', 'tl-copy-tl-1-data');
+    assert.equal(data.sku?.name, 'StandardSSD_LRS');
+
+    // A Gen2 OS disk on a size that runs only Gen1 VMs is refused, as by Azure, and leaves no disk.
+    const refused = await server.cli(['restore', run.recoveryPointId!, '--name', 'tl-small', '--vm', '--nic', nic, '--vm-size', 'Standard_A2_v2', '--json']);
+    assert.equal(refused.code, 1);
+    const gen1 = JSON.parse(refused.stdout) as { state: string; error: string | null };
+    assert.equal(gen1.state, 'failed');
+    assert.match(gen1.error ?? '', /Generation/);
+    const left = [];
+    for await (const d of compute.disks.listByResourceGroup('tl-small-restore')) left.push(d.name);
+    assert.deepEqual(left, [], 'a failed restore leaves no disk behind');
+  });
+
+  test('bad restore input is refused with 400 naming the field, before anything is created', async () => {
+    const [point] = await server.cliJson<Array<{ id: string }>>(['points']);
+    const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
+    const compute = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+    const countDisks = async () => {
+      let n = 0;
+      for await (const _ of compute.disks.list()) n++;
+      return n;
+    };
+    const before = await countDisks();
+    const restore = (body: Record<string, unknown>) => server.api('POST', '/api/restores', { recoveryPointId: point!.id, name: 'bad-1', ...body });
+    for (const [body, field] of [
+      [{ region: 'mars-north' }, 'region'],
+      [{ resourceGroup: '../../x' }, 'resourceGroup'],
+      [{ resourceGroup: 'rg with spaces' }, 'resourceGroup'],
+      [{ name: 'x'.repeat(70) }, 'name'],
+      [{ name: 'bad/../1' }, 'name'],
+      [{ networkInterfaceId: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/disks/z' }, 'networkInterfaceId'],
+      [{ name: 'tl-copy', resourceGroup: 'tl-copy-restore' }, 'name'],
+    ] as const) {
+      const r = await restore(body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)} → ${r.status} ${JSON.stringify(r.body)}`);
+      assert.ok(r.body.field === field || String(r.body.error).includes(field), `the error names ${field}: ${JSON.stringify(r.body)}`);
+    }
+    // The default group is never one a policy selects.
+    await server.cliJson(['policies', 'create', 'restores-too', '--cron', '0 4 * * *', '--resource-group', 'bad-1-restore', '--keep-last', '1']);
+    const selected = await restore({});
+    assert.equal(selected.status, 400);
+    assert.match(selected.body.error, /resourceGroup: .*selected by policy restores-too/);
+    assert.equal(await countDisks(), before, 'no disk was created');
   });
 });

@@ -185,10 +185,12 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
   if (!id || !point) {
     point = {
       version: 1, time: run.startedAt ?? new Date().toISOString(), source, hostname: hostname(), consistency: run.consistency ?? 'per-disk',
+      ...(run.machine ? { machine: run.machine } : {}),
       tags: [`run:${run.id}`, `vm:${run.vmName}`, ...(run.policyId ? [policyTag(run.policyId)] : [])],
       disks: run.disks.map(d => ({
         name: d.diskName, sizeBytes: d.sizeBytes, chunkSize: ctx.repo.config.chunkSize, fixedIndex: d.fixedIndex!,
         stats: d.stats!, source: { diskId: d.diskId, snapshotId: d.snapshotId!, role: d.role, ...(d.lun !== undefined ? { lun: d.lun } : {}) },
+        ...(d.profile ? { profile: d.profile } : {}),
       })),
     };
     id = await ctx.repo.saveRecoveryPoint(point);

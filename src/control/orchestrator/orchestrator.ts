@@ -10,6 +10,7 @@ import { ORCHESTRATOR_QUEUE, POLICY_FIRE, type PolicyFirePayload } from '../sche
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork, type RestoreJobPayload } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
 import { runConsistency, sweepLeakedVmPoints } from './vm-point.ts';
+import { sweepFailedRestores } from '../restore/restore-sweep.ts';
 import type { Run } from './run-model.ts';
 
 export interface OrchestratorDeps {
@@ -20,6 +21,9 @@ export interface OrchestratorDeps {
   repo: Repository;
   log: (line: string) => void;
 }
+
+/** How often disks left by failed restores are looked for. */
+const RESTORE_SWEEP_MS = Number(process.env.GOLDSNAP_RESTORE_SWEEP_MS ?? 60_000);
 
 /** How long a server holds a run it advances without renewing; another server takes it after. */
 const RUN_LEASE_MS = Number(process.env.GOLDSNAP_RUN_LEASE_MS ?? 15_000);
@@ -40,6 +44,7 @@ export class Orchestrator {
   private timer?: NodeJS.Timeout;
   private stopping = false;
   private ticking?: Promise<void>;
+  private restoresSweptAt = 0;
 
   constructor(deps: OrchestratorDeps) {
     this.deps = deps;
@@ -72,6 +77,15 @@ export class Orchestrator {
       await this.handleOrchestratorJob(job);
     }
     for (const run of await this.deps.runs.listRuns({ active: true, limit: 1000 })) this.advance(run.id);
+    if (Date.now() - this.restoresSweptAt > RESTORE_SWEEP_MS) {
+      this.restoresSweptAt = Date.now();
+      await this.sweepFailedRestores();
+    }
+  }
+
+  /** Disks of restores that failed for good (their proxy died on the last attempt) are deleted. */
+  sweepFailedRestores(): Promise<string[]> {
+    return sweepFailedRestores(this.deps.cloud, this.deps.queue, this.deps.log);
   }
 
   private async handleOrchestratorJob(job: Job): Promise<void> {
@@ -143,10 +157,10 @@ export class Orchestrator {
     const id = randomUUID();
     const run = await this.deps.runs.createRun({
       id, vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
-      ...(policy ? runConsistency(policy.consistency) : {}),
+      ...(policy ? runConsistency(policy.consistency) : {}), ...(vm.profile ? { machine: vm.profile } : {}),
       step: 'snapshot', createdAt: new Date().toISOString(),
       disks: vm.disks.map((d) => ({
-        diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }),
+        diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }), ...(d.profile ? { profile: d.profile } : {}),
         bytesDone: 0, bytesTotal: d.sizeBytes, transferred: false,
       })),
     });
@@ -233,6 +247,7 @@ export class Orchestrator {
     const outcome = await this.deps.queue.fail(jobId, workerId, error, { retryAfterMs: 2000 });
     this.deps.log(`job ${jobId} (${job?.kind}) failed on ${workerId}: ${error}${outcome === 'queued' ? ' (will retry)' : ''}`);
     if (outcome === 'failed' && job?.kind === 'transfer') this.advance(job.payload.runId);
+    if (outcome === 'failed' && job?.kind === 'restore') await this.sweepFailedRestores().catch((err: Error) => this.deps.log(`restore sweep: ${err.message}`));
   }
 
   /** Queues a restore on the target region's proxies; follow it with the returned job id. */

@@ -1,5 +1,5 @@
 import type { Consistency } from '../../cloud/cloud.ts';
-import type { DiskBackupStats } from '../../repository/recovery-point.ts';
+import type { DiskBackupStats, DiskProfile, MachineProfile } from '../../repository/recovery-point.ts';
 
 /**
  * A backup run of one VM moves through these steps, each idempotent so that a run interrupted at
@@ -25,6 +25,8 @@ export interface RunDisk {
   sizeBytes: number;
   role: 'os' | 'data';
   lun?: number;
+  /** SKU, generation, security type … as at the run's start: recorded in the recovery point. */
+  profile?: DiskProfile;
   /** The snapshot this run made of the disk. */
   snapshotId?: string;
   /** The golden snapshot at the start of the run (base of the incremental). */
@@ -57,6 +59,8 @@ export interface Run {
   commitStarted?: boolean;
   /** What the policy asks for (default crash: a restore point with no guest scripts). */
   wantConsistency?: 'application' | 'crash';
+  /** The VM as at the run's start (size, zone, security type, tags): recorded in the recovery point. */
+  machine?: MachineProfile;
   /** Guest scripts around an application-consistent point (from the policy). */
   scripts?: { pre?: string; post?: string; timeoutSeconds: number };
   /** What the run got, set once its snapshots are taken (vm-point.ts). */

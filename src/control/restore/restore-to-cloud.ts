@@ -23,6 +23,8 @@ export interface CloudRestoreRequest {
   createVm: boolean;
   /** The network interface the new VM gets (Azure requires one). */
   networkInterfaceId?: string;
+  /** Size of the new VM (default: the source VM's, as recorded in the recovery point). */
+  vmSize?: string;
   /** Write limit in bytes per second (0 or absent: none). */
   bandwidth?: number;
   onProgress?: (p: Progress & { disk: string }) => void;
@@ -42,6 +44,8 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
   const wanted = req.disks ? req.point.disks.filter(d => req.disks!.includes(d.name)) : req.point.disks;
   if (wanted.length === 0) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has none of the disks ${req.disks?.join(', ')}`);
   const tags = { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId, goldsnapRestore: req.restoreId };
+  // A zone means something only in its own region: elsewhere the restore is regional.
+  const sameRegion = !req.point.machine?.region || req.point.machine.region === req.region;
 
   // Never touch what is not this restore's: an existing disk or VM of the same name stops it. What
   // an earlier, interrupted attempt of this same restore left is cleared (disks) or kept (the VM,
@@ -68,8 +72,10 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     const index = await repo.loadIndex();
     for (const record of wanted) {
       const fixedIndex = await repo.loadFixedIndex(record.fixedIndex);
+      const { tags: sourceTags, zone, ...profile } = record.profile ?? {};
       const { disk, writer: opened } = await cloud.createDiskForRestore({
-        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes, tags,
+        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
+        tags: { ...sourceTags, ...tags }, profile: { ...profile, ...(zone && sameRegion ? { zone } : {}) },
       });
       const writer = req.bandwidth ? throttleWriter(opened, req.bandwidth) : opened;
       try {
@@ -84,9 +90,13 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     if (!req.createVm) return { disks: made };
     const osDisk = made.find(d => d.role === 'os');
     if (!osDisk) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has no OS disk among the restored disks: restore the disks only`);
+    const machine = req.point.machine;
+    const size = req.vmSize ?? machine?.size;
+    const securityType = machine?.securityType ?? wanted.find(d => d.source?.role === 'os')?.profile?.securityType;
     const vm = await cloud.createVm({
       name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
-      dataDisks: made.filter(d => d !== osDisk), tags, ...(req.networkInterfaceId ? { networkInterfaceId: req.networkInterfaceId } : {}),
+      dataDisks: made.filter(d => d !== osDisk), tags: { ...machine?.tags, ...tags }, ...(req.networkInterfaceId ? { networkInterfaceId: req.networkInterfaceId } : {}),
+      ...(size ? { size } : {}), ...(machine?.zone && sameRegion ? { zone: machine.zone } : {}), ...(securityType ? { securityType } : {}),
     });
     return { disks: made, vm };
   } catch (err) {

@@ -111,7 +111,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       queue, idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth, log,
       env: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_PROXY_TOKEN: proxyToken, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
     });
-    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken });
+    const api = await buildApi({ runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken, cloud });
     await api.listen({ host: opts.host, port: opts.port });
     const address = api.server.address();
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
