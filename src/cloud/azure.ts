@@ -6,6 +6,7 @@ import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import { parseResourceId, sameResource } from './azure-ids.ts';
 import { AzureVmPoints, parseDiskPointId, vmPointIdOf } from './azure-restore-points.ts';
 import { isAzureRegion } from './azure-regions.ts';
+import { ensureResourceGroup } from './azure-resource-groups.ts';
 import { runGuestScript } from './azure-run-command.ts';
 import { diskProfile, machineProfile, osTypeOf, uploadDiskProperties, vmSecurityProfile } from './azure-profiles.ts';
 import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type CreateVmRequest, type GoldsnapVmPoint, type RestoreDiskRequest, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
@@ -85,6 +86,10 @@ export class AzureCloud implements Cloud {
     const found: Array<{ id: string; tags: Record<string, string>; attached: boolean }> = [];
     for await (const d of this.compute.disks.list()) if (d.tags?.[GOLDSNAP_TAG] === 'true') found.push({ id: d.id!, tags: d.tags, attached: Boolean(d.managedBy) });
     return found;
+  }
+
+  async ensureResourceGroup(name: string, region: string, tags: Record<string, string>): Promise<void> {
+    await ensureResourceGroup(this.compute, this.opts.computeOptions?.endpoint ?? 'https://management.azure.com', this.opts.subscriptionId, name, region, tags);
   }
 
   knownRegion(region: string): boolean {

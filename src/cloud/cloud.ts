@@ -156,6 +156,8 @@ export interface Cloud {
   deleteVmPoint?(id: string): Promise<void>;
   /** Disks carrying Goldsnap's tag (restored ones), to remove those a failed restore left. */
   listGoldsnapDisks?(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>>;
+  /** Creates a resource group unless it exists (restores go to a group of their own). */
+  ensureResourceGroup?(name: string, region: string, tags: Record<string, string>): Promise<void>;
   /** Is this a region of the cloud? (A restore to an unknown region is refused before it starts.) */
   knownRegion?(region: string): boolean;
   /** Runs a shell script in the VM's guest (pre/post scripts of application-consistent backups). */

@@ -18,6 +18,7 @@ import {
 import { EmulatorControl } from './control.ts';
 import { handleRestorePoints } from './restore-points.ts';
 import { runCommand } from './run-command.ts';
+import { handleResourceGroup } from './resource-groups.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
@@ -287,6 +288,10 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
         return;
       }
       throw new ArmError(404, 'NotFound', `No route for ${method} ${url.pathname}`);
+    }
+    if (lower[2] === 'resourcegroups' && segs.length === 4) {
+      replyResult(req, res, await handleResourceGroup(core, method, segs[3]!, () => jsonBody(req)), apiVersion);
+      return;
     }
     // /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{type}[/{name}[/{action}]]
     if (lower[2] === 'resourcegroups' && segs.length >= 6 && lower[4] === 'providers' && lower[5] === 'microsoft.compute') {

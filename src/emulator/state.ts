@@ -98,6 +98,8 @@ export interface EmulatorState {
   restorePointCollections?: Record<string, RestorePointCollectionRec>;
   restorePoints?: Record<string, RestorePointRec>;
   diskRestorePoints?: Record<string, DiskRestorePointRec>;
+  /** Resource groups clients created (src/emulator/resource-groups.ts). */
+  resourceGroups?: Record<string, import('./resource-groups.ts').ResourceGroupRec>;
 }
 
 export interface RestorePointCollectionRec {

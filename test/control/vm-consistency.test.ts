@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ComputeManagementClient } from '@azure/arm-compute';
@@ -180,6 +181,20 @@ describe('one instant per VM', () => {
     assert.deepEqual([os.sku?.name, os.osType, os.hyperVGeneration, os.securityProfile?.securityType, os.zones], ['Premium_LRS', 'Linux', 'V2', 'TrustedLaunch', ['2']]);
     const data = await compute.disks.get('tl-copy-restore', 'tl-copy-tl-1-data');
     assert.equal(data.sku?.name, 'StandardSSD_LRS');
+    // The group was made for the restore (Azure needs it to exist), tagged as Goldsnap's.
+    const info = readConnectionInfo(join(server.dataDir, 'emulator'));
+    const group = await new Promise<{ location: string; tags: Record<string, string> }>((resolve, reject) => {
+      const req = httpsRequest(`${info.armEndpoint}/subscriptions/${info.subscriptionId}/resourcegroups/tl-copy-restore?api-version=2021-04-01`,
+        { ca: info.caCertPem, headers: { authorization: `Bearer ${info.token}` } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
+        });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(group.location, 'westeurope');
+    assert.equal(group.tags.goldsnap, 'true');
 
     // A Gen2 OS disk on a size that runs only Gen1 VMs is refused, as by Azure, and leaves no disk.
     const refused = await server.cli(['restore', run.recoveryPointId!, '--name', 'tl-small', '--vm', '--nic', nic, '--vm-size', 'Standard_A2_v2', '--json']);

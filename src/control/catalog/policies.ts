@@ -11,7 +11,8 @@ export { InvalidInputError, NotFoundError } from './errors.ts';
 /**
  * Which VMs a policy backs up. A VM is selected if its id is in `vmIds`, or if `tags` or
  * `resourceGroups` are given and it matches all of those given: it is in one of `resourceGroups`
- * (case-insensitive, as Azure's are) and carries every one of `tags`.
+ * (case-insensitive, as Azure's are) and carries every one of `tags` (tags a restored VM inherited
+ * from its source excepted: see matchesSelection).
  */
 export interface PolicySelection {
   vmIds?: string[];
@@ -144,6 +145,9 @@ export function validatePolicyInput(input: unknown): Required<PolicyInput> {
 export function matchesSelection(selection: PolicySelection, vm: Pick<CloudVm, 'id' | 'resourceGroup' | 'tags'>): boolean {
   if (selection.vmIds?.some(id => id.toLowerCase() === vm.id.toLowerCase())) return true;
   if (!selection.tags && !selection.resourceGroups) return false;
+  // A VM Goldsnap restored carries its source's tags: those do not make a policy back it up (its
+  // resource group or its id may). Removing its goldsnapRestore tag lets tag selection take it.
+  if (selection.tags && vm.tags.goldsnapRestore) return false;
   if (selection.resourceGroups && !selection.resourceGroups.some(rg => rg.toLowerCase() === vm.resourceGroup.toLowerCase())) return false;
   if (selection.tags && !Object.entries(selection.tags).every(([k, v]) => vm.tags[k] === v)) return false;
   return true;

@@ -65,6 +65,8 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     if (disk) await cloud.deleteDisk(disk.id);
   }
 
+  // The target group (by default <name>-restore) is made if missing; one that exists is left as it is.
+  await cloud.ensureResourceGroup?.(req.resourceGroup, req.region, { ...GOLDSNAP_TAGS, goldsnapRestore: req.restoreId });
   const session = await RepositorySession.start(repo, `restore ${req.pointId.slice(0, 8)}`);
   const pool = new WorkerPool(repo.key);
   const made: CloudDisk[] = [];
