@@ -145,14 +145,14 @@ export class AzureVmPoints {
     }
   }
 
-  /** A disk restore point as a snapshot; its size is the disk's at the instant (the SAS blob's length). */
-  async get(id: string, sizeBytes: () => Promise<number>): Promise<CloudSnapshot | undefined> {
+  /** A disk restore point as a snapshot; `sizeBytes` finds its size (Azure's model has none). */
+  async get(id: string, sizeBytes: (sourceDiskId: string | undefined) => Promise<number>): Promise<CloudSnapshot | undefined> {
     const p = parseDiskPointId(id)!;
     try {
       const d = await this.compute.diskRestorePoint.get(p.resourceGroup, p.collection, p.point, p.name);
       return {
         id: d.id!, name: d.name!, diskId: d.sourceResourceId ?? '', region: d.sourceResourceLocation ?? '',
-        sizeBytes: await sizeBytes(), tags: {}, createdAt: (d.timeCreated ?? new Date()).toISOString(),
+        sizeBytes: await sizeBytes(d.sourceResourceId), tags: {}, createdAt: (d.timeCreated ?? new Date()).toISOString(),
       };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;

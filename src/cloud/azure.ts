@@ -100,8 +100,20 @@ export class AzureCloud implements Cloud {
     return runGuestScript(this.compute, vm.id, script, timeoutSeconds, this.poll);
   }
 
-  /** A disk restore point's size: the length of the blob behind its SAS. */
-  private async diskPointSize(id: string): Promise<number> {
+  /**
+   * A disk restore point's size: its disk's (a disk grows only, and a point is read soon after it is
+   * taken), else the length of the blob behind a SAS. Not a SAS first: ending it would revoke every
+   * SAS of the point, a proxy's reading it included.
+   */
+  private async diskPointSize(id: string, sourceDiskId: string | undefined): Promise<number> {
+    if (sourceDiskId) {
+      const { resourceGroup, name } = parseResourceId(sourceDiskId);
+      const disk = await this.compute.disks.get(resourceGroup, name).catch((err) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (disk) return this.toCloudDisk(disk, 'data').sizeBytes;
+    }
     const url = await this.acquire(id);
     try {
       return (await this.blob(url).getProperties()).contentLength ?? 0;
@@ -179,7 +191,7 @@ export class AzureCloud implements Cloud {
   }
 
   async getSnapshot(id: string): Promise<CloudSnapshot | undefined> {
-    if (parseDiskPointId(id)) return this.points.get(id, () => this.diskPointSize(id));
+    if (parseDiskPointId(id)) return this.points.get(id, (source) => this.diskPointSize(id, source));
     const { resourceGroup, name } = parseResourceId(id);
     try {
       return this.toCloudSnapshot(await this.compute.snapshots.get(resourceGroup, name));

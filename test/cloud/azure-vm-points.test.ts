@@ -53,7 +53,7 @@ test('a VM point gives one disk point per disk, read, diffed and deleted like sn
 
   const dataPoint = first.disks[1]!;
   const found = await cloud.getSnapshot(dataPoint.id);
-  assert.equal(found?.sizeBytes, 6 * MiB, 'the size of a disk point is its blob length');
+  assert.equal(found?.sizeBytes, 6 * MiB, 'a disk point has its disk\'s size');
   assert.equal(found?.diskId.toLowerCase(), vm.disks[1]!.id.toLowerCase());
   await cloud.waitForSnapshot(dataPoint.id);
   const before1 = await read(dataPoint, MiB, 4096);

@@ -86,7 +86,8 @@ const render = {
       progress.value = run.step === 'succeeded' ? total : done;
       const td = document.createElement('td');
       td.append(progress, ` ${bytes(done)} / ${bytes(total)}`);
-      const result = run.error ?? (run.recoveryPointId ? `recovery point ${run.recoveryPointId.slice(0, 12)}` : '');
+      const result = [run.error ?? (run.recoveryPointId ? `recovery point ${run.recoveryPointId.slice(0, 12)}${run.consistency ? ` (${run.consistency})` : ''}` : ''),
+        ...(run.warnings ?? []).map((w) => `warning: ${w}`)].filter(Boolean).join(' — ');
       return [cell(run.id.slice(0, 8)), cell(run.vmName), cell(run.step, `step ${run.step}`), td, cell((run.startedAt ?? run.createdAt).replace('T', ' ').slice(0, 19)), cell(result)];
     }));
   },
