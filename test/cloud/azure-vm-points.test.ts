@@ -82,3 +82,21 @@ test('a VM that cannot have restore points says so with VmPointUnsupportedError'
   const vm = (await cloud.listVms()).find((v) => v.name === 'fast-1')!;
   await assert.rejects(cloud.createVmPoint!({ vm, name: `goldsnap-${randomUUID()}`, consistency: 'crash', tags: GOLDSNAP_TAGS }), VmPointUnsupportedError);
 });
+
+test('restores: Goldsnap disks are listed by tag, the target group is made once, regions are known', async () => {
+  assert.equal(cloud.knownRegion!('West Europe'), true);
+  assert.equal(cloud.knownRegion!('mars-north'), false);
+  await cloud.ensureResourceGroup!('copy-restore', 'westeurope', { goldsnap: 'true' });
+  await cloud.ensureResourceGroup!('copy-restore', 'westeurope', { other: 'tags' });
+  const { disk, writer } = await cloud.createDiskForRestore({
+    name: 'copy-os', region: 'westeurope', resourceGroup: 'copy-restore', sizeBytes: 4 * MiB,
+    tags: { ...GOLDSNAP_TAGS, goldsnapRestore: 'r1' }, profile: { sku: 'UltraSSD_LRS', osType: 'Linux', hyperVGeneration: 'V2' },
+  });
+  await writer.commit();
+  const listed = await cloud.listGoldsnapDisks!();
+  assert.deepEqual(listed.map((d) => [d.id, d.tags.goldsnapRestore, d.attached]), [[disk.id, 'r1', false]]);
+  assert.equal(disk.profile?.sku, 'Premium_LRS', 'Azure cannot upload to Ultra: the restore writes Premium SSD');
+  assert.equal(disk.profile?.hyperVGeneration, 'V2');
+  await cloud.deleteDisk(disk.id);
+  assert.deepEqual(await cloud.listGoldsnapDisks!(), []);
+});
