@@ -9,10 +9,12 @@ let emu: Emulator;
 let c: ComputeManagementClient;
 let cleanup: () => Promise<void>;
 let vmId: string;
+let dataDir: string;
 
 before(async () => {
   const t = await tempDir();
   cleanup = t.cleanup;
+  dataDir = t.dir;
   emu = await start(t.dir);
   c = compute(emu);
   vmId = (await emu.control.createVm({
@@ -134,4 +136,17 @@ test('a VM with an Ultra disk cannot have restore points, as on Azure', async ()
   assert.match(refused.message, /UltraSSD_LRS/);
   const wrongRegion = await status(c.restorePointCollections.createOrUpdate('rg-db', 'other', { location: 'eastus', source: { id: ultra.id } }));
   assert.equal(wrongRegion.status, 400);
+});
+
+test('restore points survive an emulator restart, content included', async () => {
+  await c.restorePointCollections.createOrUpdate('rg-db', 'keep', { location: 'westeurope', source: { id: vmId } });
+  await c.restorePoints.beginCreateAndWait('rg-db', 'keep', 'p1', { consistencyMode: 'CrashConsistent' }, FAST);
+  const before1 = await emu.control.readDisk('db-01-log');
+  const drp = (await c.restorePoints.get('rg-db', 'keep', 'p1')).sourceMetadata!.storageProfile!.dataDisks![1]!.diskRestorePoint!.id!;
+  await emu.control.writeToVm('db-01', { writes: [{ diskName: 'db-01-log', offset: 0, length: 4096, pattern: 7 }] });
+  await emu.close();
+  emu = await start(dataDir);
+  c = compute(emu);
+  assert.ok((await emu.control.readDisk(drp)).equals(before1), 'the disk restore point still holds the instant it was taken');
+  assert.equal((await c.restorePoints.get('rg-db', 'keep', 'p1')).consistencyMode, 'CrashConsistent');
 });
