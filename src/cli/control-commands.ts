@@ -209,15 +209,16 @@ export function controlCommands(): Command[] {
     .option('--disk <name>', 'only this disk (repeatable)', collect)
     .option('--vm', 'also create a VM from the restored disks')
     .option('--nic <id>', 'network interface (resource id) for the new VM; Azure requires one')
+    .option('--subnet <id>', 'make the new VM a network interface in this subnet (instead of --nic)')
     .option('--vm-size <size>', 'size of the new VM (default: the source VM\'s)')
     .option('--no-wait', 'return at once instead of following the restore')
-    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; nic?: string; vmSize?: string; wait: boolean }) => {
+    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; nic?: string; subnet?: string; vmSize?: string; wait: boolean }) => {
       const api = new ApiClient(opts);
       type RestoreView = { id: string; state: string; progress: { doneBytes: number; totalBytes: number; disk?: string } | null; result: unknown; error: string | null };
       let job = await api.call<RestoreView>('POST', '/api/restores', {
         recoveryPointId: point, name: opts.name, ...(opts.region ? { region: opts.region } : {}), ...(opts.resourceGroup ? { resourceGroup: opts.resourceGroup } : {}),
         ...(opts.disk ? { disks: opts.disk } : {}), createVm: Boolean(opts.vm), ...(opts.nic ? { networkInterfaceId: opts.nic } : {}),
-        ...(opts.vmSize ? { vmSize: opts.vmSize } : {}),
+        ...(opts.vmSize ? { vmSize: opts.vmSize } : {}), ...(opts.subnet ? { subnetId: opts.subnet } : {}),
       });
       if (!opts.wait) return out(opts, job, () => `restore ${job.id} queued`);
       const bar = opts.json ? undefined : new ProgressBar('restore');

@@ -7,6 +7,7 @@ import { parseResourceId, sameResource } from './azure-ids.ts';
 import { AzureVmPoints, parseDiskPointId, vmPointIdOf } from './azure-restore-points.ts';
 import { isAzureRegion } from './azure-regions.ts';
 import { ensureResourceGroup } from './azure-resource-groups.ts';
+import { createNetworkInterface, deleteNetworkInterface, type NetworkInterfaceRequest } from './azure-network.ts';
 import { runGuestScript } from './azure-run-command.ts';
 import { diskProfile, machineProfile, osTypeOf, uploadDiskProperties, vmSecurityProfile } from './azure-profiles.ts';
 import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type CreateVmRequest, type GoldsnapVmPoint, type RestoreDiskRequest, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
@@ -86,6 +87,18 @@ export class AzureCloud implements Cloud {
     const found: Array<{ id: string; tags: Record<string, string>; attached: boolean }> = [];
     for await (const d of this.compute.disks.list()) if (d.tags?.[GOLDSNAP_TAG] === 'true') found.push({ id: d.id!, tags: d.tags, attached: Boolean(d.managedBy) });
     return found;
+  }
+
+  createNetworkInterface(req: NetworkInterfaceRequest): Promise<string> {
+    return createNetworkInterface(this.compute, this.armEndpoint, this.opts.subscriptionId, req, this.opts.pollIntervalMs ?? 2000);
+  }
+
+  deleteNetworkInterface(id: string): Promise<void> {
+    return deleteNetworkInterface(this.compute, this.armEndpoint, id);
+  }
+
+  private get armEndpoint(): string {
+    return this.opts.computeOptions?.endpoint ?? 'https://management.azure.com';
   }
 
   async ensureResourceGroup(name: string, region: string, tags: Record<string, string>): Promise<void> {

@@ -156,6 +156,9 @@ export interface Cloud {
   deleteVmPoint?(id: string): Promise<void>;
   /** Disks carrying Goldsnap's tag (restored ones), to remove those a failed restore left. */
   listGoldsnapDisks?(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>>;
+  /** Creates a network interface in a subnet for a restored VM; returns its id. */
+  createNetworkInterface?(req: { name: string; resourceGroup: string; region: string; subnetId: string; tags: Record<string, string> }): Promise<string>;
+  deleteNetworkInterface?(id: string): Promise<void>;
   /** Creates a resource group unless it exists (restores go to a group of their own). */
   ensureResourceGroup?(name: string, region: string, tags: Record<string, string>): Promise<void>;
   /** Is this a region of the cloud? (A restore to an unknown region is refused before it starts.) */

@@ -19,6 +19,7 @@ import { EmulatorControl } from './control.ts';
 import { handleRestorePoints } from './restore-points.ts';
 import { runCommand } from './run-command.ts';
 import { handleResourceGroup } from './resource-groups.ts';
+import { handleNetworkInterface } from './network.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
@@ -291,6 +292,10 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     }
     if (lower[2] === 'resourcegroups' && segs.length === 4) {
       replyResult(req, res, await handleResourceGroup(core, method, segs[3]!, () => jsonBody(req)), apiVersion);
+      return;
+    }
+    if (lower[2] === 'resourcegroups' && segs.length === 8 && lower[4] === 'providers' && lower[5] === 'microsoft.network' && lower[6] === 'networkinterfaces') {
+      replyResult(req, res, await handleNetworkInterface(core, method, segs[3]!, segs[7]!, () => jsonBody(req)), apiVersion);
       return;
     }
     // /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{type}[/{name}[/{action}]]

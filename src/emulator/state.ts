@@ -100,6 +100,8 @@ export interface EmulatorState {
   diskRestorePoints?: Record<string, DiskRestorePointRec>;
   /** Resource groups clients created (src/emulator/resource-groups.ts). */
   resourceGroups?: Record<string, import('./resource-groups.ts').ResourceGroupRec>;
+  /** Network interfaces clients created (src/emulator/network.ts). */
+  networkInterfaces?: Record<string, import('./network.ts').NetworkInterfaceRec>;
 }
 
 export interface RestorePointCollectionRec {

@@ -166,8 +166,8 @@ describe('one instant per VM', () => {
     });
     const run = await server.cliJson<Run>(['runs', 'start', 'tl-1', '--wait']);
     assert.equal(run.step, 'succeeded', run.error);
-    const nic = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/networkInterfaces/tl-nic';
-    const job = await server.cliJson<{ state: string; error: string | null }>(['restore', run.recoveryPointId!, '--name', 'tl-copy', '--vm', '--nic', nic]);
+    const subnet = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default';
+    const job = await server.cliJson<{ state: string; error: string | null }>(['restore', run.recoveryPointId!, '--name', 'tl-copy', '--vm', '--subnet', subnet]);
     assert.equal(job.state, 'done', job.error ?? '');
 
     const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
@@ -177,27 +177,32 @@ describe('one instant per VM', () => {
     assert.deepEqual(restored.zones, ['2']);
     assert.equal(restored.securityProfile?.securityType, 'TrustedLaunch');
     assert.equal(restored.tags?.owner, 'team-a', 'the source tags');
+    assert.match(restored.networkProfile?.networkInterfaces?.[0]?.id ?? '', /\/resourceGroups\/tl-copy-restore\/providers\/Microsoft\.Network\/networkInterfaces\/tl-copy-nic$/, 'a NIC made in the subnet');
     const os = await compute.disks.get('tl-copy-restore', 'tl-copy-tl-1-os');
     assert.deepEqual([os.sku?.name, os.osType, os.hyperVGeneration, os.securityProfile?.securityType, os.zones], ['Premium_LRS', 'Linux', 'V2', 'TrustedLaunch', ['2']]);
     const data = await compute.disks.get('tl-copy-restore', 'tl-copy-tl-1-data');
     assert.equal(data.sku?.name, 'StandardSSD_LRS');
     // The group was made for the restore (Azure needs it to exist), tagged as Goldsnap's.
     const info = readConnectionInfo(join(server.dataDir, 'emulator'));
-    const group = await new Promise<{ location: string; tags: Record<string, string> }>((resolve, reject) => {
-      const req = httpsRequest(`${info.armEndpoint}/subscriptions/${info.subscriptionId}/resourcegroups/tl-copy-restore?api-version=2021-04-01`,
+    const arm = (path: string) => new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const req = httpsRequest(`${info.armEndpoint}/subscriptions/${info.subscriptionId}${path}`,
         { ca: info.caCertPem, headers: { authorization: `Bearer ${info.token}` } }, (res) => {
           let text = '';
           res.on('data', (d) => (text += d));
-          res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
         });
       req.on('error', reject);
       req.end();
     });
+    const group = (await arm('/resourcegroups/tl-copy-restore?api-version=2021-04-01')).body as { location: string; tags: Record<string, string> };
+    const nicOf = (name: string) => arm(`/resourceGroups/${name}-restore/providers/Microsoft.Network/networkInterfaces/${name}-nic?api-version=2024-05-01`);
+    const made = (await nicOf('tl-copy')).body as { properties: { ipConfigurations: Array<{ properties: { subnet: { id: string } } }> } };
+    assert.equal(made.properties.ipConfigurations[0]!.properties.subnet.id, subnet);
     assert.equal(group.location, 'westeurope');
     assert.equal(group.tags.goldsnap, 'true');
 
     // A Gen2 OS disk on a size that runs only Gen1 VMs is refused, as by Azure, and leaves no disk.
-    const refused = await server.cli(['restore', run.recoveryPointId!, '--name', 'tl-small', '--vm', '--nic', nic, '--vm-size', 'Standard_A2_v2', '--json']);
+    const refused = await server.cli(['restore', run.recoveryPointId!, '--name', 'tl-small', '--vm', '--subnet', subnet, '--vm-size', 'Standard_A2_v2', '--json']);
     assert.equal(refused.code, 1);
     const gen1 = JSON.parse(refused.stdout) as { state: string; error: string | null };
     assert.equal(gen1.state, 'failed');
@@ -205,6 +210,7 @@ describe('one instant per VM', () => {
     const left = [];
     for await (const d of compute.disks.listByResourceGroup('tl-small-restore')) left.push(d.name);
     assert.deepEqual(left, [], 'a failed restore leaves no disk behind');
+    assert.equal((await nicOf('tl-small')).status, 404, 'nor the network interface it made');
   });
 
   test('bad restore input is refused with 400 naming the field, before anything is created', async () => {
@@ -225,6 +231,7 @@ describe('one instant per VM', () => {
       [{ name: 'x'.repeat(70) }, 'name'],
       [{ name: 'bad/../1' }, 'name'],
       [{ networkInterfaceId: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/disks/z' }, 'networkInterfaceId'],
+      [{ subnetId: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Network/virtualNetworks/v', createVm: true }, 'subnetId'],
       [{ name: 'tl-copy', resourceGroup: 'tl-copy-restore' }, 'name'],
     ] as const) {
       const r = await restore(body);

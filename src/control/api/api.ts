@@ -163,7 +163,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         properties: {
           recoveryPointId: { type: 'string', minLength: 4 }, name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
           region: { type: 'string' }, resourceGroup: { type: 'string' }, disks: { type: 'array', items: { type: 'string' } }, createVm: { type: 'boolean' },
-          networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' }, vmSize: { type: 'string' },
+          networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' }, subnetId: { type: 'string' }, vmSize: { type: 'string' },
         },
       },
     },

@@ -12,6 +12,8 @@ export interface RestoreInput {
   disks?: string[];
   createVm?: boolean;
   networkInterfaceId?: string;
+  /** A subnet in which to make the new VM's network interface (instead of networkInterfaceId). */
+  subnetId?: string;
   vmSize?: string;
 }
 
@@ -24,6 +26,7 @@ const RESOURCE_GROUP = /^[A-Za-z0-9_\-.()]{1,90}$/;
 const DISK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,78}[A-Za-z0-9_]$|^[A-Za-z0-9]$/;
 const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$/;
 const VM_SIZE = /^[A-Za-z0-9_]{1,64}$/;
+const SUBNET_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+\/subnets\/[^/]+$/i;
 const NIC_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/networkInterfaces\/[^/]+$/i;
 
 /** The target resource group when none is given: a group of its own, which no policy backs up. */
@@ -67,6 +70,11 @@ export async function planRestore(
   if (input.networkInterfaceId !== undefined && !NIC_ID.test(input.networkInterfaceId)) {
     throw new InvalidInputError('networkInterfaceId', 'must be a network interface id: /subscriptions/…/resourceGroups/…/providers/Microsoft.Network/networkInterfaces/…');
   }
+  if (input.subnetId !== undefined) {
+    if (!SUBNET_ID.test(input.subnetId)) throw new InvalidInputError('subnetId', 'must be a subnet id: /subscriptions/…/resourceGroups/…/providers/Microsoft.Network/virtualNetworks/…/subnets/…');
+    if (input.networkInterfaceId !== undefined) throw new InvalidInputError('subnetId', 'give a subnet (a new network interface is made in it) or a networkInterfaceId, not both');
+    if (!input.createVm) throw new InvalidInputError('subnetId', 'a network interface is made only for a new VM: add createVm');
+  }
   if (input.vmSize !== undefined && !VM_SIZE.test(input.vmSize)) throw new InvalidInputError('vmSize', `${JSON.stringify(input.vmSize)} is not a VM size (e.g. Standard_D2s_v5)`);
   const createVm = input.createVm ?? false;
   if (createVm && !disks.some((d) => source.point.disks.find((r) => r.name === d)?.source?.role === 'os')) {
@@ -85,6 +93,7 @@ export async function planRestore(
     pointId: source.pointId, region, resourceGroup, name: input.name, createVm,
     ...(input.disks ? { disks: input.disks } : {}),
     ...(input.networkInterfaceId ? { networkInterfaceId: input.networkInterfaceId } : {}),
+    ...(input.subnetId ? { subnetId: input.subnetId } : {}),
     ...(input.vmSize ? { vmSize: input.vmSize } : {}),
   };
 }

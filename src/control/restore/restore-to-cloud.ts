@@ -21,8 +21,10 @@ export interface CloudRestoreRequest {
   disks?: string[];
   /** Also create a VM from the restored disks. */
   createVm: boolean;
-  /** The network interface the new VM gets (Azure requires one). */
+  /** The network interface the new VM gets (Azure requires one)… */
   networkInterfaceId?: string;
+  /** …or the subnet in which a new one (<name>-nic) is made for it. */
+  subnetId?: string;
   /** Size of the new VM (default: the source VM's, as recorded in the recovery point). */
   vmSize?: string;
   /** Write limit in bytes per second (0 or absent: none). */
@@ -95,12 +97,23 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     const machine = req.point.machine;
     const size = req.vmSize ?? machine?.size;
     const securityType = machine?.securityType ?? wanted.find(d => d.source?.role === 'os')?.profile?.securityType;
-    const vm = await cloud.createVm({
-      name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
-      dataDisks: made.filter(d => d !== osDisk), tags: { ...machine?.tags, ...tags }, ...(req.networkInterfaceId ? { networkInterfaceId: req.networkInterfaceId } : {}),
-      ...(size ? { size } : {}), ...(machine?.zone && sameRegion ? { zone: machine.zone } : {}), ...(securityType ? { securityType } : {}),
-    });
-    return { disks: made, vm };
+    let madeNic: string | undefined;
+    if (req.subnetId) {
+      if (!cloud.createNetworkInterface) throw new Error(`the ${cloud.kind} cloud cannot create network interfaces: give an existing one`);
+      madeNic = await cloud.createNetworkInterface({ name: `${req.name}-nic`, resourceGroup: req.resourceGroup, region: req.region, subnetId: req.subnetId, tags });
+    }
+    const nic = madeNic ?? req.networkInterfaceId;
+    try {
+      const vm = await cloud.createVm({
+        name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
+        dataDisks: made.filter(d => d !== osDisk), tags: { ...machine?.tags, ...tags }, ...(nic ? { networkInterfaceId: nic } : {}),
+        ...(size ? { size } : {}), ...(machine?.zone && sameRegion ? { zone: machine.zone } : {}), ...(securityType ? { securityType } : {}),
+      });
+      return { disks: made, vm };
+    } catch (err) {
+      if (madeNic) await cloud.deleteNetworkInterface?.(madeNic).catch(() => undefined);
+      throw err;
+    }
   } catch (err) {
     // Nothing half-restored stays behind: the disks this restore made go with it.
     for (const disk of made) await cloud.deleteDisk(disk.id).catch(() => undefined);
