@@ -101,7 +101,8 @@ async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promi
 
 function describeRun(run: Run): string {
   const lines = [`run ${run.id} of ${run.vmName}: ${run.step}${run.error ? ` (${run.error})` : ''}`];
-  if (run.recoveryPointId) lines.push(`recovery point ${run.recoveryPointId.slice(0, 12)}`);
+  if (run.recoveryPointId) lines.push(`recovery point ${run.recoveryPointId.slice(0, 12)}${run.consistency ? ` (${run.consistency} consistency)` : ''}`);
+  for (const w of run.warnings ?? []) lines.push(`warning: ${w}`);
   for (const d of run.disks) {
     const s = d.stats;
     lines.push(`  ${d.diskName}: ${formatBytes(d.sizeBytes)}, ${d.incremental ? 'incremental' : 'full'}` +
@@ -166,7 +167,11 @@ export function controlCommands(): Command[] {
     .option('--tag <k=v>', 'select VMs with this tag (repeatable: all must match)', collect)
     .option('--resource-group <rg>', 'select VMs in this resource group (repeatable)', collect)
     .option('--disabled', 'create it disabled')
-    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; disabled?: boolean }) => {
+    .option('--consistency <mode>', 'crash (default: all disks at one instant) or application (restore point with guest scripts)')
+    .option('--pre-script <file>', 'application mode: shell script run in the guest before the restore point (freeze)')
+    .option('--post-script <file>', 'application mode: shell script run in the guest after it (thaw)')
+    .option('--script-timeout <seconds>', 'how long each script may take (default 300)', (v: string) => Number(v))
+    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; disabled?: boolean; consistency?: string; preScript?: string; postScript?: string; scriptTimeout?: number }) => {
       const tags = opts.tag ? Object.fromEntries(opts.tag.map((t) => {
         const at = t.indexOf('=');
         if (at < 1) throw new Error(`--tag ${t}: expected key=value`);
@@ -177,6 +182,14 @@ export function controlCommands(): Command[] {
       const vmIds = opts.vm ? await vmIdsOf(api, opts.vm) : undefined;
       const policy = await api.call<{ id: string; name: string }>('POST', '/api/policies', {
         name, cron: opts.cron, timeZone: opts.timeZone, enabled: !opts.disabled, retention,
+        ...(opts.consistency || opts.preScript || opts.postScript ? {
+          consistency: {
+            mode: opts.consistency ?? 'application',
+            ...(opts.preScript ? { preScript: readFileSync(opts.preScript, 'utf8') } : {}),
+            ...(opts.postScript ? { postScript: readFileSync(opts.postScript, 'utf8') } : {}),
+            ...(opts.scriptTimeout !== undefined ? { scriptTimeoutSeconds: opts.scriptTimeout } : {}),
+          },
+        } : {}),
         selection: { ...(vmIds ? { vmIds } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },
       });
       out(opts, policy, () => `policy ${policy.name} created (${policy.id})`);
@@ -241,9 +254,9 @@ export function controlCommands(): Command[] {
   const points = common(new Command('points').description('list recovery points'))
     .option('--vm <id>', 'only this VM')
     .action(async (opts: ClientOptions & { vm?: string }) => {
-      const list = await new ApiClient(opts).call<Array<{ id: string; vmId: string; time: string; point: { tags: string[]; disks: Array<{ name: string; sizeBytes: number }> } }>>('GET', `/api/recovery-points${opts.vm ? `?vmId=${encodeURIComponent(opts.vm)}` : ''}`);
-      out(opts, list, () => table([['ID', 'TIME', 'VM', 'DISKS'], ...list.map((p) => [
-        p.id.slice(0, 12), p.time.replace('T', ' ').slice(0, 19), p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId,
+      const list = await new ApiClient(opts).call<Array<{ id: string; vmId: string; time: string; point: { tags: string[]; consistency?: string; disks: Array<{ name: string; sizeBytes: number }> } }>>('GET', `/api/recovery-points${opts.vm ? `?vmId=${encodeURIComponent(opts.vm)}` : ''}`);
+      out(opts, list, () => table([['ID', 'TIME', 'VM', 'CONSISTENCY', 'DISKS'], ...list.map((p) => [
+        p.id.slice(0, 12), p.time.replace('T', ' ').slice(0, 19), p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId, p.point.consistency ?? 'per-disk',
         p.point.disks.map((d) => `${d.name} ${formatBytes(d.sizeBytes)}`).join(', '),
       ])]));
     });
@@ -252,17 +265,20 @@ export function controlCommands(): Command[] {
     .argument('<point>', 'recovery point id or prefix')
     .requiredOption('--name <name>', 'name of the new VM, and prefix of the new disks')
     .option('--region <region>', 'target region (default: the source VM\'s)')
-    .option('--resource-group <rg>', 'target resource group (default: the source VM\'s)')
+    .option('--resource-group <rg>', 'target resource group (default: <name>-restore, a group no policy selects)')
     .option('--disk <name>', 'only this disk (repeatable)', collect)
     .option('--vm', 'also create a VM from the restored disks')
     .option('--nic <id>', 'network interface (resource id) for the new VM; Azure requires one')
+    .option('--subnet <id>', 'make the new VM a network interface in this subnet (instead of --nic)')
+    .option('--vm-size <size>', 'size of the new VM (default: the source VM\'s)')
     .option('--no-wait', 'return at once instead of following the restore')
-    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; nic?: string; wait: boolean }) => {
+    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; nic?: string; subnet?: string; vmSize?: string; wait: boolean }) => {
       const api = new ApiClient(opts);
       type RestoreView = { id: string; state: string; progress: { doneBytes: number; totalBytes: number; disk?: string } | null; result: unknown; error: string | null };
       let job = await api.call<RestoreView>('POST', '/api/restores', {
         recoveryPointId: point, name: opts.name, ...(opts.region ? { region: opts.region } : {}), ...(opts.resourceGroup ? { resourceGroup: opts.resourceGroup } : {}),
         ...(opts.disk ? { disks: opts.disk } : {}), createVm: Boolean(opts.vm), ...(opts.nic ? { networkInterfaceId: opts.nic } : {}),
+        ...(opts.vmSize ? { vmSize: opts.vmSize } : {}), ...(opts.subnet ? { subnetId: opts.subnet } : {}),
       });
       if (!opts.wait) return out(opts, job, () => `restore ${job.id} queued`);
       const bar = opts.json ? undefined : new ProgressBar('restore');

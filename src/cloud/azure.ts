@@ -4,7 +4,13 @@ import { AnonymousCredential, PageBlobClient, type StoragePipelineOptions } from
 import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import { parseResourceId, sameResource } from './azure-ids.ts';
-import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type SnapshotRequest } from './cloud.ts';
+import { AzureVmPoints, parseDiskPointId, vmPointIdOf } from './azure-restore-points.ts';
+import { isAzureRegion } from './azure-regions.ts';
+import { ensureResourceGroup } from './azure-resource-groups.ts';
+import { createNetworkInterface, deleteNetworkInterface, type NetworkInterfaceRequest } from './azure-network.ts';
+import { runGuestScript } from './azure-run-command.ts';
+import { diskProfile, machineProfile, osTypeOf, uploadDiskProperties, vmSecurityProfile } from './azure-profiles.ts';
+import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type CreateVmRequest, type GoldsnapVmPoint, type RestoreDiskRequest, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 import { SasGrants, type SasLease } from './azure-sas.ts';
 import { DiffRefusedError } from './diff-refused.ts';
@@ -87,6 +93,8 @@ export class AzureCloud implements Cloud {
   private readonly poll: { updateIntervalInMs?: number };
   /** Snapshots holding a SAS, by incremental snapshot family: a sixth waits for one to end. */
   private readonly familySas = new Map<string, { holders: Set<string>; waiters: Array<() => void> }>();
+  /** VM restore points; their disk restore points go wherever a snapshot id goes. */
+  private readonly points: AzureVmPoints;
 
   constructor(opts: AzureCloudOptions) {
     this.opts = opts;
@@ -99,6 +107,8 @@ export class AzureCloud implements Cloud {
     this.grants = new SasGrants({
       grant: (id, access, kind) => this.grantAccess(id, access, kind),
       revoke: async (id, kind) => {
+        // A disk restore point's access is the restore point's (azure-restore-points.ts).
+        if (parseDiskPointId(id)) return this.points.revoke(id);
         const { resourceGroup, name } = parseResourceId(id);
         try {
           await (kind === 'snapshots' ? this.compute.snapshots : this.compute.disks).beginRevokeAccessAndWait(resourceGroup, name, this.poll);
@@ -107,6 +117,7 @@ export class AzureCloud implements Cloud {
         }
       },
     }, opts.sasDurationSeconds ?? ACCESS_SECONDS);
+    this.points = new AzureVmPoints(this.compute, this.poll);
   }
 
   /**
@@ -115,6 +126,7 @@ export class AzureCloud implements Cloud {
    * with the credential's Entra token besides the SAS.
    */
   private async grantAccess(id: string, access: 'Read' | 'Write', kind: 'snapshots' | 'disks'): Promise<{ url: string; aad: boolean }> {
+    if (parseDiskPointId(id)) return { url: await this.points.grant(id, this.opts.sasDurationSeconds ?? ACCESS_SECONDS), aad: false };
     const { resourceGroup, name } = parseResourceId(id);
     const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
     const res: Disk | Snapshot = await ops.get(resourceGroup, name);
@@ -156,6 +168,75 @@ export class AzureCloud implements Cloud {
     }
   }
 
+  createVmPoint(req: VmPointRequest): Promise<VmPoint> {
+    return this.points.create(req);
+  }
+
+  listGoldsnapVmPoints(): Promise<GoldsnapVmPoint[]> {
+    return this.points.list();
+  }
+
+  async deleteVmPoint(id: string): Promise<void> {
+    await this.points.delete(id, async (diskPointIds) => {
+      for (const d of diskPointIds) {
+        this.grants.forget(d);
+        await this.points.revoke(d);
+      }
+    });
+  }
+
+  async listGoldsnapDisks(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>> {
+    const found: Array<{ id: string; tags: Record<string, string>; attached: boolean }> = [];
+    for await (const d of this.compute.disks.list()) if (d.tags?.[GOLDSNAP_TAG] === 'true') found.push({ id: d.id!, tags: d.tags, attached: Boolean(d.managedBy) });
+    return found;
+  }
+
+  createNetworkInterface(req: NetworkInterfaceRequest): Promise<string> {
+    return createNetworkInterface(this.compute, this.armEndpoint, this.opts.subscriptionId, req, this.opts.pollIntervalMs ?? 2000);
+  }
+
+  deleteNetworkInterface(id: string): Promise<void> {
+    return deleteNetworkInterface(this.compute, this.armEndpoint, id);
+  }
+
+  private get armEndpoint(): string {
+    return this.opts.computeOptions?.endpoint ?? 'https://management.azure.com';
+  }
+
+  async ensureResourceGroup(name: string, region: string, tags: Record<string, string>): Promise<void> {
+    await ensureResourceGroup(this.compute, this.opts.computeOptions?.endpoint ?? 'https://management.azure.com', this.opts.subscriptionId, name, region, tags);
+  }
+
+  knownRegion(region: string): boolean {
+    return isAzureRegion(region);
+  }
+
+  runScript(vm: Pick<CloudVm, 'id'>, script: string, timeoutSeconds: number): Promise<ScriptResult> {
+    return runGuestScript(this.compute, vm.id, script, timeoutSeconds, this.poll);
+  }
+
+  /**
+   * A disk restore point's size: its disk's (a disk grows only, and a point is read soon after it is
+   * taken), else the length of the blob behind a SAS. Not a SAS first: ending it would revoke every
+   * SAS of the point, a proxy's reading it included.
+   */
+  private async diskPointSize(id: string, sourceDiskId: string | undefined): Promise<number> {
+    if (sourceDiskId) {
+      const { resourceGroup, name } = parseResourceId(sourceDiskId);
+      const disk = await this.compute.disks.get(resourceGroup, name).catch((err) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (disk) return this.toCloudDisk(disk, 'data').sizeBytes;
+    }
+    const lease = await this.grants.acquire(id);
+    try {
+      return await lease.run(async (url, aad) => (await this.blob(url, aad).getProperties()).contentLength ?? 0);
+    } finally {
+      await lease.release();
+    }
+  }
+
   async listVms(): Promise<CloudVm[]> {
     const vms: CloudVm[] = [];
     for await (const vm of this.compute.virtualMachines.listAll()) vms.push(await this.toCloudVm(vm));
@@ -177,12 +258,13 @@ export class AzureCloud implements Cloud {
       return this.toCloudDisk(await this.compute.disks.get(resourceGroup, name), ref.role, ref.lun);
     }));
     const id = vm.id!;
-    return { id, name: vm.name!, region: vm.location, resourceGroup: parseResourceId(id).resourceGroup, tags: vm.tags ?? {}, disks };
+    const resourceGroup = parseResourceId(id).resourceGroup;
+    return { id, name: vm.name!, region: vm.location, resourceGroup, tags: vm.tags ?? {}, disks, profile: machineProfile(vm, resourceGroup) };
   }
 
   private toCloudDisk(disk: Disk, role: 'os' | 'data', lun?: number): CloudDisk {
     const sizeBytes = disk.diskSizeBytes ?? (disk.diskSizeGB ?? 0) * 1024 ** 3;
-    return { id: disk.id!, name: disk.name!, region: disk.location, sizeBytes, role, ...(lun === undefined ? {} : { lun }) };
+    return { id: disk.id!, name: disk.name!, region: disk.location, sizeBytes, role, ...(lun === undefined ? {} : { lun }), profile: diskProfile(disk) };
   }
 
   private toCloudSnapshot(s: Snapshot): CloudSnapshot {
@@ -212,6 +294,7 @@ export class AzureCloud implements Cloud {
   }
 
   async waitForSnapshot(id: string): Promise<void> {
+    if (parseDiskPointId(id)) return this.points.waitUntilReadable(id, this.opts.pollIntervalMs ?? 2000);
     const { resourceGroup, name } = parseResourceId(id);
     // An incremental snapshot is readable only once its background copy is complete.
     for (;;) {
@@ -232,6 +315,7 @@ export class AzureCloud implements Cloud {
   }
 
   async getSnapshot(id: string): Promise<CloudSnapshot | undefined> {
+    if (parseDiskPointId(id)) return this.points.get(id, (source) => this.diskPointSize(id, source));
     const { resourceGroup, name } = parseResourceId(id);
     try {
       return this.toCloudSnapshot(await this.compute.snapshots.get(resourceGroup, name));
@@ -248,6 +332,9 @@ export class AzureCloud implements Cloud {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
+    // A disk restore point goes with its restore point (the other disks' ones are of the same instant).
+    const point = vmPointIdOf(id);
+    if (point) return this.deleteVmPoint(point);
     await this.deleteResource('snapshots', id);
   }
 
@@ -407,10 +494,10 @@ export class AzureCloud implements Cloud {
     return n;
   }
 
-  async createDiskForRestore(req: { name: string; region: string; resourceGroup: string; sizeBytes: number; tags: Record<string, string> }): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
+  async createDiskForRestore(req: RestoreDiskRequest): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
     if (req.sizeBytes % (1024 * 1024) !== 0) throw new Error(`a disk to upload must be a whole number of MiB; ${req.sizeBytes} bytes is not`);
     const created = await this.compute.disks.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
-      location: req.region, tags: req.tags,
+      location: req.region, tags: req.tags, ...uploadDiskProperties(req.profile),
       creationData: { createOption: 'Upload', uploadSizeBytes: req.sizeBytes + VHD_FOOTER_BYTES },
     }, this.poll);
     const disk = { ...this.toCloudDisk(created, 'data'), sizeBytes: req.sizeBytes };
@@ -450,12 +537,13 @@ export class AzureCloud implements Cloud {
     }
   }
 
-  async createVm(req: { name: string; region: string; resourceGroup: string; osDisk: CloudDisk; dataDisks: CloudDisk[]; tags: Record<string, string>; networkInterfaceId?: string }): Promise<CloudVm> {
+  async createVm(req: CreateVmRequest): Promise<CloudVm> {
     const vm = await this.compute.virtualMachines.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
-      location: req.region, tags: req.tags,
-      hardwareProfile: { vmSize: this.opts.vmSize ?? 'Standard_D2s_v5' },
+      location: req.region, tags: req.tags, ...(req.zone ? { zones: [req.zone] } : {}),
+      hardwareProfile: { vmSize: req.size ?? this.opts.vmSize ?? 'Standard_D2s_v5' },
+      ...(req.securityType && req.securityType !== 'Standard' ? { securityProfile: vmSecurityProfile(req.securityType) } : {}),
       storageProfile: {
-        osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
+        osDisk: { osType: osTypeOf(req.osDisk.profile), createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
         dataDisks: req.dataDisks.map((d, i) => ({ lun: d.lun ?? i, createOption: 'Attach', managedDisk: { id: d.id } })),
       },
       // Azure needs a network interface for a VM; Goldsnap attaches the one given, it makes none.

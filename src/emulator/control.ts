@@ -13,6 +13,8 @@ export interface CreateVmDiskSpec {
   lun?: number;
   /** Initial content (default os-like for the OS disk, random for data disks). */
   fill?: DiskFill;
+  /** Disk SKU (default Premium_LRS); a VM with an UltraSSD_LRS disk cannot have restore points. */
+  skuName?: string;
 }
 
 export interface CreateVmSpec {
@@ -22,6 +24,12 @@ export interface CreateVmSpec {
   tags?: Record<string, string>;
   vmSize?: string;
   osType?: 'Linux' | 'Windows';
+  /** OS disk generation (default V2). */
+  hyperVGeneration?: 'V1' | 'V2';
+  /** e.g. TrustedLaunch (default: none, a Standard VM). */
+  securityType?: string;
+  /** Availability zone of the VM and its disks ('1' … '3'). */
+  zone?: string;
   disks: CreateVmDiskSpec[];
   /** Seed for deterministic content (default random). */
   seed?: number;
@@ -200,7 +208,7 @@ export class EmulatorControl {
           resourceGroup: rg,
           location,
           tags: {},
-          skuName: 'Premium_LRS',
+          skuName: ds.skuName ?? 'Premium_LRS',
           sizeBytes: ds.sizeBytes,
           contentId: await core.store.create(),
           uniqueId,
@@ -213,8 +221,10 @@ export class EmulatorControl {
         };
         if (ds.role === 'os') {
           rec.osType = osType;
-          rec.hyperVGeneration = 'V2';
+          rec.hyperVGeneration = spec.hyperVGeneration ?? 'V2';
+          if (spec.securityType) rec.securityType = spec.securityType;
         }
+        if (spec.zone) rec.zone = spec.zone;
         recs.push(lun === undefined ? { rec, spec: ds } : { rec, spec: ds, lun });
       }
       for (const r of recs) await fillDisk(core, r.rec, r.spec.fill ?? (r.spec.role === 'os' ? 'os-like' : 'random'), rnd);
@@ -227,6 +237,8 @@ export class EmulatorControl {
         vmId: randomUUID(),
         vmSize: spec.vmSize ?? 'Standard_D2s_v3',
         osType,
+        ...(spec.securityType ? { securityType: spec.securityType } : {}),
+        ...(spec.zone ? { zone: spec.zone } : {}),
         osDiskId: recs[0]!.rec.id,
         dataDisks: recs.slice(1).map((r) => ({ lun: r.lun!, diskId: r.rec.id })),
         timeCreated: new Date().toISOString(),
@@ -310,7 +322,7 @@ export class EmulatorControl {
 
   /** Whole content of a disk or snapshot (by id or, for disks, name). */
   async readDisk(diskOrSnapshotId: string): Promise<Buffer> {
-    const rec = this.core.findDisk(diskOrSnapshotId) ?? this.core.st.snapshots[keyOf(diskOrSnapshotId)];
+    const rec = this.core.findDisk(diskOrSnapshotId) ?? this.core.st.snapshots[keyOf(diskOrSnapshotId)] ?? this.core.st.diskRestorePoints?.[keyOf(diskOrSnapshotId)];
     if (!rec) throw new ArmError(404, 'ResourceNotFound', `disk or snapshot ${diskOrSnapshotId} not found`);
     return this.core.store.read(rec.contentId, 0, rec.sizeBytes);
   }

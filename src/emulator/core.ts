@@ -2,12 +2,14 @@ import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
 import { Mutex } from '../util/mutex.ts';
 import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
+import { checkNewDisk, checkNewVm, zoneOf } from './vm-rules.ts';
 import {
   keyOf,
   saveState,
   type Access,
   type ContentRec,
   type DiskRec,
+  type DiskRestorePointRec,
   type EmulatorState,
   type GrantRec,
   type OperationRec,
@@ -67,8 +69,8 @@ export interface ArmResult {
 
 export interface SasTarget {
   grant: GrantRec;
-  kind: 'disks' | 'snapshots';
-  rec: DiskRec | SnapshotRec;
+  kind: 'disks' | 'snapshots' | 'diskRestorePoints';
+  rec: DiskRec | SnapshotRec | DiskRestorePointRec;
 }
 
 export function normalizeLocation(loc: unknown): string {
@@ -80,13 +82,13 @@ export function normalizeLocation(loc: unknown): string {
   return n;
 }
 
-function validName(name: string, what: string): void {
+export function validName(name: string, what: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$/.test(name) || name.endsWith('.')) {
     throw new ArmError(400, 'InvalidResourceName', `The resource name '${name}' is not valid for ${what}.`);
   }
 }
 
-function tagsOf(v: unknown): Record<string, string> {
+export function tagsOf(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidParameter', "The value of parameter 'tags' is invalid.");
   const out: Record<string, string> = {};
@@ -97,7 +99,7 @@ function tagsOf(v: unknown): Record<string, string> {
   return out;
 }
 
-function obj(v: unknown, what: string): Record<string, unknown> {
+export function obj(v: unknown, what: string): Record<string, unknown> {
   if (v === undefined || v === null) throw new ArmError(400, 'InvalidParameter', `Required parameter '${what}' is missing (null).`);
   if (typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidParameter', `The value of parameter '${what}' is invalid.`);
   return v as Record<string, unknown>;
@@ -142,6 +144,7 @@ export class EmulatorCore {
     const s = new Set<string>();
     for (const d of Object.values(st.disks)) s.add(d.contentId);
     for (const d of Object.values(st.snapshots)) s.add(d.contentId);
+    for (const d of Object.values(st.diskRestorePoints ?? {})) s.add(d.contentId);
     return s;
   }
 
@@ -201,6 +204,7 @@ export class EmulatorCore {
       provisioningState: this.#provisioning(r.readyAt),
       ...(r.osType ? { osType: r.osType } : {}),
       ...(r.hyperVGeneration ? { hyperVGeneration: r.hyperVGeneration } : {}),
+      ...(r.securityType ? { securityProfile: { securityType: r.securityType } } : {}),
     };
   }
 
@@ -217,6 +221,7 @@ export class EmulatorCore {
       id: d.id,
       type: 'Microsoft.Compute/disks',
       location: d.location,
+      ...(d.zone ? { zones: [d.zone] } : {}),
       tags: d.tags,
       sku: { name: d.skuName, tier: d.skuName.startsWith('Premium') ? 'Premium' : 'Standard' },
       properties: props,
@@ -269,9 +274,11 @@ export class EmulatorCore {
       id: v.id,
       type: 'Microsoft.Compute/virtualMachines',
       location: v.location,
+      ...(v.zone ? { zones: [v.zone] } : {}),
       tags: v.tags,
       properties: {
         vmId: v.vmId,
+        ...(v.securityType ? { securityProfile: { securityType: v.securityType, ...(v.securityType === 'TrustedLaunch' ? { uefiSettings: { secureBootEnabled: true, vTpmEnabled: true } } : {}) } } : {}),
         hardwareProfile: { vmSize: v.vmSize },
         storageProfile: {
           osDisk: { osType: os?.osType ?? v.osType, createOption: 'Attach', caching: 'ReadWrite', deleteOption: 'Detach', ...diskRef(v.osDiskId) },
@@ -423,6 +430,10 @@ export class EmulatorCore {
     }
     void family;
     family = uniqueId;
+    const zone = zoneOf(b['zones']);
+    const sp = props['securityProfile'] as { securityType?: unknown } | undefined;
+    const securityType = typeof sp?.securityType === 'string' ? sp.securityType : createOption === 'Copy' ? this.#source(cd['sourceResourceId']).rec.securityType : undefined;
+    checkNewDisk({ createOption, skuName, ...(hyperVGeneration ? { hyperVGeneration } : {}), ...(securityType ? { securityType } : {}) });
     const rec: DiskRec = {
       id,
       name,
@@ -441,6 +452,8 @@ export class EmulatorCore {
     };
     if (osType) rec.osType = osType;
     if (hyperVGeneration) rec.hyperVGeneration = hyperVGeneration;
+    if (securityType) rec.securityType = securityType;
+    if (zone) rec.zone = zone;
     this.st.disks[keyOf(id)] = rec;
     const op = this.newOperation(location, 'disk', this.timings.disk, undefined, id);
     try {
@@ -513,6 +526,7 @@ export class EmulatorCore {
     }
     if (src.rec.osType) rec.osType = src.rec.osType;
     if (src.rec.hyperVGeneration) rec.hyperVGeneration = src.rec.hyperVGeneration;
+    if (src.rec.securityType) rec.securityType = src.rec.securityType;
     this.st.snapshots[keyOf(id)] = rec;
     const op = this.newOperation(location, 'disk', this.timings.snapshot, undefined, id);
     try {
@@ -757,15 +771,22 @@ export class EmulatorCore {
     if (nics !== undefined && (!Array.isArray(nics) || nics.some((n) => typeof (n as { id?: unknown })?.id !== 'string'))) {
       throw new ArmError(400, 'InvalidParameter', "The value of parameter 'networkProfile.networkInterfaces' is invalid: each needs an id.");
     }
+    const vmSize = typeof hw?.['vmSize'] === 'string' ? hw['vmSize'] : 'Standard_D2s_v3';
+    const zone = zoneOf(b['zones']);
+    const vmSecurity = (props['securityProfile'] as { securityType?: unknown } | undefined)?.securityType;
+    const securityType = typeof vmSecurity === 'string' ? vmSecurity : undefined;
+    checkNewVm({ vmSize, ...(securityType ? { securityType } : {}), ...(zone ? { zone } : {}) }, recs[0]!, recs);
     const rec: VmRec = {
       ...(Array.isArray(nics) && nics.length ? { nicIds: nics.map((n) => (n as { id: string }).id) } : {}),
+      ...(securityType ? { securityType } : {}),
+      ...(zone ? { zone } : {}),
       id,
       name,
       resourceGroup: rg,
       location,
       tags,
       vmId: randomUUID(),
-      vmSize: typeof hw?.['vmSize'] === 'string' ? hw['vmSize'] : 'Standard_D2s_v3',
+      vmSize,
       osType: typeof os['osType'] === 'string' ? os['osType'] : (recs[0]!.osType ?? 'Linux'),
       osDiskId: recs[0]!.id,
       dataDisks: dataDisks.map((dd, i) => ({ lun: dd.lun, diskId: recs[i + 1]!.id })),
@@ -827,7 +848,7 @@ export class EmulatorCore {
       throw authFail('Signature did not match.');
     }
     if (g.expired || Date.parse(g.expiresOn) <= Date.now()) throw authFail(`Signed expiry time [${g.expiresOn}] must be after signed start time and current time.`);
-    const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : this.st.snapshots[g.resourceKey];
+    const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : g.kind === 'diskRestorePoints' ? this.st.diskRestorePoints?.[g.resourceKey] : this.st.snapshots[g.resourceKey];
     if (!rec) throw new StorageError(404, 'BlobNotFound', 'The specified blob does not exist.');
     return { grant: g, kind: g.kind, rec };
   }

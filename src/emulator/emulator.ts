@@ -16,6 +16,10 @@ import {
   type SasTarget,
 } from './core.ts';
 import { EmulatorControl } from './control.ts';
+import { handleRestorePoints } from './restore-points.ts';
+import { runCommand } from './run-command.ts';
+import { handleResourceGroup } from './resource-groups.ts';
+import { handleNetworkInterface } from './network.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
 import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
@@ -333,6 +337,30 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       }),
     );
   }
+
+  // VM restore points (restore-points.ts answers each operation on the rest of the path), resource
+  // groups and network interfaces (what a restored VM needs), and Run Command (guest scripts).
+  const restOf = (params: Record<string, string>) => (params['0'] ? params['0'].split('/') : []);
+  for (const method of ['GET', 'PUT', 'DELETE', 'POST']) {
+    armRoutes.push(
+      route(`RestorePoints_${method}`, method, `${SUB}/providers/Microsoft.Compute/restorePointCollections{/*}?`, async ({ req, res, url, params }) =>
+        replyResult(req, res, await handleRestorePoints(core, { method, path: restOf(params), body: () => jsonBody(req) }), apiVersionOf(url))),
+      route(`RestorePointsByGroup_${method}`, method, `${RG}/restorePointCollections{/*}?`, async ({ req, res, url, params }) => {
+        const r = await handleRestorePoints(core, { method, resourceGroup: params['rg']!, path: restOf(params), expand: url.searchParams.get('$expand'), body: () => jsonBody(req) });
+        replyResult(req, res, r, apiVersionOf(url));
+      }),
+      route(`ResourceGroups_${method}`, method, `${SUB}/resourceGroups/:name`, async ({ req, res, url, params }) =>
+        replyResult(req, res, await handleResourceGroup(core, method, params['name']!, () => jsonBody(req)), apiVersionOf(url))),
+      route(`NetworkInterfaces_${method}`, method, `${SUB}/resourceGroups/:rg/providers/Microsoft.Network/networkInterfaces/:name`, async ({ req, res, url, params }) =>
+        replyResult(req, res, await handleNetworkInterface(core, method, params['rg']!, params['name']!, () => jsonBody(req)), apiVersionOf(url))),
+    );
+  }
+  armRoutes.push(
+    route('VirtualMachines_RunCommand', 'POST', `${RG}/virtualMachines/:name/runCommand`, async ({ req, res, url, params }) => {
+      const body = await jsonBody(req);
+      replyResult(req, res, await core.exclusive(() => runCommand(core, params['rg']!, params['name']!, body)), apiVersionOf(url));
+    }),
+  );
 
   async function handleArm(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[]): Promise<void> {
     const apiVersion = url.searchParams.get('api-version');

@@ -22,6 +22,9 @@ export interface ContentRec {
   creationData: Record<string, unknown>;
   osType?: string;
   hyperVGeneration?: string;
+  /** securityProfile.securityType (TrustedLaunch …) and availability zone (src/emulator/vm-rules.ts). */
+  securityType?: string;
+  zone?: string;
   access?: Access;
   /** Family for incremental diffs: the uniqueId of the original disk. */
   family: string;
@@ -60,6 +63,8 @@ export interface VmRec {
   dataDisks: { lun: number; diskId: string }[];
   /** Network interface ids as given (the emulator has no Microsoft.Network to check them against). */
   nicIds?: string[];
+  securityType?: string;
+  zone?: string;
   timeCreated: string;
   readyAt: number;
 }
@@ -80,7 +85,7 @@ export interface OperationRec {
 export interface GrantRec {
   id: string;
   resourceKey: string;
-  kind: 'disks' | 'snapshots';
+  kind: 'disks' | 'snapshots' | 'diskRestorePoints';
   access: Access;
   account: string;
   container: string;
@@ -101,6 +106,44 @@ export interface EmulatorState {
   virtualMachines: Record<string, VmRec>;
   operations: Record<string, OperationRec>;
   grants: Record<string, GrantRec>;
+  /** VM restore points (src/emulator/restore-points.ts); absent in state written before them. */
+  restorePointCollections?: Record<string, RestorePointCollectionRec>;
+  restorePoints?: Record<string, RestorePointRec>;
+  diskRestorePoints?: Record<string, DiskRestorePointRec>;
+  /** Resource groups clients created (src/emulator/resource-groups.ts). */
+  resourceGroups?: Record<string, import('./resource-groups.ts').ResourceGroupRec>;
+  /** Network interfaces clients created (src/emulator/network.ts). */
+  networkInterfaces?: Record<string, import('./network.ts').NetworkInterfaceRec>;
+}
+
+export interface RestorePointCollectionRec {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  location: string;
+  tags: Record<string, string>;
+  /** The VM whose restore points the collection holds. */
+  sourceVmId: string;
+  collectionId: string;
+}
+
+export interface RestorePointRec {
+  id: string;
+  name: string;
+  collectionKey: string;
+  consistencyMode: string;
+  timeCreated: string;
+  readyAt: number;
+  /** The VM as it was at the restore point (Azure's sourceMetadata). */
+  sourceMetadata: Record<string, unknown>;
+  /** Keys of its disk restore points, OS disk first. */
+  diskKeys: string[];
+}
+
+/** A disk restore point: a copy of one disk at the restore point's instant, readable like a snapshot. */
+export interface DiskRestorePointRec extends ContentRec {
+  restorePointKey: string;
+  sourceDiskId: string;
 }
 
 export function statePath(dataDir: string): string {

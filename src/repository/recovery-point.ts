@@ -14,6 +14,33 @@ export interface DiskRecord {
   source?: Record<string, string | number>;
   /** Why the disk was read in full although an earlier point had it (e.g. the cloud refused the diff). */
   fullReadReason?: string;
+  /** What a restore needs to bring the disk back as it was (absent in points written before it). */
+  profile?: DiskProfile;
+}
+
+/** How a disk was made: a restore that ignores this brings back a disk a VM may not boot from. */
+export interface DiskProfile {
+  /** e.g. Premium_LRS, StandardSSD_ZRS, UltraSSD_LRS. */
+  sku?: string;
+  osType?: string;
+  /** V1 or V2 (generation 2: UEFI boot). */
+  hyperVGeneration?: string;
+  /** e.g. TrustedLaunch, ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey. */
+  securityType?: string;
+  zone?: string;
+  tags?: Record<string, string>;
+}
+
+/** The machine the disks belonged to, as it was at backup time. */
+export interface MachineProfile {
+  name?: string;
+  region?: string;
+  resourceGroup?: string;
+  /** e.g. Standard_D2s_v5. */
+  size?: string;
+  zone?: string;
+  securityType?: string;
+  tags?: Record<string, string>;
 }
 
 export interface DiskBackupStats {
@@ -35,6 +62,13 @@ export interface RecoveryPoint {
   source: string;
   hostname: string;
   tags: string[];
+  /**
+   * How much of one instant the disks are: `application` or `crash` (one VM restore point),
+   * `per-disk` (snapshots taken one after another). Absent in points written before it: per-disk.
+   */
+  consistency?: 'application' | 'crash' | 'per-disk';
+  /** The VM as it was (size, zone, security type, tags): what a faithful restore recreates. */
+  machine?: MachineProfile;
   parent?: string;
   disks: DiskRecord[];
 }

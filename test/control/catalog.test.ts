@@ -143,6 +143,11 @@ forEachBackend('catalog', b => {
     assert.ok(matchesSelection({ tags: { env: 'prod' }, resourceGroups: ['prod-rg'] }, vm));
     assert.ok(!matchesSelection({ tags: { env: 'dev' }, resourceGroups: ['prod-rg'] }, vm));
     assert.ok(!matchesSelection({ vmIds: ['other'] }, vm));
+    // A restored VM's tags are its source's: they do not select it, its group or id may.
+    const restored = { ...vm, tags: { ...vm.tags, goldsnapRestore: 'r1' } };
+    assert.ok(!matchesSelection({ tags: { env: 'prod' } }, restored));
+    assert.ok(matchesSelection({ resourceGroups: ['prod-rg'] }, restored));
+    assert.ok(matchesSelection({ vmIds: ['/sub/rg/vm1'] }, restored));
   });
 
   test('run store: runs round trip, createRun idempotency, active runs', async () => {

@@ -27,12 +27,24 @@ function vmSpec(name: string, region = 'westeurope') {
   };
 }
 
-/** The disks' golden snapshots in the cloud: exactly one per disk, and the one the catalog names. */
+/**
+ * The disks' golden snapshots in the cloud: exactly one per disk, and the one the catalog names.
+ * Where the VM has restore points, its one golden restore point holds every disk's golden.
+ */
 async function assertOneGoldenPerDisk(server: ServerUnderTest, vmId: string): Promise<void> {
   const cloud = await server.cloud();
   const vm = await cloud.getVm(vmId);
   const ours = await cloud.listGoldsnapSnapshots();
   const golden = (await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>;
+  const mine = (await cloud.listGoldsnapVmPoints!()).filter((p) => p.id.toLowerCase().includes(`/restorepointcollections/goldsnap-${vm.name.toLowerCase()}/`));
+  if (mine.length > 0) {
+    assert.equal(mine.length, 1, `VM ${vm.name} has exactly one Goldsnap restore point (has ${mine.map((p) => p.id.split('/').pop()).join(', ')})`);
+    for (const disk of vm.disks) {
+      assert.ok(mine[0].diskPointIds.includes(golden.find((g) => g.diskId === disk.id)?.snapshotId ?? ''), `the catalog's golden of ${disk.name} is in that restore point`);
+      assert.equal(ours.filter((s) => s.diskId.toLowerCase() === disk.id.toLowerCase()).length, 0, `no Goldsnap snapshot of ${disk.name} is left`);
+    }
+    return;
+  }
   for (const disk of vm.disks) {
     const snaps = ours.filter((s) => s.diskId.toLowerCase() === disk.id.toLowerCase());
     assert.equal(snaps.length, 1, `disk ${disk.name} has exactly one Goldsnap snapshot (has ${snaps.map((s) => s.name).join(', ')})`);
@@ -96,12 +108,13 @@ for (const catalog of ['pglite', 'postgres'] as const) {
       const nic = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/networkInterfaces/latest-nic';
       await assertRestoresTo(server, second.recoveryPointId!, 'latest', atSecond, ['--region', 'eastus', '--vm', '--nic', nic]);
       const o = emulatorClientOptions(readConnectionInfo(join(server.dataDir, 'emulator')));
-      const restoredVm = await new ComputeManagementClient(o.credential, o.subscriptionId, o.compute).virtualMachines.get('rg-e2e', 'latest');
+      // Restored into a group of its own (<name>-restore), which no policy selects.
+      const restoredVm = await new ComputeManagementClient(o.credential, o.subscriptionId, o.compute).virtualMachines.get('latest-restore', 'latest');
       assert.equal(restoredVm.location, 'eastus');
       assert.equal(restoredVm.networkProfile?.networkInterfaces?.[0]?.id, nic, 'the restored VM has the network interface asked for');
       await assertRestoresTo(server, first.recoveryPointId!, 'older', atFirst);
       // A restore never overwrites what exists: here, the source VM itself.
-      const clash = await server.cli(['restore', first.recoveryPointId!, '--name', 'app-1', '--vm']);
+      const clash = await server.cli(['restore', first.recoveryPointId!, '--name', 'app-1', '--vm', '--resource-group', 'rg-e2e']);
       assert.equal(clash.code, 1);
       assert.match(clash.stdout + clash.stderr, /a VM named app-1 already exists in resource group rg-e2e/);
 

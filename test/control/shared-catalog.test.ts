@@ -76,6 +76,9 @@ test('two servers on one catalog: each run advanced by one server at a time, com
   const cloud = await openCloud({ kind: 'emulator', connectionFile: emulator.connectionFile });
   const snapshots = await cloud.listGoldsnapSnapshots();
   const golden = (await a.api('GET', '/api/golden-snapshots', undefined, token)).body as Array<{ snapshotId: string }>;
-  assert.equal(snapshots.length, 4, 'one Goldsnap snapshot per disk');
-  assert.deepEqual(snapshots.map((s) => s.id).sort(), golden.map((g) => g.snapshotId).sort(), 'and each is its disk\'s golden snapshot');
+  // The VMs can have restore points: one golden restore point per VM, no per-disk snapshot.
+  const vmPoints = await cloud.listGoldsnapVmPoints!();
+  assert.equal(snapshots.length, 0, 'no per-disk snapshots');
+  assert.equal(vmPoints.length, 4, 'one Goldsnap restore point per VM');
+  assert.deepEqual(vmPoints.flatMap((p) => p.diskPointIds).sort(), golden.map((g) => g.snapshotId).sort(), 'and its disk points are the disks\' golden ones');
 });

@@ -11,6 +11,8 @@ import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
 import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { Cloud } from '../../cloud/cloud.ts';
+import { planRestore, type RestoreInput } from '../restore/restore-request.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
 import { registerFileRoutes } from './files-routes.ts';
 import type { Logger } from 'pino';
@@ -43,6 +45,8 @@ export interface ApiDeps {
   repo?: Repository;
   /** Logs each request (JSON, without credentials) when given. */
   logger?: Logger;
+  /** The cloud, to check a restore's targets before it is queued. */
+  cloud: Cloud;
 }
 
 declare module 'fastify' {
@@ -67,6 +71,7 @@ const policyBody = {
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 100 }, cron: { type: 'string' }, timeZone: { type: 'string' },
     selection, retention, enabled: { type: 'boolean' },
+    consistency: { type: 'object', description: '{"mode": "crash" | "application", "preScript", "postScript", "scriptTimeoutSeconds"}' },
   },
 } as const;
 
@@ -166,27 +171,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         properties: {
           recoveryPointId: { type: 'string', minLength: 4 }, name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
           region: { type: 'string' }, resourceGroup: { type: 'string' }, disks: { type: 'array', items: { type: 'string' } }, createVm: { type: 'boolean' },
-          networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' },
+          networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' }, subnetId: { type: 'string' }, vmSize: { type: 'string' },
         },
       },
     },
   }, async (req, reply) => {
-    const body = req.body as { recoveryPointId: string; name: string; region?: string; resourceGroup?: string; disks?: string[]; createVm?: boolean; networkInterfaceId?: string };
+    const body = req.body as RestoreInput & { recoveryPointId: string };
     const matches = await deps.runs.recoveryPointsByPrefix(body.recoveryPointId.toLowerCase());
     if (matches.length !== 1) {
       return reply.code(matches.length ? 400 : 404).send({ error: matches.length ? `recovery point prefix ${body.recoveryPointId} is ambiguous` : `no recovery point ${body.recoveryPointId}` });
     }
     const point = matches[0];
-    const unknown = (body.disks ?? []).filter((name) => !point.point.disks.some((d) => d.name === name));
-    if (unknown.length) throw new InvalidInputError('disks', `recovery point ${point.id.slice(0, 12)} has no disk ${unknown.join(', ')} (it has ${point.point.disks.map((d) => d.name).join(', ')})`);
     const vm = await deps.runs.getVm(point.vmId);
-    const region = body.region ?? vm?.region;
-    if (!region) throw new InvalidInputError('region', 'the source VM is gone; say which region to restore to');
-    const job = await deps.orchestrator.startRestore({
-      pointId: point.id, region, resourceGroup: body.resourceGroup ?? vm?.resourceGroup ?? 'goldsnap-restores', name: body.name,
-      ...(body.disks ? { disks: body.disks } : {}), createVm: body.createVm ?? false,
-      ...(body.networkInterfaceId ? { networkInterfaceId: body.networkInterfaceId } : {}),
-    });
+    // Everything is checked, the target names included, before anything is created.
+    const { recoveryPointId: _, ...input } = body;
+    const plan = await planRestore(input, { pointId: point.id, point: point.point, ...(vm ? { vmRegion: vm.region } : {}) }, { cloud: deps.cloud, policies: await deps.policies.list() });
+    const job = await deps.orchestrator.startRestore(plan);
     return reply.code(202).send(restoreView(job));
   });
   app.get('/api/restores/:id', { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } }, async (req) => {

@@ -203,6 +203,12 @@ export const migrations: readonly Migration[] = [
     // Console sign-ins through OpenID Connect are tokens that end on their own.
     sql: `ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;`,
   },
+  {
+    version: 8,
+    name: 'policy consistency (crash or application, guest scripts)',
+    // NULL reads as crash-consistent, what every policy made before this got.
+    sql: `ALTER TABLE policies ADD COLUMN consistency jsonb;`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -5,13 +5,15 @@ import type { RetentionPolicy } from '../../repository/retention.ts';
 import { sqlState, type Queryable } from './database.ts';
 import { InvalidInputError, NotFoundError } from './errors.ts';
 import { iso } from '../../util/time.ts';
+import { validateConsistency, type ConsistencyOption } from './policy-consistency.ts';
 
 export { InvalidInputError, NotFoundError } from './errors.ts';
 
 /**
  * Which VMs a policy backs up. A VM is selected if its id is in `vmIds`, or if `tags` or
  * `resourceGroups` are given and it matches all of those given: it is in one of `resourceGroups`
- * (case-insensitive, as Azure's are) and carries every one of `tags`.
+ * (case-insensitive, as Azure's are) and carries every one of `tags` (tags a restored VM inherited
+ * from its source excepted: see matchesSelection).
  */
 export interface PolicySelection {
   vmIds?: string[];
@@ -28,6 +30,8 @@ export interface Policy {
   timeZone: string;
   selection: PolicySelection;
   retention: RetentionPolicy;
+  /** Crash-consistent (default) or application-consistent, with guest scripts. */
+  consistency: ConsistencyOption;
   enabled: boolean;
   createdAt: string;
   updatedAt: string;
@@ -40,6 +44,8 @@ export interface PolicyInput {
   timeZone?: string;
   selection: PolicySelection;
   retention: RetentionPolicy;
+  /** Default crash-consistent. */
+  consistency?: ConsistencyOption;
   /** Default true. */
   enabled?: boolean;
 }
@@ -131,6 +137,7 @@ export function validatePolicyInput(input: unknown): Required<PolicyInput> {
     cron: validateCron(p.cron, timeZone),
     selection: validateSelection(p.selection),
     retention: validateRetention(p.retention),
+    consistency: validateConsistency(p.consistency),
     enabled: p.enabled ?? true,
   };
 }
@@ -139,6 +146,9 @@ export function validatePolicyInput(input: unknown): Required<PolicyInput> {
 export function matchesSelection(selection: PolicySelection, vm: Pick<CloudVm, 'id' | 'resourceGroup' | 'tags'>): boolean {
   if (selection.vmIds?.some(id => id.toLowerCase() === vm.id.toLowerCase())) return true;
   if (!selection.tags && !selection.resourceGroups) return false;
+  // A VM Goldsnap restored carries its source's tags: those do not make a policy back it up (its
+  // resource group or its id may). Removing its goldsnapRestore tag lets tag selection take it.
+  if (selection.tags && vm.tags.goldsnapRestore) return false;
   if (selection.resourceGroups && !selection.resourceGroups.some(rg => rg.toLowerCase() === vm.resourceGroup.toLowerCase())) return false;
   if (selection.tags && !Object.entries(selection.tags).every(([k, v]) => vm.tags[k] === v)) return false;
   return true;
@@ -146,14 +156,14 @@ export function matchesSelection(selection: PolicySelection, vm: Pick<CloudVm, '
 
 export interface PolicyRow {
   id: string; name: string; cron: string; time_zone: string; selection: PolicySelection; retention: RetentionPolicy;
-  enabled: boolean; created_at: Date | string; updated_at: Date | string;
+  consistency: ConsistencyOption | null; enabled: boolean; created_at: Date | string; updated_at: Date | string;
 }
 
 
 export function policyFromRow(r: PolicyRow): Policy {
   return {
     id: r.id, name: r.name, cron: r.cron, timeZone: r.time_zone, selection: r.selection, retention: r.retention,
-    enabled: r.enabled, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
+    consistency: r.consistency ?? { mode: 'crash' }, enabled: r.enabled, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
   };
 }
 
@@ -168,9 +178,9 @@ export class PolicyStore {
     const p = validatePolicyInput(input);
     try {
       const [row] = await this.db.query<PolicyRow>(
-        `INSERT INTO policies (id, name, cron, time_zone, selection, retention, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-        [randomUUID(), p.name, p.cron, p.timeZone, JSON.stringify(p.selection), JSON.stringify(p.retention), p.enabled]);
+        `INSERT INTO policies (id, name, cron, time_zone, selection, retention, enabled, consistency)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+        [randomUUID(), p.name, p.cron, p.timeZone, JSON.stringify(p.selection), JSON.stringify(p.retention), p.enabled, JSON.stringify(p.consistency)]);
       return policyFromRow(row!);
     } catch (err) {
       throw this.#translate(err, p.name);
@@ -201,13 +211,13 @@ export class PolicyStore {
     const defined = Object.fromEntries(Object.entries(patch ?? {}).filter(([, v]) => v !== undefined));
     const p = validatePolicyInput({
       name: current.name, cron: current.cron, timeZone: current.timeZone, selection: current.selection,
-      retention: current.retention, enabled: current.enabled, ...defined,
+      retention: current.retention, consistency: current.consistency, enabled: current.enabled, ...defined,
     });
     try {
       const [row] = await this.db.query<PolicyRow>(
-        `UPDATE policies SET name = $2, cron = $3, time_zone = $4, selection = $5, retention = $6, enabled = $7, updated_at = now()
+        `UPDATE policies SET name = $2, cron = $3, time_zone = $4, selection = $5, retention = $6, enabled = $7, consistency = $8, updated_at = now()
          WHERE id = $1 RETURNING *`,
-        [id, p.name, p.cron, p.timeZone, JSON.stringify(p.selection), JSON.stringify(p.retention), p.enabled]);
+        [id, p.name, p.cron, p.timeZone, JSON.stringify(p.selection), JSON.stringify(p.retention), p.enabled, JSON.stringify(p.consistency)]);
       if (!row) throw new NotFoundError('policy', id);
       return policyFromRow(row);
     } catch (err) {

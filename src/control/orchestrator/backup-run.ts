@@ -6,6 +6,7 @@ import { applyRetention, type RetentionPolicy } from '../../repository/retention
 import type { ProxyProgress, TransferJobResult } from '../proxy/protocol.ts';
 import { recordTransferRegion } from './cross-region.ts';
 import type { Run, RunDisk, RunStep } from './run-model.ts';
+import { deleteOwnVmPoints, takeVmPoint } from './vm-point.ts';
 
 /** The golden snapshot of a disk: the base of its next incremental. */
 export interface Golden {
@@ -102,7 +103,12 @@ type Next = (step: RunStep, changes?: Partial<Run>) => Promise<'again' | 'done'>
 
 async function snapshotStep(ctx: RunContext, run: Run, next: Next) {
   run.startedAt ??= new Date().toISOString();
-  // All disks are snapshotted before any is read, so the recovery point is one moment of the VM.
+  // One instant of the whole VM where the cloud and the VM allow (a restore point), else per disk.
+  if (!run.consistency) {
+    run.consistency = await takeVmPoint(ctx, run);
+    await ctx.store.saveRun(run);
+  }
+  // Per disk: all disks are snapshotted before any is read, a few seconds apart at best.
   for (const disk of run.disks) {
     if (disk.snapshotId) continue;
     const golden = await ctx.store.getGolden(disk.diskId);
@@ -185,12 +191,14 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
   let point = existing?.point;
   if (!id || !point) {
     point = {
-      version: 1, time: run.startedAt ?? new Date().toISOString(), source, hostname: hostname(),
+      version: 1, time: run.startedAt ?? new Date().toISOString(), source, hostname: hostname(), consistency: run.consistency ?? 'per-disk',
+      ...(run.machine ? { machine: run.machine } : {}),
       tags: [`run:${run.id}`, `vm:${run.vmName}`, ...(run.policyId ? [policyTag(run.policyId)] : [])],
       disks: run.disks.map(d => ({
         name: d.diskName, sizeBytes: d.sizeBytes, chunkSize: ctx.repo.config.chunkSize, fixedIndex: d.fixedIndex!,
         stats: d.stats!, source: { diskId: d.diskId, snapshotId: d.snapshotId!, role: d.role, ...(d.lun !== undefined ? { lun: d.lun } : {}) },
         ...(d.fullReadReason ? { fullReadReason: d.fullReadReason } : {}),
+        ...(d.profile ? { profile: d.profile } : {}),
       })),
     };
     id = await ctx.repo.saveRecoveryPoint(point);
@@ -205,8 +213,10 @@ async function promoteStep(ctx: RunContext, run: Run, next: Next) {
     if (golden?.snapshotId !== disk.snapshotId) {
       await ctx.store.setGolden({ diskId: disk.diskId, snapshotId: disk.snapshotId!, fixedIndex: disk.fixedIndex!, recoveryPointId: run.recoveryPointId! });
     }
-    // The old golden goes only now that the new one is promoted. Deleting an absent one is fine,
-    // so a promote interrupted here repeats harmlessly.
+  }
+  // The old goldens go only now that every disk's new one is promoted (the disk points of one
+  // restore point go together). Deleting an absent one is fine, so an interrupted promote repeats.
+  for (const disk of run.disks) {
     if (disk.baseSnapshotId && disk.baseSnapshotId !== disk.snapshotId) await ctx.cloud.deleteSnapshot(disk.baseSnapshotId);
   }
   return next('retention');
@@ -240,5 +250,9 @@ async function cleanupStep(ctx: RunContext, run: Run, next: Next) {
     if (golden?.snapshotId === id) continue;
     await ctx.cloud.deleteSnapshot(id);
   }
+  await deleteOwnVmPoints(ctx.cloud, run, async (id) => {
+    const disk = run.disks.find(d => d.snapshotId?.toLowerCase() === id.toLowerCase());
+    return disk !== undefined && (await ctx.store.getGolden(disk.diskId))?.snapshotId === disk.snapshotId;
+  });
   return next('failed');
 }

@@ -8,6 +8,8 @@ import { type ControlQueue, type JobPayloads, ORCHESTRATOR_QUEUE, type RestoreJo
 import type { Job, JobOf } from '../queue/job-queue.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
+import { runConsistency, sweepLeakedVmPoints } from './vm-point.ts';
+import { sweepFailedRestores } from '../restore/restore-sweep.ts';
 import type { Run } from './run-model.ts';
 
 export interface OrchestratorDeps {
@@ -18,6 +20,9 @@ export interface OrchestratorDeps {
   repo: Repository;
   log: (line: string) => void;
 }
+
+/** How often disks left by failed restores are looked for. */
+const RESTORE_SWEEP_MS = Number(process.env.GOLDSNAP_RESTORE_SWEEP_MS ?? 60_000);
 
 /** How long a server holds a run it advances without renewing; another server takes it after. */
 const RUN_LEASE_MS = Number(process.env.GOLDSNAP_RUN_LEASE_MS ?? 15_000);
@@ -38,6 +43,7 @@ export class Orchestrator {
   private timer?: NodeJS.Timeout;
   private stopping = false;
   private ticking?: Promise<void>;
+  private restoresSweptAt = 0;
 
   constructor(deps: OrchestratorDeps) {
     this.deps = deps;
@@ -70,6 +76,15 @@ export class Orchestrator {
       await this.handleOrchestratorJob(job);
     }
     for (const run of await this.deps.runs.listRuns({ active: true, limit: 1000 })) this.advance(run.id);
+    if (Date.now() - this.restoresSweptAt > RESTORE_SWEEP_MS) {
+      this.restoresSweptAt = Date.now();
+      await this.sweepFailedRestores();
+    }
+  }
+
+  /** Disks of restores that failed for good (their proxy died on the last attempt) are deleted. */
+  sweepFailedRestores(): Promise<string[]> {
+    return sweepFailedRestores(this.deps.cloud, this.deps.queue, this.deps.log);
   }
 
   private async handleOrchestratorJob(job: JobOf<JobPayloads>): Promise<void> {
@@ -120,6 +135,7 @@ export class Orchestrator {
       this.deps.log(`snapshot ${snapshot.name} of finished run ${run.id.slice(0, 8)} was left behind: deleted`);
       deleted.push(snapshot.id);
     }
+    deleted.push(...await sweepLeakedVmPoints(this.deps.cloud, golden, (id) => this.deps.runs.findRun(id), this.deps.log));
     return deleted;
   }
 
@@ -140,9 +156,10 @@ export class Orchestrator {
     const id = randomUUID();
     const run = await this.deps.runs.createRun({
       id, vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
+      ...(policy ? runConsistency(policy.consistency) : {}), ...(vm.profile ? { machine: vm.profile } : {}),
       step: 'snapshot', createdAt: new Date().toISOString(),
       disks: vm.disks.map((d) => ({
-        diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }),
+        diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }), ...(d.profile ? { profile: d.profile } : {}),
         bytesDone: 0, bytesTotal: d.sizeBytes, transferred: false,
       })),
     });
@@ -230,6 +247,7 @@ export class Orchestrator {
     const outcome = await this.deps.queue.fail(jobId, workerId, error, { retryAfterMs: 2000 });
     this.deps.log(`job ${jobId} (${job?.kind}) failed on ${workerId}: ${error}${outcome === 'queued' ? ' (will retry)' : ''}`);
     if (outcome === 'failed' && job?.kind === 'transfer') this.advance(job.payload.runId);
+    if (outcome === 'failed' && job?.kind === 'restore') await this.sweepFailedRestores().catch((err: Error) => this.deps.log(`restore sweep: ${err.message}`));
   }
 
   /** Queues a restore on the target region's proxies; follow it with the returned job id. */

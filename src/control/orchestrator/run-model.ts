@@ -1,4 +1,5 @@
-import type { DiskBackupStats } from '../../repository/recovery-point.ts';
+import type { Consistency } from '../../cloud/cloud.ts';
+import type { DiskBackupStats, DiskProfile, MachineProfile } from '../../repository/recovery-point.ts';
 
 /**
  * A backup run of one VM moves through these steps, each idempotent so that a run interrupted at
@@ -24,6 +25,8 @@ export interface RunDisk {
   sizeBytes: number;
   role: 'os' | 'data';
   lun?: number;
+  /** SKU, generation, security type … as at the run's start: recorded in the recovery point. */
+  profile?: DiskProfile;
   /** The snapshot this run made of the disk. */
   snapshotId?: string;
   /** The golden snapshot at the start of the run (base of the incremental). */
@@ -58,7 +61,17 @@ export interface Run {
   recoveryPointId?: string;
   /** Set before the recovery point is written: a resumed commit looks for one it may have left. */
   commitStarted?: boolean;
-  /** Things the operator should know that did not fail the run (a disk read in full, a cross-region read). */
+  /** What the policy asks for (default crash: a restore point with no guest scripts). */
+  wantConsistency?: 'application' | 'crash';
+  /** The VM as at the run's start (size, zone, security type, tags): recorded in the recovery point. */
+  machine?: MachineProfile;
+  /** Guest scripts around an application-consistent point (from the policy). */
+  scripts?: { pre?: string; post?: string; timeoutSeconds: number };
+  /** What the run got, set once its snapshots are taken (vm-point.ts). */
+  consistency?: Consistency;
+  /** The VM point (restore point) whose disk points are this run's snapshots. */
+  vmPointId?: string;
+  /** What went less well than asked without failing the run (a fall-back to per-disk snapshots, a disk read in full, a cross-region read). */
   warnings?: string[];
   /** Transfers of this run read by a proxy outside the disk's region, and their bytes. */
   crossRegion?: { transfers: number; bytes: number };

@@ -21,8 +21,12 @@ export interface CloudRestoreRequest {
   disks?: string[];
   /** Also create a VM from the restored disks. */
   createVm: boolean;
-  /** The network interface the new VM gets (Azure requires one). */
+  /** The network interface the new VM gets (Azure requires one)… */
   networkInterfaceId?: string;
+  /** …or the subnet in which a new one (<name>-nic) is made for it. */
+  subnetId?: string;
+  /** Size of the new VM (default: the source VM's, as recorded in the recovery point). */
+  vmSize?: string;
   /** Write limit in bytes per second (0 or absent: none). */
   bandwidth?: number;
   onProgress?: (p: Progress & { disk: string }) => void;
@@ -42,6 +46,8 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
   const wanted = req.disks ? req.point.disks.filter(d => req.disks!.includes(d.name)) : req.point.disks;
   if (wanted.length === 0) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has none of the disks ${req.disks?.join(', ')}`);
   const tags = { ...GOLDSNAP_TAGS, goldsnapRestoredFrom: req.pointId, goldsnapRestore: req.restoreId };
+  // A zone means something only in its own region: elsewhere the restore is regional.
+  const sameRegion = !req.point.machine?.region || req.point.machine.region === req.region;
 
   // Never touch what is not this restore's: an existing disk or VM of the same name stops it. What
   // an earlier, interrupted attempt of this same restore left is cleared (disks) or kept (the VM,
@@ -61,6 +67,8 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     if (disk) await cloud.deleteDisk(disk.id);
   }
 
+  // The target group (by default <name>-restore) is made if missing; one that exists is left as it is.
+  await cloud.ensureResourceGroup?.(req.resourceGroup, req.region, { ...GOLDSNAP_TAGS, goldsnapRestore: req.restoreId });
   const session = await RepositorySession.start(repo, `restore ${req.pointId.slice(0, 8)}`);
   const pool = new WorkerPool(repo.key);
   const made: CloudDisk[] = [];
@@ -68,8 +76,10 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     const index = await repo.loadIndex();
     for (const record of wanted) {
       const fixedIndex = await repo.loadFixedIndex(record.fixedIndex);
+      const { tags: sourceTags, zone, ...profile } = record.profile ?? {};
       const { disk, writer: opened } = await cloud.createDiskForRestore({
-        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes, tags,
+        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
+        tags: { ...sourceTags, ...tags }, profile: { ...profile, ...(zone && sameRegion ? { zone } : {}) },
       });
       const writer = req.bandwidth ? throttleWriter(opened, req.bandwidth) : opened;
       try {
@@ -84,11 +94,26 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     if (!req.createVm) return { disks: made };
     const osDisk = made.find(d => d.role === 'os');
     if (!osDisk) throw new Error(`recovery point ${req.pointId.slice(0, 8)} has no OS disk among the restored disks: restore the disks only`);
-    const vm = await cloud.createVm({
-      name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
-      dataDisks: made.filter(d => d !== osDisk), tags, ...(req.networkInterfaceId ? { networkInterfaceId: req.networkInterfaceId } : {}),
-    });
-    return { disks: made, vm };
+    const machine = req.point.machine;
+    const size = req.vmSize ?? machine?.size;
+    const securityType = machine?.securityType ?? wanted.find(d => d.source?.role === 'os')?.profile?.securityType;
+    let madeNic: string | undefined;
+    if (req.subnetId) {
+      if (!cloud.createNetworkInterface) throw new Error(`the ${cloud.kind} cloud cannot create network interfaces: give an existing one`);
+      madeNic = await cloud.createNetworkInterface({ name: `${req.name}-nic`, resourceGroup: req.resourceGroup, region: req.region, subnetId: req.subnetId, tags });
+    }
+    const nic = madeNic ?? req.networkInterfaceId;
+    try {
+      const vm = await cloud.createVm({
+        name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
+        dataDisks: made.filter(d => d !== osDisk), tags: { ...machine?.tags, ...tags }, ...(nic ? { networkInterfaceId: nic } : {}),
+        ...(size ? { size } : {}), ...(machine?.zone && sameRegion ? { zone: machine.zone } : {}), ...(securityType ? { securityType } : {}),
+      });
+      return { disks: made, vm };
+    } catch (err) {
+      if (madeNic) await cloud.deleteNetworkInterface?.(madeNic).catch(() => undefined);
+      throw err;
+    }
   } catch (err) {
     // Nothing half-restored stays behind: the disks this restore made go with it.
     for (const disk of made) await cloud.deleteDisk(disk.id).catch(() => undefined);

@@ -137,7 +137,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'), retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
     });
     const api = await buildApi({
-      runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials, alerter, repo,
+      runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials, alerter, repo, cloud,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     await api.listen({ host: opts.host, port: opts.port });

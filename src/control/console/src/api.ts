@@ -45,6 +45,8 @@ export interface RunSummary { kind: 'full' | 'incremental' | null; trigger: 'pol
 export interface Run {
   id: string; vmId: string; vmName: string; policyId?: string; scheduledFor?: string; step: string; error?: string; disks: RunDisk[];
   recoveryPointId?: string; createdAt: string; startedAt?: string; finishedAt?: string; summary?: RunSummary;
+  /** What went less well than asked without failing the run (per-disk fall-back, full read, cross-region read). */
+  warnings?: string[]; consistency?: 'application' | 'crash' | 'per-disk';
 }
 export interface Vm { id: string; name: string; region: string; resourceGroup: string; tags: Record<string, string>; disks: Array<{ id: string; name: string; sizeBytes: number; role: string; golden?: { snapshotId: string } }> }
 export interface Policy {
@@ -52,7 +54,7 @@ export interface Policy {
   selection: { vmIds?: string[]; tags?: Record<string, string>; resourceGroups?: string[] };
   retention: Partial<Record<'last' | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly', number>>;
 }
-export interface RecoveryPointEntry { id: string; vmId: string; runId: string; time: string; point: { tags: string[]; disks: Array<{ name: string; sizeBytes: number }> } }
+export interface RecoveryPointEntry { id: string; vmId: string; runId: string; time: string; point: { tags: string[]; consistency?: 'application' | 'crash' | 'per-disk'; disks: Array<{ name: string; sizeBytes: number }> } }
 export interface Token { id: string; name: string; role: string; createdAt: string }
 export interface RestoreView { id: string; state: string; progress: { doneBytes: number; totalBytes: number; disk?: string } | null; result: { disks: Array<{ id: string; name: string; region: string }>; vm?: { id: string; name: string } } | null; error: string | null }
 export interface AuditEntry { id: string; at: string; actor: string | null; actorRole: string | null; action: string; target: string | null; status: number; ip: string | null; via: string | null }

@@ -48,12 +48,13 @@ export function Restore({ pointId }: { pointId?: string }) {
       </ol>
       {!point && (
         <table id="points">
-          <thead><tr><th>VM</th><th>Time</th><th>Disks</th><th /></tr></thead>
+          <thead><tr><th>VM</th><th>Time</th><th>Consistency</th><th>Disks</th><th /></tr></thead>
           <tbody>
             {data.points.map((p) => (
               <tr key={p.id}>
                 <td data-label="VM">{vmName(p)}</td>
                 <td data-label="Time">{when(p.time)}</td>
+                <td data-label="Consistency">{p.point.consistency ?? 'per-disk'}</td>
                 <td data-label="Disks">{p.point.disks.map((d) => `${d.name} (${bytes(d.sizeBytes)})`).join(', ')}</td>
                 <td><button type="button" onClick={() => setPoint(p)}>Restore</button></td>
               </tr>
@@ -74,7 +75,7 @@ export function Restore({ pointId }: { pointId?: string }) {
           <label>Name of the new VM (prefix of the new disks) <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}" /></label>
           <label>Region <input name="region" list="regions" required defaultValue={data.vms.find((v) => v.id === point.vmId)?.region} /></label>
           <datalist id="regions">{regions.map((r) => <option key={r} value={r} />)}</datalist>
-          <label>Resource group <input name="resourceGroup" list="groups" placeholder="the source VM's" /></label>
+          <label>Resource group <input name="resourceGroup" list="groups" placeholder="default: <name>-restore" /></label>
           <datalist id="groups">{groups.map((g) => <option key={g} value={g} />)}</datalist>
           <label><input type="checkbox" name="createVm" /> Also create a VM from the restored disks</label>
           {failure && <p className="error" role="alert">{failure}</p>}

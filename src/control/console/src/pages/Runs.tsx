@@ -86,12 +86,14 @@ export function RunDetail({ id }: { id: string }) {
       <dl className="facts" id="run-facts">
         <dt>Status</dt><dd className={`step ${r.step}`}>{r.step}</dd>
         <dt>Id</dt><dd><code>{r.id}</code></dd>
+        {r.consistency && <><dt>Consistency</dt><dd>{r.consistency}</dd></>}
         <dt>Read</dt><dd>{bytes(readBytes)}</dd>
         <dt>Stored</dt><dd>{bytes(stored)}</dd>
         {r.finishedAt && <><dt>Took</dt><dd>{duration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt))}</dd></>}
         {r.recoveryPointId && <><dt>Recovery point</dt><dd><a href={`#/restore/${r.recoveryPointId}`}>{r.recoveryPointId.slice(0, 12)}</a> (restore)</dd></>}
       </dl>
       {r.error && <p className="error" id="run-error">{r.error}</p>}
+      {r.warnings?.map((w) => <p className="warning" key={w}>warning: {w}</p>)}
       <h2>Disks</h2>
       <table id="run-disks">
         <thead><tr><th>Disk</th><th>Size</th><th>Kind</th><th>Progress</th><th>Read</th><th>New chunks</th><th>Error</th></tr></thead>
