@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { InvalidInputError, NotFoundError, type PolicyInput, type PolicyStore } from '../catalog/policies.ts';
+import { InvalidInputError, NotFoundError, type PolicyStore } from '../catalog/policies.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
 import type { TokenStore } from '../catalog/tokens.ts';
 import type { ProxyCredentialStore } from '../catalog/proxy-credentials.ts';
@@ -25,6 +26,7 @@ import { metricsRoutes } from './routes/metrics.ts';
 import { oidcRoutes } from './routes/oidc.ts';
 import { runRoutes } from './routes/runs.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { idParam } from './schemas.ts';
 import { installStrictValidation } from './validation.ts';
 
 export interface ApiDeps {
@@ -53,7 +55,6 @@ declare module 'fastify' {
   interface FastifyRequest { role?: Role }
 }
 
-const idParam = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
 const selection = {
   type: 'object', additionalProperties: false,
   properties: {
@@ -64,14 +65,26 @@ const selection = {
 } as const;
 const retention = {
   type: 'object', additionalProperties: false,
-  properties: Object.fromEntries(['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'].map((k) => [k, { type: 'integer', minimum: 0 }])),
+  properties: {
+    last: { type: 'integer', minimum: 0 }, hourly: { type: 'integer', minimum: 0 }, daily: { type: 'integer', minimum: 0 },
+    weekly: { type: 'integer', minimum: 0 }, monthly: { type: 'integer', minimum: 0 }, yearly: { type: 'integer', minimum: 0 },
+  },
 } as const;
 const policyBody = {
   type: 'object', additionalProperties: false,
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 100 }, cron: { type: 'string' }, timeZone: { type: 'string' },
     selection, retention, enabled: { type: 'boolean' },
-    consistency: { type: 'object', description: '{"mode": "crash" | "application", "preScript", "postScript", "scriptTimeoutSeconds"}' },
+    consistency: {
+      type: 'object', additionalProperties: false, required: ['mode'],
+      description: 'crash: a restore point alone; application: an application-consistent one, with guest scripts around it',
+      properties: {
+        mode: { type: 'string', enum: ['crash', 'application'] },
+        preScript: { type: 'string' },
+        postScript: { type: 'string' },
+        scriptTimeoutSeconds: { type: 'integer', minimum: 1 },
+      },
+    },
   },
 } as const;
 
@@ -81,7 +94,8 @@ const policyBody = {
  * and tokens. /internal/proxy is for data proxies only.
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), bodyLimit: 1024 * 1024 }) as unknown as FastifyInstance;
+  const app = (Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), bodyLimit: 1024 * 1024 }) as unknown as FastifyInstance)
+    .withTypeProvider<JsonSchemaToTsProvider>();
   installStrictValidation(app);
   await app.register(swagger, {
     openapi: {
@@ -117,7 +131,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/api/vms', { preHandler: needs('viewer'), schema: { summary: 'VMs in the cloud account, with their disks', querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } } } },
     async (req) => {
-      if ((req.query as { refresh?: boolean }).refresh) await deps.orchestrator.refreshInventory();
+      if (req.query.refresh) await deps.orchestrator.refreshInventory();
       const golden = new Map((await deps.runs.listGolden()).map((g) => [g.diskId, g]));
       return (await deps.runs.listVms()).map((vm) => ({ ...vm, disks: vm.disks.map((d) => ({ ...d, golden: golden.get(d.id) })) }));
     });
@@ -126,27 +140,27 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return Promise.all((await deps.policies.list()).map(async (p) => ({ ...p, nextRuns: deps.scheduler.nextRuns(p, 3) })));
   });
   app.post('/api/policies', { preHandler: needs('admin'), schema: { summary: 'Create a policy', body: { ...policyBody, required: ['name', 'cron', 'selection', 'retention'] } } },
-    async (req, reply) => reply.code(201).send(await deps.policies.create(req.body as PolicyInput)));
+    async (req, reply) => reply.code(201).send(await deps.policies.create(req.body)));
   app.patch('/api/policies/:id', { preHandler: needs('admin'), schema: { summary: 'Change a policy', params: idParam, body: policyBody } },
-    async (req) => deps.policies.update(await policyId(deps, (req.params as { id: string }).id), req.body as Partial<PolicyInput>));
+    async (req) => deps.policies.update(await policyId(deps, req.params.id), req.body));
   app.delete('/api/policies/:id', { preHandler: needs('admin'), schema: { summary: 'Delete a policy', params: idParam } },
     async (req, reply) => {
-      await deps.policies.delete(await policyId(deps, (req.params as { id: string }).id));
+      await deps.policies.delete(await policyId(deps, req.params.id));
       return reply.code(204).send();
     });
   app.post('/api/policies/:id/run', { preHandler: needs('operator'), schema: { summary: 'Run a policy now', params: idParam } },
     async (req, reply) => {
-      const id = await policyId(deps, (req.params as { id: string }).id);
+      const id = await policyId(deps, req.params.id);
       const runs = await deps.orchestrator.firePolicy(id, new Date().toISOString());
       return reply.code(202).send(runs);
     });
 
   runRoutes(app, { deps, needs });
   app.get('/api/runs/:id', { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
-    async (req) => deps.runs.getRun(await runId(deps, (req.params as { id: string }).id)));
+    async (req) => deps.runs.getRun(await runId(deps, req.params.id)));
   app.post('/api/runs', { preHandler: needs('operator'), schema: { summary: 'Back up one VM now', body: { type: 'object', required: ['vmId'], additionalProperties: false, properties: { vmId: { type: 'string' } } } } },
     async (req, reply) => {
-      const wanted = (req.body as { vmId: string }).vmId;
+      const wanted = req.body.vmId;
       const vms = await deps.orchestrator.refreshInventory();
       const byId = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase());
       const byName = vms.filter((v) => v.name === wanted);
@@ -159,7 +173,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     });
 
   app.get('/api/recovery-points', { preHandler: needs('viewer'), schema: { summary: 'Recovery points, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' } } } } },
-    async (req) => deps.runs.listRecoveryPoints({ vmId: (req.query as { vmId?: string }).vmId, limit: 1000 }));
+    async (req) => deps.runs.listRecoveryPoints({ vmId: req.query.vmId, limit: 1000 }));
   app.get('/api/golden-snapshots', { preHandler: needs('viewer'), schema: { summary: 'The golden snapshot of each disk' } }, async () => deps.runs.listGolden());
 
   app.post('/api/restores', {
@@ -176,7 +190,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       },
     },
   }, async (req, reply) => {
-    const body = req.body as RestoreInput & { recoveryPointId: string };
+    const { body } = req;
     const matches = await deps.runs.recoveryPointsByPrefix(body.recoveryPointId.toLowerCase());
     if (matches.length !== 1) {
       return reply.code(matches.length ? 400 : 404).send({ error: matches.length ? `recovery point prefix ${body.recoveryPointId} is ambiguous` : `no recovery point ${body.recoveryPointId}` });
@@ -190,7 +204,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return reply.code(202).send(restoreView(job));
   });
   app.get('/api/restores/:id', { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } }, async (req) => {
-    const { id } = req.params as { id: string };
+    const { id } = req.params;
     const job = /^\d{1,15}$/.test(id) ? await deps.queue.get(Number(id)) : undefined;
     if (!job || job.kind !== 'restore') throw new NotFoundError('restore', id);
     return restoreView(job);
@@ -201,7 +215,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.post('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'Create an API token (shown once)', body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } } } } },
     async (req, reply) => {
-      const { name, role } = req.body as { name: string; role: Role };
+      const { name, role } = req.body;
       return reply.code(201).send(await deps.tokens.create(name, role));
     });
 
@@ -213,22 +227,23 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   metricsRoutes(app, { deps, needs });
   oidcRoutes(app, { deps, needs });
 
-  // Data proxies
-  app.post('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { region, workerId } = req.body as { region: string; workerId: string };
+  // Data proxies. These routes have no schema (hidden, and what proxies send is not validated
+  // here): their route generics say what the proxy protocol sends.
+  app.post<{ Body: { region: string; workerId: string } }>('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { region, workerId } = req.body;
     return (await deps.orchestrator.claimForProxy(region, workerId)) ?? null;
   });
-  app.post('/internal/proxy/jobs/:id/heartbeat', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { workerId, progress } = req.body as { workerId: string; progress: { doneBytes: number; totalBytes: number } };
-    return { ok: await deps.orchestrator.proxyHeartbeat(Number((req.params as { id: string }).id), workerId, progress) };
+  app.post<{ Params: { id: string }; Body: { workerId: string; progress: { doneBytes: number; totalBytes: number } } }>('/internal/proxy/jobs/:id/heartbeat', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { workerId, progress } = req.body;
+    return { ok: await deps.orchestrator.proxyHeartbeat(Number(req.params.id), workerId, progress) };
   });
-  app.post('/internal/proxy/jobs/:id/complete', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { workerId, result } = req.body as { workerId: string; result: unknown };
-    return { ok: await deps.orchestrator.proxyComplete(Number((req.params as { id: string }).id), workerId, result) };
+  app.post<{ Params: { id: string }; Body: { workerId: string; result: unknown } }>('/internal/proxy/jobs/:id/complete', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { workerId, result } = req.body;
+    return { ok: await deps.orchestrator.proxyComplete(Number(req.params.id), workerId, result) };
   });
-  app.post('/internal/proxy/jobs/:id/fail', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { workerId, error } = req.body as { workerId: string; error: string };
-    await deps.orchestrator.proxyFail(Number((req.params as { id: string }).id), workerId, error);
+  app.post<{ Params: { id: string }; Body: { workerId: string; error: string } }>('/internal/proxy/jobs/:id/fail', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
+    const { workerId, error } = req.body;
+    await deps.orchestrator.proxyFail(Number(req.params.id), workerId, error);
     return { ok: true };
   });
 

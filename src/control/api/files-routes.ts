@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { fetchFiles, listFiles, matchingName } from '../../files/file-ops.ts';
 import { PointDisks } from '../../files/point-files.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { InvalidInputError, NotFoundError } from '../catalog/policies.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
 import type { Role } from './auth.ts';
+import { type ApiServer, prefixIdParam } from './schemas.ts';
 
 export interface FileRoutesDeps {
   runs: SqlRunStore;
@@ -17,20 +18,17 @@ export interface FileRoutesDeps {
 
 type Guard = (role: Role) => (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
-const idParam = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 4 } } } as const;
 const where = {
   disk: { type: 'string', minLength: 1 },
   partition: { type: 'integer', minimum: 0 },
 } as const;
-
-interface FileQuery { path?: string; disk?: string; partition?: number; recursive?: boolean; name?: string }
 
 /**
  * File-level restore over the API: the partitions of a recovery point of a protected VM, a
  * folder's entries, and a file or folder as a tar archive (modes, owners, times and symlinks
  * kept). Reads only the chunks the file system needs, never the whole disk.
  */
-export async function registerFileRoutes(app: FastifyInstance, deps: FileRoutesDeps, needs: Guard): Promise<void> {
+export async function registerFileRoutes(app: ApiServer, deps: FileRoutesDeps, needs: Guard): Promise<void> {
   const open = async (idOrPrefix: string): Promise<PointDisks> => {
     if (!deps.repo) throw new Error('this server has no repository to read files from');
     const matches = await deps.runs.recoveryPointsByPrefix(idOrPrefix.toLowerCase());
@@ -41,18 +39,18 @@ export async function registerFileRoutes(app: FastifyInstance, deps: FileRoutesD
   const selectionError = (err: Error) => (/has no disk|has several|has no partition|has no file system|say which/.test(err.message) ? new InvalidInputError('disk', err.message) : err);
 
   app.get('/api/recovery-points/:id/partitions', {
-    preHandler: needs('viewer'), schema: { summary: 'Disks of a recovery point, their partitions and file systems', params: idParam },
-  }, async (req) => ({ disks: await (await open((req.params as { id: string }).id)).describe() }));
+    preHandler: needs('viewer'), schema: { summary: 'Disks of a recovery point, their partitions and file systems', params: prefixIdParam },
+  }, async (req) => ({ disks: await (await open(req.params.id)).describe() }));
 
   app.get('/api/recovery-points/:id/files', {
     preHandler: needs('viewer'),
     schema: {
-      summary: 'List a folder (or a file) of a recovery point\'s file system (ext4, XFS, NTFS); with name, search its tree by name', params: idParam,
+      summary: 'List a folder (or a file) of a recovery point\'s file system (ext4, XFS, NTFS); with name, search its tree by name', params: prefixIdParam,
       querystring: { type: 'object', additionalProperties: false, properties: { path: { type: 'string' }, recursive: { type: 'boolean' }, name: { type: 'string', minLength: 1 }, ...where } },
     },
   }, async (req) => {
-    const q = req.query as FileQuery;
-    const disks = await open((req.params as { id: string }).id);
+    const q = req.query;
+    const disks = await open(req.params.id);
     const target = await disks.partition(q.disk, q.partition).catch(err => { throw selectionError(err); });
     try {
       const listed = await disks.withFileSystem(target, m => listFiles(m, q.path ?? '/', q.recursive || q.name !== undefined));
@@ -67,12 +65,12 @@ export async function registerFileRoutes(app: FastifyInstance, deps: FileRoutesD
   app.get('/api/recovery-points/:id/archive', {
     preHandler: needs('operator'),
     schema: {
-      summary: 'A file or folder of a recovery point as a tar archive; files that could not be read are named in the x-goldsnap-errors header', params: idParam,
+      summary: 'A file or folder of a recovery point as a tar archive; files that could not be read are named in the x-goldsnap-errors header', params: prefixIdParam,
       querystring: { type: 'object', required: ['path'], additionalProperties: false, properties: { path: { type: 'string', minLength: 1 }, ...where } },
     },
   }, async (req, reply) => {
-    const q = req.query as FileQuery & { path: string };
-    const disks = await open((req.params as { id: string }).id);
+    const q = req.query;
+    const disks = await open(req.params.id);
     const target = await disks.partition(q.disk, q.partition).catch(err => { throw selectionError(err); });
     const scratch = await mkdtemp(join(tmpdir(), 'goldsnap-archive-'));
     try {

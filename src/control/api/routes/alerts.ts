@@ -1,9 +1,9 @@
-import type { FastifyInstance } from 'fastify';
-import { AlertKinds, AlertStore, type AlertKind } from '../../alerts/alert-store.ts';
-import { idParam, type RouteContext } from './context.ts';
+import { AlertKinds, AlertStore } from '../../alerts/alert-store.ts';
+import { type ApiServer, idParam } from '../schemas.ts';
+import type { RouteContext } from './context.ts';
 
 /** Alert channels (webhooks, e-mail) configured by admins, and the events raised with their deliveries. */
-export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
+export function alertRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
   const store = deps.alerter?.store ?? new AlertStore(deps.runs.db);
 
   app.get('/api/alerts/channels', { onRequest: needs('admin'), schema: { summary: 'Alert channels (never their signing secrets)' } },
@@ -24,18 +24,17 @@ export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
       },
     },
   }, async (req, reply) => {
-    const body = req.body as { name: string; kind: 'webhook' | 'email'; target: string; events?: AlertKind[]; secret?: string };
-    return reply.code(201).send(await store.createChannel(body));
+    return reply.code(201).send(await store.createChannel(req.body));
   });
 
   app.delete('/api/alerts/channels/:id', { onRequest: needs('admin'), schema: { summary: 'Remove an alert channel (id or name)', params: idParam } },
-    async (req) => ({ deleted: await store.deleteChannel((req.params as { id: string }).id) }));
+    async (req) => ({ deleted: await store.deleteChannel(req.params.id) }));
 
   app.post('/api/alerts/channels/:id/test', { onRequest: needs('admin'), schema: { summary: 'Send a test alert to a channel now', params: idParam } },
     async (req, reply) => {
       if (!deps.alerter) return reply.code(503).send({ error: 'alerts are not running on this server' });
       try {
-        await deps.alerter.sendTest((req.params as { id: string }).id);
+        await deps.alerter.sendTest(req.params.id);
         return { sent: true };
       } catch (err) {
         if ((err as Error).name === 'NotFoundError') throw err;
@@ -46,5 +45,5 @@ export function alertRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
   app.get('/api/alerts/events', {
     onRequest: needs('viewer'),
     schema: { summary: 'Alert events, newest first, with their deliveries', querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } } },
-  }, async (req) => store.listEvents((req.query as { limit: number }).limit));
+  }, async (req) => store.listEvents(req.query.limit));
 }

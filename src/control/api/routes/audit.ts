@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { AuditLog } from '../../catalog/audit-log.ts';
+import type { ApiServer } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
 
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -17,7 +18,7 @@ function via(req: FastifyRequest): string | null {
  * recorded once answered, accepted or refused, with the caller's token name and role, the route,
  * the object, the body without secrets, the status and the client address. Admins read it.
  */
-export function auditRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
+export function auditRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
   const audit = new AuditLog(deps.runs.db);
   app.addHook('onResponse', async (req, reply) => {
     if (!CHANGES.has(req.method) || !req.url.startsWith('/api/')) return;
@@ -53,7 +54,7 @@ export function auditRoutes(app: FastifyInstance, { deps, needs }: RouteContext)
       },
     },
   }, async (req, reply) => {
-    const { entries, total } = await audit.list(req.query as { actor?: string; action?: string; since?: string; limit: number; offset: number });
+    const { entries, total } = await audit.list(req.query);
     reply.header('x-total-count', String(total));
     return entries;
   });

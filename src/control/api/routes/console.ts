@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { ApiServer } from '../schemas.ts';
 
 /** Where `npm run build:console` (run by `npm start` and `npm test`) writes the console. */
 const CONSOLE_DIR = new URL('../../../../dist/console/', import.meta.url);
@@ -10,7 +11,7 @@ const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8',
  * The web console (React, built by Vite): a client of this API like the CLI, served as static
  * files under a strict content security policy (no inline script or style).
  */
-export function consoleRoutes(app: FastifyInstance): void {
+export function consoleRoutes(app: ApiServer): void {
   const send = (reply: FastifyReply, body: Buffer | string, type: string, cache: string) => reply
     .header('content-type', type).header('cache-control', cache)
     .header('content-security-policy', "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
@@ -25,8 +26,8 @@ export function consoleRoutes(app: FastifyInstance): void {
     return send(reply, html, 'text/html; charset=utf-8', 'no-cache');
   });
 
-  app.get('/assets/:name', { schema: { hide: true, params: { type: 'object', properties: { name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' } } } } }, async (req, reply) => {
-    const { name } = req.params as { name: string };
+  app.get('/assets/:name', { schema: { hide: true, params: { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' } } } } }, async (req, reply) => {
+    const { name } = req.params;
     const type = TYPES[name.slice(name.lastIndexOf('.'))];
     const body = type && !name.startsWith('.') ? await readFile(new URL(`assets/${name}`, CONSOLE_DIR)).catch(() => undefined) : undefined;
     if (!body) return reply.code(404).send({ error: `no console asset ${name}` });

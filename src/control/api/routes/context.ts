@@ -18,5 +18,3 @@ export interface RouteContext {
   deps: ApiDeps;
   needs: RoleGuard;
 }
-
-export const idParam = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', minLength: 1 } } } as const;

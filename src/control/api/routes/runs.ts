@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
 import { queryRuns, summarizeRun, type RunFilter } from '../../catalog/run-query.ts';
+import type { ApiServer } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
 
 const runsQuery = {
@@ -21,21 +21,19 @@ const runsQuery = {
   },
 } as const;
 
-type RunsQuery = Omit<RunFilter, 'limit' | 'offset'> & { limit: number; offset: number; vmId?: string; active?: boolean };
-
 /**
  * The run history: newest first, filtered and paged. The body stays an array of runs (each with a
  * derived `summary`); the number of matches is in `X-Total-Count`, the next page in `Link`.
  */
-export function runRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
+export function runRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
   app.get('/api/runs', { onRequest: needs('viewer'), schema: { summary: 'Backup runs, newest first, filtered and paged (total in X-Total-Count)', querystring: runsQuery } },
     async (req, reply) => {
-      const { vmId, active, ...q } = req.query as RunsQuery;
+      const { vmId, active, ...q } = req.query;
       const filter: RunFilter = { ...q, vm: q.vm ?? vmId, status: q.status ?? (active === undefined ? undefined : active ? 'running' : 'finished') };
       const { runs, total } = await queryRuns(deps.runs.db, filter);
       reply.header('x-total-count', String(total));
       if (q.offset + runs.length < total) {
-        const next = new URLSearchParams(Object.entries({ ...(req.query as Record<string, unknown>), offset: q.offset + runs.length }).map(([k, v]) => [k, String(v)]));
+        const next = new URLSearchParams(Object.entries({ ...req.query, offset: q.offset + runs.length }).map(([k, v]) => [k, String(v)]));
         reply.header('link', `</api/runs?${next}>; rel="next"`);
       }
       return runs.map((run) => ({ ...run, summary: summarizeRun(run) }));

@@ -1,16 +1,16 @@
-import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../catalog/errors.ts';
 import type { ApiToken } from '../../catalog/tokens.ts';
-import { idParam, type RouteContext } from './context.ts';
+import { type ApiServer, idParam } from '../schemas.ts';
+import type { RouteContext } from './context.ts';
 
 /** API tokens: listed (never their secrets) and revoked by admins. Creating one is POST /api/tokens. */
-export function tokenRoutes(app: FastifyInstance, { deps, needs }: RouteContext): void {
+export function tokenRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
   app.get('/api/tokens', { onRequest: needs('admin'), schema: { summary: 'API tokens (names, roles, ids; never the secrets)' } },
     async () => deps.tokens.list());
 
   app.delete('/api/tokens/:id', { onRequest: needs('admin'), schema: { summary: 'Revoke an API token (id, id prefix or name)', params: idParam } },
     async (req, reply) => {
-      const token = findToken(await deps.tokens.list(), (req.params as { id: string }).id);
+      const token = findToken(await deps.tokens.list(), req.params.id);
       // Sign-in sessions expire: only lasting admin tokens keep the server manageable.
       const admins = (await deps.tokens.list()).filter((t) => t.role === 'admin' && !t.expiresAt);
       if (token.role === 'admin' && !token.expiresAt && admins.length === 1) {
