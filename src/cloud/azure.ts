@@ -14,6 +14,7 @@ import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type Clou
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 import { SasGrants, type SasLease } from './azure-sas.ts';
 import { DiffRefusedError } from './diff-refused.ts';
+import { snapshotLimitOf } from './snapshot-limits.ts';
 
 export interface AzureCloudOptions {
   subscriptionId: string;
@@ -289,7 +290,10 @@ export class AzureCloud implements Cloud {
       location: req.disk.region,
       tags: req.tags,
       incremental: true, creationData: { createOption: 'Copy', sourceResourceId: req.disk.id },
-    }, this.poll);
+    }, this.poll).catch((err) => {
+      // Azure's snapshot limits, told apart so the run can wait out those that clear with time.
+      throw snapshotLimitOf(err, req.disk.name) ?? err;
+    });
     return this.toCloudSnapshot(snapshot);
   }
 

@@ -611,6 +611,16 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       sendJson(req, res, 200, { value: core.activeGrants() });
       return;
     }
+    if (route === 'POST limits') {
+      // Lowers (or restores) Azure's limits on a running emulator, so tests reach them quickly.
+      const b = ((await jsonBody(req)) ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(b)) {
+        if (!(k in AZURE_LIMITS) || typeof v !== 'number' || !(v >= 0)) throw new ArmError(400, 'InvalidParameter', `limits: ${k} is not a limit or not a number ≥ 0 (${Object.keys(AZURE_LIMITS).join(', ')})`);
+      }
+      Object.assign(core.limits, b);
+      sendJson(req, res, 200, core.limits);
+      return;
+    }
     if (route === 'POST expire-sas') {
       // Time passing for the SAS links only: every one given so far is now expired.
       sendJson(req, res, 200, { expired: await core.exclusive(() => core.expireGrants()) });
