@@ -252,3 +252,34 @@ test('the adapter never holds more than 5 SAS of one snapshot family: a sixth re
   for (const r of [...readers.slice(1), r6]) await r.close();
   assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
 });
+
+test('a SAS refused because another process holds 5 in the family is asked again after a back-off, not failed', async () => {
+  const emu = await startOne();
+  const c = cloudOf(emu);
+  const o = emulatorClientOptions(emu.connectionInfo());
+  const other = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+  const { disk } = await fragmentedVm(emu, 'fam-x', 4 * MiB, 2, MiB);
+  const snaps: CloudSnapshot[] = [];
+  for (let i = 0; i < 6; i++) snaps.push(await c.createSnapshot({ disk, name: `ext-${i}`, tags: GOLDSNAP_TAGS }));
+  // Another process (its own clients) holds a SAS on five of the family.
+  for (const s of snaps.slice(0, 5)) await other.snapshots.beginGrantAccessAndWait('rg-real', s.name, { access: 'Read', durationInSeconds: 600 }, FAST);
+
+  // With no time to wait, the read fails saying what holds it and what to do.
+  await assert.rejects(cloudOf(emu, { familySasWaitMs: 0 }).openSnapshot(snaps[5]!), /cannot read snapshot ext-5 \(of disk fam-x-os\): Azure allows a SAS on at most 5 snapshots .* revoke access \(endGetAccess\)/);
+
+  const opening = c.openSnapshot(snaps[5]!);
+  let failed: unknown;
+  opening.catch((err: unknown) => { failed = err; });
+  // Refused at least once (the other process still holds five)...
+  while (c.familySasRetries === 0 && failed === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(failed, undefined, 'a refused SAS is not a failed read');
+  // ...and granted once the other process lets one go.
+  await other.snapshots.beginRevokeAccessAndWait('rg-real', snaps[0]!.name, FAST);
+  const reader = await opening;
+  const buf = Buffer.alloc(4096);
+  await reader.read(MiB, buf);
+  assert.ok(buf.some((b) => b !== 0), 'the written block is read');
+  await reader.close();
+  for (const s of snaps.slice(1, 5)) await other.snapshots.beginRevokeAccessAndWait('rg-real', s.name, FAST);
+  assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
+});
