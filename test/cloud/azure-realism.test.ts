@@ -283,3 +283,29 @@ test('a SAS refused because another process holds 5 in the family is asked again
   for (const s of snaps.slice(1, 5)) await other.snapshots.beginRevokeAccessAndWait('rg-real', s.name, FAST);
   assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
 });
+
+test('host-style SAS URLs as Azure gives them are read through the adapter with no DNS entry', async () => {
+  const emu = await startOne({ hostStyleSas: true });
+  const c = cloudOf(emu);
+  const o = emulatorClientOptions(emu.connectionInfo());
+  const other = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+  const { disk } = await fragmentedVm(emu, 'hs-1', 4 * MiB, 3, MiB);
+  const base = await c.createSnapshot({ disk, name: 'hs-a', tags: GOLDSNAP_TAGS });
+  const { accessSAS } = await other.snapshots.beginGrantAccessAndWait('rg-real', 'hs-a', { access: 'Read', durationInSeconds: 600 }, FAST);
+  assert.match(accessSAS!, /^https:\/\/md-[a-z0-9]+\.blob\.storage\.azure\.net\/[a-z0-9]+\/abcd\?sv=[^&]+&sr=b&si=[^&]+&.*sig=/);
+  await other.snapshots.beginRevokeAccessAndWait('rg-real', 'hs-a', FAST);
+
+  await emu.control.writeToVm('hs-1', { writes: [{ diskName: 'hs-1-os', offset: 2 * MiB + 8192, length: 4096, pattern: 'random' }] });
+  const next = await c.createSnapshot({ disk, name: 'hs-b', tags: GOLDSNAP_TAGS });
+  assert.equal((await c.allocatedRanges(next)).reduce((n, r) => n + r.length, 0) > 0, true);
+  const changed = await c.changedRanges(base, next);
+  assert.ok(changed.some((r) => r.offset <= 2 * MiB + 8192 && r.offset + r.length >= 2 * MiB + 12288), JSON.stringify(changed));
+  const content = await readAll(c, next);
+  assert.ok(content.equals(await emu.control.readDisk(next.id)), 'bit for bit through the host-style URL');
+  // And written back through a host-style write SAS (a restore).
+  const { disk: restored, writer } = await c.createDiskForRestore({ name: 'hs-restored', region: 'westeurope', resourceGroup: 'rg-real', sizeBytes: 4 * MiB, tags: GOLDSNAP_TAGS });
+  await writer.write(0, content);
+  await writer.commit();
+  assert.ok((await emu.control.readDisk(restored.id)).equals(content), 'written bit for bit');
+  assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
+});
