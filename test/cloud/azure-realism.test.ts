@@ -6,6 +6,7 @@ import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { AzureCloud } from '../../src/cloud/azure.ts';
 import { GOLDSNAP_TAGS, type CloudSnapshot } from '../../src/cloud/cloud.ts';
 import { DiffRefusedError } from '../../src/cloud/diff-refused.ts';
+import { SnapshotLimitError } from '../../src/cloud/snapshot-limits.ts';
 import { emulatorClientOptions, startEmulator, type Emulator } from '../../src/emulator/emulator.ts';
 import { tempDir } from '../emulator/helpers.ts';
 
@@ -123,7 +124,7 @@ test("Azure's limits: 5 SAS per snapshot family, 7 snapshots per disk per 5 minu
   const { disk } = await fragmentedVm(emulator, 'lim-1', 4 * MiB, 1, MiB);
   const names = Array.from({ length: 7 }, (_, i) => `lim-${i}`);
   for (const name of names) await cloud.createSnapshot({ disk, name, tags: GOLDSNAP_TAGS });
-  await assert.rejects(cloud.createSnapshot({ disk, name: 'lim-7', tags: GOLDSNAP_TAGS }), /7 incremental snapshots taken in the last 5 minutes/);
+  await assert.rejects(cloud.createSnapshot({ disk, name: 'lim-7', tags: GOLDSNAP_TAGS }), (err: unknown) => err instanceof SnapshotLimitError && err.limit === 'per-window' && err.transient && /disk lim-1-os .*7 incremental snapshots taken in the last 5 minutes/.test(err.message));
   for (const name of names.slice(0, 5)) await compute.snapshots.beginGrantAccessAndWait('rg-real', name, { access: 'Read', durationInSeconds: 600 }, FAST);
   await assert.rejects(compute.snapshots.beginGrantAccessAndWait('rg-real', names[5]!, { access: 'Read', durationInSeconds: 600 }, FAST), /At most 5 snapshots of an incremental snapshot family/);
   await compute.snapshots.beginRevokeAccessAndWait('rg-real', names[0]!, FAST);
@@ -136,7 +137,7 @@ test("Azure's limits: 5 SAS per snapshot family, 7 snapshots per disk per 5 minu
   const c2 = cloudOf(small);
   await c2.createSnapshot({ disk: d2, name: 'x-1', tags: GOLDSNAP_TAGS });
   await c2.createSnapshot({ disk: d2, name: 'x-2', tags: GOLDSNAP_TAGS });
-  await assert.rejects(c2.createSnapshot({ disk: d2, name: 'x-3', tags: GOLDSNAP_TAGS }), /already has 2 incremental snapshots, the most Azure allows per disk/);
+  await assert.rejects(c2.createSnapshot({ disk: d2, name: 'x-3', tags: GOLDSNAP_TAGS }), (err: unknown) => err instanceof SnapshotLimitError && err.limit === 'per-disk' && !err.transient && /already has 2 incremental snapshots, the most Azure allows per disk/.test(err.message));
 });
 
 test('diffs are refused across snapshot families and across a 4 TiB resize, not across a small resize', async () => {
@@ -208,7 +209,7 @@ test('Premium SSD v2 snapshots: readable at completionPercent 100, at most 3 cop
       const first = await c.createSnapshot({ disk, name: 'v2-a', tags: GOLDSNAP_TAGS });
       await c.createSnapshot({ disk, name: 'v2-b', tags: GOLDSNAP_TAGS });
       await c.createSnapshot({ disk, name: 'v2-c', tags: GOLDSNAP_TAGS });
-      await assert.rejects(c.createSnapshot({ disk, name: 'v2-d', tags: GOLDSNAP_TAGS }), /3 snapshots whose background copy is not complete/);
+      await assert.rejects(c.createSnapshot({ disk, name: 'v2-d', tags: GOLDSNAP_TAGS }), (err: unknown) => err instanceof SnapshotLimitError && err.limit === 'pending-copies' && err.transient && /3 snapshots whose background copy is not complete/.test(err.message));
       assert.ok(((await arm.snapshots.get('rg-v2', 'v2-a')).completionPercent ?? 100) < 100, 'still copying');
       await assert.rejects(c.openSnapshot(first), /until its background copy completes/);
     } else {
