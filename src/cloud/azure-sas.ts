@@ -41,6 +41,12 @@ export function isSasRefused(err: unknown): boolean {
   return e.statusCode === 403 && (e.code === 'AuthenticationFailed' || e.details?.errorCode === 'AuthenticationFailed');
 }
 
+/** Azure refused a SAS because 5 snapshots of the incremental snapshot family already have one. */
+export function isFamilySasLimit(err: unknown): boolean {
+  const e = err as { statusCode?: number; code?: string; message?: string };
+  return e?.statusCode === 409 && e.code === 'OperationNotAllowed' && /snapshot family|active SAS/i.test(String(e.message ?? ''));
+}
+
 export class SasGrants {
   private readonly shared = new Map<string, Shared>();
   private readonly grantor: SasGrantor;

@@ -12,8 +12,9 @@ import { runGuestScript } from './azure-run-command.ts';
 import { diskProfile, machineProfile, osTypeOf, uploadDiskProperties, vmSecurityProfile } from './azure-profiles.ts';
 import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type CreateVmRequest, type GoldsnapVmPoint, type RestoreDiskRequest, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
-import { SasGrants, type SasLease } from './azure-sas.ts';
+import { isFamilySasLimit, SasGrants, type SasLease } from './azure-sas.ts';
 import { DiffRefusedError } from './diff-refused.ts';
+import { snapshotLimitOf } from './snapshot-limits.ts';
 
 export interface AzureCloudOptions {
   subscriptionId: string;
@@ -28,6 +29,12 @@ export interface AzureCloudOptions {
   pollIntervalMs?: number;
   /** How long a SAS is asked for; it is renewed before it expires (default 1 hour). */
   sasDurationSeconds?: number;
+  /**
+   * How long a read waits when Azure refuses a SAS because 5 snapshots of the family already have
+   * one (held by another process) before it fails (default: an hour, the longest such a grant of
+   * Goldsnap's lives).
+   */
+  familySasWaitMs?: number;
 }
 
 const ACCESS_SECONDS = 3600;
@@ -95,6 +102,8 @@ export class AzureCloud implements Cloud {
   private readonly familySas = new Map<string, { holders: Set<string>; waiters: Array<() => void> }>();
   /** VM restore points; their disk restore points go wherever a snapshot id goes. */
   private readonly points: AzureVmPoints;
+  /** SAS requests Azure refused because the snapshot family had 5 already, then tried again (for the figures). */
+  familySasRetries = 0;
 
   constructor(opts: AzureCloudOptions) {
     this.opts = opts;
@@ -137,12 +146,35 @@ export class AzureCloud implements Cloud {
     const family = (res as Snapshot).incrementalSnapshotFamilyId;
     if (kind === 'snapshots' && family) await this.joinFamily(family, id);
     try {
-      const a = await ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS }, this.poll);
+      const a = await this.grantWhenFamilyAllows(what, () => ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS }, this.poll));
       if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
       return { url: a.accessSAS, aad: res.dataAccessAuthMode === 'AzureActiveDirectory' };
     } catch (err) {
       this.leaveFamily(id);
       throw err;
+    }
+  }
+
+  /**
+   * Azure refuses a sixth SAS in a snapshot family; the five may be held by another process (or
+   * one killed mid-read, until its grant expires). Try again after a back-off, up to
+   * `familySasWaitMs`, rather than failing the read.
+   */
+  private async grantWhenFamilyAllows<T>(what: string, grant: () => Promise<T>): Promise<T> {
+    const maxWaitMs = this.opts.familySasWaitMs ?? ACCESS_SECONDS * 1000;
+    const since = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await grant();
+      } catch (err) {
+        if (!isFamilySasLimit(err)) throw err;
+        const remaining = since + maxWaitMs - Date.now();
+        if (remaining <= 0) {
+          throw new Error(`cannot read ${what}: Azure allows a SAS on at most 5 snapshots of one incremental snapshot family, and 5 of its family have one (held by another process or a reader that died). Waited ${Math.round(maxWaitMs / 1000)} s for one to end; revoke access (endGetAccess) on the family's snapshots no one reads, then try again. Azure said: ${(err as Error).message.split('\n')[0]}`);
+        }
+        this.familySasRetries++;
+        await sleep(Math.min(remaining, Math.min(30_000, 1000 * 2 ** attempt)));
+      }
     }
   }
 
@@ -289,7 +321,10 @@ export class AzureCloud implements Cloud {
       location: req.disk.region,
       tags: req.tags,
       incremental: true, creationData: { createOption: 'Copy', sourceResourceId: req.disk.id },
-    }, this.poll);
+    }, this.poll).catch((err) => {
+      // Azure's snapshot limits, told apart so the run can wait out those that clear with time.
+      throw snapshotLimitOf(err, req.disk.name) ?? err;
+    });
     return this.toCloudSnapshot(snapshot);
   }
 

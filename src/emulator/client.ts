@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import type { StoragePipelineOptions } from '@azure/storage-blob';
+import { hostStyleSasClient } from './host-style-sas.ts';
 
 /** What a client needs to talk to an emulator (also written to <dataDir>/connection.json). */
 export interface EmulatorConnectionInfo {
@@ -8,6 +9,8 @@ export interface EmulatorConnectionInfo {
   subscriptionId: string;
   token: string;
   caCertPem: string;
+  /** The emulator gives host-style SAS URLs (md-….blob.storage.azure.net): blob clients send them to armEndpoint. */
+  hostStyleSas?: boolean;
 }
 
 /** Reads <dataDir>/connection.json (or the given file) written by a running emulator. */
@@ -58,7 +61,7 @@ export function emulatorClientOptions(info: EmulatorConnectionInfo): EmulatorCli
     compute: { endpoint: info.armEndpoint, tlsOptions, credentials: { scopes: [`${info.armEndpoint}/.default`] } },
     // Retries as against Azure (503 ServerBusy, 500 OperationTimedOut, dropped connections), with
     // delays sized for a local emulator rather than the SDK's 4 s.
-    blob: { tlsOptions, retryOptions: { maxTries: 6, retryDelayInMs: 100, maxRetryDelayInMs: 2000 } },
+    blob: { tlsOptions, retryOptions: { maxTries: 6, retryDelayInMs: 100, maxRetryDelayInMs: 2000 }, ...(info.hostStyleSas ? { httpClient: hostStyleSasClient(info.armEndpoint, info.caCertPem) } : {}) },
     credential: new StaticTokenCredential(info.token),
     subscriptionId: info.subscriptionId,
   };

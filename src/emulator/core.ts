@@ -2,6 +2,7 @@ import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
 import { Mutex } from '../util/mutex.ts';
 import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
+import { SAS_HOST_SUFFIX } from './host-style-sas.ts';
 import { checkNewDisk, checkNewVm, zoneOf } from './vm-rules.ts';
 import {
   keyOf,
@@ -128,6 +129,8 @@ export class EmulatorCore {
   readonly limits: AzureLimits;
   /** Base URL (https://host:port) used in ids of operations and SAS URLs. */
   baseUrl = '';
+  /** SAS URLs host-style, as Azure's (host-style-sas.ts). */
+  hostStyleSas = false;
   readonly mutex = new Mutex();
   #contentVersion = new Map<string, number>();
 
@@ -825,6 +828,7 @@ export class EmulatorCore {
     const sv = '2018-03-28';
     const sp = g.access === 'Write' ? 'rw' : 'r';
     const q = new URLSearchParams({ sv, sr: 'b', si: g.id, st: g.startsOn, se: g.expiresOn, sp, sig: this.sign(g, sp, sv) });
+    if (this.hostStyleSas) return `https://${g.account}${SAS_HOST_SUFFIX}/${g.container}/${BLOB_NAME}?${q.toString()}`;
     return `${this.baseUrl}/${g.account}/${g.container}/${BLOB_NAME}?${q.toString()}`;
   }
 

@@ -25,6 +25,7 @@ import { loadState, saveState, type EmulatorState } from './state.ts';
 import { ensureTlsMaterial } from './tls.ts';
 import { FaultInjector, parseFaultProfile, type FaultProfile } from './faults.ts';
 import { AZURE_LIMITS, type AzureLimits } from './limits.ts';
+import { sasAccountOfHost } from './host-style-sas.ts';
 import { matchRoute, route, type Route, type RouteRequest } from './routes.ts';
 import { writeFileAtomic } from './durable.ts';
 import type { EmulatorConnectionInfo } from './client.ts';
@@ -50,6 +51,8 @@ export interface StartEmulatorOptions {
   limits?: Partial<AzureLimits>;
   /** A seeded fault profile (src/emulator/faults.ts), or its `--faults` text. */
   faults?: FaultProfile | string;
+  /** SAS URLs host-style as Azure's (https://md-….blob.storage.azure.net/…; host-style-sas.ts). */
+  hostStyleSas?: boolean;
 }
 
 export interface Emulator extends EmulatorConnectionInfo {
@@ -207,7 +210,8 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const armEndpoint = `https://${urlHost}:${port}`;
   core.baseUrl = armEndpoint;
-  const connection: EmulatorConnectionInfo = { armEndpoint, subscriptionId: st.subscriptionId, token: st.token, caCertPem: tls.certPem };
+  core.hostStyleSas = opts.hostStyleSas === true;
+  const connection: EmulatorConnectionInfo = { armEndpoint, subscriptionId: st.subscriptionId, token: st.token, caCertPem: tls.certPem, ...(opts.hostStyleSas ? { hostStyleSas: true } : {}) };
   const connectionFile = join(dataDir, 'connection.json');
   await writeFileAtomic(connectionFile, JSON.stringify(connection, null, 2) + '\n');
 
@@ -227,7 +231,9 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', armEndpoint);
+    // A host-style SAS (md-….blob.storage.azure.net) names its account in the Host header.
+    const sasAccount = sasAccountOfHost(req.headers.host);
+    const url = new URL(sasAccount ? `/${sasAccount}${req.url ?? '/'}` : (req.url ?? '/'), armEndpoint);
     const segs = url.pathname.split('/').filter(Boolean);
     if (segs[0] === '_emulator') {
       if (!authorized(req, res)) return;
@@ -477,7 +483,8 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       }
       let prev: SasTarget;
       try {
-        prev = core.resolveSas(pu.pathname, pu.searchParams);
+        const prevAccount = sasAccountOfHost(pu.host);
+        prev = core.resolveSas(prevAccount ? `/${prevAccount}${pu.pathname}` : pu.pathname, pu.searchParams);
       } catch (e) {
         if (e instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', `The previous snapshot could not be accessed: ${e.message}`);
         throw e;
@@ -611,6 +618,16 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       sendJson(req, res, 200, { value: core.activeGrants() });
       return;
     }
+    if (route === 'POST limits') {
+      // Lowers (or restores) Azure's limits on a running emulator, so tests reach them quickly.
+      const b = ((await jsonBody(req)) ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(b)) {
+        if (!(k in AZURE_LIMITS) || typeof v !== 'number' || !(v >= 0)) throw new ArmError(400, 'InvalidParameter', `limits: ${k} is not a limit or not a number ≥ 0 (${Object.keys(AZURE_LIMITS).join(', ')})`);
+      }
+      Object.assign(core.limits, b);
+      sendJson(req, res, 200, core.limits);
+      return;
+    }
     if (route === 'POST expire-sas') {
       // Time passing for the SAS links only: every one given so far is now expired.
       sendJson(req, res, 200, { expired: await core.exclusive(() => core.expireGrants()) });
@@ -636,6 +653,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     subscriptionId: st.subscriptionId,
     token: st.token,
     caCertPem: tls.certPem,
+    ...(opts.hostStyleSas ? { hostStyleSas: true } : {}),
     connectionFile,
     dataDir,
     control,

@@ -100,12 +100,22 @@ async function assertNoLeaks(server: ServerUnderTest, vmId: string, diskIds: str
   for await (const d of compute.disks.list()) disks.push(d);
   const golden = (await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>;
   const expected = new Set(golden.filter((g) => diskIds.includes(g.diskId)).map((g) => g.snapshotId.toLowerCase()));
+  // A golden is a snapshot, or (one instant of the VM) a disk restore point of the VM's golden restore point.
+  const goldenPoints = new Set([...expected].filter((id) => /\/diskRestorePoints\//i.test(id)).map((id) => id.replace(/\/diskRestorePoints\/.*$/i, '')));
+  const points = await (await server.cloud()).listGoldsnapVmPoints!();
+  const extraPoints = points.filter((p) => !goldenPoints.has(p.id.toLowerCase()));
   const extraSnapshots = snapshots.filter((s) => !expected.has(s.id!.toLowerCase()));
   const extraDisks = disks.filter((d) => !diskIds.some((id) => id.toLowerCase() === d.id!.toLowerCase()));
   const grants = (JSON.parse((await server.emulator('GET', 'grants')).toString()) as { value: unknown[] }).value;
-  figures.leaks += extraSnapshots.length + extraDisks.length + grants.length;
+  figures.leaks += extraSnapshots.length + extraDisks.length + grants.length + extraPoints.length;
   assert.equal(expected.size, diskIds.length, `one golden snapshot per disk of ${vmId}`);
-  for (const id of diskIds) assert.equal(snapshots.filter((s) => s.creationData?.sourceResourceId?.toLowerCase() === id.toLowerCase()).length, 1, `exactly one snapshot of ${id}`);
+  for (const id of diskIds) {
+    const g = golden.find((x) => x.diskId.toLowerCase() === id.toLowerCase())!;
+    if (/\/diskRestorePoints\//i.test(g.snapshotId)) continue;
+    assert.equal(snapshots.filter((s) => s.creationData?.sourceResourceId?.toLowerCase() === id.toLowerCase()).length, 1, `exactly one snapshot of ${id}`);
+  }
+  assert.ok(goldenPoints.size <= 1, `at most one golden restore point for ${vmId}`);
+  assert.deepEqual(extraPoints.map((p) => p.id), [], 'no restore point left behind');
   assert.deepEqual(extraSnapshots.map((s) => s.name), [], 'no snapshot left behind');
   assert.deepEqual(extraDisks.map((d) => d.name), [], 'no disk left behind');
   assert.deepEqual(grants, [], 'no SAS left open');

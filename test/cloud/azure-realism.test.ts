@@ -6,6 +6,7 @@ import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { AzureCloud } from '../../src/cloud/azure.ts';
 import { GOLDSNAP_TAGS, type CloudSnapshot } from '../../src/cloud/cloud.ts';
 import { DiffRefusedError } from '../../src/cloud/diff-refused.ts';
+import { SnapshotLimitError } from '../../src/cloud/snapshot-limits.ts';
 import { emulatorClientOptions, startEmulator, type Emulator } from '../../src/emulator/emulator.ts';
 import { tempDir } from '../emulator/helpers.ts';
 
@@ -123,7 +124,7 @@ test("Azure's limits: 5 SAS per snapshot family, 7 snapshots per disk per 5 minu
   const { disk } = await fragmentedVm(emulator, 'lim-1', 4 * MiB, 1, MiB);
   const names = Array.from({ length: 7 }, (_, i) => `lim-${i}`);
   for (const name of names) await cloud.createSnapshot({ disk, name, tags: GOLDSNAP_TAGS });
-  await assert.rejects(cloud.createSnapshot({ disk, name: 'lim-7', tags: GOLDSNAP_TAGS }), /7 incremental snapshots taken in the last 5 minutes/);
+  await assert.rejects(cloud.createSnapshot({ disk, name: 'lim-7', tags: GOLDSNAP_TAGS }), (err: unknown) => err instanceof SnapshotLimitError && err.limit === 'per-window' && err.transient && /disk lim-1-os .*7 incremental snapshots taken in the last 5 minutes/.test(err.message));
   for (const name of names.slice(0, 5)) await compute.snapshots.beginGrantAccessAndWait('rg-real', name, { access: 'Read', durationInSeconds: 600 }, FAST);
   await assert.rejects(compute.snapshots.beginGrantAccessAndWait('rg-real', names[5]!, { access: 'Read', durationInSeconds: 600 }, FAST), /At most 5 snapshots of an incremental snapshot family/);
   await compute.snapshots.beginRevokeAccessAndWait('rg-real', names[0]!, FAST);
@@ -136,7 +137,7 @@ test("Azure's limits: 5 SAS per snapshot family, 7 snapshots per disk per 5 minu
   const c2 = cloudOf(small);
   await c2.createSnapshot({ disk: d2, name: 'x-1', tags: GOLDSNAP_TAGS });
   await c2.createSnapshot({ disk: d2, name: 'x-2', tags: GOLDSNAP_TAGS });
-  await assert.rejects(c2.createSnapshot({ disk: d2, name: 'x-3', tags: GOLDSNAP_TAGS }), /already has 2 incremental snapshots, the most Azure allows per disk/);
+  await assert.rejects(c2.createSnapshot({ disk: d2, name: 'x-3', tags: GOLDSNAP_TAGS }), (err: unknown) => err instanceof SnapshotLimitError && err.limit === 'per-disk' && !err.transient && /already has 2 incremental snapshots, the most Azure allows per disk/.test(err.message));
 });
 
 test('diffs are refused across snapshot families and across a 4 TiB resize, not across a small resize', async () => {
@@ -208,7 +209,7 @@ test('Premium SSD v2 snapshots: readable at completionPercent 100, at most 3 cop
       const first = await c.createSnapshot({ disk, name: 'v2-a', tags: GOLDSNAP_TAGS });
       await c.createSnapshot({ disk, name: 'v2-b', tags: GOLDSNAP_TAGS });
       await c.createSnapshot({ disk, name: 'v2-c', tags: GOLDSNAP_TAGS });
-      await assert.rejects(c.createSnapshot({ disk, name: 'v2-d', tags: GOLDSNAP_TAGS }), /3 snapshots whose background copy is not complete/);
+      await assert.rejects(c.createSnapshot({ disk, name: 'v2-d', tags: GOLDSNAP_TAGS }), (err: unknown) => err instanceof SnapshotLimitError && err.limit === 'pending-copies' && err.transient && /3 snapshots whose background copy is not complete/.test(err.message));
       assert.ok(((await arm.snapshots.get('rg-v2', 'v2-a')).completionPercent ?? 100) < 100, 'still copying');
       await assert.rejects(c.openSnapshot(first), /until its background copy completes/);
     } else {
@@ -250,5 +251,62 @@ test('the adapter never holds more than 5 SAS of one snapshot family: a sixth re
   const buf = Buffer.alloc(4096);
   await r6.read(0, buf);
   for (const r of [...readers.slice(1), r6]) await r.close();
+  assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
+});
+
+test('a SAS refused because another process holds 5 in the family is asked again after a back-off, not failed', async () => {
+  const emu = await startOne();
+  const c = cloudOf(emu);
+  const o = emulatorClientOptions(emu.connectionInfo());
+  const other = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+  const { disk } = await fragmentedVm(emu, 'fam-x', 4 * MiB, 2, MiB);
+  const snaps: CloudSnapshot[] = [];
+  for (let i = 0; i < 6; i++) snaps.push(await c.createSnapshot({ disk, name: `ext-${i}`, tags: GOLDSNAP_TAGS }));
+  // Another process (its own clients) holds a SAS on five of the family.
+  for (const s of snaps.slice(0, 5)) await other.snapshots.beginGrantAccessAndWait('rg-real', s.name, { access: 'Read', durationInSeconds: 600 }, FAST);
+
+  // With no time to wait, the read fails saying what holds it and what to do.
+  await assert.rejects(cloudOf(emu, { familySasWaitMs: 0 }).openSnapshot(snaps[5]!), /cannot read snapshot ext-5 \(of disk fam-x-os\): Azure allows a SAS on at most 5 snapshots .* revoke access \(endGetAccess\)/);
+
+  const opening = c.openSnapshot(snaps[5]!);
+  let failed: unknown;
+  opening.catch((err: unknown) => { failed = err; });
+  // Refused at least once (the other process still holds five)...
+  while (c.familySasRetries === 0 && failed === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(failed, undefined, 'a refused SAS is not a failed read');
+  // ...and granted once the other process lets one go.
+  await other.snapshots.beginRevokeAccessAndWait('rg-real', snaps[0]!.name, FAST);
+  const reader = await opening;
+  const buf = Buffer.alloc(4096);
+  await reader.read(MiB, buf);
+  assert.ok(buf.some((b) => b !== 0), 'the written block is read');
+  await reader.close();
+  for (const s of snaps.slice(1, 5)) await other.snapshots.beginRevokeAccessAndWait('rg-real', s.name, FAST);
+  assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
+});
+
+test('host-style SAS URLs as Azure gives them are read through the adapter with no DNS entry', async () => {
+  const emu = await startOne({ hostStyleSas: true });
+  const c = cloudOf(emu);
+  const o = emulatorClientOptions(emu.connectionInfo());
+  const other = new ComputeManagementClient(o.credential, o.subscriptionId, o.compute);
+  const { disk } = await fragmentedVm(emu, 'hs-1', 4 * MiB, 3, MiB);
+  const base = await c.createSnapshot({ disk, name: 'hs-a', tags: GOLDSNAP_TAGS });
+  const { accessSAS } = await other.snapshots.beginGrantAccessAndWait('rg-real', 'hs-a', { access: 'Read', durationInSeconds: 600 }, FAST);
+  assert.match(accessSAS!, /^https:\/\/md-[a-z0-9]+\.blob\.storage\.azure\.net\/[a-z0-9]+\/abcd\?sv=[^&]+&sr=b&si=[^&]+&.*sig=/);
+  await other.snapshots.beginRevokeAccessAndWait('rg-real', 'hs-a', FAST);
+
+  await emu.control.writeToVm('hs-1', { writes: [{ diskName: 'hs-1-os', offset: 2 * MiB + 8192, length: 4096, pattern: 'random' }] });
+  const next = await c.createSnapshot({ disk, name: 'hs-b', tags: GOLDSNAP_TAGS });
+  assert.equal((await c.allocatedRanges(next)).reduce((n, r) => n + r.length, 0) > 0, true);
+  const changed = await c.changedRanges(base, next);
+  assert.ok(changed.some((r) => r.offset <= 2 * MiB + 8192 && r.offset + r.length >= 2 * MiB + 12288), JSON.stringify(changed));
+  const content = await readAll(c, next);
+  assert.ok(content.equals(await emu.control.readDisk(next.id)), 'bit for bit through the host-style URL');
+  // And written back through a host-style write SAS (a restore).
+  const { disk: restored, writer } = await c.createDiskForRestore({ name: 'hs-restored', region: 'westeurope', resourceGroup: 'rg-real', sizeBytes: 4 * MiB, tags: GOLDSNAP_TAGS });
+  await writer.write(0, content);
+  await writer.commit();
+  assert.ok((await emu.control.readDisk(restored.id)).equals(content), 'written bit for bit');
   assert.deepEqual((await control(emu, 'GET', 'grants')).value, []);
 });

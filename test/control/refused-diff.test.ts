@@ -33,9 +33,12 @@ test('a disk recreated under its name is read in full, recorded on the run and t
   const poll = { updateIntervalInMs: 20 };
   const golden = ((await server.api('GET', '/api/golden-snapshots')).body as Array<{ diskId: string; snapshotId: string }>).find((g) => /fb-1-data$/i.test(g.diskId))!;
   const before = await compute.virtualMachines.get('rg-fb', 'fb-1');
+  // The golden is a disk restore point, which a disk cannot be made from here: copy the disk through a snapshot of our own.
+  const copy = await compute.snapshots.beginCreateOrUpdateAndWait('rg-fb', 'fb-1-data-copy', { location: 'westeurope', creationData: { createOption: 'Copy', sourceResourceId: golden.diskId } }, poll);
   await compute.virtualMachines.beginDeleteAndWait('rg-fb', 'fb-1', poll);
   await compute.disks.beginDeleteAndWait('rg-fb', 'fb-1-data', poll);
-  await compute.disks.beginCreateOrUpdateAndWait('rg-fb', 'fb-1-data', { location: 'westeurope', creationData: { createOption: 'Copy', sourceResourceId: golden.snapshotId } }, poll);
+  await compute.disks.beginCreateOrUpdateAndWait('rg-fb', 'fb-1-data', { location: 'westeurope', creationData: { createOption: 'Copy', sourceResourceId: copy.id! } }, poll);
+  await compute.snapshots.beginDeleteAndWait('rg-fb', 'fb-1-data-copy', poll);
   await compute.virtualMachines.beginCreateOrUpdateAndWait('rg-fb', 'fb-1', {
     location: 'westeurope',
     storageProfile: { osDisk: { createOption: 'Attach', managedDisk: { id: before.storageProfile!.osDisk!.managedDisk!.id! } }, dataDisks: [{ lun: 0, createOption: 'Attach', managedDisk: { id: golden.diskId } }] },

@@ -5,6 +5,7 @@ import type { Repository } from '../../repository/repository.ts';
 import { applyRetention, type RetentionPolicy } from '../../repository/retention.ts';
 import type { ProxyProgress, TransferJobResult } from '../proxy/protocol.ts';
 import { recordTransferRegion } from './cross-region.ts';
+import { withSnapshotLimitWait } from './snapshot-limit-wait.ts';
 import type { Run, RunDisk, RunStep } from './run-model.ts';
 import { deleteOwnVmPoints, takeVmPoint } from './vm-point.ts';
 
@@ -112,11 +113,11 @@ async function snapshotStep(ctx: RunContext, run: Run, next: Next) {
   for (const disk of run.disks) {
     if (disk.snapshotId) continue;
     const golden = await ctx.store.getGolden(disk.diskId);
-    const snapshot = await ctx.cloud.createSnapshot({
+    const snapshot = await withSnapshotLimitWait(run, disk, () => ctx.store.saveRun(run), () => ctx.cloud.createSnapshot({
       disk: { id: disk.diskId, name: disk.diskName, region: disk.region, sizeBytes: disk.sizeBytes, role: disk.role, lun: disk.lun },
       name: `goldsnap-${run.id.slice(0, 8)}-${disk.diskName}`.slice(0, 80),
       tags: runSnapshotTags(run, disk),
-    });
+    }));
     Object.assign(disk, { snapshotId: snapshot.id, baseSnapshotId: golden?.snapshotId, parentFixedIndex: golden?.fixedIndex, bytesTotal: snapshot.sizeBytes });
     await ctx.store.saveRun(run);
   }

@@ -46,6 +46,8 @@ export interface RunDisk {
   error?: string;
   /** The region the data proxy that read this disk runs in (cross-region.ts). */
   proxyRegion?: string;
+  /** When Azure first refused this disk's snapshot for a limit that clears with time (snapshot-limit-wait.ts). */
+  snapshotLimitSince?: string;
 }
 
 export interface Run {
