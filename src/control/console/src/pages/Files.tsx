@@ -59,11 +59,14 @@ export function Files({ pointId }: { pointId: string }) {
   }, [choice, choices]);
   const picked = choices.find((c) => c.key === choice);
   const where = picked ? `disk=${encodeURIComponent(picked.disk.name)}&partition=${picked.part.number}` : '';
+  const query = `${where}&path=${encodeURIComponent(path)}${name ? `&name=${encodeURIComponent(name)}` : ''}`;
   const listing = usePoll(async () => {
     if (!picked?.readable) return undefined;
-    const q = `${where}&path=${encodeURIComponent(path)}${name ? `&name=${encodeURIComponent(name)}` : ''}`;
-    return get<FileListing>(`/api/recovery-points/${encodeURIComponent(pointId)}/files?${q}`);
+    const q = query;
+    return { q, ...await get<FileListing>(`/api/recovery-points/${encodeURIComponent(pointId)}/files?${q}`) };
   }, 0, [pointId, choice, path, name, picked?.readable]);
+  // An answer for another folder or search (a slow one arriving late) is never shown as this one's.
+  const shown = listing.data?.q === query ? listing.data : undefined;
 
   const open = (to: string) => { setPath(to); setName(undefined); setMessage(undefined); };
   const search = (e: FormEvent<HTMLFormElement>) => {
@@ -78,7 +81,7 @@ export function Files({ pointId }: { pointId: string }) {
   };
 
   const crumbs = path.split('/').filter(Boolean);
-  const entries = listing.data?.entries ?? [];
+  const entries = shown?.entries ?? [];
   return (
     <>
       <p><a href="#/restore">← Recovery points</a></p>
@@ -113,11 +116,11 @@ export function Files({ pointId }: { pointId: string }) {
             ))}
             {' '}<button type="button" onClick={() => save(path)}>Download this folder</button>
           </nav>
-          {name && <p className="muted" id="search-info">Names matching <code>{name}</code> under {path}: {listing.data ? entries.length : '…'}</p>}
+          {name && <p className="muted" id="search-info">Names matching <code>{name}</code> under {path}: {shown ? entries.length : '…'}</p>}
           {message && <p id="message" className={message.error ? 'error' : 'muted'} role="status">{message.text}</p>}
           {listing.error && <p className="error">{listing.error}</p>}
-          {!listing.data && !listing.error && <p className="muted">Reading…</p>}
-          {listing.data && (
+          {!shown && !listing.error && <p className="muted">Reading…</p>}
+          {shown && (
             <table id="files">
               <thead><tr><th>Name</th><th>Size</th><th>Mode</th><th>Modified</th><th /></tr></thead>
               <tbody>
