@@ -3,6 +3,7 @@ import { call, get, saveToken, savedToken, type Token } from './api.ts';
 import { zone } from './format.ts';
 import { usePoll, useRoute } from './hooks.ts';
 import { Dashboard } from './pages/Dashboard.tsx';
+import { Files } from './pages/Files.tsx';
 import { Policies } from './pages/Policies.tsx';
 import { Restore } from './pages/Restore.tsx';
 import { RunDetail, Runs } from './pages/Runs.tsx';
@@ -27,7 +28,7 @@ export function App() {
       <header className="top">
         <span className="brand">Goldsnap</span>
         <nav>
-          {pages.map(([id, label]) => <a key={id} href={`#/${id}`} data-view={id} className={page === id ? 'current' : ''}>{label}</a>)}
+          {pages.map(([id, label]) => <a key={id} href={`#/${id}`} data-view={id} className={page === id || (page === 'files' && id === 'restore') ? 'current' : ''}>{label}</a>)}
         </nav>
         <span className="zone" title="Every time in the console is shown in this zone">Times in {zone}</span>
         <button type="button" className="link" onClick={signOut}>Sign out</button>
@@ -38,6 +39,7 @@ export function App() {
         {page === 'policies' && <Policies />}
         {page === 'restore' && <Restore pointId={route[1]} />}
         {page === 'tokens' && <Tokens />}
+        {page === 'files' && route[1] && <Files pointId={route[1]} />}
       </main>
     </>
   );

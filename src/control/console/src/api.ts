@@ -58,3 +58,6 @@ export interface RecoveryPointEntry { id: string; vmId: string; runId: string; t
 export interface Token { id: string; name: string; role: string; createdAt: string }
 export interface RestoreView { id: string; state: string; progress: { doneBytes: number; totalBytes: number; disk?: string } | null; result: { disks: Array<{ id: string; name: string; region: string }>; vm?: { id: string; name: string } } | null; error: string | null }
 export interface AuditEntry { id: string; at: string; actor: string | null; actorRole: string | null; action: string; target: string | null; status: number; ip: string | null; via: string | null }
+export interface FileEntry { path: string; type: 'file' | 'dir' | 'symlink' | 'other'; mode: number; uid: number; gid: number; size: number; mtime: string; target?: string }
+export interface FileListing { disk: string; partition: number; fs: string; entries: FileEntry[] }
+export interface DiskFiles { name: string; sizeBytes: number; scheme: 'gpt' | 'mbr' | 'none'; partitions: Array<{ number: number; start: number; sizeBytes: number; type: string; name?: string; fs: string }> }

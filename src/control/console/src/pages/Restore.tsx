@@ -56,7 +56,7 @@ export function Restore({ pointId }: { pointId?: string }) {
                 <td data-label="Time">{when(p.time)}</td>
                 <td data-label="Consistency">{p.point.consistency ?? 'per-disk'}</td>
                 <td data-label="Disks">{p.point.disks.map((d) => `${d.name} (${bytes(d.sizeBytes)})`).join(', ')}</td>
-                <td><button type="button" onClick={() => setPoint(p)}>Restore</button></td>
+                <td className="actions"><button type="button" onClick={() => setPoint(p)}>Restore</button> <a href={`#/files/${p.id}`}>Files</a></td>
               </tr>
             ))}
           </tbody>

@@ -90,7 +90,7 @@ export function RunDetail({ id }: { id: string }) {
         <dt>Read</dt><dd>{bytes(readBytes)}</dd>
         <dt>Stored</dt><dd>{bytes(stored)}</dd>
         {r.finishedAt && <><dt>Took</dt><dd>{duration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt))}</dd></>}
-        {r.recoveryPointId && <><dt>Recovery point</dt><dd><a href={`#/restore/${r.recoveryPointId}`}>{r.recoveryPointId.slice(0, 12)}</a> (restore)</dd></>}
+        {r.recoveryPointId && <><dt>Recovery point</dt><dd><a href={`#/restore/${r.recoveryPointId}`}>{r.recoveryPointId.slice(0, 12)}</a> (restore) · <a id="point-files" href={`#/files/${r.recoveryPointId}`}>files</a></dd></>}
       </dl>
       {r.error && <p className="error" id="run-error">{r.error}</p>}
       {r.warnings?.map((w) => <p className="warning" key={w}>warning: {w}</p>)}
