@@ -6,6 +6,8 @@ import type { StoragePipelineOptions } from '@azure/storage-blob';
 export interface EmulatorConnectionInfo {
   armEndpoint: string;
   subscriptionId: string;
+  /** Every subscription the emulator hosts, the first one first (absent when it hosts one). */
+  subscriptionIds?: string[];
   token: string;
   caCertPem: string;
 }
