@@ -117,6 +117,7 @@ function describeSelection(s: PolicySelection): string {
   // A VM's resource id ends with its name.
   if (s.vmIds?.length) parts.push(`VMs ${s.vmIds.map((id) => id.split('/').pop()).join(', ')}`);
   if (s.resourceGroups?.length) parts.push(`resource groups ${s.resourceGroups.join(', ')}`);
+  if (s.subscriptions?.length) parts.push(`subscriptions ${s.subscriptions.join(', ')}`);
   if (s.tags && Object.keys(s.tags).length) parts.push(`tags ${Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   return parts.join('; ') || 'nothing';
 }
@@ -166,12 +167,13 @@ export function controlCommands(): Command[] {
     .option('--vm <id>', 'select this VM (id or name; repeatable)', collect)
     .option('--tag <k=v>', 'select VMs with this tag (repeatable: all must match)', collect)
     .option('--resource-group <rg>', 'select VMs in this resource group (repeatable)', collect)
+    .option('--subscription <id>', 'select VMs in this Azure subscription (repeatable; with --tag/--resource-group: all must match)', collect)
     .option('--disabled', 'create it disabled')
     .option('--consistency <mode>', 'crash (default: all disks at one instant) or application (restore point with guest scripts)')
     .option('--pre-script <file>', 'application mode: shell script run in the guest before the restore point (freeze)')
     .option('--post-script <file>', 'application mode: shell script run in the guest after it (thaw)')
     .option('--script-timeout <seconds>', 'how long each script may take (default 300)', (v: string) => Number(v))
-    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; disabled?: boolean; consistency?: string; preScript?: string; postScript?: string; scriptTimeout?: number }) => {
+    .action(async (name: string, opts: ClientOptions & KeepOptions & { cron: string; timeZone: string; vm?: string[]; tag?: string[]; resourceGroup?: string[]; subscription?: string[]; disabled?: boolean; consistency?: string; preScript?: string; postScript?: string; scriptTimeout?: number }) => {
       const tags = opts.tag ? Object.fromEntries(opts.tag.map((t) => {
         const at = t.indexOf('=');
         if (at < 1) throw new Error(`--tag ${t}: expected key=value`);
@@ -190,7 +192,7 @@ export function controlCommands(): Command[] {
             ...(opts.scriptTimeout !== undefined ? { scriptTimeoutSeconds: opts.scriptTimeout } : {}),
           },
         } : {}),
-        selection: { ...(vmIds ? { vmIds } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}) },
+        selection: { ...(vmIds ? { vmIds } : {}), ...(tags ? { tags } : {}), ...(opts.resourceGroup ? { resourceGroups: opts.resourceGroup } : {}), ...(opts.subscription ? { subscriptions: opts.subscription } : {}) },
       });
       out(opts, policy, () => `policy ${policy.name} created (${policy.id})`);
     });
@@ -271,14 +273,16 @@ export function controlCommands(): Command[] {
     .option('--nic <id>', 'network interface (resource id) for the new VM; Azure requires one')
     .option('--subnet <id>', 'make the new VM a network interface in this subnet (instead of --nic)')
     .option('--vm-size <size>', 'size of the new VM (default: the source VM\'s)')
+    .option('--subscription <id>', 'Azure subscription to restore into (default: the server\'s first)')
     .option('--no-wait', 'return at once instead of following the restore')
-    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; nic?: string; subnet?: string; vmSize?: string; wait: boolean }) => {
+    .action(async (point: string, opts: ClientOptions & { name: string; region?: string; resourceGroup?: string; disk?: string[]; vm?: boolean; nic?: string; subnet?: string; vmSize?: string; subscription?: string; wait: boolean }) => {
       const api = new ApiClient(opts);
       type RestoreView = { id: string; state: string; progress: { doneBytes: number; totalBytes: number; disk?: string } | null; result: unknown; error: string | null };
       let job = await api.call<RestoreView>('POST', '/api/restores', {
         recoveryPointId: point, name: opts.name, ...(opts.region ? { region: opts.region } : {}), ...(opts.resourceGroup ? { resourceGroup: opts.resourceGroup } : {}),
         ...(opts.disk ? { disks: opts.disk } : {}), createVm: Boolean(opts.vm), ...(opts.nic ? { networkInterfaceId: opts.nic } : {}),
         ...(opts.vmSize ? { vmSize: opts.vmSize } : {}), ...(opts.subnet ? { subnetId: opts.subnet } : {}),
+        ...(opts.subscription ? { subscriptionId: opts.subscription } : {}),
       });
       if (!opts.wait) return out(opts, job, () => `restore ${job.id} queued`);
       const bar = opts.json ? undefined : new ProgressBar('restore');

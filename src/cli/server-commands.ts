@@ -33,22 +33,27 @@ export function serverCommand(): Command {
     .option('--proxy-launcher <kind>', 'where data proxies run: local (child processes) or aci (Azure Container Instances in each region; env GOLDSNAP_PROXY_LAUNCHER)', process.env.GOLDSNAP_PROXY_LAUNCHER ?? 'local')
     .option('--log-format <format>', 'text, or json: one JSON object a line on stderr, API requests included (env GOLDSNAP_LOG_FORMAT)', logFormatArg, process.env.GOLDSNAP_LOG_FORMAT || 'text')
     .option('--faults <profile>', "the hosted emulator's seeded fault profile: 'default' or key=value,… (docs/emulator.md)")
-    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string; logFormat: 'text' | 'json'; faults?: string }) => {
+    .option('--emulator-subscriptions <n>', 'how many subscriptions the hosted emulator has (a backup or restore works across them)', countArg)
+    .action(async (opts: { data: string; host: string; port: number; demo?: boolean; proxyIdle: number; bandwidth?: string; schedulerInterval: number; proxyLauncher: string; logFormat: 'text' | 'json'; faults?: string; emulatorSubscriptions?: number }) => {
       if (opts.bandwidth) sizeArg(opts.bandwidth);
       if (opts.faults) (await import('../emulator/faults.ts')).parseFaultProfile(opts.faults);
       process.env.GOLDSNAP_LOG_FORMAT = opts.logFormat;
       const logger = opts.logFormat === 'json' ? (await import('../control/server/json-log.ts')).jsonLogger() : undefined;
       const log = logger ? (line: string) => logger.info(line) : textLog;
       const { startServer } = await import('../control/server/server.ts');
+      // AZURE_SUBSCRIPTION_IDS: more subscriptions to back up and restore to (src/cloud/open-cloud.ts).
+      const moreSubscriptions = (await import('../cloud/open-cloud.ts')).subscriptionIdsFromEnv();
       const passphrase = process.env.GOLDSNAP_PASSWORD !== undefined || process.env.GOLDSNAP_PASSWORD_FILE ? await readPassphrase(undefined) : undefined;
       const server = await startServer({
         dataDir: opts.data, host: opts.host, port: opts.port, demo: Boolean(opts.demo),
         databaseUrl: process.env.DATABASE_URL || undefined, repository: process.env.GOLDSNAP_REPOSITORY || undefined, passphrase,
-        azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || undefined,
+        azureSubscriptionId: process.env.GOLDSNAP_CLOUD === 'emulator' ? undefined : process.env.AZURE_SUBSCRIPTION_ID || moreSubscriptions[0],
+        azureSubscriptionIds: moreSubscriptions,
         emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
         proxyIdleSeconds: opts.proxyIdle, proxyBandwidth: opts.bandwidth, schedulerIntervalMs: opts.schedulerInterval, log, ...(logger ? { logger } : {}),
         proxyLauncher: opts.proxyLauncher, serverRegion: process.env.GOLDSNAP_SERVER_REGION || undefined,
         ...(opts.faults ? { emulatorFaults: opts.faults } : {}),
+        ...(opts.emulatorSubscriptions ? { emulatorSubscriptions: opts.emulatorSubscriptions } : {}),
       });
       log(`goldsnap server listening on ${server.url}`);
       log(`try: bin/goldsnap vms | bin/goldsnap runs | bin/goldsnap points | bin/goldsnap restore <point> --name copy (API token: ${opts.data}/admin-token)`);

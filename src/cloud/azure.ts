@@ -129,6 +129,11 @@ export class AzureCloud implements Cloud {
     this.points = new AzureVmPoints(this.compute, this.poll);
   }
 
+  /** The one subscription this adapter works on (src/cloud/multi-subscription.ts joins several). */
+  knowsSubscription(subscriptionId: string): boolean {
+    return subscriptionId.toLowerCase() === this.opts.subscriptionId.toLowerCase();
+  }
+
   /**
    * beginGetAccess, after a look at the resource: a disk locked down by networkAccessPolicy gets an
    * error that says what to change, and one with dataAccessAuthMode AzureActiveDirectory is read

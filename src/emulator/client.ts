@@ -7,6 +7,8 @@ import { hostStyleSasClient } from './host-style-sas.ts';
 export interface EmulatorConnectionInfo {
   armEndpoint: string;
   subscriptionId: string;
+  /** Every subscription the emulator hosts, the first one first (absent when it hosts one). */
+  subscriptionIds?: string[];
   token: string;
   caCertPem: string;
   /** The emulator gives host-style SAS URLs (md-….blob.storage.azure.net): blob clients send them to armEndpoint. */

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { ArmError, normalizeLocation, PAGE, type EmulatorCore } from './core.ts';
 import { keyOf, type DiskRec, type VmRec } from './state.ts';
 import type { PageWrite } from './extent-store.ts';
+import { hostedSubscription, hostedSubscriptions, inSubscription } from './subscriptions.ts';
 
 export type DiskFill = 'os-like' | 'random' | 'zeros';
 
@@ -18,6 +19,8 @@ export interface CreateVmDiskSpec {
 }
 
 export interface CreateVmSpec {
+  /** One of the emulator's subscriptions (default: the first). */
+  subscriptionId?: string;
   name: string;
   resourceGroup: string;
   region: string;
@@ -177,6 +180,12 @@ export class EmulatorControl {
   /** Creates a running VM with new attached managed disks filled with initial content. */
   async createVm(spec: CreateVmSpec): Promise<EmulatedVmInfo> {
     const core = this.core;
+    if (spec.subscriptionId !== undefined) {
+      const sub = hostedSubscription(core.st, spec.subscriptionId);
+      if (!sub) throw new ArmError(404, 'SubscriptionNotFound', `createVm: the emulator hosts no subscription '${spec.subscriptionId}' (it hosts ${hostedSubscriptions(core.st).join(', ')})`);
+      const { subscriptionId: _, ...rest } = spec;
+      return inSubscription(sub, () => this.createVm(rest));
+    }
     return core.exclusive(async () => {
       const location = normalizeLocation(spec.region);
       const rg = spec.resourceGroup;

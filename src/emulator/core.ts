@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
 import { Mutex } from '../util/mutex.ts';
+import { currentSubscription, inCurrentSubscription } from './subscriptions.ts';
 import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
 import { SAS_HOST_SUFFIX } from './host-style-sas.ts';
 import { checkNewDisk, checkNewVm, zoneOf } from './vm-rules.ts';
@@ -163,8 +164,13 @@ export class EmulatorCore {
     return this.mutex.run(fn);
   }
 
+  /** The subscription of the request being served (src/emulator/subscriptions.ts). */
+  get subscriptionId(): string {
+    return currentSubscription(this.st);
+  }
+
   resourceId(rg: string, type: string, name: string): string {
-    return `/subscriptions/${this.st.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.Compute/${type}/${name}`;
+    return `/subscriptions/${this.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.Compute/${type}/${name}`;
   }
 
   // ---- rendering ------------------------------------------------------------------------
@@ -312,7 +318,7 @@ export class EmulatorCore {
 
   operationUrl(op: OperationRec, apiVersion: string, monitor: boolean): string {
     const seg = op.family === 'disk' ? 'DiskOperations' : 'operations';
-    return `${this.baseUrl}/subscriptions/${this.st.subscriptionId}/providers/Microsoft.Compute/locations/${op.location}/${seg}/${op.id}?${monitor ? 'monitor=true&' : ''}api-version=${apiVersion}`;
+    return `${this.baseUrl}/subscriptions/${this.subscriptionId}/providers/Microsoft.Compute/locations/${op.location}/${seg}/${op.id}?${monitor ? 'monitor=true&' : ''}api-version=${apiVersion}`;
   }
 
   getOperation(opId: string): OperationRec {
@@ -352,7 +358,7 @@ export class EmulatorCore {
   }
 
   list(kind: 'disks' | 'snapshots' | 'virtualMachines', rg?: string): Record<string, unknown>[] {
-    const recs = Object.values(this.st[kind]) as (DiskRec | SnapshotRec | VmRec)[];
+    const recs = (Object.values(this.st[kind]) as (DiskRec | SnapshotRec | VmRec)[]).filter((r) => inCurrentSubscription(this.st, r.id));
     const filtered = rg === undefined ? recs : recs.filter((r) => r.resourceGroup.toLowerCase() === rg.toLowerCase());
     filtered.sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
     return filtered.map((r) =>
@@ -363,7 +369,7 @@ export class EmulatorCore {
   /** Resolves a sourceResourceId to a disk or snapshot record. */
   #source(id: unknown): { kind: 'disks' | 'snapshots'; rec: DiskRec | SnapshotRec } {
     if (typeof id !== 'string' || !id) throw new ArmError(400, 'InvalidParameter', "Required parameter 'creationData.sourceResourceId' is missing (null).");
-    const p = parseResourceId(id, this.st.subscriptionId);
+    const p = parseResourceId(id, this.subscriptionId);
     if (!p || p.type === 'virtualMachines') throw new ArmError(400, 'InvalidParameter', `The value '${id}' of parameter 'creationData.sourceResourceId' is not a valid disk or snapshot id.`);
     const rec = p.type === 'disks' ? this.st.disks[keyOf(id)] : this.st.snapshots[keyOf(id)];
     if (!rec) throw new ArmError(404, 'NotFound', `Resource '${id}' was not found.`);

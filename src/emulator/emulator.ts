@@ -30,6 +30,7 @@ import { matchRoute, route, type Route, type RouteRequest } from './routes.ts';
 import { writeFileAtomic } from './durable.ts';
 import type { EmulatorConnectionInfo } from './client.ts';
 import { ContainerGroups, type ContainerGroupOptions } from './container-groups.ts';
+import { ensureSubscriptionCount, hostedSubscription, hostedSubscriptions, inSubscription } from './subscriptions.ts';
 
 export { emulatorClientOptions, readConnectionInfo, StaticTokenCredential } from './client.ts';
 export type { EmulatorClientOptions, EmulatorConnectionInfo } from './client.ts';
@@ -47,6 +48,8 @@ export interface StartEmulatorOptions {
   timings?: Partial<OperationTimings>;
   /** Microsoft.ContainerInstance: quota and provisioning delay (container-groups.ts). */
   containerGroups?: ContainerGroupOptions;
+  /** How many subscriptions the emulator hosts (default 1; more are added to a state that has fewer). */
+  subscriptions?: number;
   /** Azure's limits, lowered by tests to reach them with small disks (default: Azure's). */
   limits?: Partial<AzureLimits>;
   /** A seeded fault profile (src/emulator/faults.ts), or its `--faults` text. */
@@ -173,6 +176,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     };
     await saveState(dataDir, st);
   }
+  if (ensureSubscriptionCount(st, opts.subscriptions ?? 1)) await saveState(dataDir, st);
   const store = new ExtentStore(join(dataDir, 'content'));
   await store.init(EmulatorCore.liveContent(st));
   const faultProfile = typeof opts.faults === 'string' ? parseFaultProfile(opts.faults) : opts.faults;
@@ -212,6 +216,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   core.baseUrl = armEndpoint;
   core.hostStyleSas = opts.hostStyleSas === true;
   const connection: EmulatorConnectionInfo = { armEndpoint, subscriptionId: st.subscriptionId, token: st.token, caCertPem: tls.certPem, ...(opts.hostStyleSas ? { hostStyleSas: true } : {}) };
+  if (st.moreSubscriptionIds?.length) connection.subscriptionIds = hostedSubscriptions(st);
   const connectionFile = join(dataDir, 'connection.json');
   await writeFileAtomic(connectionFile, JSON.stringify(connection, null, 2) + '\n');
 
@@ -376,7 +381,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     }
     const lower = segs.map((s) => s.toLowerCase());
     if (lower[0] !== 'subscriptions' || segs.length < 2) throw new ArmError(404, 'NotFound', `No route for ${url.pathname}`);
-    if (lower[1] !== st!.subscriptionId.toLowerCase()) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
+    const subscription = hostedSubscription(st!, segs[1]!);
+    if (!subscription) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
+    await inSubscription(subscription, () => handleArmIn(req, res, url, segs, lower, apiVersion));
+  }
+
+  async function handleArmIn(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[], lower: string[], apiVersion: string): Promise<void> {
     const method = req.method ?? 'GET';
     // Microsoft.ContainerInstance (container-groups.ts) answers its own paths.
     const aci = await containerGroups.handle(method, segs, lower, () => jsonBody(req));

@@ -17,17 +17,20 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
       'ticker-ms': { type: 'string' },
       'ticker-fraction': { type: 'string', default: '0.01' },
       faults: { type: 'string' },
+      subscriptions: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help || !values.data) {
-    process.stderr.write('usage: node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo] [--ticker-ms N] [--ticker-fraction F] [--faults default|key=value,…]\n');
+    process.stderr.write('usage: node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo] [--ticker-ms N] [--ticker-fraction F] [--faults default|key=value,…] [--subscriptions N]\n');
     process.exit(values.help ? 0 : 2);
   }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: '${values.port}' is not a port number`);
-  const emu = await startEmulator({ dataDir: values.data, host: values.host, port, ...(values.faults ? { faults: values.faults } : {}) });
+  const subscriptions = Number(values.subscriptions);
+  if (!Number.isInteger(subscriptions) || subscriptions < 1) throw new Error(`--subscriptions: '${values.subscriptions}' is not a count of subscriptions (1 or more)`);
+  const emu = await startEmulator({ dataDir: values.data, host: values.host, port, subscriptions, ...(values.faults ? { faults: values.faults } : {}) });
   let seeded = 0;
   if (values.demo && emu.control.listVms().length === 0) seeded = (await emu.control.seedDemo()).length;
   if (values['ticker-ms']) {
@@ -37,7 +40,7 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
     emu.control.startTicker({ intervalMs, fraction });
   }
   process.stdout.write(
-    JSON.stringify({ event: 'ready', armEndpoint: emu.armEndpoint, subscriptionId: emu.subscriptionId, connectionFile: emu.connectionFile, vms: emu.control.listVms().length, seeded }) + '\n',
+    JSON.stringify({ event: 'ready', armEndpoint: emu.armEndpoint, subscriptionId: emu.subscriptionId, subscriptionIds: emu.connectionInfo().subscriptionIds, connectionFile: emu.connectionFile, vms: emu.control.listVms().length, seeded }) + '\n',
   );
   let stopping = false;
   const stop = (sig: string) => {

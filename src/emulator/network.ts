@@ -29,7 +29,7 @@ function render(n: NetworkInterfaceRec): Record<string, unknown> {
 
 export async function handleNetworkInterface(core: EmulatorCore, method: string, rg: string, name: string, body: () => Promise<unknown>): Promise<ArmResult> {
   const nics = (core.st.networkInterfaces ??= {});
-  const id = `/subscriptions/${core.st.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.Network/networkInterfaces/${name}`;
+  const id = `/subscriptions/${core.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.Network/networkInterfaces/${name}`;
   const key = keyOf(id);
   if (method === 'GET') {
     const n = nics[key];

@@ -21,7 +21,7 @@ function render(g: ResourceGroupRec): Record<string, unknown> {
 
 export async function handleResourceGroup(core: EmulatorCore, method: string, name: string, body: () => Promise<unknown>): Promise<ArmResult> {
   const groups = (core.st.resourceGroups ??= {});
-  const id = `/subscriptions/${core.st.subscriptionId}/resourceGroups/${name}`;
+  const id = `/subscriptions/${core.subscriptionId}/resourceGroups/${name}`;
   const existing = groups[keyOf(id)];
   if (method === 'GET') {
     if (!existing) throw new ArmError(404, 'ResourceGroupNotFound', `Resource group '${name}' could not be found.`);

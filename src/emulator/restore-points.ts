@@ -315,7 +315,7 @@ export async function handleRestorePoints(core: EmulatorCore, req: RestorePointR
   const unsupported = () => new ArmError(405, 'MethodNotAllowed', `${method} is not supported here`);
   if (rg === undefined || path.length === 0) {
     if (method !== 'GET' || path.length) throw unsupported();
-    const all = Object.values(t.collections).filter((c) => rg === undefined || c.resourceGroup.toLowerCase() === rg.toLowerCase());
+    const all = Object.values(t.collections).filter((c) => c.id.toLowerCase().startsWith(`/subscriptions/${core.subscriptionId.toLowerCase()}/`)).filter((c) => rg === undefined || c.resourceGroup.toLowerCase() === rg.toLowerCase());
     return { status: 200, body: { value: all.map((c) => renderCollection(core, c, false)) } };
   }
   const [cName, sub1, pName, sub2, dName, action] = path as [string, ...(string | undefined)[]];

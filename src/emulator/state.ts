@@ -98,6 +98,8 @@ export interface GrantRec {
 export interface EmulatorState {
   version: 1;
   subscriptionId: string;
+  /** Subscriptions hosted besides the first (src/emulator/subscriptions.ts). */
+  moreSubscriptionIds?: string[];
   token: string;
   /** HMAC key for SAS signatures (hex). */
   sasKey: string;

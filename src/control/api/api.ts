@@ -61,6 +61,7 @@ const selection = {
     vmIds: { type: 'array', items: { type: 'string' } },
     tags: { type: 'object', additionalProperties: { type: 'string' } },
     resourceGroups: { type: 'array', items: { type: 'string' } },
+    subscriptions: { type: 'array', items: { type: 'string' } },
   },
 } as const;
 const retention = {
@@ -186,6 +187,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
           recoveryPointId: { type: 'string', minLength: 4 }, name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
           region: { type: 'string' }, resourceGroup: { type: 'string' }, disks: { type: 'array', items: { type: 'string' } }, createVm: { type: 'boolean' },
           networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' }, subnetId: { type: 'string' }, vmSize: { type: 'string' },
+          subscriptionId: { type: 'string' },
         },
       },
     },

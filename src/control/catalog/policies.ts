@@ -13,12 +13,22 @@ export { InvalidInputError, NotFoundError } from './errors.ts';
  * Which VMs a policy backs up. A VM is selected if its id is in `vmIds`, or if `tags` or
  * `resourceGroups` are given and it matches all of those given: it is in one of `resourceGroups`
  * (case-insensitive, as Azure's are) and carries every one of `tags` (tags a restored VM inherited
- * from its source excepted: see matchesSelection).
+ * from its source excepted: see matchesSelection). `subscriptions` (Azure subscription ids) works
+ * like `resourceGroups`: the VM is in one of them (its id says which).
  */
 export interface PolicySelection {
   vmIds?: string[];
   tags?: Record<string, string>;
   resourceGroups?: string[];
+  subscriptions?: string[];
+}
+
+/** An Azure subscription id is a GUID. */
+const SUBSCRIPTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The subscription of a VM (its resource id's /subscriptions/{id}/ part). */
+function subscriptionOfVm(vmId: string): string | undefined {
+  return /^\/subscriptions\/([^/]+)\//i.exec(vmId)?.[1];
 }
 
 export interface Policy {
@@ -78,17 +88,21 @@ export function validateCron(cron: unknown, timeZone = 'UTC', field = 'cron'): s
 
 export function validateSelection(selection: unknown, field = 'selection'): PolicySelection {
   if (!selection || typeof selection !== 'object' || Array.isArray(selection)) {
-    throw new InvalidInputError(field, 'must be an object with vmIds, tags and/or resourceGroups');
+    throw new InvalidInputError(field, 'must be an object with vmIds, tags, resourceGroups and/or subscriptions');
   }
   const s = selection as Record<string, unknown>;
   for (const key of Object.keys(s)) {
-    if (!['vmIds', 'tags', 'resourceGroups'].includes(key)) throw new InvalidInputError(`${field}.${key}`, 'unknown field (expected vmIds, tags or resourceGroups)');
+    if (!['vmIds', 'tags', 'resourceGroups', 'subscriptions'].includes(key)) throw new InvalidInputError(`${field}.${key}`, 'unknown field (expected vmIds, tags, resourceGroups or subscriptions)');
   }
   const out: PolicySelection = {};
-  for (const key of ['vmIds', 'resourceGroups'] as const) {
+  for (const key of ['vmIds', 'resourceGroups', 'subscriptions'] as const) {
     const v = s[key];
     if (v === undefined) continue;
     if (!Array.isArray(v) || !v.every(x => typeof x === 'string' && x.length > 0)) throw new InvalidInputError(`${field}.${key}`, 'must be a list of non-empty strings');
+    if (key === 'subscriptions') {
+      const bad = (v as string[]).find((x) => !SUBSCRIPTION_ID.test(x));
+      if (bad !== undefined) throw new InvalidInputError(`${field}.subscriptions`, `${JSON.stringify(bad)} is not a subscription id (a GUID such as 00000000-0000-0000-0000-000000000000)`);
+    }
     if (v.length) out[key] = [...new Set(v as string[])];
   }
   if (s.tags !== undefined) {
@@ -98,8 +112,8 @@ export function validateSelection(selection: unknown, field = 'selection'): Poli
     }
     if (Object.keys(t).length) out.tags = { ...(t as Record<string, string>) };
   }
-  if (!out.vmIds && !out.tags && !out.resourceGroups) {
-    throw new InvalidInputError(field, 'selects nothing: give at least one of vmIds, tags, resourceGroups');
+  if (!out.vmIds && !out.tags && !out.resourceGroups && !out.subscriptions) {
+    throw new InvalidInputError(field, 'selects nothing: give at least one of vmIds, tags, resourceGroups, subscriptions');
   }
   return out;
 }
@@ -145,11 +159,12 @@ export function validatePolicyInput(input: unknown): Required<PolicyInput> {
 /** Does the policy's selection pick this VM? */
 export function matchesSelection(selection: PolicySelection, vm: Pick<CloudVm, 'id' | 'resourceGroup' | 'tags'>): boolean {
   if (selection.vmIds?.some(id => id.toLowerCase() === vm.id.toLowerCase())) return true;
-  if (!selection.tags && !selection.resourceGroups) return false;
+  if (!selection.tags && !selection.resourceGroups && !selection.subscriptions) return false;
   // A VM Goldsnap restored carries its source's tags: those do not make a policy back it up (its
   // resource group or its id may). Removing its goldsnapRestore tag lets tag selection take it.
   if (selection.tags && vm.tags.goldsnapRestore) return false;
   if (selection.resourceGroups && !selection.resourceGroups.some(rg => rg.toLowerCase() === vm.resourceGroup.toLowerCase())) return false;
+  if (selection.subscriptions && !selection.subscriptions.some(sub => sub.toLowerCase() === subscriptionOfVm(vm.id)?.toLowerCase())) return false;
   if (selection.tags && !Object.entries(selection.tags).every(([k, v]) => vm.tags[k] === v)) return false;
   return true;
 }

@@ -15,6 +15,8 @@ export interface RestoreInput {
   /** A subnet in which to make the new VM's network interface (instead of networkInterfaceId). */
   subnetId?: string;
   vmSize?: string;
+  /** Azure subscription to restore into (default: the cloud's first); one the server works on. */
+  subscriptionId?: string;
 }
 
 /**
@@ -75,6 +77,10 @@ export async function planRestore(
     if (input.networkInterfaceId !== undefined) throw new InvalidInputError('subnetId', 'give a subnet (a new network interface is made in it) or a networkInterfaceId, not both');
     if (!input.createVm) throw new InvalidInputError('subnetId', 'a network interface is made only for a new VM: add createVm');
   }
+  const subscriptionId = input.subscriptionId;
+  if (subscriptionId !== undefined && !(deps.cloud.knowsSubscription?.(subscriptionId) ?? false)) {
+    throw new InvalidInputError('subscriptionId', `${JSON.stringify(subscriptionId)} is not a subscription this server works on (set AZURE_SUBSCRIPTION_IDS to add one)`);
+  }
   if (input.vmSize !== undefined && !VM_SIZE.test(input.vmSize)) throw new InvalidInputError('vmSize', `${JSON.stringify(input.vmSize)} is not a VM size (e.g. Standard_D2s_v5)`);
   const createVm = input.createVm ?? false;
   if (createVm && !disks.some((d) => source.point.disks.find((r) => r.name === d)?.source?.role === 'os')) {
@@ -84,9 +90,9 @@ export async function planRestore(
   // Existing targets: refused now, rather than after minutes of upload.
   for (const d of disks) {
     const diskName = `${input.name}-${d}`;
-    if (await deps.cloud.findResource('disk', resourceGroup, diskName)) throw new InvalidInputError('name', `a disk named ${diskName} already exists in resource group ${resourceGroup}: choose another name`);
+    if (await deps.cloud.findResource('disk', resourceGroup, diskName, subscriptionId)) throw new InvalidInputError('name', `a disk named ${diskName} already exists in resource group ${resourceGroup}: choose another name`);
   }
-  if (createVm && (await deps.cloud.findResource('vm', resourceGroup, input.name))) {
+  if (createVm && (await deps.cloud.findResource('vm', resourceGroup, input.name, subscriptionId))) {
     throw new InvalidInputError('name', `a VM named ${input.name} already exists in resource group ${resourceGroup}: choose another name`);
   }
   return {
@@ -95,5 +101,6 @@ export async function planRestore(
     ...(input.networkInterfaceId ? { networkInterfaceId: input.networkInterfaceId } : {}),
     ...(input.subnetId ? { subnetId: input.subnetId } : {}),
     ...(input.vmSize ? { vmSize: input.vmSize } : {}),
+    ...(subscriptionId ? { subscriptionId } : {}),
   };
 }

@@ -27,6 +27,8 @@ export interface CloudRestoreRequest {
   subnetId?: string;
   /** Size of the new VM (default: the source VM's, as recorded in the recovery point). */
   vmSize?: string;
+  /** Subscription to restore into (default: the cloud's first). */
+  subscriptionId?: string;
   /** Write limit in bytes per second (0 or absent: none). */
   bandwidth?: number;
   onProgress?: (p: Progress & { disk: string }) => void;
@@ -53,7 +55,7 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
   // an earlier, interrupted attempt of this same restore left is cleared (disks) or kept (the VM,
   // made last, means the attempt had finished).
   if (req.createVm) {
-    const vm = await cloud.findResource('vm', req.resourceGroup, req.name);
+    const vm = await cloud.findResource('vm', req.resourceGroup, req.name, req.subscriptionId);
     if (vm && vm.tags.goldsnapRestore !== req.restoreId) throw new Error(`a VM named ${req.name} already exists in resource group ${req.resourceGroup}: choose another name`);
     if (vm) {
       const existing = await cloud.getVm(vm.id);
@@ -62,13 +64,14 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
   }
   for (const record of wanted) {
     const name = `${req.name}-${record.name}`;
-    const disk = await cloud.findResource('disk', req.resourceGroup, name);
+    const disk = await cloud.findResource('disk', req.resourceGroup, name, req.subscriptionId);
     if (disk && disk.tags.goldsnapRestore !== req.restoreId) throw new Error(`a disk named ${name} already exists in resource group ${req.resourceGroup}: choose another name`);
     if (disk) await cloud.deleteDisk(disk.id);
   }
 
   // The target group (by default <name>-restore) is made if missing; one that exists is left as it is.
-  await cloud.ensureResourceGroup?.(req.resourceGroup, req.region, { ...GOLDSNAP_TAGS, goldsnapRestore: req.restoreId });
+  await cloud.ensureResourceGroup?.(req.resourceGroup, req.region, { ...GOLDSNAP_TAGS, goldsnapRestore: req.restoreId }, req.subscriptionId);
+  const inSubscription = req.subscriptionId ? { subscriptionId: req.subscriptionId } : {};
   const session = await RepositorySession.start(repo, `restore ${req.pointId.slice(0, 8)}`);
   const pool = new WorkerPool(repo.key);
   const made: CloudDisk[] = [];
@@ -78,7 +81,7 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
       const fixedIndex = await repo.loadFixedIndex(record.fixedIndex);
       const { tags: sourceTags, zone, ...profile } = record.profile ?? {};
       const { disk, writer: opened } = await cloud.createDiskForRestore({
-        name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
+        ...inSubscription, name: `${req.name}-${record.name}`, region: req.region, resourceGroup: req.resourceGroup, sizeBytes: record.sizeBytes,
         tags: { ...sourceTags, ...tags }, profile: { ...profile, ...(zone && sameRegion ? { zone } : {}) },
       });
       const writer = req.bandwidth ? throttleWriter(opened, req.bandwidth) : opened;
@@ -100,12 +103,12 @@ export async function restoreToCloud(repo: Repository, cloud: Cloud, req: CloudR
     let madeNic: string | undefined;
     if (req.subnetId) {
       if (!cloud.createNetworkInterface) throw new Error(`the ${cloud.kind} cloud cannot create network interfaces: give an existing one`);
-      madeNic = await cloud.createNetworkInterface({ name: `${req.name}-nic`, resourceGroup: req.resourceGroup, region: req.region, subnetId: req.subnetId, tags });
+      madeNic = await cloud.createNetworkInterface({ ...inSubscription, name: `${req.name}-nic`, resourceGroup: req.resourceGroup, region: req.region, subnetId: req.subnetId, tags });
     }
     const nic = madeNic ?? req.networkInterfaceId;
     try {
       const vm = await cloud.createVm({
-        name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
+        ...inSubscription, name: req.name, region: req.region, resourceGroup: req.resourceGroup, osDisk,
         dataDisks: made.filter(d => d !== osDisk), tags: { ...machine?.tags, ...tags }, ...(nic ? { networkInterfaceId: nic } : {}),
         ...(size ? { size } : {}), ...(machine?.zone && sameRegion ? { zone: machine.zone } : {}), ...(securityType ? { securityType } : {}),
       });

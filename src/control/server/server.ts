@@ -34,10 +34,14 @@ export interface ServerOptions {
   passphrase?: string;
   /** Azure subscription; without it Goldsnap runs the emulator in this process. */
   azureSubscriptionId?: string;
+  /** More Azure subscriptions to back up and restore to (AZURE_SUBSCRIPTION_IDS). */
+  azureSubscriptionIds?: string[];
   /** Connection file of an emulator running elsewhere (`goldsnap emulator`), instead of hosting one. */
   emulatorConnectionFile?: string;
   /** Seed the emulator with demo VMs and a demo policy on first start. */
   demo: boolean;
+  /** How many subscriptions the hosted emulator has (default 1). */
+  emulatorSubscriptions?: number;
   /** Fault profile of the hosted emulator (`--faults`, src/emulator/faults.ts). */
   emulatorFaults?: string;
   proxyIdleSeconds: number;
@@ -75,9 +79,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     let cloud: Cloud;
     const cloudEnv: NodeJS.ProcessEnv = {};
     if (opts.azureSubscriptionId) {
-      cloud = await openCloud({ kind: 'azure', subscriptionId: opts.azureSubscriptionId });
+      cloud = await openCloud({ kind: 'azure', subscriptionId: opts.azureSubscriptionId, subscriptionIds: opts.azureSubscriptionIds });
       cloudEnv.GOLDSNAP_CLOUD = 'azure';
       cloudEnv.AZURE_SUBSCRIPTION_ID = opts.azureSubscriptionId;
+      if (opts.azureSubscriptionIds?.length) cloudEnv.AZURE_SUBSCRIPTION_IDS = opts.azureSubscriptionIds.join(',');
     } else if (opts.emulatorConnectionFile) {
       cloud = await openCloud({ kind: 'emulator', connectionFile: opts.emulatorConnectionFile });
       cloudEnv.GOLDSNAP_CLOUD = 'emulator';
@@ -85,7 +90,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`emulator: the one of ${opts.emulatorConnectionFile}`);
     } else {
       const { startEmulator } = await import('../../emulator/emulator.ts');
-      const emulator = await startEmulator({ dataDir: join(dataDir, 'emulator'), port: 0, ...(opts.emulatorFaults ? { faults: opts.emulatorFaults } : {}) });
+      const emulator = await startEmulator({
+        dataDir: join(dataDir, 'emulator'), port: 0, ...(opts.emulatorFaults ? { faults: opts.emulatorFaults } : {}),
+        ...(opts.emulatorSubscriptions ? { subscriptions: opts.emulatorSubscriptions } : {}),
+      });
       if (emulator.faults) log(`emulator: fault profile ${JSON.stringify(emulator.faults.profile)}`);
       closers.push(() => emulator.close());
       if (opts.demo && emulator.control.listVms().length === 0) {
