@@ -9,6 +9,7 @@ import { collect, countArg, keepOptions, retentionFrom, type KeepOptions } from 
 import { formatDuration, ProgressBar } from './progress.ts';
 import { proxyCredentialsCommand } from './proxy-credential-commands.ts';
 import { formatInZone } from './time.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export interface ClientOptions { server?: string; token?: string; data?: string; json?: boolean }
 
@@ -35,7 +36,7 @@ export class ApiClient {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (err) {
-      throw new Error(`cannot reach the goldsnap server at ${this.url} (${(err as Error).cause ?? (err as Error).message}): is \`goldsnap server\` running? (--server / GOLDSNAP_SERVER)`);
+      throw new Error(`cannot reach the goldsnap server at ${this.url} (${(err as Error).cause ?? errorMessage(err)}): is \`goldsnap server\` running? (--server / GOLDSNAP_SERVER)`);
     }
     this.lastHeaders = res.headers;
     const text = await res.text();

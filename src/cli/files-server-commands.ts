@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { Command, InvalidArgumentError } from 'commander';
 import type { FileEntry } from '../files/file-ops.ts';
+import { errorMessage } from '../util/errors.ts';
 
 interface Options { server?: string; token?: string; data?: string; json?: boolean; disk?: string; partition?: number }
 
@@ -30,7 +31,7 @@ async function request(opts: Options, path: string, query: Record<string, string
   try {
     res = await fetch(u, { headers: { authorization: `Bearer ${token}` } });
   } catch (err) {
-    throw new Error(`cannot reach the goldsnap server at ${url} (${(err as Error).cause ?? (err as Error).message}): is \`goldsnap server\` running? (--server / GOLDSNAP_SERVER)`);
+    throw new Error(`cannot reach the goldsnap server at ${url} (${(err as Error).cause ?? errorMessage(err)}): is \`goldsnap server\` running? (--server / GOLDSNAP_SERVER)`);
   }
   if (!res.ok) {
     const text = await res.text();

@@ -1,13 +1,14 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseSize } from '../repository/format.ts';
 import type { RetentionPolicy } from '../repository/retention.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /** Commander parsers that turn bad input into an error naming the option and the expected form. */
 export function sizeArg(value: string): number {
   try {
     return parseSize(value, 'size');
   } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
+    throw new InvalidArgumentError(errorMessage(err));
   }
 }
 

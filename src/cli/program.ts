@@ -7,6 +7,7 @@ import { repoFilesCommand, repoMountCommand } from './files-commands.ts';
 import { filesCommand } from './files-server-commands.ts';
 import { repoCommands } from './repo-commands.ts';
 import { emulatorCommand, proxyCommand, serverCommand } from './server-commands.ts';
+import { errorMessage } from '../util/errors.ts';
 
 const program = new Command('goldsnap')
   .description('Agentless, incremental-forever backup for cloud VMs')
@@ -26,7 +27,7 @@ program.addCommand(demoCommand());
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.stderr.write(`goldsnap: error: ${(err as Error).message}\n`);
+  process.stderr.write(`goldsnap: error: ${errorMessage(err)}\n`);
   if (process.env.GOLDSNAP_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
   process.exit(1);
 }

@@ -1,5 +1,6 @@
 import type { ComputeManagementClient, RestorePoint } from '@azure/arm-compute';
 import { GOLDSNAP_TAG, VmPointUnsupportedError, type CloudSnapshot, type GoldsnapVmPoint, type VmPoint, type VmPointRequest } from './cloud.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /**
  * VM restore points on Azure (learn.microsoft.com/azure/virtual-machines/concepts-restore-points):
@@ -82,7 +83,7 @@ export class AzureVmPoints {
           consistencyMode: req.consistency === 'application' ? 'ApplicationConsistent' : 'CrashConsistent',
         }, this.poll);
       } catch (err) {
-        if (isUnsupported(err)) throw new VmPointUnsupportedError(`VM ${req.vm.name} cannot have restore points: ${(err as Error).message}`);
+        if (isUnsupported(err)) throw new VmPointUnsupportedError(`VM ${req.vm.name} cannot have restore points: ${errorMessage(err)}`);
         throw err;
       }
     }

@@ -1,6 +1,7 @@
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import { parseResourceId } from './azure-ids.ts';
 import type { ScriptResult } from './cloud.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /**
  * Runs a script in a VM's guest through Run Command (virtualMachines.runCommand, the action form:
@@ -24,7 +25,7 @@ export async function runGuestScript(
     return { ok: !failed, exitCode: failed ? Number(exit?.[1] ?? 1) : 0, output: message.slice(0, 2000) };
   } catch (err) {
     if (abort.signal.aborted) return { ok: false, timedOut: true, output: `no answer within ${timeoutSeconds} s` };
-    return { ok: false, output: (err as Error).message };
+    return { ok: false, output: errorMessage(err) };
   } finally {
     clearTimeout(timer);
   }

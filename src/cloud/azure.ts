@@ -15,6 +15,7 @@ import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 import { isFamilySasLimit, SasGrants, type SasLease } from './azure-sas.ts';
 import { DiffRefusedError } from './diff-refused.ts';
 import { snapshotLimitOf } from './snapshot-limits.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export interface AzureCloudOptions {
   subscriptionId: string;
@@ -175,7 +176,7 @@ export class AzureCloud implements Cloud {
         if (!isFamilySasLimit(err)) throw err;
         const remaining = since + maxWaitMs - Date.now();
         if (remaining <= 0) {
-          throw new Error(`cannot read ${what}: Azure allows a SAS on at most 5 snapshots of one incremental snapshot family, and 5 of its family have one (held by another process or a reader that died). Waited ${Math.round(maxWaitMs / 1000)} s for one to end; revoke access (endGetAccess) on the family's snapshots no one reads, then try again. Azure said: ${(err as Error).message.split('\n')[0]}`);
+          throw new Error(`cannot read ${what}: Azure allows a SAS on at most 5 snapshots of one incremental snapshot family, and 5 of its family have one (held by another process or a reader that died). Waited ${Math.round(maxWaitMs / 1000)} s for one to end; revoke access (endGetAccess) on the family's snapshots no one reads, then try again. Azure said: ${errorMessage(err).split('\n')[0]}`);
         }
         this.familySasRetries++;
         await sleep(Math.min(remaining, Math.min(30_000, 1000 * 2 ** attempt)));
@@ -459,7 +460,7 @@ export class AzureCloud implements Cloud {
                 await baseLease.renew(baseUrl);
                 continue;
               }
-              if (refused) throw new DiffRefusedError(`${snapshot.name} and ${base.name}: ${(err as Error).message.split('\n')[0]}`);
+              if (refused) throw new DiffRefusedError(`${snapshot.name} and ${base.name}: ${errorMessage(err).split('\n')[0]}`);
               throw err;
             }
           }

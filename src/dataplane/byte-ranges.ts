@@ -1,3 +1,4 @@
+import { errorMessage } from '../util/errors.ts';
 /** A byte range of a disk: `length` bytes from `offset`. */
 export interface ByteRange {
   offset: number;
@@ -13,7 +14,7 @@ export function parseChangedRanges(text: string, diskSize: number, what: string)
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${what} is not JSON (${(err as Error).message}); expected [{"offset": 0, "length": 4096}, …]`);
+    throw new Error(`${what} is not JSON (${errorMessage(err)}); expected [{"offset": 0, "length": 4096}, …]`);
   }
   if (!Array.isArray(raw)) throw new Error(`${what} must be a JSON array of {"offset", "length"} objects`);
   return raw.map((r: any, i) => {

@@ -9,6 +9,7 @@ import { chunkId, seal } from '../repository/crypto.ts';
 import { compress, decompress } from '../repository/compression.ts';
 import { chunkAad, openChunk } from '../repository/pack.ts';
 import { transferable, type WorkerRequest, type WorkerReply } from './worker-protocol.ts';
+import { errorMessage } from '../util/errors.ts';
 
 const dataKey = Buffer.from(workerData.dataKey);
 const idKey = Buffer.from(workerData.idKey);
@@ -54,6 +55,6 @@ parentPort!.on('message', (req: WorkerRequest) => {
     const [reply, transfer] = handle(req);
     parentPort!.postMessage(reply, transfer);
   } catch (err) {
-    parentPort!.postMessage({ seq: req.seq, error: (err as Error).message });
+    parentPort!.postMessage({ seq: req.seq, error: errorMessage(err) });
   }
 });

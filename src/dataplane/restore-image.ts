@@ -5,6 +5,7 @@ import type { Progress } from './backup-disk.ts';
 import { openImageWriter } from './disk-io.ts';
 import { restoreDisk, type RestoreDiskResult } from './restore-disk.ts';
 import { WorkerPool } from './worker-pool.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export interface RestoreImageOptions {
   /** Recovery point id or unique prefix. */
@@ -51,7 +52,7 @@ export async function restoreImage(repo: Repository, opts: RestoreImageOptions):
       await writer.abort();
       // Salvage helps with damaged repository data, not with a target that cannot be written.
       if (opts.salvage || err instanceof FileSystemError) throw err;
-      throw new Error(`${(err as Error).message}\nnothing was restored; \`restore-image --salvage\` restores everything that can be read and lists what cannot`);
+      throw new Error(`${errorMessage(err)}\nnothing was restored; \`restore-image --salvage\` restores everything that can be read and lists what cannot`);
     } finally {
       await pool.close();
     }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ArmError, normalizeLocation } from './core.ts';
 import { Mutex } from '../util/mutex.ts';
 import { writeFileAtomic } from './durable.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /**
  * Microsoft.ContainerInstance/containerGroups, as far as Goldsnap's proxy launcher uses it:
@@ -310,7 +311,7 @@ export class ContainerGroups {
 
   /** For state changes made outside a request (a process started or ended): best effort. */
   #saveLater(): void {
-    this.#save().catch((err: unknown) => process.emitWarning(`emulator: container groups not saved: ${(err as Error).message}`));
+    this.#save().catch((err: unknown) => process.emitWarning(`emulator: container groups not saved: ${errorMessage(err)}`));
   }
 }
 

@@ -3,6 +3,7 @@ import { ArmError, normalizeLocation, PAGE, type EmulatorCore } from './core.ts'
 import { keyOf, type DiskRec, type VmRec } from './state.ts';
 import type { PageWrite } from './extent-store.ts';
 import { hostedSubscription, hostedSubscriptions, inSubscription } from './subscriptions.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export type DiskFill = 'os-like' | 'random' | 'zeros';
 
@@ -382,7 +383,7 @@ export class EmulatorControl {
         try {
           for (const v of Object.values(this.core.st.virtualMachines)) await this.writeToVm(v.id, { fraction: opts.fraction });
         } catch (err) {
-          process.emitWarning(`emulator ticker: ${(err as Error).message}`);
+          process.emitWarning(`emulator ticker: ${errorMessage(err)}`);
         } finally {
           busy = false;
         }

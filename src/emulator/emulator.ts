@@ -31,6 +31,7 @@ import { writeFileAtomic } from './durable.ts';
 import type { EmulatorConnectionInfo } from './client.ts';
 import { ContainerGroups, type ContainerGroupOptions } from './container-groups.ts';
 import { ensureSubscriptionCount, hostedSubscription, hostedSubscriptions, inSubscription } from './subscriptions.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export { emulatorClientOptions, readConnectionInfo, StaticTokenCredential } from './client.ts';
 export type { EmulatorClientOptions, EmulatorConnectionInfo } from './client.ts';
@@ -199,7 +200,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       else if (err instanceof HttpError) sendArmError(req, res, err.status, err.status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', err.message);
       else {
         process.emitWarning(`emulator: internal error: ${(err as Error).stack ?? String(err)}`);
-        sendArmError(req, res, 500, 'InternalServerError', `Internal error: ${(err as Error).message}`);
+        sendArmError(req, res, 500, 'InternalServerError', `Internal error: ${errorMessage(err)}`);
       }
     });
   });

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { startEmulator } from './emulator.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /**
  * Runs the Azure emulator: `node src/emulator/main.ts --data DIR [--port N] [--host H] [--demo]
@@ -52,7 +53,7 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
         process.exit(0);
       },
       (err: unknown) => {
-        process.stderr.write(`emulator: error while stopping: ${(err as Error).message}\n`);
+        process.stderr.write(`emulator: error while stopping: ${errorMessage(err)}\n`);
         process.exit(1);
       },
     );
@@ -63,7 +64,7 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
 
 if (import.meta.main) {
   runEmulatorProgram(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`emulator: ${(err as Error).message}\n`);
+    process.stderr.write(`emulator: ${errorMessage(err)}\n`);
     process.exit(1);
   });
 }

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from './durable.ts';
+import { errorMessage } from '../util/errors.ts';
 
 const run = promisify(execFile);
 
@@ -40,7 +41,7 @@ export async function ensureTlsMaterial(dataDir: string, host: string): Promise<
       '-addext', 'keyUsage=critical,digitalSignature,keyCertSign',
     ]);
   } catch (err) {
-    throw new Error(`emulator: could not generate a TLS certificate with the openssl CLI: ${(err as Error).message}`);
+    throw new Error(`emulator: could not generate a TLS certificate with the openssl CLI: ${errorMessage(err)}`);
   }
   // Certificate first, key last: the key's presence marks a complete pair.
   await rename(join(tmp, 'cert.pem'), certPath);

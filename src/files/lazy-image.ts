@@ -3,6 +3,7 @@ import { decompress } from '../repository/compression.ts';
 import type { FixedIndex } from '../repository/fixed-index.ts';
 import { openChunk } from '../repository/pack.ts';
 import type { Repository } from '../repository/repository.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /** A read that touched a chunk the repository cannot give back intact. */
 export class DamagedChunkError extends Error {
@@ -101,7 +102,7 @@ export class LazyDiskImage implements ByteSource {
       this.damaged.delete(position);
       return plain;
     } catch (err) {
-      const message = (err as Error).message;
+      const message = errorMessage(err);
       this.damaged.set(position, message);
       throw new DamagedChunkError(this.name, position, this.chunkSize, message);
     }

@@ -3,6 +3,7 @@ import { basename, join, posix } from 'node:path';
 import type { FetchResult, FileEntry } from './file-ops.ts';
 import type { ByteSource } from './lazy-image.ts';
 import { run } from './processes.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /**
  * XFS, read with xfs_db (xfsprogs) in read-only mode on the lazily-read partition image: `ls`
@@ -112,7 +113,7 @@ export class XfsReader {
       try {
         entries = await this.list(wanted, true);
       } catch (err) {
-        result.errors.push({ path: wanted, error: (err as Error).message });
+        result.errors.push({ path: wanted, error: errorMessage(err) });
         continue;
       }
       const [self] = await this.stat([wanted]);
@@ -129,7 +130,7 @@ export class XfsReader {
           result.bytes += e.type === 'file' ? e.size : 0;
         } catch (err) {
           await rm(dest(e), { recursive: true, force: true });
-          result.errors.push({ path: e.path, error: (err as Error).message });
+          result.errors.push({ path: e.path, error: errorMessage(err) });
         }
       }
       // Owners, modes and times last, deepest first, so that writing into a folder does not change its time.

@@ -6,6 +6,7 @@ import { findLeftovers } from './prune.ts';
 import { DEFAULT_STALE_AFTER_MS } from './sessions.ts';
 import { readPackHeader } from './pack-reader.ts';
 import type { Repository } from './repository.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export interface CheckReport {
   /** Problems that lose or corrupt data; each names the object. */
@@ -91,7 +92,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           indexNeedsRepair = true;
         }
       } catch (err) {
-        report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${(err as Error).message}`);
+        report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${errorMessage(err)}`);
       }
     }
   }
@@ -133,7 +134,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       }
       if (opts.readData) await readPackData(repo, opts.pool!, pack, size, entries, report);
     } catch (err) {
-      report.errors.push(`${what}: ${(err as Error).message}`);
+      report.errors.push(`${what}: ${errorMessage(err)}`);
     } finally {
       opts.onProgress?.(++done, packs.length, 'packs');
     }
@@ -154,7 +155,7 @@ async function readPackData(repo: Repository, pool: ChunkOpener, pack: string, s
     try {
       await pool.open(e.id, bytes.subarray(e.offset, e.offset + e.length), e.compression, e.rawLength, `pack ${pack}`, true);
     } catch (err) {
-      report.errors.push((err as Error).message);
+      report.errors.push(errorMessage(err));
     }
   }));
 }
@@ -165,7 +166,7 @@ async function listPointsReporting(repo: Repository, report: CheckReport) {
     try {
       out.push({ id, point: await repo.loadRecoveryPoint(id) });
     } catch (err) {
-      report.errors.push(`recovery point ${id.slice(0, 8)}: ${(err as Error).message}`);
+      report.errors.push(`recovery point ${id.slice(0, 8)}: ${errorMessage(err)}`);
     }
   }
   return out;

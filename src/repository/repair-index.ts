@@ -5,6 +5,7 @@ import { readPackHeader } from './pack-reader.ts';
 import { clearOldPlans } from './prune.ts';
 import type { Repository } from './repository.ts';
 import { DEFAULT_STALE_AFTER_MS } from './sessions.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export interface RepairIndexReport {
   /** Packs whose header was read and indexed. */
@@ -41,8 +42,8 @@ export async function repairIndex(repo: Repository, opts: { log?: (line: string)
       packs.push({ id, size, chunks });
       report.chunks += chunks.length;
     } catch (err) {
-      report.damagedPacks.push({ pack: id, error: (err as Error).message });
-      log(`pack ${id}: ${(err as Error).message}; its chunks cannot be indexed`);
+      report.damagedPacks.push({ pack: id, error: errorMessage(err) });
+      log(`pack ${id}: ${errorMessage(err)}; its chunks cannot be indexed`);
     } finally {
       opts.onProgress?.(++done, stored.length);
     }

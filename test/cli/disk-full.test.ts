@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { MiB, makeDiskImage, overwrite, sha256File } from '../support/disk-images.ts';
 import { goldsnap, goldsnapJson } from '../support/goldsnap-cli.ts';
+import { errorMessage } from '../../src/util/errors.ts';
 
 const run = promisify(execFile);
 
@@ -19,7 +20,7 @@ async function smallFileSystem(t: any, sizeMiB: number): Promise<string | undefi
     await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0700`, 'tmpfs', mnt]);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    t.skip(`cannot mount a tmpfs (needs root; CI runs as root): ${(err as Error).message.split('\n')[0]}`);
+    t.skip(`cannot mount a tmpfs (needs root; CI runs as root): ${errorMessage(err).split('\n')[0]}`);
     return undefined;
   }
   t.after(async () => {

@@ -7,6 +7,7 @@ import { after, before, beforeEach, describe } from 'node:test';
 import pg from 'pg';
 import { openDatabase, type Database } from '../../src/control/catalog/database.ts';
 import { migrate } from '../../src/control/catalog/migrations.ts';
+import { errorMessage } from '../../src/util/errors.ts';
 
 /**
  * Runs a suite against both catalog backends: embedded PGlite in a temp dir, and a real PostgreSQL
@@ -31,7 +32,7 @@ async function pgAvailable(): Promise<boolean> {
     await c.end();
     return true;
   } catch (err) {
-    if (process.env.DATABASE_URL) throw new Error(`DATABASE_URL is set but the server does not answer: ${(err as Error).message}`);
+    if (process.env.DATABASE_URL) throw new Error(`DATABASE_URL is set but the server does not answer: ${errorMessage(err)}`);
     return false;
   }
 }

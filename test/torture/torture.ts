@@ -24,6 +24,7 @@ import { MiB, makeDiskImage, overwrite, prng, sha256File } from '../support/disk
 import { finished, startGoldsnap, type CliResult } from '../support/goldsnap-cli.ts';
 import { startAzurite, startS3rver } from '../support/object-stores.ts';
 import { startFaultyProxy, type FaultCounts } from './faulty-proxy.ts';
+import { errorMessage } from '../../src/util/errors.ts';
 
 export type BackendName = 'folder' | 's3rver' | 'azurite';
 export const ALL_BACKENDS: BackendName[] = ['folder', 's3rver', 'azurite'];
@@ -241,7 +242,7 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
       await rm(target, { force: true });
     }
   } catch (err) {
-    report.problems.push(`${backend}: ${(err as Error).message}`);
+    report.problems.push(`${backend}: ${errorMessage(err)}`);
   } finally {
     await store.stop();
     await rm(work, { recursive: true, force: true });

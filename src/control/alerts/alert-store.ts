@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Queryable } from '../catalog/database.ts';
 import { InvalidInputError, NotFoundError } from '../catalog/errors.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export const AlertKinds = ['run-failed', 'schedule-missed', 'vm-unprotected'] as const;
 export type AlertKind = (typeof AlertKinds)[number];
@@ -64,7 +65,7 @@ export class AlertStore {
       await this.db.query('INSERT INTO alert_channels (id, name, kind, target, secret, events) VALUES ($1, $2, $3, $4, $5, $6)',
         [id, input.name, input.kind, input.target, secret, JSON.stringify(input.events ?? [])]);
     } catch (err) {
-      if (/unique|duplicate/i.test((err as Error).message)) throw new InvalidInputError('name', `a channel named ${input.name} exists already`);
+      if (/unique|duplicate/i.test(errorMessage(err))) throw new InvalidInputError('name', `a channel named ${input.name} exists already`);
       throw err;
     }
     const channel = await this.getChannel(id);

@@ -4,6 +4,7 @@ import type { SqlRunStore } from '../catalog/run-store.ts';
 import { AlertStore } from './alert-store.ts';
 import { failedRuns, missedSchedules, unprotectedVms, type NewAlert } from './detect.ts';
 import { AlertSender, type MailSettings } from './senders.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface AlerterOptions {
   db: Database;
@@ -53,7 +54,7 @@ export class Alerter {
       try {
         found.push(...(await detect()));
       } catch (err) {
-        this.opts.log(`alerts: looking for ${what} failed: ${(err as Error).message}`);
+        this.opts.log(`alerts: looking for ${what} failed: ${errorMessage(err)}`);
       }
     }
     for (const alert of found) {
@@ -70,7 +71,7 @@ export class Alerter {
         await this.sender.send(due.channel, due.event);
         await this.store.markSent(due.event.key, due.channel.id);
       } catch (err) {
-        const message = (err as Error).message;
+        const message = errorMessage(err);
         const wait = Math.min(3_600_000, retryMs * 2 ** due.attempts);
         await this.store.markFailed(due.event.key, due.channel.id, message, wait, maxAttempts);
         this.opts.log(`alert ${due.event.key} to ${due.channel.name}: ${message}${due.attempts + 1 >= maxAttempts ? ' (given up)' : ` (retry in ${Math.round(wait / 1000)} s)`}`);
@@ -91,7 +92,7 @@ export class Alerter {
     if (!this.stopped) return;
     this.stopped = false;
     const loop = async () => {
-      this.running = this.tick().catch((err) => this.opts.log(`alerts: ${(err as Error).message}`));
+      this.running = this.tick().catch((err) => this.opts.log(`alerts: ${errorMessage(err)}`));
       await this.running;
       this.running = undefined;
       if (!this.stopped) {

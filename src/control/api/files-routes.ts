@@ -10,6 +10,7 @@ import { InvalidInputError, NotFoundError } from '../catalog/policies.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
 import type { Role } from './auth.ts';
 import { type ApiServer, prefixIdParam } from './schemas.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface FileRoutesDeps {
   runs: SqlRunStore;
@@ -57,7 +58,7 @@ export async function registerFileRoutes(app: ApiServer, deps: FileRoutesDeps, n
       const entries = q.name === undefined ? listed : matchingName(listed, q.name);
       return { disk: target.image.name, partition: target.partition.number, fs: target.partition.fs, entries };
     } catch (err) {
-      if (/^there is no /.test((err as Error).message)) throw new NotFoundError('path', q.path ?? '/');
+      if (/^there is no /.test(errorMessage(err))) throw new NotFoundError('path', q.path ?? '/');
       throw err;
     }
   });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Mutex } from '../../util/mutex.ts';
 import pg from 'pg';
+import { errorMessage } from '../../util/errors.ts';
 
 /** Something SQL can be sent to: the database itself or a transaction. */
 export interface Queryable {
@@ -61,7 +62,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   } catch (err) {
     await pool.end().catch(() => {});
     // pg's messages do not contain the password, but say which server we tried without it.
-    throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${(err as Error).message}`);
+    throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${errorMessage(err)}`);
   }
   return {
     kind: 'postgres',

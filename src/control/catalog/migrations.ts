@@ -1,4 +1,5 @@
 import type { Database } from './database.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 /**
  * The catalog schema, as an ordered list of migrations. Never edit a migration that has shipped:
@@ -233,7 +234,7 @@ export async function migrate(db: Database, list: readonly Migration[] = migrati
       try {
         await tx.exec(m.sql);
       } catch (err) {
-        throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`);
+        throw new Error(`migration ${m.version} (${m.name}) failed: ${errorMessage(err)}`);
       }
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.version);

@@ -6,6 +6,7 @@ import { sqlState, type Queryable } from './database.ts';
 import { InvalidInputError, NotFoundError } from './errors.ts';
 import { iso } from '../../util/time.ts';
 import { validateConsistency, type ConsistencyOption } from './policy-consistency.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export { InvalidInputError, NotFoundError } from './errors.ts';
 
@@ -80,7 +81,7 @@ export function validateCron(cron: unknown, timeZone = 'UTC', field = 'cron'): s
   try {
     next = new Cron(cron, { timezone: timeZone, paused: true }).nextRun();
   } catch (err) {
-    throw new InvalidInputError(field, `invalid cron expression ${JSON.stringify(cron)}: ${(err as Error).message}`);
+    throw new InvalidInputError(field, `invalid cron expression ${JSON.stringify(cron)}: ${errorMessage(err)}`);
   }
   if (!next) throw new InvalidInputError(field, `cron expression ${JSON.stringify(cron)} never fires`);
   return cron.trim();

@@ -8,6 +8,7 @@ import { recordTransferRegion } from './cross-region.ts';
 import { withSnapshotLimitWait } from './snapshot-limit-wait.ts';
 import type { Run, RunDisk, RunStep } from './run-model.ts';
 import { deleteOwnVmPoints, takeVmPoint } from './vm-point.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 /** The golden snapshot of a disk: the base of its next incremental. */
 export interface Golden {
@@ -94,7 +95,7 @@ export async function advanceRun(ctx: RunContext, runId: string): Promise<'again
     // Before commit, a failure abandons the run (its snapshots are deleted, the golden ones kept).
     // From commit on, the recovery point may exist: the step is retried instead.
     if (run.step === 'snapshot' || run.step === 'transfer' || err instanceof RunFailure) {
-      return next('cleanup', { error: (err as Error).message });
+      return next('cleanup', { error: errorMessage(err) });
     }
     throw err;
   }

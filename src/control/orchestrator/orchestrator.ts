@@ -11,6 +11,7 @@ import { advanceRun, type RunContext } from './backup-run.ts';
 import { runConsistency, sweepLeakedVmPoints } from './vm-point.ts';
 import { sweepFailedRestores } from '../restore/restore-sweep.ts';
 import type { Run } from './run-model.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface OrchestratorDeps {
   runs: SqlRunStore;
@@ -52,7 +53,7 @@ export class Orchestrator {
 
   start(intervalMs = 500): void {
     const loop = () => {
-      this.ticking = this.tick().catch((err) => this.deps.log(`orchestrator: ${(err as Error).message}`)).finally(() => {
+      this.ticking = this.tick().catch((err) => this.deps.log(`orchestrator: ${errorMessage(err)}`)).finally(() => {
         if (this.timer) this.timer = setTimeout(loop, intervalMs);
       });
     };
@@ -94,7 +95,7 @@ export class Orchestrator {
       await this.firePolicy(policyId, scheduledFor);
       await this.deps.queue.complete(job.id, this.workerId);
     } catch (err) {
-      this.deps.log(`policy fire ${job.id}: ${(err as Error).message}`);
+      this.deps.log(`policy fire ${job.id}: ${errorMessage(err)}`);
       await this.deps.queue.fail(job.id, this.workerId, err as Error, { retryAfterMs: 5000 });
     }
   }
@@ -181,7 +182,7 @@ export class Orchestrator {
         while (leased && !this.stopping && (await advanceRun(this.ctx, runId)) === 'again');
       } catch (err) {
         // Steps from commit on are retried on the next tick rather than abandoned.
-        this.deps.log(`run ${runId.slice(0, 8)}: ${(err as Error).message} (will retry)`);
+        this.deps.log(`run ${runId.slice(0, 8)}: ${errorMessage(err)} (will retry)`);
       } finally {
         clearInterval(renew);
         if (leased) await this.deps.runs.releaseRun(runId, this.workerId).catch(() => undefined);

@@ -2,6 +2,7 @@ import type { ContainerGroup, ContainerInstanceManagementClient, EnvironmentVari
 import { GOLDSNAP_TAG } from '../../cloud/cloud.ts';
 import { type ControlQueue, regionOfQueue, transferQueueDepths } from '../jobs.ts';
 import type { LauncherCredentials, ProxyInfo, ProxyLauncher } from './launcher.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface AciLauncherOptions {
   queue: ControlQueue;
@@ -97,7 +98,7 @@ export class AciProxyLauncher implements ProxyLauncher {
     // Regions are launched side by side: a container group can take a minute to start on Azure.
     const wanted = [...busy].filter((region) => !this.groups.has(region) && (this.backoff.get(region)?.until ?? 0) <= now);
     await Promise.all(wanted.map((region) => this.create(region).catch((err) => {
-      this.opts.log(`proxy for ${region}: container group not created: ${(err as Error).message}`);
+      this.opts.log(`proxy for ${region}: container group not created: ${errorMessage(err)}`);
       this.fail(region);
     })));
     for (const [region, t] of this.groups) {
@@ -193,7 +194,7 @@ export class AciProxyLauncher implements ProxyLauncher {
   async stopAll(): Promise<void> {
     await this.reconciling?.catch(() => undefined);
     for (const [region, t] of [...this.groups]) {
-      await this.remove(region, t, 'the server stopped', false).catch((err) => this.opts.log(`proxy container group ${t.name}: not deleted: ${(err as Error).message}`));
+      await this.remove(region, t, 'the server stopped', false).catch((err) => this.opts.log(`proxy container group ${t.name}: not deleted: ${errorMessage(err)}`));
     }
   }
 }

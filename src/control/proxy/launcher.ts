@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type ControlQueue, regionOfQueue, transferQueueDepths } from '../jobs.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface ProxyInfo {
   region: string;
@@ -92,7 +93,7 @@ export class LocalProxyLauncher implements ProxyLauncher {
       this.children.delete(region);
       this.opts.log(`proxy for ${region} (pid ${info.pid}) ended: ${how}`);
       // Its credential goes with it: nobody else ever saw the secret.
-      if (credential) this.opts.credentials?.revoke(credential.id).catch((err) => this.opts.log(`proxy credential ${credential.id.slice(0, 8)}: not revoked: ${(err as Error).message}`));
+      if (credential) this.opts.credentials?.revoke(credential.id).catch((err) => this.opts.log(`proxy credential ${credential.id.slice(0, 8)}: not revoked: ${errorMessage(err)}`));
       // A proxy that cannot start (repository or cloud unreachable) is not relaunched in a tight loop.
       if (failed) {
         const waitMs = Math.min(60_000, (this.backoff.get(region)?.waitMs ?? 500) * 2);

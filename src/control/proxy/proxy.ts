@@ -5,6 +5,7 @@ import type { Repository } from '../../repository/repository.ts';
 import { restoreToCloud } from '../restore/restore-to-cloud.ts';
 import { transferDisk } from '../transfer/transfer-disk.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from './protocol.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface ProxyOptions {
   region: string;
@@ -82,8 +83,8 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
       await call('POST', `/internal/proxy/jobs/${work.jobId}/complete`, { workerId, result });
     } catch (err) {
       clearInterval(timer);
-      opts.log(`${workerId}: job ${work.jobId} failed: ${(err as Error).message}`);
-      await call('POST', `/internal/proxy/jobs/${work.jobId}/fail`, { workerId, error: (err as Error).message }).catch(() => undefined);
+      opts.log(`${workerId}: job ${work.jobId} failed: ${errorMessage(err)}`);
+      await call('POST', `/internal/proxy/jobs/${work.jobId}/fail`, { workerId, error: errorMessage(err) }).catch(() => undefined);
     }
   }
 }
@@ -100,7 +101,7 @@ function proxyClient(serverUrl: string, token: string) {
         if (!res.ok) throw new Error(`server answered ${res.status} to ${path}: ${text.slice(0, 300)}`);
         return (text ? JSON.parse(text) : null) as T;
       } catch (err) {
-        if (attempt >= 20 || (err as Error).message.startsWith('server answered 4')) throw err;
+        if (attempt >= 20 || errorMessage(err).startsWith('server answered 4')) throw err;
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }

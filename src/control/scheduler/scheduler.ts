@@ -3,6 +3,7 @@ import type { Database, Queryable } from '../catalog/database.ts';
 import { type Policy, type PolicyRow, policyFromRow } from '../catalog/policies.ts';
 import { type ControlQueue, type JobPayloads, ORCHESTRATOR_QUEUE } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface Fire {
   policyId: string;
@@ -45,7 +46,7 @@ export class Scheduler {
           this.log(`policy ${id} fired for ${fire.scheduledFor}${fire.missed > 1 ? ` (${fire.missed - 1} earlier occurrence(s) missed while down)` : ''}`);
         }
       } catch (err) {
-        this.log(`policy ${id}: scheduling failed: ${(err as Error).message}`);
+        this.log(`policy ${id}: scheduling failed: ${errorMessage(err)}`);
       }
     }
     return fires;
@@ -76,7 +77,7 @@ export class Scheduler {
     if (!this.#stopped) return;
     this.#stopped = false;
     const loop = async () => {
-      this.#running = this.tick().catch(err => this.log(`scheduler tick failed: ${(err as Error).message}`));
+      this.#running = this.tick().catch(err => this.log(`scheduler tick failed: ${errorMessage(err)}`));
       await this.#running;
       this.#running = undefined;
       if (!this.#stopped) {

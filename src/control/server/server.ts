@@ -21,6 +21,7 @@ import { startProxyLauncher } from '../proxy/start-launcher.ts';
 import type { JobPayloads } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { errorMessage } from '../../util/errors.ts';
 
 export interface ServerOptions {
   dataDir: string;
@@ -72,7 +73,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log;
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {
-    for (const c of closers.reverse()) await c().catch((err) => log(`shutdown: ${(err as Error).message}`));
+    for (const c of closers.reverse()) await c().catch((err) => log(`shutdown: ${errorMessage(err)}`));
   };
   try {
     // The cloud: real Azure, or the emulator hosted here (its state persists in <data>/emulator).
@@ -110,7 +111,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // Read grants left open by proxies that died with an earlier server: they would block deletes
     // and count against Azure's 5 SAS per snapshot family. A live proxy whose grant this revokes renews it.
     const swept = await cloud.releaseLeftoverAccess?.().catch((err: unknown) => {
-      log(`could not release leftover snapshot access: ${(err as Error).message}`);
+      log(`could not release leftover snapshot access: ${errorMessage(err)}`);
       return 0;
     });
     if (swept) log(`released ${swept} snapshot access grant(s) left open by an earlier run`);
@@ -153,14 +154,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     url = `http://${opts.host}:${typeof address === 'object' && address ? address.port : opts.port}`;
     closers.push(() => api.close());
     closers.push(() => launcher.stopAll());
-    await launcher.start?.().catch((err) => log(`proxy launcher: ${(err as Error).message}`));
+    await launcher.start?.().catch((err) => log(`proxy launcher: ${errorMessage(err)}`));
 
-    await orchestrator.refreshInventory().catch((err) => log(`inventory: ${(err as Error).message}`));
+    await orchestrator.refreshInventory().catch((err) => log(`inventory: ${errorMessage(err)}`));
     await importFromRepository(repo, runs, cloud, log);
     // Hourly housekeeping: snapshots finished runs left behind, and jobs finished over 30 days ago.
     const sweep = async () => {
-      await orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${(err as Error).message}`));
-      await runs.purgeJobs(new Date(Date.now() - 30 * 86_400_000)).catch((err) => log(`job purge: ${(err as Error).message}`));
+      await orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${errorMessage(err)}`));
+      await runs.purgeJobs(new Date(Date.now() - 30 * 86_400_000)).catch((err) => log(`job purge: ${errorMessage(err)}`));
     };
     await sweep();
     const sweeper = setInterval(() => void sweep(), 3600_000);
@@ -177,7 +178,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => scheduler.stop());
     alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
     closers.push(() => alerter.stop());
-    const reconcile = setInterval(() => void launcher.reconcile().catch((err) => log(`proxy launcher: ${(err as Error).message}`)), 500);
+    const reconcile = setInterval(() => void launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)), 500);
     closers.push(async () => clearInterval(reconcile));
 
     await writeFile(join(dataDir, 'server.json'), JSON.stringify({ url, pid: process.pid }) + '\n');

@@ -1,6 +1,7 @@
 import { AlertKinds, AlertStore } from '../../alerts/alert-store.ts';
 import { type ApiServer, idParam } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
+import { errorMessage } from '../../../util/errors.ts';
 
 /** Alert channels (webhooks, e-mail) configured by admins, and the events raised with their deliveries. */
 export function alertRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
@@ -38,7 +39,7 @@ export function alertRoutes(app: ApiServer, { deps, needs }: RouteContext): void
         return { sent: true };
       } catch (err) {
         if ((err as Error).name === 'NotFoundError') throw err;
-        return reply.code(502).send({ error: `the test alert was not delivered: ${(err as Error).message}` });
+        return reply.code(502).send({ error: `the test alert was not delivered: ${errorMessage(err)}` });
       }
     });
 

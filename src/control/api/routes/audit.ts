@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { AuditLog } from '../../catalog/audit-log.ts';
 import type { ApiServer } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
+import { errorMessage } from '../../../util/errors.ts';
 
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -37,7 +38,7 @@ export function auditRoutes(app: ApiServer, { deps, needs }: RouteContext): void
     } catch (err) {
       // The change is made already; a lost audit line is reported, never turned into a failure.
       req.log.error({ err }, 'audit log: could not record a change');
-      process.stderr.write(`${new Date().toISOString()} audit log: could not record ${req.method} ${req.url}: ${(err as Error).message}\n`);
+      process.stderr.write(`${new Date().toISOString()} audit log: could not record ${req.method} ${req.url}: ${errorMessage(err)}\n`);
     }
   });
 

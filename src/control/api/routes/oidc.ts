@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { oidcSettingsFromEnv, OidcSignIn, SignInError } from '../../auth/oidc.ts';
 import { AuditLog } from '../../catalog/audit-log.ts';
 import type { RouteContext } from './context.ts';
+import { errorMessage } from '../../../util/errors.ts';
 
 /** How long a console sign-in lasts. */
 const SESSION_MS = 8 * 3600_000;
@@ -31,7 +32,7 @@ export function oidcRoutes(app: FastifyInstance, { deps }: RouteContext): void {
     try {
       return reply.redirect((await oidc.startLogin(redirectUri(req.host, req.protocol))).href);
     } catch (err) {
-      return page(reply, 502, (err as Error).message);
+      return page(reply, 502, errorMessage(err));
     }
   });
 
@@ -45,7 +46,7 @@ export function oidcRoutes(app: FastifyInstance, { deps }: RouteContext): void {
       await audit.record({ actor: info.name, actorRole: info.role, tokenId: info.id, action: 'SIGN-IN oidc', target: who.name, details: {}, status: 200, ip: req.ip, via: 'console' });
       return reply.redirect(`/#/signin/${encodeURIComponent(token)}`);
     } catch (err) {
-      return page(reply, err instanceof SignInError ? err.status : 502, `Sign-in failed: ${(err as Error).message}`);
+      return page(reply, err instanceof SignInError ? err.status : 502, `Sign-in failed: ${errorMessage(err)}`);
     }
   });
 }

@@ -8,6 +8,7 @@ import { Policies } from './pages/Policies.tsx';
 import { Restore } from './pages/Restore.tsx';
 import { RunDetail, Runs } from './pages/Runs.tsx';
 import { Tokens } from './pages/Tokens.tsx';
+import { errorMessage } from '../../../util/errors.ts';
 
 const pages = [['dashboard', 'Dashboard'], ['runs', 'Runs'], ['policies', 'Policies'], ['restore', 'Restore'], ['tokens', 'Tokens']] as const;
 
@@ -55,7 +56,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
       await call<Token[]>('GET', '/api/vms', undefined, token);
       onSignedIn(token);
     } catch (err) {
-      setStatus((err as Error).message);
+      setStatus(errorMessage(err));
     }
   };
   return (

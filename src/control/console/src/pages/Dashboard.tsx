@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { call, get, type Policy, type RecoveryPointEntry, type Run, type Vm } from '../api.ts';
 import { bytes, duration, percent, when } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { errorMessage } from '../../../../util/errors.ts';
 
 interface Overview {
   vms: Array<Vm & { protectedBy: string[] }>;
@@ -59,7 +60,7 @@ export function Dashboard() {
       setMessage(`Backup of ${vm.name} started (run ${run.id.slice(0, 8)})`);
       reload();
     } catch (err) {
-      setMessage((err as Error).message);
+      setMessage(errorMessage(err));
     }
   };
   if (!data) return <p className={error ? 'error' : 'muted'}>{error ?? 'Loading…'}</p>;

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { call, get, type Policy, type Vm } from '../api.ts';
 import { whenIn, zone } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { errorMessage } from '../../../../util/errors.ts';
 
 const RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
 
@@ -23,7 +24,7 @@ export function Policies() {
   const [editing, setEditing] = useState<Policy | 'new'>();
   const [message, setMessage] = useState<string>();
   const act = async (what: () => Promise<unknown>, done: string) => {
-    try { await what(); setMessage(done); reload(); } catch (err) { setMessage((err as Error).message); }
+    try { await what(); setMessage(done); reload(); } catch (err) { setMessage(errorMessage(err)); }
   };
   if (!data) return <p className={error ? 'error' : 'muted'}>{error ?? 'Loading…'}</p>;
   return (
@@ -74,7 +75,7 @@ function PolicyForm({ policy, vms, onDone, onCancel }: { policy?: Policy; vms: V
       else await call('POST', '/api/policies', body);
       onDone(`${body.name} ${policy ? 'saved' : 'created'}`);
     } catch (err) {
-      setError({ message: (err as Error).message, field: (err as { field?: string }).field });
+      setError({ message: errorMessage(err), field: (err as { field?: string }).field });
     }
   };
   const s = policy?.selection;

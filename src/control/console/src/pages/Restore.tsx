@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { call, get, type RecoveryPointEntry, type RestoreView, type Vm } from '../api.ts';
 import { bytes, when } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { errorMessage } from '../../../../util/errors.ts';
 
 /** Restore wizard: point → disks → where (region, resource group, name, VM) → progress. */
 export function Restore({ pointId }: { pointId?: string }) {
@@ -35,7 +36,7 @@ export function Restore({ pointId }: { pointId?: string }) {
       setJob(started);
       setFailure(undefined);
     } catch (err) {
-      setFailure((err as Error).message);
+      setFailure(errorMessage(err));
     }
   };
 

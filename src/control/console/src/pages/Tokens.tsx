@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { call, get, type AuditEntry, type Token } from '../api.ts';
 import { when } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { errorMessage } from '../../../../util/errors.ts';
 
 export function Tokens() {
   const { data, error, reload } = usePoll(async () => ({ tokens: await get<Token[]>('/api/tokens'), audit: await get<AuditEntry[]>('/api/audit?limit=20') }), 5000);
@@ -17,11 +18,11 @@ export function Tokens() {
       setMessage(undefined);
       form.reset();
       reload();
-    } catch (err) { setMessage((err as Error).message); }
+    } catch (err) { setMessage(errorMessage(err)); }
   };
   const revoke = async (t: Token) => {
     if (!window.confirm(`Revoke token ${t.name}? Whatever uses it stops working at once.`)) return;
-    try { await call('DELETE', `/api/tokens/${t.id}`); setMessage(`${t.name} revoked`); reload(); } catch (err) { setMessage((err as Error).message); }
+    try { await call('DELETE', `/api/tokens/${t.id}`); setMessage(`${t.name} revoked`); reload(); } catch (err) { setMessage(errorMessage(err)); }
   };
   if (!data) return <p className={error ? 'error' : 'muted'}>{error ?? 'Loading…'}</p>;
   return (
