@@ -1,5 +1,17 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync, statSync, readdirSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+  statSync,
+  readdirSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -27,19 +39,28 @@ export function ensureTools(log: (line: string) => void): void {
   if (!existsSync('/usr/bin/time')) missing.push('time');
   if (missing.length === 0) return;
   log(`installing ${PACKAGES.join(' ')} with apt-get (missing: ${missing.join(', ')})`);
-  if (process.getuid?.() !== 0) throw new Error(`missing ${missing.join(', ')}: run as root, or: sudo apt-get install ${PACKAGES.join(' ')}`);
+  if (process.getuid?.() !== 0)
+    throw new Error(`missing ${missing.join(', ')}: run as root, or: sudo apt-get install ${PACKAGES.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   execFileSync('apt-get', ['install', '-y', '-qq', ...PACKAGES], { stdio: 'inherit', env });
 }
 
 function onPath(tool: string): boolean {
-  return (process.env.PATH ?? '').split(':').concat('/usr/sbin', '/sbin').some((dir) => existsSync(join(dir, tool)));
+  return (process.env.PATH ?? '')
+    .split(':')
+    .concat('/usr/sbin', '/sbin')
+    .some((dir) => existsSync(join(dir, tool)));
 }
 
 export function ensureDiskFixture(dir: string, log: (line: string) => void): DiskFixture {
   mkdirSync(dir, { recursive: true });
-  const fixture: DiskFixture = { base: join(dir, 'base.img'), changed: join(dir, 'changed.img'), rangesFile: join(dir, 'changed-ranges.json'), changedBytes: 0 };
+  const fixture: DiskFixture = {
+    base: join(dir, 'base.img'),
+    changed: join(dir, 'changed.img'),
+    rangesFile: join(dir, 'changed-ranges.json'),
+    changedBytes: 0,
+  };
   // Bump when the way the disks are made changes, so they are made anew.
   const done = join(dir, 'fixture-v3.done');
   if (existsSync(done)) return { ...fixture, changedBytes: Number(readFileSync(done, 'utf8')) };
@@ -48,13 +69,19 @@ export function ensureDiskFixture(dir: string, log: (line: string) => void): Dis
   if (!existsSync(join(rootfs, '.goldsnap-complete'))) {
     rmSync(rootfs, { recursive: true, force: true });
     log(`debootstrap bookworm into ${rootfs} (a few minutes, once)`);
-    execFileSync('debootstrap', ['--variant=minbase', `--include=${TREE_PACKAGES}`, 'bookworm', rootfs, mirror()], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('debootstrap', ['--variant=minbase', `--include=${TREE_PACKAGES}`, 'bookworm', rootfs, mirror()], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     writeFileSync(join(rootfs, '.goldsnap-complete'), '');
   }
 
   log('making the 2 GiB ext4 base image');
   rmSync(fixture.base, { force: true });
-  execFileSync('mkfs.ext4', ['-q', '-F', '-d', rootfs, '-E', 'root_owner=0:0', fixture.base, String(IMAGE_SIZE / 1024) + 'k'], { stdio: 'inherit' });
+  execFileSync(
+    'mkfs.ext4',
+    ['-q', '-F', '-d', rootfs, '-E', 'root_owner=0:0', fixture.base, String(IMAGE_SIZE / 1024) + 'k'],
+    { stdio: 'inherit' },
+  );
 
   log('making the changed copy: new logs and files, copied binaries, pages rewritten in place');
   execFileSync('cp', ['--sparse=always', fixture.base, fixture.changed]);
@@ -73,7 +100,9 @@ function mirror(): string {
     const sources = readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8');
     const uri = /URIs:\s*(\S+)/.exec(sources)?.[1];
     if (uri) return uri;
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   return 'http://deb.debian.org/debian';
 }
 
@@ -89,8 +118,17 @@ function changeFilesystem(image: string, rootfs: string): void {
   mkdirSync(work);
   const random = xorshift(0x60d5a9);
   writeFileSync(join(work, 'app.log'), generatedText(random, 12 * 1024 ** 2));
-  writeFileSync(join(work, 'download.bin'), Buffer.from(Uint32Array.from({ length: 2 * 1024 ** 2 }, () => random()).buffer));
-  const commands = ['mkdir /var/log/app', `write ${join(work, 'app.log')} /var/log/app/app.log`, 'mkdir /var/cache/app', `write ${join(work, 'download.bin')} /var/cache/app/download.bin`, 'mkdir /opt/update'];
+  writeFileSync(
+    join(work, 'download.bin'),
+    Buffer.from(Uint32Array.from({ length: 2 * 1024 ** 2 }, () => random()).buffer),
+  );
+  const commands = [
+    'mkdir /var/log/app',
+    `write ${join(work, 'app.log')} /var/log/app/app.log`,
+    'mkdir /var/cache/app',
+    `write ${join(work, 'download.bin')} /var/cache/app/download.bin`,
+    'mkdir /opt/update',
+  ];
   let copied = 0;
   for (const name of readdirSync(join(rootfs, 'usr/bin')).sort()) {
     const path = join(rootfs, 'usr/bin', name);
@@ -101,12 +139,23 @@ function changeFilesystem(image: string, rootfs: string): void {
     if (copied > 8 * 1024 ** 2) break;
   }
   writeFileSync(join(work, 'debugfs-commands.txt'), commands.join('\n') + '\n');
-  execFileSync('debugfs', ['-w', '-f', join(work, 'debugfs-commands.txt'), image], { stdio: ['ignore', 'ignore', 'ignore'] });
+  execFileSync('debugfs', ['-w', '-f', join(work, 'debugfs-commands.txt'), image], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
 
   // Rewrite 4 KiB pages in place inside the three largest files, as a database does.
-  const largest = ['usr/lib/x86_64-linux-gnu/libperl.so.5.36.0', 'usr/lib/x86_64-linux-gnu/libcrypto.so.3', 'usr/bin/python3.11'];
-  const blocks = largest.flatMap((file) => execFileSync('debugfs', ['-R', `blocks /${file}`, image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-    .trim().split(/\s+/).filter(Boolean).map(Number));
+  const largest = [
+    'usr/lib/x86_64-linux-gnu/libperl.so.5.36.0',
+    'usr/lib/x86_64-linux-gnu/libcrypto.so.3',
+    'usr/bin/python3.11',
+  ];
+  const blocks = largest.flatMap((file) =>
+    execFileSync('debugfs', ['-R', `blocks /${file}`, image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number),
+  );
   const fd = openSync(image, 'r+');
   try {
     for (let i = 0; i < 1280 && blocks.length > 0; i++) {
@@ -122,14 +171,19 @@ function changeFilesystem(image: string, rootfs: string): void {
 function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x;
   };
 }
 
-const WORDS = 'request served user session cache miss hit upstream timeout retry connection pool query rows ms status ok error warn info debug GET POST /api/orders /api/users /health worker job queued done'.split(' ');
+const WORDS =
+  'request served user session cache miss hit upstream timeout retry connection pool query rows ms status ok error warn info debug GET POST /api/orders /api/users /health worker job queued done'.split(
+    ' ',
+  );
 
 /** Log-like text: compressible as real logs are, but new content. */
 function generatedText(random: () => number, bytes: number): Buffer {
@@ -174,7 +228,10 @@ function readFully(fd: number, buffer: Buffer, position: number): void {
   let done = 0;
   while (done < buffer.length) {
     const n = readSync(fd, buffer, done, buffer.length - done, position + done);
-    if (n === 0) { buffer.fill(0, done); return; }
+    if (n === 0) {
+      buffer.fill(0, done);
+      return;
+    }
     done += n;
   }
 }

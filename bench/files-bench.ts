@@ -26,14 +26,22 @@ export interface FilesBenchInput {
   log: (line: string) => void;
 }
 
-export interface FilesBenchRow { what: string; seconds: number; readMiB: number }
+export interface FilesBenchRow {
+  what: string;
+  seconds: number;
+  readMiB: number;
+}
 
 export async function benchFileRestore(input: FilesBenchInput): Promise<FilesBenchRow[]> {
   const { work, log } = input;
   const env = { ...process.env, GOLDSNAP_PASSWORD: input.passphrase };
   const goldsnap = (args: string[]) => {
     const started = process.hrtime.bigint();
-    const r = spawnSync(input.node, ['--disable-warning=ExperimentalWarning', input.cli, 'repo', ...args, '--repo', input.repo, '--json'], { env, encoding: 'utf8', maxBuffer: 256 * 1024 ** 2 });
+    const r = spawnSync(
+      input.node,
+      ['--disable-warning=ExperimentalWarning', input.cli, 'repo', ...args, '--repo', input.repo, '--json'],
+      { env, encoding: 'utf8', maxBuffer: 256 * 1024 ** 2 },
+    );
     if (r.status !== 0) throw new Error(`goldsnap repo ${args.join(' ')} failed: ${r.stderr}`);
     return { seconds: Number(process.hrtime.bigint() - started) / 1e9, out: JSON.parse(r.stdout) };
   };
@@ -47,7 +55,18 @@ export async function benchFileRestore(input: FilesBenchInput): Promise<FilesBen
   execFileSync('debugfs', ['-w', '-R', `write ${payload} /root/bench-10MiB.bin`, image], { stdio: 'ignore' });
   const rangesFile = join(work, 'files-ranges.json');
   writeFileSync(rangesFile, JSON.stringify(diffImages(input.parentImage, image)));
-  const point = goldsnap(['backup-image', image, '--name', 'disk.img', '--source', 'bench-files', '--parent', input.parentId, '--changed', rangesFile]).out.snapshot as string;
+  const point = goldsnap([
+    'backup-image',
+    image,
+    '--name',
+    'disk.img',
+    '--source',
+    'bench-files',
+    '--parent',
+    input.parentId,
+    '--changed',
+    rangesFile,
+  ]).out.snapshot as string;
   rmSync(image);
 
   log('file-level restore: list /etc');
@@ -56,7 +75,8 @@ export async function benchFileRestore(input: FilesBenchInput): Promise<FilesBen
   const to = join(work, 'files-out');
   rmSync(to, { recursive: true, force: true });
   const get = goldsnap(['files', 'get', point, '/root/bench-10MiB.bin', '--to', to]);
-  if (!readFileSync(join(to, 'bench-10MiB.bin')).equals(content)) throw new Error('the fetched file differs from the one written');
+  if (!readFileSync(join(to, 'bench-10MiB.bin')).equals(content))
+    throw new Error('the fetched file differs from the one written');
   rmSync(to, { recursive: true });
   rmSync(payload);
 

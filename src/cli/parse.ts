@@ -22,7 +22,9 @@ export function countArg(value: string): number {
 export function durationArg(value: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim());
   if (!m) throw new InvalidArgumentError(`"${value}" is not a duration; write it like 30s, 15m, 1h or 2d`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    (m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
   return Number(m[1]) * unit;
 }
 
@@ -30,7 +32,14 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-export interface KeepOptions { keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number }
+export interface KeepOptions {
+  keepLast?: number;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+}
 
 /** The GFS retention flags, shared by `repo forget` and `policies create`. */
 export function keepOptions(cmd: Command): Command {
@@ -45,6 +54,13 @@ export function keepOptions(cmd: Command): Command {
 
 /** The retention policy the --keep-* flags ask for (only the rules given). */
 export function retentionFrom(opts: KeepOptions): RetentionPolicy {
-  const rules = { last: opts.keepLast, hourly: opts.keepHourly, daily: opts.keepDaily, weekly: opts.keepWeekly, monthly: opts.keepMonthly, yearly: opts.keepYearly };
+  const rules = {
+    last: opts.keepLast,
+    hourly: opts.keepHourly,
+    daily: opts.keepDaily,
+    weekly: opts.keepWeekly,
+    monthly: opts.keepMonthly,
+    yearly: opts.keepYearly,
+  };
   return Object.fromEntries(Object.entries(rules).filter(([, n]) => n !== undefined));
 }

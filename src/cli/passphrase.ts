@@ -6,11 +6,17 @@ import { read } from 'read';
  * GOLDSNAP_PASSWORD_FILE, the GOLDSNAP_PASSWORD variable, or a prompt when stdin is a terminal.
  * It is never echoed nor logged.
  */
-export async function readPassphrase(file: string | undefined, purpose = 'repository passphrase', envName = 'GOLDSNAP_PASSWORD'): Promise<string> {
+export async function readPassphrase(
+  file: string | undefined,
+  purpose = 'repository passphrase',
+  envName = 'GOLDSNAP_PASSWORD',
+): Promise<string> {
   const path = file ?? process.env[`${envName}_FILE`];
   if (path) {
-    const text = await readFile(path, 'utf8').catch(err => {
-      throw new Error(`cannot read the passphrase file ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    const text = await readFile(path, 'utf8').catch((err) => {
+      throw new Error(
+        `cannot read the passphrase file ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+      );
     });
     await warnIfWorldReadable(path);
     return text.replace(/\r?\n$/, '');
@@ -32,6 +38,8 @@ async function prompt(question: string): Promise<string> {
 async function warnIfWorldReadable(path: string): Promise<void> {
   const mode = (await stat(path).catch(() => undefined))?.mode;
   if (mode !== undefined && (mode & 0o004) !== 0) {
-    process.stderr.write(`goldsnap: warning: the passphrase file ${path} can be read by every user of this machine (mode ${(mode & 0o777).toString(8)}); run \`chmod 600 ${path}\`\n`);
+    process.stderr.write(
+      `goldsnap: warning: the passphrase file ${path} can be read by every user of this machine (mode ${(mode & 0o777).toString(8)}); run \`chmod 600 ${path}\`\n`,
+    );
   }
 }

@@ -11,13 +11,19 @@ export function formatDuration(ms: number): string {
 }
 
 /** How a progress line reads at one instant (what both the bar and the plain lines show). */
-export function progressText(done: number, total: number, elapsedMs: number, unit: 'bytes' | 'count'): { percent: number; amounts: string; rate: string; eta: string } {
+export function progressText(
+  done: number,
+  total: number,
+  elapsedMs: number,
+  unit: 'bytes' | 'count',
+): { percent: number; amounts: string; rate: string; eta: string } {
   const percent = total > 0 ? Math.min(100, Math.floor((100 * done) / total)) : 0;
   const show = unit === 'bytes' ? formatBytes : String;
   const perSecond = elapsedMs > 0 ? (done * 1000) / elapsedMs : 0;
   const rate = unit === 'bytes' && perSecond > 0 ? `${formatBytes(perSecond)}/s` : '';
   // No estimate before anything moved (cli-progress printed "eta NULL"/"INF" then, cut to "NFs", "LLs").
-  const eta = done >= total ? '' : perSecond > 0 ? `eta ${formatDuration(((total - done) / perSecond) * 1000)}` : 'eta unknown';
+  const eta =
+    done >= total ? '' : perSecond > 0 ? `eta ${formatDuration(((total - done) / perSecond) * 1000)}` : 'eta unknown';
   return { percent, amounts: `${show(done)}/${show(total)}`, rate, eta };
 }
 
@@ -58,9 +64,15 @@ export class ProgressBar {
       return;
     }
     if (!this.bar) {
-      this.bar = new cliProgress.SingleBar({
-        stream: this.stream, format: `${this.label} [{bar}] {percentage}% {amounts} {rate} {eta}`, hideCursor: true, fps: 5,
-      }, cliProgress.Presets.shades_classic);
+      this.bar = new cliProgress.SingleBar(
+        {
+          stream: this.stream,
+          format: `${this.label} [{bar}] {percentage}% {amounts} {rate} {eta}`,
+          hideCursor: true,
+          fps: 5,
+        },
+        cliProgress.Presets.shades_classic,
+      );
       this.bar.start(total, done, this.fields(done, total));
     }
     this.bar.setTotal(total);

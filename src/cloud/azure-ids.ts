@@ -8,7 +8,8 @@ export interface AzureResourceId {
 
 export function parseResourceId(id: string): AzureResourceId {
   const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/[^/]+\/([^/]+)\/([^/]+)$/i.exec(id);
-  if (!m) throw new Error(`${id} is not an Azure resource id (/subscriptions/…/resourceGroups/…/providers/…/type/name)`);
+  if (!m)
+    throw new Error(`${id} is not an Azure resource id (/subscriptions/…/resourceGroups/…/providers/…/type/name)`);
   return { subscriptionId: m[1], resourceGroup: m[2], type: m[3], name: m[4] };
 }
 

@@ -33,7 +33,9 @@ export const NO_UPLOAD_SKUS = new Set(['UltraSSD_LRS']);
 export function uploadDiskProperties(p: DiskProfile | undefined): Partial<Disk> {
   if (!p) return {};
   if (p.securityType?.startsWith('ConfidentialVM')) {
-    throw new Error(`the disk was a ${p.securityType} disk: restoring confidential VM disks (which needs their VM guest state) is not supported yet`);
+    throw new Error(
+      `the disk was a ${p.securityType} disk: restoring confidential VM disks (which needs their VM guest state) is not supported yet`,
+    );
   }
   const out: Partial<Disk> = {};
   if (p.sku) out.sku = { name: NO_UPLOAD_SKUS.has(p.sku) ? 'Premium_LRS' : p.sku };

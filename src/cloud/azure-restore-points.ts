@@ -1,5 +1,12 @@
 import type { ComputeManagementClient, RestorePoint } from '@azure/arm-compute';
-import { GOLDSNAP_TAG, VmPointUnsupportedError, type CloudSnapshot, type GoldsnapVmPoint, type VmPoint, type VmPointRequest } from './cloud.ts';
+import {
+  GOLDSNAP_TAG,
+  VmPointUnsupportedError,
+  type CloudSnapshot,
+  type GoldsnapVmPoint,
+  type VmPoint,
+  type VmPointRequest,
+} from './cloud.ts';
 import { errorMessage } from '../util/errors.ts';
 
 /**
@@ -21,8 +28,10 @@ export interface VmPointId {
   point: string;
 }
 
-const POINT_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/restorePointCollections\/([^/]+)\/restorePoints\/([^/]+)$/i;
-const DISK_POINT_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/restorePointCollections\/([^/]+)\/restorePoints\/([^/]+)\/diskRestorePoints\/([^/]+)$/i;
+const POINT_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/restorePointCollections\/([^/]+)\/restorePoints\/([^/]+)$/i;
+const DISK_POINT_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/restorePointCollections\/([^/]+)\/restorePoints\/([^/]+)\/diskRestorePoints\/([^/]+)$/i;
 
 /** The parts of a disk restore point id, or undefined when `id` is not one (a snapshot's, say). */
 export function parseDiskPointId(id: string): DiskPointId | undefined {
@@ -54,7 +63,10 @@ function statusOf(err: unknown): number | undefined {
 /** Azure answers 400/409 OperationNotAllowed (or BadRequest) for VMs that cannot have restore points. */
 function isUnsupported(err: unknown): boolean {
   const status = statusOf(err);
-  return (status === 400 || status === 409) && /OperationNotAllowed|NotSupported|BadRequest/i.test(String((err as { code?: string }).code ?? ''));
+  return (
+    (status === 400 || status === 409) &&
+    /OperationNotAllowed|NotSupported|BadRequest/i.test(String((err as { code?: string }).code ?? ''))
+  );
 }
 
 export class AzureVmPoints {
@@ -70,7 +82,9 @@ export class AzureVmPoints {
     const rg = req.vm.resourceGroup;
     const collection = collectionNameFor(req.vm.name);
     await this.compute.restorePointCollections.createOrUpdate(rg, collection, {
-      location: req.vm.region, tags: { [GOLDSNAP_TAG]: 'true', goldsnapVm: req.vm.id }, source: { id: req.vm.id },
+      location: req.vm.region,
+      tags: { [GOLDSNAP_TAG]: 'true', goldsnapVm: req.vm.id },
+      source: { id: req.vm.id },
     });
     // Idempotent by name: a run resumed after a crash finds the restore point it already asked for.
     let point = await this.compute.restorePoints.get(rg, collection, req.name).catch((err) => {
@@ -79,11 +93,18 @@ export class AzureVmPoints {
     });
     if (point?.provisioningState !== 'Succeeded') {
       try {
-        point = await this.compute.restorePoints.beginCreateAndWait(rg, collection, req.name, {
-          consistencyMode: req.consistency === 'application' ? 'ApplicationConsistent' : 'CrashConsistent',
-        }, this.poll);
+        point = await this.compute.restorePoints.beginCreateAndWait(
+          rg,
+          collection,
+          req.name,
+          {
+            consistencyMode: req.consistency === 'application' ? 'ApplicationConsistent' : 'CrashConsistent',
+          },
+          this.poll,
+        );
       } catch (err) {
-        if (isUnsupported(err)) throw new VmPointUnsupportedError(`VM ${req.vm.name} cannot have restore points: ${errorMessage(err)}`);
+        if (isUnsupported(err))
+          throw new VmPointUnsupportedError(`VM ${req.vm.name} cannot have restore points: ${errorMessage(err)}`);
         throw err;
       }
     }
@@ -101,14 +122,26 @@ export class AzureVmPoints {
       const disk = req.vm.disks.find((d) => d.id.toLowerCase() === diskId.toLowerCase());
       if (!disk) continue;
       disks.push({
-        id: pointId, name: pointId.split('/').pop()!, diskId: disk.id, region: disk.region, sizeBytes: disk.sizeBytes,
-        tags: {}, createdAt: (point.timeCreated ?? new Date()).toISOString(),
+        id: pointId,
+        name: pointId.split('/').pop()!,
+        diskId: disk.id,
+        region: disk.region,
+        sizeBytes: disk.sizeBytes,
+        tags: {},
+        createdAt: (point.timeCreated ?? new Date()).toISOString(),
       });
     }
     const missing = req.vm.disks.filter((d) => !disks.some((s) => s.diskId === d.id));
-    if (missing.length) throw new Error(`restore point ${point.name} has no disk restore point for ${missing.map((d) => d.name).join(', ')}`);
+    if (missing.length)
+      throw new Error(
+        `restore point ${point.name} has no disk restore point for ${missing.map((d) => d.name).join(', ')}`,
+      );
     // FileSystemConsistent (Linux without application scripts) is not application-consistent.
-    return { id: point.id!, consistency: point.consistencyMode === 'ApplicationConsistent' ? 'application' : 'crash', disks };
+    return {
+      id: point.id!,
+      consistency: point.consistencyMode === 'ApplicationConsistent' ? 'application' : 'crash',
+      disks,
+    };
   }
 
   async list(): Promise<GoldsnapVmPoint[]> {
@@ -119,7 +152,9 @@ export class AzureVmPoints {
       const full = await this.compute.restorePointCollections.get(rg, c.name!, { expand: 'restorePoints' });
       for (const p of full.restorePoints ?? []) {
         const storage = p.sourceMetadata?.storageProfile;
-        const diskPointIds = [storage?.osDisk, ...(storage?.dataDisks ?? [])].map((d) => d?.diskRestorePoint?.id).filter((id): id is string => Boolean(id));
+        const diskPointIds = [storage?.osDisk, ...(storage?.dataDisks ?? [])]
+          .map((d) => d?.diskRestorePoint?.id)
+          .filter((id): id is string => Boolean(id));
         const runId = POINT_NAME.exec(p.name ?? '')?.[1];
         found.push({ id: p.id!, ...(runId ? { runId } : {}), diskPointIds });
       }
@@ -140,20 +175,29 @@ export class AzureVmPoints {
         if (statusOf(err) !== 409 || attempt > 0) throw err;
         // A read grant left open by a proxy that was killed blocks the delete: revoke, delete again.
         const ids: string[] = [];
-        for await (const d of this.compute.diskRestorePoint.listByRestorePoint(p.resourceGroup, p.collection, p.point)) if (d.id) ids.push(d.id);
+        for await (const d of this.compute.diskRestorePoint.listByRestorePoint(p.resourceGroup, p.collection, p.point))
+          if (d.id) ids.push(d.id);
         await revoke(ids);
       }
     }
   }
 
   /** A disk restore point as a snapshot; `sizeBytes` finds its size (Azure's model has none). */
-  async get(id: string, sizeBytes: (sourceDiskId: string | undefined) => Promise<number>): Promise<CloudSnapshot | undefined> {
+  async get(
+    id: string,
+    sizeBytes: (sourceDiskId: string | undefined) => Promise<number>,
+  ): Promise<CloudSnapshot | undefined> {
     const p = parseDiskPointId(id)!;
     try {
       const d = await this.compute.diskRestorePoint.get(p.resourceGroup, p.collection, p.point, p.name);
       return {
-        id: d.id!, name: d.name!, diskId: d.sourceResourceId ?? '', region: d.sourceResourceLocation ?? '',
-        sizeBytes: await sizeBytes(d.sourceResourceId), tags: {}, createdAt: (d.timeCreated ?? new Date()).toISOString(),
+        id: d.id!,
+        name: d.name!,
+        diskId: d.sourceResourceId ?? '',
+        region: d.sourceResourceLocation ?? '',
+        sizeBytes: await sizeBytes(d.sourceResourceId),
+        tags: {},
+        createdAt: (d.timeCreated ?? new Date()).toISOString(),
       };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
@@ -173,14 +217,29 @@ export class AzureVmPoints {
 
   grant(id: string, durationInSeconds: number): Promise<string> {
     const p = parseDiskPointId(id)!;
-    return this.compute.diskRestorePoint.beginGrantAccessAndWait(p.resourceGroup, p.collection, p.point, p.name, { access: 'Read', durationInSeconds }, this.poll).then((a) => {
-      if (!a.accessSAS) throw new Error(`Azure granted access to ${p.name} without a SAS URL`);
-      return a.accessSAS;
-    });
+    return this.compute.diskRestorePoint
+      .beginGrantAccessAndWait(
+        p.resourceGroup,
+        p.collection,
+        p.point,
+        p.name,
+        { access: 'Read', durationInSeconds },
+        this.poll,
+      )
+      .then((a) => {
+        if (!a.accessSAS) throw new Error(`Azure granted access to ${p.name} without a SAS URL`);
+        return a.accessSAS;
+      });
   }
 
   async revoke(id: string): Promise<void> {
     const p = parseDiskPointId(id)!;
-    await this.compute.diskRestorePoint.beginRevokeAccessAndWait(p.resourceGroup, p.collection, p.point, p.name, this.poll);
+    await this.compute.diskRestorePoint.beginRevokeAccessAndWait(
+      p.resourceGroup,
+      p.collection,
+      p.point,
+      p.name,
+      this.poll,
+    );
   }
 }

@@ -10,7 +10,11 @@ import { errorMessage } from '../util/errors.ts';
  * Goldsnap stops waiting after `timeoutSeconds` (Azure itself lets a script run 90 minutes).
  */
 export async function runGuestScript(
-  compute: ComputeManagementClient, vmId: string, script: string, timeoutSeconds: number, poll: { updateIntervalInMs?: number },
+  compute: ComputeManagementClient,
+  vmId: string,
+  script: string,
+  timeoutSeconds: number,
+  poll: { updateIntervalInMs?: number },
 ): Promise<ScriptResult> {
   const { resourceGroup, name } = parseResourceId(vmId);
   const vm = await compute.virtualMachines.get(resourceGroup, name);
@@ -18,7 +22,12 @@ export async function runGuestScript(
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutSeconds * 1000);
   try {
-    const result = await compute.virtualMachines.beginRunCommandAndWait(resourceGroup, name, { commandId, script: script.split('\n') }, { ...poll, abortSignal: abort.signal });
+    const result = await compute.virtualMachines.beginRunCommandAndWait(
+      resourceGroup,
+      name,
+      { commandId, script: script.split('\n') },
+      { ...poll, abortSignal: abort.signal },
+    );
     const message = (result.value ?? []).map((s) => s.message ?? '').join('\n');
     const failed = /^Enable failed/m.test(message) || (result.value ?? []).some((s) => /failed/i.test(s.code ?? ''));
     const exit = /exit status=(\d+)/.exec(message);

@@ -44,7 +44,11 @@ export function isSasRefused(err: unknown): boolean {
 /** Azure refused a SAS because 5 snapshots of the incremental snapshot family already have one. */
 export function isFamilySasLimit(err: unknown): boolean {
   const e = err as { statusCode?: number; code?: string; message?: string };
-  return e?.statusCode === 409 && e.code === 'OperationNotAllowed' && /snapshot family|active SAS/i.test(String(e.message ?? ''));
+  return (
+    e?.statusCode === 409 &&
+    e.code === 'OperationNotAllowed' &&
+    /snapshot family|active SAS/i.test(String(e.message ?? ''))
+  );
 }
 
 export class SasGrants {
@@ -60,11 +64,19 @@ export class SasGrants {
     this.marginMs = Math.min(300_000, (durationSeconds * 1000) / 5);
   }
 
-  private fresh(id: string, access: 'Read' | 'Write', kind: 'snapshots' | 'disks'): Promise<{ url: string; aad: boolean; expiresAt: number }> {
+  private fresh(
+    id: string,
+    access: 'Read' | 'Write',
+    kind: 'snapshots' | 'disks',
+  ): Promise<{ url: string; aad: boolean; expiresAt: number }> {
     return this.grantor.grant(id, access, kind).then((g) => ({ ...g, expiresAt: sasExpiry(g.url) }));
   }
 
-  async acquire(id: string, access: 'Read' | 'Write' = 'Read', kind: 'snapshots' | 'disks' = 'snapshots'): Promise<SasLease> {
+  async acquire(
+    id: string,
+    access: 'Read' | 'Write' = 'Read',
+    kind: 'snapshots' | 'disks' = 'snapshots',
+  ): Promise<SasLease> {
     let s = this.shared.get(id);
     if (!s) {
       const entry: Shared = { current: this.fresh(id, access, kind), users: 0, kind, access };

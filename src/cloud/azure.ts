@@ -1,5 +1,11 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { ComputeManagementClient, type ComputeManagementClientOptionalParams, type Disk, type Snapshot, type VirtualMachine } from '@azure/arm-compute';
+import {
+  ComputeManagementClient,
+  type ComputeManagementClientOptionalParams,
+  type Disk,
+  type Snapshot,
+  type VirtualMachine,
+} from '@azure/arm-compute';
 import { AnonymousCredential, PageBlobClient, type StoragePipelineOptions } from '@azure/storage-blob';
 import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
@@ -10,7 +16,20 @@ import { ensureResourceGroup } from './azure-resource-groups.ts';
 import { createNetworkInterface, deleteNetworkInterface, type NetworkInterfaceRequest } from './azure-network.ts';
 import { runGuestScript } from './azure-run-command.ts';
 import { diskProfile, machineProfile, osTypeOf, uploadDiskProperties, vmSecurityProfile } from './azure-profiles.ts';
-import { GOLDSNAP_TAG, type Cloud, type CloudDisk, type CloudSnapshot, type CloudVm, type CreateVmRequest, type GoldsnapVmPoint, type RestoreDiskRequest, type ScriptResult, type SnapshotRequest, type VmPoint, type VmPointRequest } from './cloud.ts';
+import {
+  GOLDSNAP_TAG,
+  type Cloud,
+  type CloudDisk,
+  type CloudSnapshot,
+  type CloudVm,
+  type CreateVmRequest,
+  type GoldsnapVmPoint,
+  type RestoreDiskRequest,
+  type ScriptResult,
+  type SnapshotRequest,
+  type VmPoint,
+  type VmPointRequest,
+} from './cloud.ts';
 import { fixedVhdFooter, VHD_FOOTER_BYTES } from './vhd-footer.ts';
 import { isFamilySasLimit, SasGrants, type SasLease } from './azure-sas.ts';
 import { DiffRefusedError } from './diff-refused.ts';
@@ -78,7 +97,9 @@ function isServerTimeout(err: unknown): boolean {
 /** Seconds a 429 asks to wait (Retry-After), or undefined when `err` is not throttling. */
 function throttledFor(err: unknown): number | undefined {
   if (statusOf(err) !== 429) return undefined;
-  const h = (err as { response?: { headers?: { get(name: string): string | undefined } } }).response?.headers?.get('retry-after');
+  const h = (err as { response?: { headers?: { get(name: string): string | undefined } } }).response?.headers?.get(
+    'retry-after',
+  );
   const n = Number(h);
   return Number.isFinite(n) && n >= 0 ? n : 5;
 }
@@ -111,22 +132,30 @@ export class AzureCloud implements Cloud {
     // The SDK pipeline retries 429 (after Retry-After), 5xx and dropped connections; a bad day on
     // Azure needs more than its default 3 tries.
     this.compute = new ComputeManagementClient(opts.credential, opts.subscriptionId, {
-      ...opts.computeOptions, retryOptions: { maxRetries: 8, ...opts.computeOptions?.retryOptions },
+      ...opts.computeOptions,
+      retryOptions: { maxRetries: 8, ...opts.computeOptions?.retryOptions },
     });
     this.poll = opts.pollIntervalMs === undefined ? {} : { updateIntervalInMs: opts.pollIntervalMs };
-    this.grants = new SasGrants({
-      grant: (id, access, kind) => this.grantAccess(id, access, kind),
-      revoke: async (id, kind) => {
-        // A disk restore point's access is the restore point's (azure-restore-points.ts).
-        if (parseDiskPointId(id)) return this.points.revoke(id);
-        const { resourceGroup, name } = parseResourceId(id);
-        try {
-          await (kind === 'snapshots' ? this.compute.snapshots : this.compute.disks).beginRevokeAccessAndWait(resourceGroup, name, this.poll);
-        } finally {
-          this.leaveFamily(id);
-        }
+    this.grants = new SasGrants(
+      {
+        grant: (id, access, kind) => this.grantAccess(id, access, kind),
+        revoke: async (id, kind) => {
+          // A disk restore point's access is the restore point's (azure-restore-points.ts).
+          if (parseDiskPointId(id)) return this.points.revoke(id);
+          const { resourceGroup, name } = parseResourceId(id);
+          try {
+            await (kind === 'snapshots' ? this.compute.snapshots : this.compute.disks).beginRevokeAccessAndWait(
+              resourceGroup,
+              name,
+              this.poll,
+            );
+          } finally {
+            this.leaveFamily(id);
+          }
+        },
       },
-    }, opts.sasDurationSeconds ?? ACCESS_SECONDS);
+      opts.sasDurationSeconds ?? ACCESS_SECONDS,
+    );
     this.points = new AzureVmPoints(this.compute, this.poll);
   }
 
@@ -140,19 +169,36 @@ export class AzureCloud implements Cloud {
    * error that says what to change, and one with dataAccessAuthMode AzureActiveDirectory is read
    * with the credential's Entra token besides the SAS.
    */
-  private async grantAccess(id: string, access: 'Read' | 'Write', kind: 'snapshots' | 'disks'): Promise<{ url: string; aad: boolean }> {
-    if (parseDiskPointId(id)) return { url: await this.points.grant(id, this.opts.sasDurationSeconds ?? ACCESS_SECONDS), aad: false };
+  private async grantAccess(
+    id: string,
+    access: 'Read' | 'Write',
+    kind: 'snapshots' | 'disks',
+  ): Promise<{ url: string; aad: boolean }> {
+    if (parseDiskPointId(id))
+      return { url: await this.points.grant(id, this.opts.sasDurationSeconds ?? ACCESS_SECONDS), aad: false };
     const { resourceGroup, name } = parseResourceId(id);
     const ops = kind === 'snapshots' ? this.compute.snapshots : this.compute.disks;
     const res: Disk | Snapshot = await ops.get(resourceGroup, name);
-    const what = kind === 'snapshots' ? `snapshot ${name}${res.creationData?.sourceResourceId ? ` (of disk ${parseResourceId(res.creationData.sourceResourceId).name})` : ''}` : `disk ${name}`;
+    const what =
+      kind === 'snapshots'
+        ? `snapshot ${name}${res.creationData?.sourceResourceId ? ` (of disk ${parseResourceId(res.creationData.sourceResourceId).name})` : ''}`
+        : `disk ${name}`;
     if (res.networkAccessPolicy === 'DenyAll') {
-      throw new Error(`cannot read ${what}: its networkAccessPolicy is DenyAll, which blocks export of its data. Set networkAccessPolicy to AllowAll on the disk (and its snapshots), or AllowPrivate with a disk access resource reachable from the data proxy; check the Azure Policy that may enforce DenyAll.`);
+      throw new Error(
+        `cannot read ${what}: its networkAccessPolicy is DenyAll, which blocks export of its data. Set networkAccessPolicy to AllowAll on the disk (and its snapshots), or AllowPrivate with a disk access resource reachable from the data proxy; check the Azure Policy that may enforce DenyAll.`,
+      );
     }
     const family = (res as Snapshot).incrementalSnapshotFamilyId;
     if (kind === 'snapshots' && family) await this.joinFamily(family, id);
     try {
-      const a = await this.grantWhenFamilyAllows(what, () => ops.beginGrantAccessAndWait(resourceGroup, name, { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS }, this.poll));
+      const a = await this.grantWhenFamilyAllows(what, () =>
+        ops.beginGrantAccessAndWait(
+          resourceGroup,
+          name,
+          { access, durationInSeconds: this.opts.sasDurationSeconds ?? ACCESS_SECONDS },
+          this.poll,
+        ),
+      );
       if (!a.accessSAS) throw new Error(`Azure granted access to ${name} without a SAS URL`);
       return { url: a.accessSAS, aad: res.dataAccessAuthMode === 'AzureActiveDirectory' };
     } catch (err) {
@@ -176,7 +222,9 @@ export class AzureCloud implements Cloud {
         if (!isFamilySasLimit(err)) throw err;
         const remaining = since + maxWaitMs - Date.now();
         if (remaining <= 0) {
-          throw new Error(`cannot read ${what}: Azure allows a SAS on at most 5 snapshots of one incremental snapshot family, and 5 of its family have one (held by another process or a reader that died). Waited ${Math.round(maxWaitMs / 1000)} s for one to end; revoke access (endGetAccess) on the family's snapshots no one reads, then try again. Azure said: ${errorMessage(err).split('\n')[0]}`);
+          throw new Error(
+            `cannot read ${what}: Azure allows a SAS on at most 5 snapshots of one incremental snapshot family, and 5 of its family have one (held by another process or a reader that died). Waited ${Math.round(maxWaitMs / 1000)} s for one to end; revoke access (endGetAccess) on the family's snapshots no one reads, then try again. Azure said: ${errorMessage(err).split('\n')[0]}`,
+          );
         }
         this.familySasRetries++;
         await sleep(Math.min(remaining, Math.min(30_000, 1000 * 2 ** attempt)));
@@ -225,12 +273,19 @@ export class AzureCloud implements Cloud {
 
   async listGoldsnapDisks(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>> {
     const found: Array<{ id: string; tags: Record<string, string>; attached: boolean }> = [];
-    for await (const d of this.compute.disks.list()) if (d.tags?.[GOLDSNAP_TAG] === 'true') found.push({ id: d.id!, tags: d.tags, attached: Boolean(d.managedBy) });
+    for await (const d of this.compute.disks.list())
+      if (d.tags?.[GOLDSNAP_TAG] === 'true') found.push({ id: d.id!, tags: d.tags, attached: Boolean(d.managedBy) });
     return found;
   }
 
   createNetworkInterface(req: NetworkInterfaceRequest): Promise<string> {
-    return createNetworkInterface(this.compute, this.armEndpoint, this.opts.subscriptionId, req, this.opts.pollIntervalMs ?? 2000);
+    return createNetworkInterface(
+      this.compute,
+      this.armEndpoint,
+      this.opts.subscriptionId,
+      req,
+      this.opts.pollIntervalMs ?? 2000,
+    );
   }
 
   deleteNetworkInterface(id: string): Promise<void> {
@@ -242,7 +297,14 @@ export class AzureCloud implements Cloud {
   }
 
   async ensureResourceGroup(name: string, region: string, tags: Record<string, string>): Promise<void> {
-    await ensureResourceGroup(this.compute, this.opts.computeOptions?.endpoint ?? 'https://management.azure.com', this.opts.subscriptionId, name, region, tags);
+    await ensureResourceGroup(
+      this.compute,
+      this.opts.computeOptions?.endpoint ?? 'https://management.azure.com',
+      this.opts.subscriptionId,
+      name,
+      region,
+      tags,
+    );
   }
 
   knownRegion(region: string): boolean {
@@ -290,25 +352,48 @@ export class AzureCloud implements Cloud {
     const storage = vm.storageProfile;
     const refs: Array<{ id: string; role: 'os' | 'data'; lun?: number }> = [];
     if (storage?.osDisk?.managedDisk?.id) refs.push({ id: storage.osDisk.managedDisk.id, role: 'os' });
-    for (const d of storage?.dataDisks ?? []) if (d.managedDisk?.id) refs.push({ id: d.managedDisk.id, role: 'data', lun: d.lun });
-    const disks = await Promise.all(refs.map(async (ref) => {
-      const { resourceGroup, name } = parseResourceId(ref.id);
-      return this.toCloudDisk(await this.compute.disks.get(resourceGroup, name), ref.role, ref.lun);
-    }));
+    for (const d of storage?.dataDisks ?? [])
+      if (d.managedDisk?.id) refs.push({ id: d.managedDisk.id, role: 'data', lun: d.lun });
+    const disks = await Promise.all(
+      refs.map(async (ref) => {
+        const { resourceGroup, name } = parseResourceId(ref.id);
+        return this.toCloudDisk(await this.compute.disks.get(resourceGroup, name), ref.role, ref.lun);
+      }),
+    );
     const id = vm.id!;
     const resourceGroup = parseResourceId(id).resourceGroup;
-    return { id, name: vm.name!, region: vm.location, resourceGroup, tags: vm.tags ?? {}, disks, profile: machineProfile(vm, resourceGroup) };
+    return {
+      id,
+      name: vm.name!,
+      region: vm.location,
+      resourceGroup,
+      tags: vm.tags ?? {},
+      disks,
+      profile: machineProfile(vm, resourceGroup),
+    };
   }
 
   private toCloudDisk(disk: Disk, role: 'os' | 'data', lun?: number): CloudDisk {
     const sizeBytes = disk.diskSizeBytes ?? (disk.diskSizeGB ?? 0) * 1024 ** 3;
-    return { id: disk.id!, name: disk.name!, region: disk.location, sizeBytes, role, ...(lun === undefined ? {} : { lun }), profile: diskProfile(disk) };
+    return {
+      id: disk.id!,
+      name: disk.name!,
+      region: disk.location,
+      sizeBytes,
+      role,
+      ...(lun === undefined ? {} : { lun }),
+      profile: diskProfile(disk),
+    };
   }
 
   private toCloudSnapshot(s: Snapshot): CloudSnapshot {
     return {
-      id: s.id!, name: s.name!, diskId: s.creationData?.sourceResourceId ?? '', region: s.location,
-      sizeBytes: s.diskSizeBytes ?? (s.diskSizeGB ?? 0) * 1024 ** 3, tags: s.tags ?? {},
+      id: s.id!,
+      name: s.name!,
+      diskId: s.creationData?.sourceResourceId ?? '',
+      region: s.location,
+      sizeBytes: s.diskSizeBytes ?? (s.diskSizeGB ?? 0) * 1024 ** 3,
+      tags: s.tags ?? {},
       createdAt: (s.timeCreated ?? new Date()).toISOString(),
     };
   }
@@ -323,14 +408,25 @@ export class AzureCloud implements Cloud {
     if (existing && !sameResource(existing.creationData?.sourceResourceId ?? '', req.disk.id)) {
       throw new Error(`snapshot ${req.name} already exists in ${resourceGroup} and is of another disk`);
     }
-    const snapshot = existing?.provisioningState === 'Succeeded' ? existing : await this.compute.snapshots.beginCreateOrUpdateAndWait(resourceGroup, req.name, {
-      location: req.disk.region,
-      tags: req.tags,
-      incremental: true, creationData: { createOption: 'Copy', sourceResourceId: req.disk.id },
-    }, this.poll).catch((err) => {
-      // Azure's snapshot limits, told apart so the run can wait out those that clear with time.
-      throw snapshotLimitOf(err, req.disk.name) ?? err;
-    });
+    const snapshot =
+      existing?.provisioningState === 'Succeeded'
+        ? existing
+        : await this.compute.snapshots
+            .beginCreateOrUpdateAndWait(
+              resourceGroup,
+              req.name,
+              {
+                location: req.disk.region,
+                tags: req.tags,
+                incremental: true,
+                creationData: { createOption: 'Copy', sourceResourceId: req.disk.id },
+              },
+              this.poll,
+            )
+            .catch((err) => {
+              // Azure's snapshot limits, told apart so the run can wait out those that clear with time.
+              throw snapshotLimitOf(err, req.disk.name) ?? err;
+            });
     return this.toCloudSnapshot(snapshot);
   }
 
@@ -349,7 +445,8 @@ export class AzureCloud implements Cloud {
         await sleep(wait * 1000);
         continue;
       }
-      if (snapshot.copyCompletionError) throw new Error(`snapshot ${name} failed to copy: ${snapshot.copyCompletionError.errorMessage}`);
+      if (snapshot.copyCompletionError)
+        throw new Error(`snapshot ${name} failed to copy: ${snapshot.copyCompletionError.errorMessage}`);
       if ((snapshot.completionPercent ?? 100) >= 100) return;
       await sleep(this.opts.pollIntervalMs ?? 2000);
     }
@@ -368,7 +465,8 @@ export class AzureCloud implements Cloud {
 
   async listGoldsnapSnapshots(): Promise<CloudSnapshot[]> {
     const found: CloudSnapshot[] = [];
-    for await (const s of this.compute.snapshots.list()) if (s.tags?.[GOLDSNAP_TAG] === 'true') found.push(this.toCloudSnapshot(s));
+    for await (const s of this.compute.snapshots.list())
+      if (s.tags?.[GOLDSNAP_TAG] === 'true') found.push(this.toCloudSnapshot(s));
     return found;
   }
 
@@ -452,7 +550,9 @@ export class AzureCloud implements Cloud {
           for (let attempt = 0; ; attempt++) {
             const { url: baseUrl } = await baseLease.url();
             try {
-              return await lease.run((url, aad) => this.blob(url, aad).getPageRangesDiffForManagedDisks(offset, count, baseUrl));
+              return await lease.run((url, aad) =>
+                this.blob(url, aad).getPageRangesDiffForManagedDisks(offset, count, baseUrl),
+              );
             } catch (err) {
               // The previous snapshot's SAS may have expired too: renew it once before believing a refusal.
               const refused = statusOf(err) === 409 && errorCodeOf(err) === 'PreviousSnapshotNotFound';
@@ -460,7 +560,8 @@ export class AzureCloud implements Cloud {
                 await baseLease.renew(baseUrl);
                 continue;
               }
-              if (refused) throw new DiffRefusedError(`${snapshot.name} and ${base.name}: ${errorMessage(err).split('\n')[0]}`);
+              if (refused)
+                throw new DiffRefusedError(`${snapshot.name} and ${base.name}: ${errorMessage(err).split('\n')[0]}`);
               throw err;
             }
           }
@@ -477,7 +578,10 @@ export class AzureCloud implements Cloud {
           // cannot page a managed-disk diff: ask in halves. The typed response leaves out the
           // NextMarker, which the generated model parses into a continuationToken the object keeps.
           if (!page || (page as { continuationToken?: string }).continuationToken) {
-            if (count <= MIN_PAGE_RANGE_SEGMENT) throw new Error(`Azure returned an incomplete list of changed ranges for ${count} bytes of ${snapshot.name}`);
+            if (count <= MIN_PAGE_RANGE_SEGMENT)
+              throw new Error(
+                `Azure returned an incomplete list of changed ranges for ${count} bytes of ${snapshot.name}`,
+              );
             const half = Math.ceil(count / 2 / 512) * 512;
             await diff(offset, half);
             await diff(offset + half, count - half);
@@ -485,7 +589,8 @@ export class AzureCloud implements Cloud {
           }
           // Cleared pages changed too: they now read as zeros. The SDK reports `count` as end - start
           // of Azure's inclusive ranges, so the byte length is count + 1.
-          for (const r of [...(page.pageRange ?? []), ...(page.clearRange ?? [])]) ranges.push({ offset: r.offset, length: (r.count ?? 0) + 1 });
+          for (const r of [...(page.pageRange ?? []), ...(page.clearRange ?? [])])
+            ranges.push({ offset: r.offset, length: (r.count ?? 0) + 1 });
         };
         for (let offset = 0; offset < snapshot.sizeBytes; offset += PAGE_RANGE_SEGMENT) {
           await diff(offset, Math.min(PAGE_RANGE_SEGMENT, snapshot.sizeBytes - offset));
@@ -509,7 +614,12 @@ export class AzureCloud implements Cloud {
         // A SAS that expires mid-disk is renewed and the read goes on where it was.
         await lease.run(async (url, aad) => {
           if (client?.url !== url) client = { url, blob: this.blob(url, aad) };
-          await client.blob.downloadToBuffer(Buffer.from(into.buffer, into.byteOffset, into.byteLength), offset, into.byteLength, { concurrency: 1, maxRetryRequestsPerBlock: 8 });
+          await client.blob.downloadToBuffer(
+            Buffer.from(into.buffer, into.byteOffset, into.byteLength),
+            offset,
+            into.byteLength,
+            { concurrency: 1, maxRetryRequestsPerBlock: 8 },
+          );
         });
       },
       close: async () => {
@@ -536,14 +646,23 @@ export class AzureCloud implements Cloud {
   }
 
   async createDiskForRestore(req: RestoreDiskRequest): Promise<{ disk: CloudDisk; writer: DiskWriter }> {
-    if (req.sizeBytes % (1024 * 1024) !== 0) throw new Error(`a disk to upload must be a whole number of MiB; ${req.sizeBytes} bytes is not`);
-    const created = await this.compute.disks.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
-      location: req.region, tags: req.tags, ...uploadDiskProperties(req.profile),
-      creationData: { createOption: 'Upload', uploadSizeBytes: req.sizeBytes + VHD_FOOTER_BYTES },
-    }, this.poll);
+    if (req.sizeBytes % (1024 * 1024) !== 0)
+      throw new Error(`a disk to upload must be a whole number of MiB; ${req.sizeBytes} bytes is not`);
+    const created = await this.compute.disks.beginCreateOrUpdateAndWait(
+      req.resourceGroup,
+      req.name,
+      {
+        location: req.region,
+        tags: req.tags,
+        ...uploadDiskProperties(req.profile),
+        creationData: { createOption: 'Upload', uploadSizeBytes: req.sizeBytes + VHD_FOOTER_BYTES },
+      },
+      this.poll,
+    );
     const disk = { ...this.toCloudDisk(created, 'data'), sizeBytes: req.sizeBytes };
     const lease = await this.grants.acquire(disk.id, 'Write', 'disks');
-    const put = (data: Buffer, offset: number) => lease.run((url, aad) => this.blob(url, aad).uploadPages(data, offset, data.byteLength));
+    const put = (data: Buffer, offset: number) =>
+      lease.run((url, aad) => this.blob(url, aad).uploadPages(data, offset, data.byteLength));
     const writer: DiskWriter = {
       zeroFilled: true,
       write: async (offset, data) => {
@@ -568,9 +687,16 @@ export class AzureCloud implements Cloud {
     await this.deleteResource('disks', id);
   }
 
-  async findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string): Promise<{ id: string; tags: Record<string, string> } | undefined> {
+  async findResource(
+    kind: 'disk' | 'vm',
+    resourceGroup: string,
+    name: string,
+  ): Promise<{ id: string; tags: Record<string, string> } | undefined> {
     try {
-      const found = kind === 'disk' ? await this.compute.disks.get(resourceGroup, name) : await this.compute.virtualMachines.get(resourceGroup, name);
+      const found =
+        kind === 'disk'
+          ? await this.compute.disks.get(resourceGroup, name)
+          : await this.compute.virtualMachines.get(resourceGroup, name);
       return { id: found.id!, tags: found.tags ?? {} };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -579,17 +705,32 @@ export class AzureCloud implements Cloud {
   }
 
   async createVm(req: CreateVmRequest): Promise<CloudVm> {
-    const vm = await this.compute.virtualMachines.beginCreateOrUpdateAndWait(req.resourceGroup, req.name, {
-      location: req.region, tags: req.tags, ...(req.zone ? { zones: [req.zone] } : {}),
-      hardwareProfile: { vmSize: req.size ?? this.opts.vmSize ?? 'Standard_D2s_v5' },
-      ...(req.securityType && req.securityType !== 'Standard' ? { securityProfile: vmSecurityProfile(req.securityType) } : {}),
-      storageProfile: {
-        osDisk: { osType: osTypeOf(req.osDisk.profile), createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
-        dataDisks: req.dataDisks.map((d, i) => ({ lun: d.lun ?? i, createOption: 'Attach', managedDisk: { id: d.id } })),
+    const vm = await this.compute.virtualMachines.beginCreateOrUpdateAndWait(
+      req.resourceGroup,
+      req.name,
+      {
+        location: req.region,
+        tags: req.tags,
+        ...(req.zone ? { zones: [req.zone] } : {}),
+        hardwareProfile: { vmSize: req.size ?? this.opts.vmSize ?? 'Standard_D2s_v5' },
+        ...(req.securityType && req.securityType !== 'Standard'
+          ? { securityProfile: vmSecurityProfile(req.securityType) }
+          : {}),
+        storageProfile: {
+          osDisk: { osType: osTypeOf(req.osDisk.profile), createOption: 'Attach', managedDisk: { id: req.osDisk.id } },
+          dataDisks: req.dataDisks.map((d, i) => ({
+            lun: d.lun ?? i,
+            createOption: 'Attach',
+            managedDisk: { id: d.id },
+          })),
+        },
+        // Azure needs a network interface for a VM; Goldsnap attaches the one given, it makes none.
+        ...(req.networkInterfaceId
+          ? { networkProfile: { networkInterfaces: [{ id: req.networkInterfaceId, primary: true }] } }
+          : {}),
       },
-      // Azure needs a network interface for a VM; Goldsnap attaches the one given, it makes none.
-      ...(req.networkInterfaceId ? { networkProfile: { networkInterfaces: [{ id: req.networkInterfaceId, primary: true }] } } : {}),
-    }, this.poll);
+      this.poll,
+    );
     return this.toCloudVm(vm);
   }
 }

@@ -149,7 +149,12 @@ export interface Cloud {
   /** Deletes a disk (a restore that failed removes the disks it made); absent is not an error. */
   deleteDisk(id: string): Promise<void>;
   /** A disk or VM by resource group and name, with its tags; undefined when there is none. */
-  findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string, subscriptionId?: string): Promise<{ id: string; tags: Record<string, string> } | undefined>;
+  findResource(
+    kind: 'disk' | 'vm',
+    resourceGroup: string,
+    name: string,
+    subscriptionId?: string,
+  ): Promise<{ id: string; tags: Record<string, string> } | undefined>;
   /** Revokes data access Goldsnap left open on its snapshots (after a crash); returns how many. */
   releaseLeftoverAccess?(): Promise<number>;
   /**
@@ -164,10 +169,22 @@ export interface Cloud {
   /** Disks carrying Goldsnap's tag (restored ones), to remove those a failed restore left. */
   listGoldsnapDisks?(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>>;
   /** Creates a network interface in a subnet for a restored VM; returns its id. */
-  createNetworkInterface?(req: { name: string; resourceGroup: string; region: string; subnetId: string; tags: Record<string, string>; subscriptionId?: string }): Promise<string>;
+  createNetworkInterface?(req: {
+    name: string;
+    resourceGroup: string;
+    region: string;
+    subnetId: string;
+    tags: Record<string, string>;
+    subscriptionId?: string;
+  }): Promise<string>;
   deleteNetworkInterface?(id: string): Promise<void>;
   /** Creates a resource group unless it exists (restores go to a group of their own). */
-  ensureResourceGroup?(name: string, region: string, tags: Record<string, string>, subscriptionId?: string): Promise<void>;
+  ensureResourceGroup?(
+    name: string,
+    region: string,
+    tags: Record<string, string>,
+    subscriptionId?: string,
+  ): Promise<void>;
   /** Is this a subscription the cloud works on? (Absent: the cloud has one and names none.) */
   knowsSubscription?(subscriptionId: string): boolean;
   /** Is this a region of the cloud? (A restore to an unknown region is refused before it starts.) */

@@ -1,7 +1,17 @@
 import type { ByteRange } from '../dataplane/byte-ranges.ts';
 import type { DiskReader, DiskWriter } from '../dataplane/disk-io.ts';
 import type {
-  Cloud, CloudDisk, CloudSnapshot, CloudVm, CreateVmRequest, GoldsnapVmPoint, RestoreDiskRequest, ScriptResult, SnapshotRequest, VmPoint, VmPointRequest,
+  Cloud,
+  CloudDisk,
+  CloudSnapshot,
+  CloudVm,
+  CreateVmRequest,
+  GoldsnapVmPoint,
+  RestoreDiskRequest,
+  ScriptResult,
+  SnapshotRequest,
+  VmPoint,
+  VmPointRequest,
 } from './cloud.ts';
 
 /** The subscription named in an Azure resource id (/subscriptions/{id}/…), lower-cased. */
@@ -39,7 +49,10 @@ export class MultiSubscriptionCloud implements Cloud {
   private bySubscription(subscriptionId: string | undefined): Cloud {
     if (subscriptionId === undefined) return this.first;
     const c = this.clouds.get(subscriptionId.toLowerCase());
-    if (!c) throw new Error(`subscription ${subscriptionId} is not one Goldsnap works on (${this.subscriptionIds.join(', ')}): add it to AZURE_SUBSCRIPTION_IDS`);
+    if (!c)
+      throw new Error(
+        `subscription ${subscriptionId} is not one Goldsnap works on (${this.subscriptionIds.join(', ')}): add it to AZURE_SUBSCRIPTION_IDS`,
+      );
     return c;
   }
 
@@ -88,7 +101,12 @@ export class MultiSubscriptionCloud implements Cloud {
   deleteDisk(id: string): Promise<void> {
     return this.byId(id).deleteDisk(id);
   }
-  findResource(kind: 'disk' | 'vm', resourceGroup: string, name: string, subscriptionId?: string): Promise<{ id: string; tags: Record<string, string> } | undefined> {
+  findResource(
+    kind: 'disk' | 'vm',
+    resourceGroup: string,
+    name: string,
+    subscriptionId?: string,
+  ): Promise<{ id: string; tags: Record<string, string> } | undefined> {
     return this.bySubscription(subscriptionId).findResource(kind, resourceGroup, name);
   }
   async releaseLeftoverAccess(): Promise<number> {
@@ -110,7 +128,14 @@ export class MultiSubscriptionCloud implements Cloud {
   listGoldsnapDisks(): Promise<Array<{ id: string; tags: Record<string, string>; attached: boolean }>> {
     return this.all((c) => c.listGoldsnapDisks?.());
   }
-  createNetworkInterface(req: { name: string; resourceGroup: string; region: string; subnetId: string; tags: Record<string, string>; subscriptionId?: string }): Promise<string> {
+  createNetworkInterface(req: {
+    name: string;
+    resourceGroup: string;
+    region: string;
+    subnetId: string;
+    tags: Record<string, string>;
+    subscriptionId?: string;
+  }): Promise<string> {
     const c = this.bySubscription(req.subscriptionId);
     if (!c.createNetworkInterface) throw new Error(`the ${c.kind} cloud cannot create network interfaces`);
     return c.createNetworkInterface(req);
@@ -118,7 +143,12 @@ export class MultiSubscriptionCloud implements Cloud {
   async deleteNetworkInterface(id: string): Promise<void> {
     await this.byId(id).deleteNetworkInterface?.(id);
   }
-  async ensureResourceGroup(name: string, region: string, tags: Record<string, string>, subscriptionId?: string): Promise<void> {
+  async ensureResourceGroup(
+    name: string,
+    region: string,
+    tags: Record<string, string>,
+    subscriptionId?: string,
+  ): Promise<void> {
     await this.bySubscription(subscriptionId).ensureResourceGroup?.(name, region, tags);
   }
   knownRegion(region: string): boolean {

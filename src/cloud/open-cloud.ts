@@ -24,12 +24,24 @@ export async function openCloud(config: CloudConfig): Promise<Cloud> {
     const { readConnectionInfo, emulatorClientOptions } = await import('../emulator/client.ts');
     const info = readConnectionInfo(config.connectionFile);
     const opts = emulatorClientOptions(info);
-    return overSubscriptions(info.subscriptionIds ?? [opts.subscriptionId], (subscriptionId) =>
-      new AzureCloud({ subscriptionId, credential: opts.credential, computeOptions: opts.compute, blobOptions: opts.blob, pollIntervalMs: 50 }));
+    return overSubscriptions(
+      info.subscriptionIds ?? [opts.subscriptionId],
+      (subscriptionId) =>
+        new AzureCloud({
+          subscriptionId,
+          credential: opts.credential,
+          computeOptions: opts.compute,
+          blobOptions: opts.blob,
+          pollIntervalMs: 50,
+        }),
+    );
   }
   const { DefaultAzureCredential } = await import('@azure/identity');
   const credential = new DefaultAzureCredential();
-  return overSubscriptions([config.subscriptionId, ...(config.subscriptionIds ?? [])], (subscriptionId) => new AzureCloud({ subscriptionId, credential }));
+  return overSubscriptions(
+    [config.subscriptionId, ...(config.subscriptionIds ?? [])],
+    (subscriptionId) => new AzureCloud({ subscriptionId, credential }),
+  );
 }
 
 /** AZURE_SUBSCRIPTION_IDS: more subscriptions to work on, separated by commas or spaces. */
@@ -43,9 +55,15 @@ export function subscriptionIdsFromEnv(): string[] {
  */
 export function cloudConfigFromEnv(defaultConnectionFile: string): CloudConfig {
   const more = subscriptionIdsFromEnv();
-  if (process.env.GOLDSNAP_CLOUD === 'azure' || ((process.env.AZURE_SUBSCRIPTION_ID || more.length) && process.env.GOLDSNAP_CLOUD !== 'emulator')) {
+  if (
+    process.env.GOLDSNAP_CLOUD === 'azure' ||
+    ((process.env.AZURE_SUBSCRIPTION_ID || more.length) && process.env.GOLDSNAP_CLOUD !== 'emulator')
+  ) {
     const subscriptionId = process.env.AZURE_SUBSCRIPTION_ID || more[0];
-    if (!subscriptionId) throw new Error('GOLDSNAP_CLOUD=azure needs AZURE_SUBSCRIPTION_ID or AZURE_SUBSCRIPTION_IDS (and credentials @azure/identity can find)');
+    if (!subscriptionId)
+      throw new Error(
+        'GOLDSNAP_CLOUD=azure needs AZURE_SUBSCRIPTION_ID or AZURE_SUBSCRIPTION_IDS (and credentials @azure/identity can find)',
+      );
     return { kind: 'azure', subscriptionId, subscriptionIds: more };
   }
   return { kind: 'emulator', connectionFile: process.env.GOLDSNAP_EMULATOR ?? defaultConnectionFile };

@@ -37,9 +37,12 @@ const IN_FLIGHT_PER_WORKER = 4;
  */
 export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: FixedIndex; stats: DiskBackupStats }> {
   const { reader, chunkSize, pool, packs } = opts;
-  if (opts.changed && !opts.parent) throw new Error('changed ranges were given without the recovery point they are relative to');
+  if (opts.changed && !opts.parent)
+    throw new Error('changed ranges were given without the recovery point they are relative to');
   if (opts.parent && opts.parent.chunkSize !== chunkSize) {
-    throw new Error(`the parent recovery point uses ${opts.parent.chunkSize}-byte chunks but the repository uses ${chunkSize}`);
+    throw new Error(
+      `the parent recovery point uses ${opts.parent.chunkSize}-byte chunks but the repository uses ${chunkSize}`,
+    );
   }
   let index: FixedIndex;
   let positions: number[];
@@ -53,7 +56,13 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
     positions = range(index.count);
   }
 
-  const stats: DiskBackupStats = { readBytes: 0, readChunks: positions.length, zeroChunks: 0, newChunks: 0, newStoredBytes: 0 };
+  const stats: DiskBackupStats = {
+    readBytes: 0,
+    readChunks: positions.length,
+    zeroChunks: 0,
+    newChunks: 0,
+    newStoredBytes: 0,
+  };
   const totalBytes = positions.reduce((sum, p) => sum + index.lengthAt(p), 0);
   const slots = new Semaphore(pool.size * IN_FLIGHT_PER_WORKER);
   let failure: Error | undefined;
@@ -86,8 +95,13 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
     await slots.acquire();
     if (failure) break;
     const task = backupChunk(position)
-      .catch(err => { failure ??= err; })
-      .finally(() => { slots.release(); tasks.delete(task); });
+      .catch((err) => {
+        failure ??= err;
+      })
+      .finally(() => {
+        slots.release();
+        tasks.delete(task);
+      });
     tasks.add(task);
   }
   await Promise.all(tasks);

@@ -46,7 +46,11 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
       parentId = entry.id;
     }
     const changed = opts.changedRangesFile
-      ? parseChangedRanges(await readChangedRangesFile(opts.changedRangesFile), reader.sizeBytes, opts.changedRangesFile)
+      ? parseChangedRanges(
+          await readChangedRangesFile(opts.changedRangesFile),
+          reader.sizeBytes,
+          opts.changedRangesFile,
+        )
       : undefined;
 
     const session = await RepositorySession.start(repo, `backup-image ${opts.diskName}`);
@@ -56,7 +60,15 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
       const packs = new PackWriter(repo, index);
       let disk, stats;
       try {
-        ({ index: disk, stats } = await backupDisk({ reader, chunkSize: repo.config.chunkSize, pool, packs, parent, changed, onProgress: opts.onProgress }));
+        ({ index: disk, stats } = await backupDisk({
+          reader,
+          chunkSize: repo.config.chunkSize,
+          pool,
+          packs,
+          parent,
+          changed,
+          onProgress: opts.onProgress,
+        }));
         await packs.flush();
       } catch (err) {
         // Give back what this failed backup stored (a full disk needs the space).
@@ -64,12 +76,20 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
         throw err;
       }
       const record: DiskRecord = {
-        name: opts.diskName, sizeBytes: reader.sizeBytes, chunkSize: repo.config.chunkSize,
-        fixedIndex: await repo.saveFixedIndex(disk), stats,
+        name: opts.diskName,
+        sizeBytes: reader.sizeBytes,
+        chunkSize: repo.config.chunkSize,
+        fixedIndex: await repo.saveFixedIndex(disk),
+        stats,
       };
       const point: RecoveryPoint = {
-        version: 1, time: new Date().toISOString(), source: opts.source, hostname: hostname(),
-        tags: opts.tags ?? [], ...(parentId ? { parent: parentId } : {}), disks: [record],
+        version: 1,
+        time: new Date().toISOString(),
+        source: opts.source,
+        hostname: hostname(),
+        tags: opts.tags ?? [],
+        ...(parentId ? { parent: parentId } : {}),
+        disks: [record],
       };
       return { id: await repo.saveRecoveryPoint(point), point };
     } finally {
@@ -88,14 +108,18 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
  */
 function parentDisk(pointId: string, point: RecoveryPoint, diskName: string, source: string): DiskRecord {
   const short = pointId.slice(0, 8);
-  const disk = point.disks.find(d => d.name === diskName);
+  const disk = point.disks.find((d) => d.name === diskName);
   if (!disk) {
-    throw new Error(`recovery point ${short} has no disk named ${diskName} (it has ${point.disks.map(d => d.name).join(', ')}): ` +
-      'give --name as the disk was named in its previous backup, or leave out --parent for a full backup');
+    throw new Error(
+      `recovery point ${short} has no disk named ${diskName} (it has ${point.disks.map((d) => d.name).join(', ')}): ` +
+        'give --name as the disk was named in its previous backup, or leave out --parent for a full backup',
+    );
   }
   if (point.source !== source) {
-    throw new Error(`recovery point ${short} is of source ${point.source}, but this backup is of ${source}: ` +
-      `give --source ${JSON.stringify(point.source)} if this really is the same disk, or leave out --parent for a full backup`);
+    throw new Error(
+      `recovery point ${short} is of source ${point.source}, but this backup is of ${source}: ` +
+        `give --source ${JSON.stringify(point.source)} if this really is the same disk, or leave out --parent for a full backup`,
+    );
   }
   return disk;
 }

@@ -20,10 +20,14 @@ export function parseChangedRanges(text: string, diskSize: number, what: string)
   return raw.map((r: any, i) => {
     const { offset, length } = r ?? {};
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw new Error(`${what}: range #${i} ${JSON.stringify(r)} needs non-negative integer "offset" and "length" in bytes`);
+      throw new Error(
+        `${what}: range #${i} ${JSON.stringify(r)} needs non-negative integer "offset" and "length" in bytes`,
+      );
     }
     if (offset + length > diskSize) {
-      throw new Error(`${what}: range #${i} (${offset}+${length}) ends past the end of the disk (${diskSize} bytes); is this the right list for this image?`);
+      throw new Error(
+        `${what}: range #${i} (${offset}+${length}) ends past the end of the disk (${diskSize} bytes); is this the right list for this image?`,
+      );
     }
     return { offset, length };
   });

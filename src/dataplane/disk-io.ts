@@ -34,8 +34,10 @@ async function sizeOf(path: string): Promise<number> {
 }
 
 export async function openImageReader(path: string): Promise<DiskReader> {
-  const sizeBytes = await sizeOf(path).catch(err => {
-    throw new Error(`cannot read image ${path}: ${err.code === 'ENOENT' ? 'no such file' : describeFsError(err, 'read it', path).message.replace(/^cannot read it: /, '')}`);
+  const sizeBytes = await sizeOf(path).catch((err) => {
+    throw new Error(
+      `cannot read image ${path}: ${err.code === 'ENOENT' ? 'no such file' : describeFsError(err, 'read it', path).message.replace(/^cannot read it: /, '')}`,
+    );
   });
   const fh = await open(path, 'r');
   return {
@@ -44,7 +46,8 @@ export async function openImageReader(path: string): Promise<DiskReader> {
       let done = 0;
       while (done < into.length) {
         const { bytesRead } = await fh.read(into, done, into.length - done, offset + done);
-        if (bytesRead === 0) throw new Error(`${path} ended at ${offset + done} bytes while reading; did it shrink during the backup?`);
+        if (bytesRead === 0)
+          throw new Error(`${path} ended at ${offset + done} bytes while reading; did it shrink during the backup?`);
         done += bytesRead;
       }
     },
@@ -57,34 +60,75 @@ export async function openImageReader(path: string): Promise<DiskReader> {
  * so a failed restore never leaves a plausible-looking image behind; it starts sparse, so zero
  * chunks need no writes. A block device is written in place, zeros included.
  */
-export async function openImageWriter(path: string, sizeBytes: number, opts: { overwrite?: boolean } = {}): Promise<DiskWriter> {
+export async function openImageWriter(
+  path: string,
+  sizeBytes: number,
+  opts: { overwrite?: boolean } = {},
+): Promise<DiskWriter> {
   const existing = await stat(path).catch(() => undefined);
   if (existing?.isBlockDevice()) {
     const size = await sizeOf(path);
-    if (size < sizeBytes) throw new Error(`block device ${path} holds ${size} bytes, but the disk to restore has ${sizeBytes}`);
+    if (size < sizeBytes)
+      throw new Error(`block device ${path} holds ${size} bytes, but the disk to restore has ${sizeBytes}`);
     const fh = await open(path, 'r+');
-    return fileWriter(fh, path, false, async () => { await fh.sync(); await fh.close(); }, () => fh.close());
+    return fileWriter(
+      fh,
+      path,
+      false,
+      async () => {
+        await fh.sync();
+        await fh.close();
+      },
+      () => fh.close(),
+    );
   }
-  if (existing && !existing.isFile()) throw new Error(`${path} exists and is neither a regular file nor a block device`);
-  if (existing && !opts.overwrite) throw new Error(`${path} already exists: choose another target, or give --force to replace it`);
+  if (existing && !existing.isFile())
+    throw new Error(`${path} exists and is neither a regular file nor a block device`);
+  if (existing && !opts.overwrite)
+    throw new Error(`${path} already exists: choose another target, or give --force to replace it`);
   const partial = `${path}.goldsnap-partial`;
   // 0600: a restored image is a whole disk's plaintext, for its owner only (the mode given to open
   // applies to a new file only: a partial file left by a killed restore is replaced, not reused).
   await unlink(partial).catch(() => {});
-  const fh = await open(partial, 'wx', 0o600).catch(err => { throw describeFsError(err, 'create the restored image', partial); });
-  await fh.truncate(sizeBytes).catch(async err => { await fh.close(); await unlink(partial).catch(() => {}); throw describeFsError(err, 'create the restored image', partial); });
-  return fileWriter(fh, path, true,
-    async () => { await fh.sync(); await fh.close(); await rename(partial, path); },
-    async () => { await fh.close().catch(() => {}); await unlink(partial).catch(() => {}); });
+  const fh = await open(partial, 'wx', 0o600).catch((err) => {
+    throw describeFsError(err, 'create the restored image', partial);
+  });
+  await fh.truncate(sizeBytes).catch(async (err) => {
+    await fh.close();
+    await unlink(partial).catch(() => {});
+    throw describeFsError(err, 'create the restored image', partial);
+  });
+  return fileWriter(
+    fh,
+    path,
+    true,
+    async () => {
+      await fh.sync();
+      await fh.close();
+      await rename(partial, path);
+    },
+    async () => {
+      await fh.close().catch(() => {});
+      await unlink(partial).catch(() => {});
+    },
+  );
 }
 
-function fileWriter(fh: FileHandle, path: string, zeroFilled: boolean, commit: () => Promise<void>, abort: () => Promise<void>): DiskWriter {
+function fileWriter(
+  fh: FileHandle,
+  path: string,
+  zeroFilled: boolean,
+  commit: () => Promise<void>,
+  abort: () => Promise<void>,
+): DiskWriter {
   return {
     zeroFilled,
     async write(offset, data) {
       let done = 0;
       while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done).catch(err => { throw describeFsError(err, 'write the restored image', path); });
+        const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done).catch((err) => {
+          throw describeFsError(err, 'write the restored image', path);
+        });
         done += bytesWritten;
       }
     },

@@ -55,14 +55,21 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
   const byId = new Map<string, number[]>();
   const zeroPositions: number[] = [];
   for (let p = 0; p < disk.count; p++) {
-    if (disk.isZero(p)) { zeroPositions.push(p); continue; }
+    if (disk.isZero(p)) {
+      zeroPositions.push(p);
+      continue;
+    }
     const id = disk.idAt(p).toString('hex');
     const list = byId.get(id);
-    if (list) list.push(p); else byId.set(id, [p]);
+    if (list) list.push(p);
+    else byId.set(id, [p]);
   }
   let doneBytes = 0;
   const totalBytes = disk.sizeBytes;
-  const report = (n: number) => { doneBytes += n; opts.onProgress?.({ doneBytes, totalBytes }); };
+  const report = (n: number) => {
+    doneBytes += n;
+    opts.onProgress?.({ doneBytes, totalBytes });
+  };
   const damagedPositions = new Map<number, string>();
   const zeros = Buffer.alloc(disk.chunkSize);
 
@@ -78,10 +85,18 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
   const place = async (id: string, positions: number[], location: ChunkLocation, sealed: Buffer) => {
     let plain: Buffer;
     try {
-      plain = await pool.open(Buffer.from(id, 'hex'), sealed, location.compression, location.rawLength, `pack ${location.pack}`);
+      plain = await pool.open(
+        Buffer.from(id, 'hex'),
+        sealed,
+        location.compression,
+        location.rawLength,
+        `pack ${location.pack}`,
+      );
       for (const p of positions) {
         if (plain.length !== disk.lengthAt(p)) {
-          throw new Error(`chunk ${id} holds ${plain.length} bytes but position ${p} of the disk needs ${disk.lengthAt(p)}: the recovery point is inconsistent`);
+          throw new Error(
+            `chunk ${id} holds ${plain.length} bytes but position ${p} of the disk needs ${disk.lengthAt(p)}: the recovery point is inconsistent`,
+          );
         }
       }
     } catch (err) {
@@ -110,13 +125,13 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
   };
 
   const missing: string[] = [];
-  const runs = planRuns(byId, opts.index, id => missing.push(id));
+  const runs = planRuns(byId, opts.index, (id) => missing.push(id));
   for (const id of missing) {
     if (opts.reloadIndex) await restoreAlone(id, byId.get(id)!, opts.reloadIndex);
     else await lost(byId.get(id)!, missingChunk(id));
   }
 
-  await mapLimit(runs, RUNS_IN_FLIGHT, async run => {
+  await mapLimit(runs, RUNS_IN_FLIGHT, async (run) => {
     let bytes: Buffer;
     try {
       bytes = await opts.repo.readPack(run.pack, run.offset, run.length);
@@ -129,10 +144,12 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
       for (const chunk of run.chunks) await lost(chunk.positions, err as Error);
       return;
     }
-    await Promise.all(run.chunks.map(chunk => {
-      const start = chunk.location.offset - run.offset;
-      return place(chunk.id, chunk.positions, chunk.location, bytes.subarray(start, start + chunk.location.length));
-    }));
+    await Promise.all(
+      run.chunks.map((chunk) => {
+        const start = chunk.location.offset - run.offset;
+        return place(chunk.id, chunk.positions, chunk.location, bytes.subarray(start, start + chunk.location.length));
+      }),
+    );
   });
 
   for (const p of zeroPositions) {
@@ -143,7 +160,9 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
 }
 
 function missingChunk(id: string): Error {
-  return new Error(`chunk ${id} of this recovery point is in no index: run \`goldsnap repo check\` (and \`goldsnap repo repair index\` if it says so)`);
+  return new Error(
+    `chunk ${id} of this recovery point is in no index: run \`goldsnap repo check\` (and \`goldsnap repo repair index\` if it says so)`,
+  );
 }
 
 function shortPack(pack: string): Error {
@@ -166,9 +185,13 @@ function planRuns(byId: Map<string, number[]>, index: ChunkIndex, onMissing: (id
   const perPack = new Map<string, PackRun['chunks']>();
   for (const [id, positions] of byId) {
     const location = index.get(id);
-    if (!location) { onMissing(id); continue; }
+    if (!location) {
+      onMissing(id);
+      continue;
+    }
     const list = perPack.get(location.pack);
-    if (list) list.push({ id, location, positions }); else perPack.set(location.pack, [{ id, location, positions }]);
+    if (list) list.push({ id, location, positions });
+    else perPack.set(location.pack, [{ id, location, positions }]);
   }
   const runs: PackRun[] = [];
   for (const [pack, chunks] of perPack) {

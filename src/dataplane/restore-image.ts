@@ -25,14 +25,23 @@ export interface RestoreImageOptions {
  * Restores one disk of a recovery point to an image file or block device, bit for bit. Holds a
  * repository session while it reads, so that a prune that starts meanwhile waits for it.
  */
-export async function restoreImage(repo: Repository, opts: RestoreImageOptions): Promise<{ sizeBytes: number } & RestoreDiskResult> {
+export async function restoreImage(
+  repo: Repository,
+  opts: RestoreImageOptions,
+): Promise<{ sizeBytes: number } & RestoreDiskResult> {
   const { id, point } = await repo.resolveRecoveryPoint(opts.pointId);
-  const names = point.disks.map(d => d.name).join(', ');
-  const disk = opts.diskName ? point.disks.find(d => d.name === opts.diskName) : point.disks.length === 1 ? point.disks[0] : undefined;
+  const names = point.disks.map((d) => d.name).join(', ');
+  const disk = opts.diskName
+    ? point.disks.find((d) => d.name === opts.diskName)
+    : point.disks.length === 1
+      ? point.disks[0]
+      : undefined;
   if (!disk) {
-    throw new Error(opts.diskName
-      ? `recovery point ${id.slice(0, 8)} has no disk named ${opts.diskName}; it has ${names}`
-      : `recovery point ${id.slice(0, 8)} has several disks (${names}): say which with --disk`);
+    throw new Error(
+      opts.diskName
+        ? `recovery point ${id.slice(0, 8)} has no disk named ${opts.diskName}; it has ${names}`
+        : `recovery point ${id.slice(0, 8)} has several disks (${names}): say which with --disk`,
+    );
   }
   const session = await RepositorySession.start(repo, `restore-image ${id.slice(0, 8)} ${disk.name}`);
   try {
@@ -44,7 +53,14 @@ export async function restoreImage(repo: Repository, opts: RestoreImageOptions):
     const pool = new WorkerPool(repo.key, opts.workers);
     try {
       const result = await restoreDisk({
-        repo, index, disk: fixedIndex, writer, pool, onProgress: opts.onProgress, salvage: opts.salvage, reloadIndex: loadIndex,
+        repo,
+        index,
+        disk: fixedIndex,
+        writer,
+        pool,
+        onProgress: opts.onProgress,
+        salvage: opts.salvage,
+        reloadIndex: loadIndex,
       });
       await writer.commit();
       return { sizeBytes: fixedIndex.sizeBytes, ...result };
@@ -52,7 +68,9 @@ export async function restoreImage(repo: Repository, opts: RestoreImageOptions):
       await writer.abort();
       // Salvage helps with damaged repository data, not with a target that cannot be written.
       if (opts.salvage || err instanceof FileSystemError) throw err;
-      throw new Error(`${errorMessage(err)}\nnothing was restored; \`restore-image --salvage\` restores everything that can be read and lists what cannot`);
+      throw new Error(
+        `${errorMessage(err)}\nnothing was restored; \`restore-image --salvage\` restores everything that can be read and lists what cannot`,
+      );
     } finally {
       await pool.close();
     }

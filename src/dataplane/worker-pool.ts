@@ -21,10 +21,11 @@ class ChunkWorker {
     this.thread.on('message', (reply: WorkerReply) => {
       const p = this.pending.get(reply.seq)!;
       this.pending.delete(reply.seq);
-      if (reply.error) p.reject(new Error(reply.error)); else p.resolve(reply);
+      if (reply.error) p.reject(new Error(reply.error));
+      else p.resolve(reply);
     });
-    this.thread.on('error', err => this.failAll(err));
-    this.thread.on('exit', code => this.failAll(new Error(`chunk worker exited with code ${code}`)));
+    this.thread.on('error', (err) => this.failAll(err));
+    this.thread.on('exit', (code) => this.failAll(new Error(`chunk worker exited with code ${code}`)));
   }
 
   private failAll(err: Error): void {
@@ -60,7 +61,7 @@ export class WorkerPool {
 
   /** A buffer for reading a chunk of `length` bytes; give it to `digest`, which takes it over. */
   buffer(length: number): ArrayBuffer {
-    const i = this.spare.findIndex(b => b.byteLength === length);
+    const i = this.spare.findIndex((b) => b.byteLength === length);
     return i >= 0 ? this.spare.splice(i, 1)[0] : new ArrayBuffer(length);
   }
 
@@ -73,7 +74,10 @@ export class WorkerPool {
   }
 
   /** Hashes a chunk; unless it is all zeros, the returned handle must be sealed or dropped. */
-  async digest(buffer: ArrayBuffer, length: number): Promise<{ zero: true } | { zero: false; id: Buffer; handle: ChunkHandle }> {
+  async digest(
+    buffer: ArrayBuffer,
+    length: number,
+  ): Promise<{ zero: true } | { zero: false; id: Buffer; handle: ChunkHandle }> {
     // Zero chunks (most of a sparse disk) are found here with a memcmp: a round trip to a worker
     // costs more than the check.
     if (isAllZero(new Uint8Array(buffer, 0, length))) {
@@ -99,15 +103,25 @@ export class WorkerPool {
   }
 
   /** Decrypts and decompresses a stored chunk; with `verifyId`, also re-hashes it against its id. */
-  async open(id: Buffer, sealed: Buffer, compression: number, rawLength: number, where: string, verifyId = false): Promise<Buffer> {
+  async open(
+    id: Buffer,
+    sealed: Buffer,
+    compression: number,
+    rawLength: number,
+    where: string,
+    verifyId = false,
+  ): Promise<Buffer> {
     // A copy: `sealed` is usually a slice of a larger read, which other chunks still need.
     const sealedCopy = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length) as ArrayBuffer;
-    const reply = await this.leastBusy().call({ op: 'open', seq: ++this.seq, id: copyOf(id), sealed: sealedCopy, compression, rawLength, where, verifyId }, [sealedCopy]);
+    const reply = await this.leastBusy().call(
+      { op: 'open', seq: ++this.seq, id: copyOf(id), sealed: sealedCopy, compression, rawLength, where, verifyId },
+      [sealedCopy],
+    );
     return Buffer.from(reply.plain!);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map(w => w.thread.terminate()));
+    await Promise.all(this.workers.map((w) => w.thread.terminate()));
   }
 }
 

@@ -3,7 +3,16 @@ export type WorkerRequest =
   | { op: 'digest'; seq: number; buffer: ArrayBuffer; length: number }
   | { op: 'seal'; seq: number; id: ArrayBuffer }
   | { op: 'drop'; seq: number }
-  | { op: 'open'; seq: number; id: ArrayBuffer; sealed: ArrayBuffer; compression: number; rawLength: number; where: string; verifyId: boolean };
+  | {
+      op: 'open';
+      seq: number;
+      id: ArrayBuffer;
+      sealed: ArrayBuffer;
+      compression: number;
+      rawLength: number;
+      where: string;
+      verifyId: boolean;
+    };
 
 export type WorkerReply = {
   seq: number;
@@ -23,6 +32,7 @@ export type WorkerReply = {
  * shared pool, which must not be detached.
  */
 export function transferable(view: Uint8Array): ArrayBuffer {
-  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer) return view.buffer;
+  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer)
+    return view.buffer;
   return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer;
 }

@@ -63,7 +63,11 @@ export function emulatorClientOptions(info: EmulatorConnectionInfo): EmulatorCli
     compute: { endpoint: info.armEndpoint, tlsOptions, credentials: { scopes: [`${info.armEndpoint}/.default`] } },
     // Retries as against Azure (503 ServerBusy, 500 OperationTimedOut, dropped connections), with
     // delays sized for a local emulator rather than the SDK's 4 s.
-    blob: { tlsOptions, retryOptions: { maxTries: 6, retryDelayInMs: 100, maxRetryDelayInMs: 2000 }, ...(info.hostStyleSas ? { httpClient: hostStyleSasClient(info.armEndpoint, info.caCertPem) } : {}) },
+    blob: {
+      tlsOptions,
+      retryOptions: { maxTries: 6, retryDelayInMs: 100, maxRetryDelayInMs: 2000 },
+      ...(info.hostStyleSas ? { httpClient: hostStyleSasClient(info.armEndpoint, info.caCertPem) } : {}),
+    },
     credential: new StaticTokenCredential(info.token),
     subscriptionId: info.subscriptionId,
   };

@@ -35,7 +35,11 @@ interface ContainerState {
   exitCode?: number;
 }
 
-interface EnvVar { name: string; value?: string; secure: boolean }
+interface EnvVar {
+  name: string;
+  value?: string;
+  secure: boolean;
+}
 
 interface ContainerRec {
   name: string;
@@ -63,7 +67,10 @@ interface GroupRec {
   containers: ContainerRec[];
 }
 
-interface Persisted { version: 1; groups: Record<string, GroupRec> }
+interface Persisted {
+  version: 1;
+  groups: Record<string, GroupRec>;
+}
 
 export interface ContainerGroupOptions {
   /** StandardCores per region (default 10, a new subscription's default). */
@@ -72,7 +79,10 @@ export interface ContainerGroupOptions {
   provisionMs?: number;
 }
 
-export interface ArmReply { status: number; body?: unknown }
+export interface ArmReply {
+  status: number;
+  body?: unknown;
+}
 
 export class ContainerGroups {
   readonly #file: string;
@@ -94,7 +104,11 @@ export class ContainerGroups {
   }
 
   /** Loads the groups of an earlier run: their processes ended with that emulator. */
-  static async open(dataDir: string, subscriptionId: string, opts: ContainerGroupOptions = {}): Promise<ContainerGroups> {
+  static async open(
+    dataDir: string,
+    subscriptionId: string,
+    opts: ContainerGroupOptions = {},
+  ): Promise<ContainerGroups> {
     const cg = new ContainerGroups(dataDir, subscriptionId, opts);
     try {
       const saved = JSON.parse(await readFile(cg.#file, 'utf8')) as Persisted;
@@ -107,7 +121,13 @@ export class ContainerGroups {
       for (const c of g.containers) {
         if (c.currentState.state === 'Terminated') continue;
         c.previousState = c.currentState;
-        c.currentState = { state: 'Terminated', detailStatus: 'Killed: the emulator stopped', exitCode: 137, startTime: c.currentState.startTime, finishTime: now };
+        c.currentState = {
+          state: 'Terminated',
+          detailStatus: 'Killed: the emulator stopped',
+          exitCode: 137,
+          startTime: c.currentState.startTime,
+          finishTime: now,
+        };
       }
     }
     await cg.#save();
@@ -118,14 +138,26 @@ export class ContainerGroups {
    * Answers an ARM request if it is about container groups (undefined otherwise).
    * `lower` are the path segments lower-cased, `segs` as sent.
    */
-  async handle(method: string, segs: string[], lower: string[], body: () => Promise<unknown>): Promise<ArmReply | undefined> {
+  async handle(
+    method: string,
+    segs: string[],
+    lower: string[],
+    body: () => Promise<unknown>,
+  ): Promise<ArmReply | undefined> {
     // /subscriptions/{s}/providers/Microsoft.ContainerInstance/containerGroups
     if (lower[2] === 'providers' && lower[3] === 'microsoft.containerinstance') {
-      if (lower[4] === 'containergroups' && segs.length === 5 && method === 'GET') return { status: 200, body: { value: this.#list() } };
+      if (lower[4] === 'containergroups' && segs.length === 5 && method === 'GET')
+        return { status: 200, body: { value: this.#list() } };
       throw new ArmError(404, 'NotFound', `No route for ${method} /${segs.join('/')}`);
     }
-    if (!(lower[2] === 'resourcegroups' && lower[4] === 'providers' && lower[5] === 'microsoft.containerinstance')) return undefined;
-    if (lower[6] !== 'containergroups') throw new ArmError(404, 'InvalidResourceType', `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.ContainerInstance'.`);
+    if (!(lower[2] === 'resourcegroups' && lower[4] === 'providers' && lower[5] === 'microsoft.containerinstance'))
+      return undefined;
+    if (lower[6] !== 'containergroups')
+      throw new ArmError(
+        404,
+        'InvalidResourceType',
+        `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.ContainerInstance'.`,
+      );
     const rg = segs[3]!;
     if (segs.length === 7 && method === 'GET') return { status: 200, body: { value: this.#list(rg) } };
     if (segs.length !== 8) throw new ArmError(404, 'NotFound', `No route for ${method} /${segs.join('/')}`);
@@ -161,31 +193,54 @@ export class ContainerGroups {
   }
 
   #list(rg?: string): unknown[] {
-    return Object.values(this.#groups).filter((g) => !rg || g.resourceGroup.toLowerCase() === rg.toLowerCase()).map((g) => this.#render(g));
+    return Object.values(this.#groups)
+      .filter((g) => !rg || g.resourceGroup.toLowerCase() === rg.toLowerCase())
+      .map((g) => this.#render(g));
   }
 
   async #put(rg: string, name: string, raw: unknown): Promise<ArmReply> {
     if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name) || name.includes('--')) {
-      throw new ArmError(400, 'InvalidContainerGroupName', `The container group name '${name}' is invalid. A container group name must contain no more than 63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').`);
+      throw new ArmError(
+        400,
+        'InvalidContainerGroupName',
+        `The container group name '${name}' is invalid. A container group name must contain no more than 63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').`,
+      );
     }
     const spec = record(raw, 'containerGroup');
     const location = normalizeLocation(spec.location);
     const props = record(spec.properties, 'properties');
     const osType = props.osType === undefined ? 'Linux' : String(props.osType);
-    if (osType !== 'Linux' && osType !== 'Windows') throw new ArmError(400, 'InvalidOsType', `The os type '${osType}' is not valid. Use 'Linux' or 'Windows'.`);
+    if (osType !== 'Linux' && osType !== 'Windows')
+      throw new ArmError(400, 'InvalidOsType', `The os type '${osType}' is not valid. Use 'Linux' or 'Windows'.`);
     const restartPolicy = (props.restartPolicy ?? 'Always') as RestartPolicy;
-    if (!RESTART_POLICIES.includes(restartPolicy)) throw new ArmError(400, 'InvalidRestartPolicy', `The restart policy '${String(restartPolicy)}' is not valid: use Always, OnFailure or Never.`);
-    if (!Array.isArray(props.containers) || props.containers.length === 0) throw new ArmError(400, 'NoContainersInContainerGroup', `The container group '${name}' must have at least one container.`);
+    if (!RESTART_POLICIES.includes(restartPolicy))
+      throw new ArmError(
+        400,
+        'InvalidRestartPolicy',
+        `The restart policy '${String(restartPolicy)}' is not valid: use Always, OnFailure or Never.`,
+      );
+    if (!Array.isArray(props.containers) || props.containers.length === 0)
+      throw new ArmError(
+        400,
+        'NoContainersInContainerGroup',
+        `The container group '${name}' must have at least one container.`,
+      );
     const secure: Record<string, string> = {};
     const containers = props.containers.map((raw): ContainerRec => {
       const c = record(raw, 'containers[]');
       const cname = String(c.name ?? '');
       const cp = record(c.properties, `container '${cname}' properties`);
-      if (typeof cp.image !== 'string' || !cp.image) throw new ArmError(400, 'InvalidContainerImage', `The container '${cname}' must have an image.`);
+      if (typeof cp.image !== 'string' || !cp.image)
+        throw new ArmError(400, 'InvalidContainerImage', `The container '${cname}' must have an image.`);
       const requests = record(record(cp.resources, 'resources').requests, 'resources.requests');
       const cpu = Number(requests.cpu);
       const memoryInGB = Number(requests.memoryInGB);
-      if (!(cpu > 0) || !(memoryInGB > 0)) throw new ArmError(400, 'InvalidContainerResourceRequests', `The container '${cname}' must request cpu and memoryInGB greater than 0.`);
+      if (!(cpu > 0) || !(memoryInGB > 0))
+        throw new ArmError(
+          400,
+          'InvalidContainerResourceRequests',
+          `The container '${cname}' must request cpu and memoryInGB greater than 0.`,
+        );
       const env = ((cp.environmentVariables ?? []) as unknown[]).map((e): EnvVar => {
         const v = record(e, 'environmentVariables[]');
         const vname = String(v.name ?? '');
@@ -196,21 +251,42 @@ export class ContainerGroups {
         return { name: vname, value: typeof v.value === 'string' ? v.value : '', secure: false };
       });
       return {
-        name: cname, image: cp.image, command: Array.isArray(cp.command) ? cp.command.map(String) : [], env, cpu, memoryInGB,
-        restartCount: 0, currentState: { state: 'Waiting', detailStatus: 'Pending' },
+        name: cname,
+        image: cp.image,
+        command: Array.isArray(cp.command) ? cp.command.map(String) : [],
+        env,
+        cpu,
+        memoryInGB,
+        restartCount: 0,
+        currentState: { state: 'Waiting', detailStatus: 'Pending' },
       };
     });
     const key = this.#key(rg, name);
     const requested = Math.ceil(containers.reduce((n, c) => n + c.cpu, 0));
-    const usage = Math.ceil(Object.entries(this.#groups).filter(([k, g]) => k !== key && g.location === location).reduce((n, [, g]) => n + g.containers.reduce((m, c) => m + c.cpu, 0), 0));
+    const usage = Math.ceil(
+      Object.entries(this.#groups)
+        .filter(([k, g]) => k !== key && g.location === location)
+        .reduce((n, [, g]) => n + g.containers.reduce((m, c) => m + c.cpu, 0), 0),
+    );
     if (usage + requested > this.#cores) {
-      throw new ArmError(400, 'ContainerGroupQuotaReached', `Resource type '${TYPE}' container group quota 'StandardCores' exceeded in region '${location}'. Limit: '${this.#cores}', Usage: '${usage}' Requested: '${requested}'.`);
+      throw new ArmError(
+        400,
+        'ContainerGroupQuotaReached',
+        `Resource type '${TYPE}' container group quota 'StandardCores' exceeded in region '${location}'. Limit: '${this.#cores}', Usage: '${usage}' Requested: '${requested}'.`,
+      );
     }
     const existed = Boolean(this.#groups[key]);
     if (existed) await this.#stop(key);
     const g: GroupRec = {
       id: `/subscriptions/${this.#subscriptionId}/resourceGroups/${rg}/providers/${TYPE}/${name}`,
-      name, resourceGroup: rg, location, tags: stringTags(spec.tags), osType, restartPolicy, readyAt: Date.now() + this.#provisionMs, containers,
+      name,
+      resourceGroup: rg,
+      location,
+      tags: stringTags(spec.tags),
+      osType,
+      restartPolicy,
+      readyAt: Date.now() + this.#provisionMs,
+      containers,
     };
     this.#groups[key] = g;
     this.#secureEnv.set(key, secure);
@@ -229,14 +305,23 @@ export class ContainerGroups {
     const started = new Date().toISOString();
     if (c.command[0] !== 'goldsnap') {
       // No image is pulled here: only Goldsnap's own program can run.
-      c.currentState = { state: 'Terminated', detailStatus: 'Error', exitCode: 127, startTime: started, finishTime: started };
+      c.currentState = {
+        state: 'Terminated',
+        detailStatus: 'Error',
+        exitCode: 127,
+        startTime: started,
+        finishTime: started,
+      };
       this.#saveLater();
       return;
     }
     const secure = this.#secureEnv.get(key) ?? {};
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
     for (const v of c.env) env[v.name] = v.secure ? secure[`${c.name}\0${v.name}`] : v.value;
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...c.command.slice(1)], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...c.command.slice(1)], {
+      env,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.#processes.set(`${key}\0${c.name}`, child);
     c.currentState = { state: 'Running', detailStatus: '', startTime: started };
     this.#saveLater();
@@ -245,17 +330,26 @@ export class ContainerGroups {
       if (this.#groups[key] !== g) return;
       const exitCode = code ?? (signal === 'SIGKILL' ? 137 : 143);
       c.previousState = undefined;
-      c.currentState = { state: 'Terminated', detailStatus: exitCode === 0 ? 'Completed' : 'Error', exitCode, startTime: started, finishTime: new Date().toISOString() };
+      c.currentState = {
+        state: 'Terminated',
+        detailStatus: exitCode === 0 ? 'Completed' : 'Error',
+        exitCode,
+        startTime: started,
+        finishTime: new Date().toISOString(),
+      };
       const restart = g.restartPolicy === 'Always' || (g.restartPolicy === 'OnFailure' && exitCode !== 0);
       if (restart && !this.#closed) {
         // ACI restarts with a growing back-off; a restarted container keeps its previous state.
         c.previousState = c.currentState;
         c.restartCount += 1;
         c.currentState = { state: 'Waiting', detailStatus: 'CrashLoopBackOff' };
-        const timer = setTimeout(() => {
-          this.#timers.delete(timer);
-          if (this.#groups[key] === g) this.#start(key, g, c);
-        }, Math.min(30_000, 500 * 2 ** Math.min(c.restartCount, 6)));
+        const timer = setTimeout(
+          () => {
+            this.#timers.delete(timer);
+            if (this.#groups[key] === g) this.#start(key, g, c);
+          },
+          Math.min(30_000, 500 * 2 ** Math.min(c.restartCount, 6)),
+        );
         this.#timers.add(timer);
       }
       this.#saveLater();
@@ -264,39 +358,58 @@ export class ContainerGroups {
 
   async #stop(key: string): Promise<void> {
     const mine = [...this.#processes.entries()].filter(([k]) => k.startsWith(`${key}\0`));
-    await Promise.all(mine.map(([k, child]) => new Promise<void>((resolve) => {
-      this.#processes.delete(k);
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    })));
+    await Promise.all(
+      mine.map(
+        ([k, child]) =>
+          new Promise<void>((resolve) => {
+            this.#processes.delete(k);
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            child.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
   }
 
   #groupState(g: GroupRec): string {
     if (Date.now() < g.readyAt) return 'Pending';
     const states = g.containers.map((c) => c.currentState);
-    if (states.some((s) => s.state === 'Running' || s.state === 'Waiting')) return states.some((s) => s.state === 'Running') ? 'Running' : 'Pending';
+    if (states.some((s) => s.state === 'Running' || s.state === 'Waiting'))
+      return states.some((s) => s.state === 'Running') ? 'Running' : 'Pending';
     return states.every((s) => s.exitCode === 0) ? 'Succeeded' : 'Failed';
   }
 
   #render(g: GroupRec): unknown {
     return {
-      id: g.id, name: g.name, type: TYPE, location: g.location, tags: g.tags,
+      id: g.id,
+      name: g.name,
+      type: TYPE,
+      location: g.location,
+      tags: g.tags,
       properties: {
         provisioningState: Date.now() < g.readyAt ? 'Creating' : 'Succeeded',
-        sku: 'Standard', osType: g.osType, restartPolicy: g.restartPolicy,
+        sku: 'Standard',
+        osType: g.osType,
+        restartPolicy: g.restartPolicy,
         containers: g.containers.map((c) => ({
           name: c.name,
           properties: {
-            image: c.image, command: c.command, ports: [],
+            image: c.image,
+            command: c.command,
+            ports: [],
             // Secure values are write-only, as on Azure: their names come back, never their values.
             environmentVariables: c.env.map((v) => (v.secure ? { name: v.name } : { name: v.name, value: v.value })),
             resources: { requests: { cpu: c.cpu, memoryInGB: c.memoryInGB } },
-            instanceView: { restartCount: c.restartCount, currentState: c.currentState, ...(c.previousState ? { previousState: c.previousState } : {}), events: [] },
+            instanceView: {
+              restartCount: c.restartCount,
+              currentState: c.currentState,
+              ...(c.previousState ? { previousState: c.previousState } : {}),
+              events: [],
+            },
           },
         })),
         instanceView: { state: this.#groupState(g), events: [] },
@@ -306,21 +419,30 @@ export class ContainerGroups {
 
   /** Writes the groups as they are when the write's turn comes (writes are serialized). */
   async #save(): Promise<void> {
-    await this.#saving.run(() => writeFileAtomic(this.#file, JSON.stringify({ version: 1, groups: this.#groups } satisfies Persisted)));
+    await this.#saving.run(() =>
+      writeFileAtomic(this.#file, JSON.stringify({ version: 1, groups: this.#groups } satisfies Persisted)),
+    );
   }
 
   /** For state changes made outside a request (a process started or ended): best effort. */
   #saveLater(): void {
-    this.#save().catch((err: unknown) => process.emitWarning(`emulator: container groups not saved: ${errorMessage(err)}`));
+    this.#save().catch((err: unknown) =>
+      process.emitWarning(`emulator: container groups not saved: ${errorMessage(err)}`),
+    );
   }
 }
 
 function notFound(rg: string, name: string): ArmError {
-  return new ArmError(404, 'ResourceNotFound', `The Resource '${TYPE}/${name}' under resource group '${rg}' was not found.`);
+  return new ArmError(
+    404,
+    'ResourceNotFound',
+    `The Resource '${TYPE}/${name}' under resource group '${rg}' was not found.`,
+  );
 }
 
 function record(v: unknown, what: string): Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidRequestContent', `The request content is invalid: '${what}' must be an object.`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new ArmError(400, 'InvalidRequestContent', `The request content is invalid: '${what}' must be an object.`);
   return v as Record<string, unknown>;
 }
 

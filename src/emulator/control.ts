@@ -93,7 +93,10 @@ function prng(seed: number): () => number {
   };
 }
 
-const WORDS = 'the of and to in is for on that with kernel systemd boot config log error warning info user root var lib usr etc home data index page block sector file node process thread memory cache disk volume backup snapshot azure region token service request response'.split(' ');
+const WORDS =
+  'the of and to in is for on that with kernel systemd boot config log error warning info user root var lib usr etc home data index page block sector file node process thread memory cache disk volume backup snapshot azure region token service request response'.split(
+    ' ',
+  );
 
 function fillText(buf: Buffer, rnd: () => number): void {
   let i = 0;
@@ -183,25 +186,36 @@ export class EmulatorControl {
     const core = this.core;
     if (spec.subscriptionId !== undefined) {
       const sub = hostedSubscription(core.st, spec.subscriptionId);
-      if (!sub) throw new ArmError(404, 'SubscriptionNotFound', `createVm: the emulator hosts no subscription '${spec.subscriptionId}' (it hosts ${hostedSubscriptions(core.st).join(', ')})`);
+      if (!sub)
+        throw new ArmError(
+          404,
+          'SubscriptionNotFound',
+          `createVm: the emulator hosts no subscription '${spec.subscriptionId}' (it hosts ${hostedSubscriptions(core.st).join(', ')})`,
+        );
       const { subscriptionId: _, ...rest } = spec;
       return inSubscription(sub, () => this.createVm(rest));
     }
     return core.exclusive(async () => {
       const location = normalizeLocation(spec.region);
       const rg = spec.resourceGroup;
-      if (!spec.name || !rg) throw new ArmError(400, 'InvalidParameter', 'createVm: name and resourceGroup are required');
+      if (!spec.name || !rg)
+        throw new ArmError(400, 'InvalidParameter', 'createVm: name and resourceGroup are required');
       const vmId = core.resourceId(rg, 'virtualMachines', spec.name);
       if (core.st.virtualMachines[keyOf(vmId)]) throw new ArmError(409, 'Conflict', `VM ${vmId} already exists`);
       const osSpecs = spec.disks.filter((d) => d.role === 'os');
-      if (osSpecs.length !== 1) throw new ArmError(400, 'InvalidParameter', 'createVm: exactly one disk must have role "os"');
+      if (osSpecs.length !== 1)
+        throw new ArmError(400, 'InvalidParameter', 'createVm: exactly one disk must have role "os"');
       const rnd = prng(spec.seed ?? randomBytes(4).readUInt32LE(0));
       const osType = spec.osType ?? 'Linux';
       const recs: { rec: DiskRec; spec: CreateVmDiskSpec; lun?: number }[] = [];
       const usedLuns = new Set<number>();
       for (const ds of [...osSpecs, ...spec.disks.filter((d) => d.role === 'data')]) {
         if (!Number.isInteger(ds.sizeBytes) || ds.sizeBytes <= 0 || ds.sizeBytes % PAGE !== 0) {
-          throw new ArmError(400, 'InvalidParameter', `createVm: disk ${ds.name}: sizeBytes must be a positive multiple of 512`);
+          throw new ArmError(
+            400,
+            'InvalidParameter',
+            `createVm: disk ${ds.name}: sizeBytes must be a positive multiple of 512`,
+          );
         }
         const id = core.resourceId(rg, 'disks', ds.name);
         if (core.st.disks[keyOf(id)]) throw new ArmError(409, 'Conflict', `disk ${id} already exists`);
@@ -224,7 +238,15 @@ export class EmulatorControl {
           uniqueId,
           timeCreated: new Date().toISOString(),
           readyAt: 0,
-          creationData: ds.role === 'os' ? { createOption: 'FromImage', imageReference: { id: `/Subscriptions/${core.st.subscriptionId}/Providers/Microsoft.Compute/Locations/${location}/Publishers/Canonical/ArtifactTypes/VMImage/Offers/ubuntu-24_04-lts/Skus/server/Versions/latest` } } : { createOption: 'Empty' },
+          creationData:
+            ds.role === 'os'
+              ? {
+                  createOption: 'FromImage',
+                  imageReference: {
+                    id: `/Subscriptions/${core.st.subscriptionId}/Providers/Microsoft.Compute/Locations/${location}/Publishers/Canonical/ArtifactTypes/VMImage/Offers/ubuntu-24_04-lts/Skus/server/Versions/latest`,
+                  },
+                }
+              : { createOption: 'Empty' },
           uploadPending: false,
           family: uniqueId,
           managedBy: vmId,
@@ -237,7 +259,8 @@ export class EmulatorControl {
         if (spec.zone) rec.zone = spec.zone;
         recs.push(lun === undefined ? { rec, spec: ds } : { rec, spec: ds, lun });
       }
-      for (const r of recs) await fillDisk(core, r.rec, r.spec.fill ?? (r.spec.role === 'os' ? 'os-like' : 'random'), rnd);
+      for (const r of recs)
+        await fillDisk(core, r.rec, r.spec.fill ?? (r.spec.role === 'os' ? 'os-like' : 'random'), rnd);
       const vm: VmRec = {
         id: vmId,
         name: spec.name,
@@ -283,7 +306,11 @@ export class EmulatorControl {
       const out: WrittenRange[] = [];
       const add = (d: DiskRec, w: PageWrite) => {
         if (w.offset < 0 || w.length <= 0 || w.offset + w.length > d.sizeBytes) {
-          throw new ArmError(400, 'InvalidParameter', `write [${w.offset}, +${w.length}) is outside disk ${d.name} (${d.sizeBytes} bytes)`);
+          throw new ArmError(
+            400,
+            'InvalidParameter',
+            `write [${w.offset}, +${w.length}) is outside disk ${d.name} (${d.sizeBytes} bytes)`,
+          );
         }
         let l = perDisk.get(d);
         if (!l) perDisk.set(d, (l = []));
@@ -291,7 +318,9 @@ export class EmulatorControl {
         out.push({ diskId: d.id, offset: w.offset, length: w.length });
       };
       for (const w of opts.writes ?? []) {
-        const d = disks.find((x) => x.name.toLowerCase() === w.diskName.toLowerCase() || keyOf(x.id) === keyOf(w.diskName));
+        const d = disks.find(
+          (x) => x.name.toLowerCase() === w.diskName.toLowerCase() || keyOf(x.id) === keyOf(w.diskName),
+        );
         if (!d) throw new ArmError(404, 'ResourceNotFound', `disk ${w.diskName} is not attached to VM ${v.name}`);
         let data: Buffer | null;
         const length = w.data ? w.data.length : (w.length ?? 0);
@@ -305,7 +334,8 @@ export class EmulatorControl {
         add(d, { offset: w.offset, length, data });
       }
       if (opts.fraction !== undefined) {
-        if (!(opts.fraction > 0 && opts.fraction <= 1)) throw new ArmError(400, 'InvalidParameter', 'fraction must be in (0, 1]');
+        if (!(opts.fraction > 0 && opts.fraction <= 1))
+          throw new ArmError(400, 'InvalidParameter', 'fraction must be in (0, 1]');
         for (const d of disks) {
           const target = Math.max(4096, Math.floor(d.sizeBytes * opts.fraction));
           let written = 0;
@@ -332,7 +362,10 @@ export class EmulatorControl {
 
   /** Whole content of a disk or snapshot (by id or, for disks, name). */
   async readDisk(diskOrSnapshotId: string): Promise<Buffer> {
-    const rec = this.core.findDisk(diskOrSnapshotId) ?? this.core.st.snapshots[keyOf(diskOrSnapshotId)] ?? this.core.st.diskRestorePoints?.[keyOf(diskOrSnapshotId)];
+    const rec =
+      this.core.findDisk(diskOrSnapshotId) ??
+      this.core.st.snapshots[keyOf(diskOrSnapshotId)] ??
+      this.core.st.diskRestorePoints?.[keyOf(diskOrSnapshotId)];
     if (!rec) throw new ArmError(404, 'ResourceNotFound', `disk or snapshot ${diskOrSnapshotId} not found`);
     return this.core.store.read(rec.contentId, 0, rec.sizeBytes);
   }
@@ -342,14 +375,22 @@ export class EmulatorControl {
     const MiB = 1024 * 1024;
     const specs: CreateVmSpec[] = [
       {
-        name: 'web-01', resourceGroup: 'rg-prod-weu', region: 'westeurope', tags: { env: 'prod', app: 'web' }, seed: 1,
+        name: 'web-01',
+        resourceGroup: 'rg-prod-weu',
+        region: 'westeurope',
+        tags: { env: 'prod', app: 'web' },
+        seed: 1,
         disks: [
           { name: 'web-01-os', sizeBytes: 128 * MiB, role: 'os', fill: 'os-like' },
           { name: 'web-01-data0', sizeBytes: 64 * MiB, role: 'data', lun: 0, fill: 'os-like' },
         ],
       },
       {
-        name: 'db-01', resourceGroup: 'rg-prod-weu', region: 'westeurope', tags: { env: 'prod', app: 'db' }, seed: 2,
+        name: 'db-01',
+        resourceGroup: 'rg-prod-weu',
+        region: 'westeurope',
+        tags: { env: 'prod', app: 'db' },
+        seed: 2,
         disks: [
           { name: 'db-01-os', sizeBytes: 128 * MiB, role: 'os', fill: 'os-like' },
           { name: 'db-01-data0', sizeBytes: 256 * MiB, role: 'data', lun: 0, fill: 'os-like' },
@@ -357,7 +398,11 @@ export class EmulatorControl {
         ],
       },
       {
-        name: 'dev-01', resourceGroup: 'rg-dev-eus', region: 'eastus', tags: { env: 'dev' }, seed: 3,
+        name: 'dev-01',
+        resourceGroup: 'rg-dev-eus',
+        region: 'eastus',
+        tags: { env: 'dev' },
+        seed: 3,
         disks: [
           { name: 'dev-01-os', sizeBytes: 128 * MiB, role: 'os', fill: 'os-like' },
           { name: 'dev-01-data0', sizeBytes: 64 * MiB, role: 'data', lun: 0, fill: 'zeros' },
@@ -381,7 +426,8 @@ export class EmulatorControl {
       busy = true;
       void (async () => {
         try {
-          for (const v of Object.values(this.core.st.virtualMachines)) await this.writeToVm(v.id, { fraction: opts.fraction });
+          for (const v of Object.values(this.core.st.virtualMachines))
+            await this.writeToVm(v.id, { fraction: opts.fraction });
         } catch (err) {
           process.emitWarning(`emulator ticker: ${errorMessage(err)}`);
         } finally {

@@ -26,10 +26,31 @@ export const PAGE = 512;
 
 /** Regions the emulator accepts (normalized names). */
 export const REGIONS = [
-  'westeurope', 'northeurope', 'eastus', 'eastus2', 'westus', 'westus2', 'westus3', 'centralus',
-  'southcentralus', 'northcentralus', 'uksouth', 'ukwest', 'francecentral', 'germanywestcentral',
-  'swedencentral', 'switzerlandnorth', 'norwayeast', 'japaneast', 'australiaeast', 'southeastasia',
-  'eastasia', 'canadacentral', 'brazilsouth', 'centralindia', 'koreacentral',
+  'westeurope',
+  'northeurope',
+  'eastus',
+  'eastus2',
+  'westus',
+  'westus2',
+  'westus3',
+  'centralus',
+  'southcentralus',
+  'northcentralus',
+  'uksouth',
+  'ukwest',
+  'francecentral',
+  'germanywestcentral',
+  'swedencentral',
+  'switzerlandnorth',
+  'norwayeast',
+  'japaneast',
+  'australiaeast',
+  'southeastasia',
+  'eastasia',
+  'canadacentral',
+  'brazilsouth',
+  'centralindia',
+  'koreacentral',
 ];
 
 /** An error with an HTTP status and an Azure error code; the subclass says how it is rendered. */
@@ -76,10 +97,15 @@ export interface SasTarget {
 }
 
 export function normalizeLocation(loc: unknown): string {
-  if (typeof loc !== 'string' || !loc.trim()) throw new ArmError(400, 'LocationRequired', "The location property is required for this definition.");
+  if (typeof loc !== 'string' || !loc.trim())
+    throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
   const n = loc.replace(/\s+/g, '').toLowerCase();
   if (!REGIONS.includes(n)) {
-    throw new ArmError(400, 'LocationNotAvailableForResourceType', `The provided location '${loc}' is not available for resource type 'Microsoft.Compute'. List of available regions: '${REGIONS.join(',')}'.`);
+    throw new ArmError(
+      400,
+      'LocationNotAvailableForResourceType',
+      `The provided location '${loc}' is not available for resource type 'Microsoft.Compute'. List of available regions: '${REGIONS.join(',')}'.`,
+    );
   }
   return n;
 }
@@ -92,26 +118,38 @@ export function validName(name: string, what: string): void {
 
 export function tagsOf(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidParameter', "The value of parameter 'tags' is invalid.");
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new ArmError(400, 'InvalidParameter', "The value of parameter 'tags' is invalid.");
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof val !== 'string') throw new ArmError(400, 'InvalidParameter', `The value of tag '${k}' must be a string.`);
+    if (typeof val !== 'string')
+      throw new ArmError(400, 'InvalidParameter', `The value of tag '${k}' must be a string.`);
     out[k] = val;
   }
   return out;
 }
 
 export function obj(v: unknown, what: string): Record<string, unknown> {
-  if (v === undefined || v === null) throw new ArmError(400, 'InvalidParameter', `Required parameter '${what}' is missing (null).`);
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ArmError(400, 'InvalidParameter', `The value of parameter '${what}' is invalid.`);
+  if (v === undefined || v === null)
+    throw new ArmError(400, 'InvalidParameter', `Required parameter '${what}' is missing (null).`);
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new ArmError(400, 'InvalidParameter', `The value of parameter '${what}' is invalid.`);
   return v as Record<string, unknown>;
 }
 
 /** Parses a Microsoft.Compute resource id: returns rg, type and name. */
-export function parseResourceId(id: string, subscriptionId: string): { resourceGroup: string; type: string; name: string } | undefined {
-  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/(disks|snapshots|virtualMachines)\/([^/]+)$/i.exec(id);
+export function parseResourceId(
+  id: string,
+  subscriptionId: string,
+): { resourceGroup: string; type: string; name: string } | undefined {
+  const m =
+    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/(disks|snapshots|virtualMachines)\/([^/]+)$/i.exec(
+      id,
+    );
   if (!m || m[1]!.toLowerCase() !== subscriptionId.toLowerCase()) return undefined;
-  const type = ({ disks: 'disks', snapshots: 'snapshots', virtualmachines: 'virtualMachines' } as Record<string, string>)[m[3]!.toLowerCase()]!;
+  const type = (
+    { disks: 'disks', snapshots: 'snapshots', virtualmachines: 'virtualMachines' } as Record<string, string>
+  )[m[3]!.toLowerCase()]!;
   return { resourceGroup: m[2]!, type, name: m[4]! };
 }
 
@@ -119,7 +157,12 @@ const VHD_FOOTER = 512;
 
 /** True if `f` is a fixed-VHD footer ("conectix", disk type 2) describing `rawBytes` of data. */
 export function isFixedVhdFooter(f: Buffer, rawBytes: number): boolean {
-  return f.length === VHD_FOOTER && f.toString('latin1', 0, 8) === 'conectix' && f.readUInt32BE(60) === 2 && Number(f.readBigUInt64BE(48)) === rawBytes;
+  return (
+    f.length === VHD_FOOTER &&
+    f.toString('latin1', 0, 8) === 'conectix' &&
+    f.readUInt32BE(60) === 2 &&
+    Number(f.readBigUInt64BE(48)) === rawBytes
+  );
 }
 
 export class EmulatorCore {
@@ -135,7 +178,13 @@ export class EmulatorCore {
   readonly mutex = new Mutex();
   #contentVersion = new Map<string, number>();
 
-  constructor(dataDir: string, st: EmulatorState, store: ExtentStore, timings: OperationTimings, limits: AzureLimits = AZURE_LIMITS) {
+  constructor(
+    dataDir: string,
+    st: EmulatorState,
+    store: ExtentStore,
+    timings: OperationTimings,
+    limits: AzureLimits = AZURE_LIMITS,
+  ) {
     this.dataDir = dataDir;
     this.st = st;
     this.store = store;
@@ -154,8 +203,10 @@ export class EmulatorCore {
 
   async save(): Promise<void> {
     const now = Date.now();
-    for (const [id, op] of Object.entries(this.st.operations)) if (op.doneAt < now - 3600_000) delete this.st.operations[id];
-    for (const [id, g] of Object.entries(this.st.grants)) if (Date.parse(g.expiresOn) < now - 3600_000) delete this.st.grants[id];
+    for (const [id, op] of Object.entries(this.st.operations))
+      if (op.doneAt < now - 3600_000) delete this.st.operations[id];
+    for (const [id, g] of Object.entries(this.st.grants))
+      if (Date.parse(g.expiresOn) < now - 3600_000) delete this.st.grants[id];
     await saveState(this.dataDir, this.st);
   }
 
@@ -287,13 +338,37 @@ export class EmulatorCore {
       tags: v.tags,
       properties: {
         vmId: v.vmId,
-        ...(v.securityType ? { securityProfile: { securityType: v.securityType, ...(v.securityType === 'TrustedLaunch' ? { uefiSettings: { secureBootEnabled: true, vTpmEnabled: true } } : {}) } } : {}),
+        ...(v.securityType
+          ? {
+              securityProfile: {
+                securityType: v.securityType,
+                ...(v.securityType === 'TrustedLaunch'
+                  ? { uefiSettings: { secureBootEnabled: true, vTpmEnabled: true } }
+                  : {}),
+              },
+            }
+          : {}),
         hardwareProfile: { vmSize: v.vmSize },
         storageProfile: {
-          osDisk: { osType: os?.osType ?? v.osType, createOption: 'Attach', caching: 'ReadWrite', deleteOption: 'Detach', ...diskRef(v.osDiskId) },
-          dataDisks: v.dataDisks.map((dd) => ({ lun: dd.lun, createOption: 'Attach', caching: 'None', deleteOption: 'Detach', toBeDetached: false, ...diskRef(dd.diskId) })),
+          osDisk: {
+            osType: os?.osType ?? v.osType,
+            createOption: 'Attach',
+            caching: 'ReadWrite',
+            deleteOption: 'Detach',
+            ...diskRef(v.osDiskId),
+          },
+          dataDisks: v.dataDisks.map((dd) => ({
+            lun: dd.lun,
+            createOption: 'Attach',
+            caching: 'None',
+            deleteOption: 'Detach',
+            toBeDetached: false,
+            ...diskRef(dd.diskId),
+          })),
         },
-        networkProfile: { networkInterfaces: (v.nicIds ?? []).map((nic, i) => ({ id: nic, properties: { primary: i === 0 } })) },
+        networkProfile: {
+          networkInterfaces: (v.nicIds ?? []).map((nic, i) => ({ id: nic, properties: { primary: i === 0 } })),
+        },
         provisioningState: this.#provisioning(v.readyAt),
         timeCreated: v.timeCreated,
       },
@@ -302,7 +377,13 @@ export class EmulatorCore {
 
   // ---- operations -------------------------------------------------------------------------
 
-  newOperation(location: string, family: 'disk' | 'vm', delayMs: number, output?: unknown, resourceId?: string): OperationRec {
+  newOperation(
+    location: string,
+    family: 'disk' | 'vm',
+    delayMs: number,
+    output?: unknown,
+    resourceId?: string,
+  ): OperationRec {
     const op: OperationRec = {
       id: randomUUID(),
       location,
@@ -331,19 +412,34 @@ export class EmulatorCore {
 
   #disk(rg: string, name: string): DiskRec {
     const d = this.st.disks[keyOf(this.resourceId(rg, 'disks', name))];
-    if (!d) throw new ArmError(404, 'ResourceNotFound', `The Resource 'Microsoft.Compute/disks/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    if (!d)
+      throw new ArmError(
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.Compute/disks/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+      );
     return d;
   }
 
   #snapshot(rg: string, name: string): SnapshotRec {
     const s = this.st.snapshots[keyOf(this.resourceId(rg, 'snapshots', name))];
-    if (!s) throw new ArmError(404, 'ResourceNotFound', `The Resource 'Microsoft.Compute/snapshots/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    if (!s)
+      throw new ArmError(
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.Compute/snapshots/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+      );
     return s;
   }
 
   #vm(rg: string, name: string): VmRec {
     const v = this.st.virtualMachines[keyOf(this.resourceId(rg, 'virtualMachines', name))];
-    if (!v) throw new ArmError(404, 'ResourceNotFound', `The Resource 'Microsoft.Compute/virtualMachines/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    if (!v)
+      throw new ArmError(
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.Compute/virtualMachines/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+      );
     return v;
   }
 
@@ -358,19 +454,35 @@ export class EmulatorCore {
   }
 
   list(kind: 'disks' | 'snapshots' | 'virtualMachines', rg?: string): Record<string, unknown>[] {
-    const recs = (Object.values(this.st[kind]) as (DiskRec | SnapshotRec | VmRec)[]).filter((r) => inCurrentSubscription(this.st, r.id));
+    const recs = (Object.values(this.st[kind]) as (DiskRec | SnapshotRec | VmRec)[]).filter((r) =>
+      inCurrentSubscription(this.st, r.id),
+    );
     const filtered = rg === undefined ? recs : recs.filter((r) => r.resourceGroup.toLowerCase() === rg.toLowerCase());
     filtered.sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
     return filtered.map((r) =>
-      kind === 'disks' ? this.renderDisk(r as DiskRec) : kind === 'snapshots' ? this.renderSnapshot(r as SnapshotRec) : this.renderVm(r as VmRec),
+      kind === 'disks'
+        ? this.renderDisk(r as DiskRec)
+        : kind === 'snapshots'
+          ? this.renderSnapshot(r as SnapshotRec)
+          : this.renderVm(r as VmRec),
     );
   }
 
   /** Resolves a sourceResourceId to a disk or snapshot record. */
   #source(id: unknown): { kind: 'disks' | 'snapshots'; rec: DiskRec | SnapshotRec } {
-    if (typeof id !== 'string' || !id) throw new ArmError(400, 'InvalidParameter', "Required parameter 'creationData.sourceResourceId' is missing (null).");
+    if (typeof id !== 'string' || !id)
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        "Required parameter 'creationData.sourceResourceId' is missing (null).",
+      );
     const p = parseResourceId(id, this.subscriptionId);
-    if (!p || p.type === 'virtualMachines') throw new ArmError(400, 'InvalidParameter', `The value '${id}' of parameter 'creationData.sourceResourceId' is not a valid disk or snapshot id.`);
+    if (!p || p.type === 'virtualMachines')
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The value '${id}' of parameter 'creationData.sourceResourceId' is not a valid disk or snapshot id.`,
+      );
     const rec = p.type === 'disks' ? this.st.disks[keyOf(id)] : this.st.snapshots[keyOf(id)];
     if (!rec) throw new ArmError(404, 'NotFound', `Resource '${id}' was not found.`);
     return { kind: p.type as 'disks' | 'snapshots', rec };
@@ -385,14 +497,18 @@ export class EmulatorCore {
     const id = this.resourceId(rg, 'disks', name);
     const existing = this.st.disks[keyOf(id)];
     if (existing) {
-      if (existing.location !== location) throw new ArmError(409, 'PropertyChangeNotAllowed', "Changing property 'location' is not allowed.");
+      if (existing.location !== location)
+        throw new ArmError(409, 'PropertyChangeNotAllowed', "Changing property 'location' is not allowed.");
       existing.tags = tags;
       await this.save();
       return { status: 200, body: this.renderDisk(existing) };
     }
     const cd = obj(props['creationData'], 'creationData');
     const createOption = cd['createOption'];
-    const skuName = typeof (b['sku'] as Record<string, unknown> | undefined)?.['name'] === 'string' ? String((b['sku'] as Record<string, unknown>)['name']) : 'Premium_LRS';
+    const skuName =
+      typeof (b['sku'] as Record<string, unknown> | undefined)?.['name'] === 'string'
+        ? String((b['sku'] as Record<string, unknown>)['name'])
+        : 'Premium_LRS';
     const uniqueId = randomUUID();
     let sizeBytes: number;
     let contentId: string;
@@ -402,17 +518,29 @@ export class EmulatorCore {
     let osType = typeof props['osType'] === 'string' ? props['osType'] : undefined;
     let hyperVGeneration = typeof props['hyperVGeneration'] === 'string' ? props['hyperVGeneration'] : undefined;
     const sizeGB = props['diskSizeGB'];
-    if (sizeGB !== undefined && (typeof sizeGB !== 'number' || !Number.isInteger(sizeGB) || sizeGB < 1 || sizeGB > 65536)) {
-      throw new ArmError(400, 'InvalidParameter', `The value '${String(sizeGB)}' of parameter 'diskSizeGB' is out of range. Value must be between 1 and 65536.`);
+    if (
+      sizeGB !== undefined &&
+      (typeof sizeGB !== 'number' || !Number.isInteger(sizeGB) || sizeGB < 1 || sizeGB > 65536)
+    ) {
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The value '${String(sizeGB)}' of parameter 'diskSizeGB' is out of range. Value must be between 1 and 65536.`,
+      );
     }
     if (createOption === 'Empty') {
-      if (sizeGB === undefined) throw new ArmError(400, 'InvalidParameter', "Required parameter 'diskSizeGB' is missing (null).");
+      if (sizeGB === undefined)
+        throw new ArmError(400, 'InvalidParameter', "Required parameter 'diskSizeGB' is missing (null).");
       sizeBytes = (sizeGB as number) * GiB;
       contentId = await this.store.create();
     } else if (createOption === 'Upload') {
       const up = cd['uploadSizeBytes'];
       if (typeof up !== 'number' || !Number.isInteger(up) || up <= 0 || up % PAGE !== 0) {
-        throw new ArmError(400, 'InvalidParameter', `The value '${String(up)}' of parameter 'creationData.uploadSizeBytes' is invalid: it must be a positive multiple of 512.`);
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `The value '${String(up)}' of parameter 'creationData.uploadSizeBytes' is invalid: it must be a positive multiple of 512.`,
+        );
       }
       creationData['uploadSizeBytes'] = up;
       sizeBytes = up;
@@ -420,29 +548,52 @@ export class EmulatorCore {
       contentId = await this.store.create();
     } else if (createOption === 'Copy') {
       const src = this.#source(cd['sourceResourceId']);
-      if (src.rec.location !== location) throw new ArmError(400, 'InvalidParameter', `The source resource '${src.rec.id}' is in location '${src.rec.location}', but the disk is in '${location}'.`);
-      if (src.kind === 'disks' && ((src.rec as DiskRec).uploadPending || this.activeAccess(keyOf(src.rec.id)) === 'Write')) {
+      if (src.rec.location !== location)
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `The source resource '${src.rec.id}' is in location '${src.rec.location}', but the disk is in '${location}'.`,
+        );
+      if (
+        src.kind === 'disks' &&
+        ((src.rec as DiskRec).uploadPending || this.activeAccess(keyOf(src.rec.id)) === 'Write')
+      ) {
         throw new ArmError(409, 'OperationNotAllowed', `Source disk '${src.rec.name}' is being uploaded.`);
       }
       creationData['sourceResourceId'] = src.rec.id;
       creationData['sourceUniqueId'] = src.rec.uniqueId;
       sizeBytes = src.rec.sizeBytes;
       if (sizeGB !== undefined) {
-        if ((sizeGB as number) * GiB < sizeBytes) throw new ArmError(400, 'InvalidParameter', 'Disk size cannot be smaller than the source.');
+        if ((sizeGB as number) * GiB < sizeBytes)
+          throw new ArmError(400, 'InvalidParameter', 'Disk size cannot be smaller than the source.');
         sizeBytes = (sizeGB as number) * GiB;
       }
       osType ??= src.rec.osType;
       hyperVGeneration ??= src.rec.hyperVGeneration;
       contentId = await this.store.create(src.rec.contentId);
     } else {
-      throw new ArmError(400, 'InvalidParameter', `The value '${String(createOption)}' of parameter 'creationData.createOption' is not supported by the emulator (Empty, Upload, Copy).`);
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The value '${String(createOption)}' of parameter 'creationData.createOption' is not supported by the emulator (Empty, Upload, Copy).`,
+      );
     }
     void family;
     family = uniqueId;
     const zone = zoneOf(b['zones']);
     const sp = props['securityProfile'] as { securityType?: unknown } | undefined;
-    const securityType = typeof sp?.securityType === 'string' ? sp.securityType : createOption === 'Copy' ? this.#source(cd['sourceResourceId']).rec.securityType : undefined;
-    checkNewDisk({ createOption, skuName, ...(hyperVGeneration ? { hyperVGeneration } : {}), ...(securityType ? { securityType } : {}) });
+    const securityType =
+      typeof sp?.securityType === 'string'
+        ? sp.securityType
+        : createOption === 'Copy'
+          ? this.#source(cd['sourceResourceId']).rec.securityType
+          : undefined;
+    checkNewDisk({
+      createOption,
+      skuName,
+      ...(hyperVGeneration ? { hyperVGeneration } : {}),
+      ...(securityType ? { securityType } : {}),
+    });
     const rec: DiskRec = {
       id,
       name,
@@ -485,7 +636,10 @@ export class EmulatorCore {
     const existing = this.st.snapshots[keyOf(id)];
     if (existing) {
       const srcId = cd['sourceResourceId'];
-      if (typeof srcId === 'string' && srcId.toLowerCase() !== String(existing.creationData['sourceResourceId']).toLowerCase()) {
+      if (
+        typeof srcId === 'string' &&
+        srcId.toLowerCase() !== String(existing.creationData['sourceResourceId']).toLowerCase()
+      ) {
         throw new ArmError(409, 'PropertyChangeNotAllowed', "Changing property 'sourceResourceId' is not allowed.");
       }
       existing.tags = tags;
@@ -493,14 +647,29 @@ export class EmulatorCore {
       return { status: 200, body: this.renderSnapshot(existing) };
     }
     if (cd['createOption'] !== 'Copy') {
-      throw new ArmError(400, 'InvalidParameter', `The value '${String(cd['createOption'])}' of parameter 'creationData.createOption' is not supported by the emulator for snapshots (Copy).`);
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The value '${String(cd['createOption'])}' of parameter 'creationData.createOption' is not supported by the emulator for snapshots (Copy).`,
+      );
     }
     const src = this.#source(cd['sourceResourceId']);
     if (src.rec.location !== location) {
-      throw new ArmError(400, 'InvalidParameter', `Snapshot location '${location}' must match the location '${src.rec.location}' of source '${src.rec.id}'.`);
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `Snapshot location '${location}' must match the location '${src.rec.location}' of source '${src.rec.id}'.`,
+      );
     }
-    if (src.kind === 'disks' && ((src.rec as DiskRec).uploadPending || this.activeAccess(keyOf(src.rec.id)) === 'Write')) {
-      throw new ArmError(409, 'OperationNotAllowed', `Cannot snapshot disk '${src.rec.name}' while it is being uploaded.`);
+    if (
+      src.kind === 'disks' &&
+      ((src.rec as DiskRec).uploadPending || this.activeAccess(keyOf(src.rec.id)) === 'Write')
+    ) {
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Cannot snapshot disk '${src.rec.name}' while it is being uploaded.`,
+      );
     }
     const incremental = props['incremental'] === true;
     if (incremental && src.kind === 'disks') this.#checkSnapshotLimits(src.rec as DiskRec);
@@ -511,7 +680,10 @@ export class EmulatorCore {
       resourceGroup: rg,
       location,
       tags,
-      skuName: typeof (b['sku'] as Record<string, unknown> | undefined)?.['name'] === 'string' ? String((b['sku'] as Record<string, unknown>)['name']) : 'Standard_ZRS',
+      skuName:
+        typeof (b['sku'] as Record<string, unknown> | undefined)?.['name'] === 'string'
+          ? String((b['sku'] as Record<string, unknown>)['name'])
+          : 'Standard_ZRS',
       sizeBytes: src.rec.sizeBytes,
       contentId,
       uniqueId: randomUUID(),
@@ -531,7 +703,10 @@ export class EmulatorCore {
     }
     if (incremental && src.kind === 'disks') {
       const d = src.rec as DiskRec;
-      d.snapshotTimes = [...(d.snapshotTimes ?? []).filter((t) => t > Date.now() - this.limits.snapshotWindowMs), Date.now()];
+      d.snapshotTimes = [
+        ...(d.snapshotTimes ?? []).filter((t) => t > Date.now() - this.limits.snapshotWindowMs),
+        Date.now(),
+      ];
     }
     if (src.rec.osType) rec.osType = src.rec.osType;
     if (src.rec.hyperVGeneration) rec.hyperVGeneration = src.rec.hyperVGeneration;
@@ -552,16 +727,30 @@ export class EmulatorCore {
   #checkSnapshotLimits(d: DiskRec): void {
     const recent = (d.snapshotTimes ?? []).filter((t) => t > Date.now() - this.limits.snapshotWindowMs);
     if (recent.length >= this.limits.snapshotsPerWindow) {
-      throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} already has ${recent.length} incremental snapshots taken in the last ${this.limits.snapshotWindowMs / 60_000} minutes, the most Azure allows; try again later.`);
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Disk ${d.name} already has ${recent.length} incremental snapshots taken in the last ${this.limits.snapshotWindowMs / 60_000} minutes, the most Azure allows; try again later.`,
+      );
     }
     const total = Object.values(this.st.snapshots).filter((s) => s.incremental && s.family === d.family).length;
     if (total >= this.limits.snapshotsPerDisk) {
-      throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} already has ${total} incremental snapshots, the most Azure allows per disk; delete some first.`);
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Disk ${d.name} already has ${total} incremental snapshots, the most Azure allows per disk; delete some first.`,
+      );
     }
     if (BACKGROUND_COPY_SKUS.includes(d.skuName)) {
-      const pending = Object.values(this.st.snapshots).filter((s) => s.family === d.family && s.copyDoneAt !== undefined && s.copyDoneAt > Date.now()).length;
+      const pending = Object.values(this.st.snapshots).filter(
+        (s) => s.family === d.family && s.copyDoneAt !== undefined && s.copyDoneAt > Date.now(),
+      ).length;
       if (pending >= this.limits.pendingCopiesPerDisk) {
-        throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} (${d.skuName}) already has ${pending} snapshots whose background copy is not complete, the most Azure allows; wait for completionPercent 100.`);
+        throw new ArmError(
+          409,
+          'OperationNotAllowed',
+          `Disk ${d.name} (${d.skuName}) already has ${pending} snapshots whose background copy is not complete, the most Azure allows; wait for completionPercent 100.`,
+        );
       }
     }
   }
@@ -575,22 +764,38 @@ export class EmulatorCore {
     const sizeGB = props['diskSizeGB'];
     if (sizeGB !== undefined) {
       if (typeof sizeGB !== 'number' || !Number.isInteger(sizeGB) || sizeGB < 1 || sizeGB > 65536) {
-        throw new ArmError(400, 'InvalidParameter', `The value '${String(sizeGB)}' of parameter 'diskSizeGB' is out of range. Value must be between 1 and 65536.`);
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `The value '${String(sizeGB)}' of parameter 'diskSizeGB' is out of range. Value must be between 1 and 65536.`,
+        );
       }
       const bytes = sizeGB * GiB;
-      if (bytes < d.sizeBytes) throw new ArmError(400, 'BadRequest', `Disk ${d.name} cannot be shrunk from ${d.sizeBytes} to ${bytes} bytes.`);
+      if (bytes < d.sizeBytes)
+        throw new ArmError(400, 'BadRequest', `Disk ${d.name} cannot be shrunk from ${d.sizeBytes} to ${bytes} bytes.`);
       // Azure refuses diffs between snapshots on either side of a resize across 4 TiB.
-      if (d.sizeBytes <= this.limits.resizeBoundaryBytes && bytes > this.limits.resizeBoundaryBytes) d.diffEpoch = (d.diffEpoch ?? 0) + 1;
+      if (d.sizeBytes <= this.limits.resizeBoundaryBytes && bytes > this.limits.resizeBoundaryBytes)
+        d.diffEpoch = (d.diffEpoch ?? 0) + 1;
       d.sizeBytes = bytes;
     }
     const nap = props['networkAccessPolicy'];
     if (nap !== undefined) {
-      if (nap !== 'AllowAll' && nap !== 'DenyAll' && nap !== 'AllowPrivate') throw new ArmError(400, 'InvalidParameter', `The value '${String(nap)}' of parameter 'networkAccessPolicy' is invalid (AllowAll, AllowPrivate, DenyAll).`);
+      if (nap !== 'AllowAll' && nap !== 'DenyAll' && nap !== 'AllowPrivate')
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `The value '${String(nap)}' of parameter 'networkAccessPolicy' is invalid (AllowAll, AllowPrivate, DenyAll).`,
+        );
       d.networkAccessPolicy = nap;
     }
     const daam = props['dataAccessAuthMode'];
     if (daam !== undefined) {
-      if (daam !== 'None' && daam !== 'AzureActiveDirectory') throw new ArmError(400, 'InvalidParameter', `The value '${String(daam)}' of parameter 'dataAccessAuthMode' is invalid (None, AzureActiveDirectory).`);
+      if (daam !== 'None' && daam !== 'AzureActiveDirectory')
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `The value '${String(daam)}' of parameter 'dataAccessAuthMode' is invalid (None, AzureActiveDirectory).`,
+        );
       d.dataAccessAuthMode = daam;
     }
     const op = this.newOperation(d.location, 'disk', this.timings.disk, this.renderDisk(d), d.id);
@@ -604,10 +809,18 @@ export class EmulatorCore {
     const rec = kind === 'disks' ? this.st.disks[key] : this.st.snapshots[key];
     if (!rec) return { status: 204 };
     if (kind === 'disks' && (rec as DiskRec).managedBy) {
-      throw new ArmError(409, 'OperationNotAllowed', `Disk ${rec.name} is attached to VM ${(rec as DiskRec).managedBy}.`);
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Disk ${rec.name} is attached to VM ${(rec as DiskRec).managedBy}.`,
+      );
     }
     if (this.activeAccess(key)) {
-      throw new ArmError(409, 'OperationNotAllowed', `${kind === 'disks' ? 'Disk' : 'Snapshot'} ${rec.name} is currently being accessed via SAS (${this.activeAccess(key)}). Call endGetAccess first.`);
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `${kind === 'disks' ? 'Disk' : 'Snapshot'} ${rec.name} is currently being accessed via SAS (${this.activeAccess(key)}). Call endGetAccess first.`,
+      );
     }
     if (kind === 'disks') delete this.st.disks[key];
     else delete this.st.snapshots[key];
@@ -625,26 +838,60 @@ export class EmulatorCore {
     const access = b['access'];
     const duration = b['durationInSeconds'];
     if (access !== 'Read' && access !== 'Write') {
-      throw new ArmError(400, 'InvalidParameter', `The value '${String(access)}' of parameter 'grantAccessData.access' is invalid (Read, Write).`);
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The value '${String(access)}' of parameter 'grantAccessData.access' is invalid (Read, Write).`,
+      );
     }
     if (typeof duration !== 'number' || !Number.isInteger(duration) || duration < 1 || duration > 5 * 86400) {
-      throw new ArmError(400, 'InvalidParameter', `The value '${String(duration)}' of parameter 'grantAccessData.durationInSeconds' is invalid.`);
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The value '${String(duration)}' of parameter 'grantAccessData.durationInSeconds' is invalid.`,
+      );
     }
     const current = this.activeAccess(key);
-    if (kind === 'snapshots' && access === 'Write') throw new ArmError(409, 'OperationNotAllowed', 'Write access is not allowed on snapshots.');
+    if (kind === 'snapshots' && access === 'Write')
+      throw new ArmError(409, 'OperationNotAllowed', 'Write access is not allowed on snapshots.');
     if (kind === 'disks') {
       const d = rec as DiskRec;
-      if (d.managedBy) throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} is attached to VM ${d.managedBy}; the emulator only grants access to unattached disks.`);
-      if (access === 'Write' && !d.uploadPending) throw new ArmError(409, 'OperationNotAllowed', `Write access can only be granted to a disk in state ReadyToUpload; disk ${d.name} is ${this.diskState(d)}.`);
-      if (access === 'Read' && d.uploadPending && current !== 'Write') throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} is in state ReadyToUpload.`);
+      if (d.managedBy)
+        throw new ArmError(
+          409,
+          'OperationNotAllowed',
+          `Disk ${d.name} is attached to VM ${d.managedBy}; the emulator only grants access to unattached disks.`,
+        );
+      if (access === 'Write' && !d.uploadPending)
+        throw new ArmError(
+          409,
+          'OperationNotAllowed',
+          `Write access can only be granted to a disk in state ReadyToUpload; disk ${d.name} is ${this.diskState(d)}.`,
+        );
+      if (access === 'Read' && d.uploadPending && current !== 'Write')
+        throw new ArmError(409, 'OperationNotAllowed', `Disk ${d.name} is in state ReadyToUpload.`);
     }
-    if (current && current !== access) throw new ArmError(409, 'OperationNotAllowed', `${rec.name} already has active ${current} access. Call endGetAccess first.`);
-    if (Date.now() < rec.readyAt) throw new ArmError(409, 'OperationNotAllowed', `${rec.name} is still being provisioned.`);
+    if (current && current !== access)
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `${rec.name} already has active ${current} access. Call endGetAccess first.`,
+      );
+    if (Date.now() < rec.readyAt)
+      throw new ArmError(409, 'OperationNotAllowed', `${rec.name} is still being provisioned.`);
     if (kind === 'snapshots' && this.copyPercent(rec as SnapshotRec) < 100) {
-      throw new ArmError(409, 'OperationNotAllowed', `Snapshot ${rec.name} cannot be accessed until its background copy completes (completionPercent ${this.copyPercent(rec as SnapshotRec)}).`);
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Snapshot ${rec.name} cannot be accessed until its background copy completes (completionPercent ${this.copyPercent(rec as SnapshotRec)}).`,
+      );
     }
     if (rec.networkAccessPolicy === 'DenyAll') {
-      throw new ArmError(403, 'OperationNotAllowed', `${rec.name} has networkAccessPolicy DenyAll: export (beginGetAccess) is not allowed. Set networkAccessPolicy to AllowAll, or AllowPrivate with a disk access resource.`);
+      throw new ArmError(
+        403,
+        'OperationNotAllowed',
+        `${rec.name} has networkAccessPolicy DenyAll: export (beginGetAccess) is not allowed. Set networkAccessPolicy to AllowAll, or AllowPrivate with a disk access resource.`,
+      );
     }
     if (kind === 'snapshots' && (rec as SnapshotRec).incremental && !current) {
       const now = Date.now();
@@ -655,7 +902,11 @@ export class EmulatorCore {
         if (s?.incremental && s.family === rec.family) open.add(g.resourceKey);
       }
       if (open.size >= this.limits.sasPerFamily) {
-        throw new ArmError(409, 'OperationNotAllowed', `At most ${this.limits.sasPerFamily} snapshots of an incremental snapshot family may have an active SAS at once; ${open.size} of ${rec.name}'s family have one. Call endGetAccess on one first.`);
+        throw new ArmError(
+          409,
+          'OperationNotAllowed',
+          `At most ${this.limits.sasPerFamily} snapshots of an incremental snapshot family may have an active SAS at once; ${open.size} of ${rec.name}'s family have one. Call endGetAccess on one first.`,
+        );
       }
     }
     const startsOn = new Date();
@@ -715,7 +966,13 @@ export class EmulatorCore {
       const d = rec as DiskRec;
       d.uploadPending = false;
       // As Azure: an upload is a fixed VHD (raw image + 512-byte footer); the disk is the raw part.
-      if (d.sizeBytes > VHD_FOOTER && isFixedVhdFooter(await this.store.read(d.contentId, d.sizeBytes - VHD_FOOTER, VHD_FOOTER), d.sizeBytes - VHD_FOOTER)) {
+      if (
+        d.sizeBytes > VHD_FOOTER &&
+        isFixedVhdFooter(
+          await this.store.read(d.contentId, d.sizeBytes - VHD_FOOTER, VHD_FOOTER),
+          d.sizeBytes - VHD_FOOTER,
+        )
+      ) {
         footerAt = d.sizeBytes - VHD_FOOTER;
         d.sizeBytes = footerAt;
       }
@@ -723,7 +980,8 @@ export class EmulatorCore {
     const op = this.newOperation(rec.location, 'disk', this.timings.access);
     await this.save();
     // The footer now lies beyond the disk's end; clear it so it is not carried into copies.
-    if (footerAt !== undefined) await this.writeContent(rec.contentId, [{ offset: footerAt, length: VHD_FOOTER, data: null }]);
+    if (footerAt !== undefined)
+      await this.writeContent(rec.contentId, [{ offset: footerAt, length: VHD_FOOTER, data: null }]);
     return { status: 202, operation: op, location: true };
   }
 
@@ -745,40 +1003,80 @@ export class EmulatorCore {
     const sp = obj(props['storageProfile'], 'storageProfile');
     const os = obj(sp['osDisk'], 'storageProfile.osDisk');
     if (os['createOption'] !== undefined && os['createOption'] !== 'Attach') {
-      throw new ArmError(400, 'InvalidParameter', `The emulator only supports storageProfile.osDisk.createOption 'Attach', not '${String(os['createOption'])}'.`);
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `The emulator only supports storageProfile.osDisk.createOption 'Attach', not '${String(os['createOption'])}'.`,
+      );
     }
     const osId = obj(os['managedDisk'], 'storageProfile.osDisk.managedDisk')['id'];
-    if (typeof osId !== 'string') throw new ArmError(400, 'InvalidParameter', "Required parameter 'storageProfile.osDisk.managedDisk.id' is missing (null).");
+    if (typeof osId !== 'string')
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        "Required parameter 'storageProfile.osDisk.managedDisk.id' is missing (null).",
+      );
     const dataIn = sp['dataDisks'] === undefined ? [] : sp['dataDisks'];
-    if (!Array.isArray(dataIn)) throw new ArmError(400, 'InvalidParameter', "The value of parameter 'storageProfile.dataDisks' is invalid.");
+    if (!Array.isArray(dataIn))
+      throw new ArmError(400, 'InvalidParameter', "The value of parameter 'storageProfile.dataDisks' is invalid.");
     const dataDisks: { lun: number; diskId: string }[] = [];
     const luns = new Set<number>();
     for (const [i, dd] of dataIn.entries()) {
       const o = obj(dd, `storageProfile.dataDisks[${i}]`);
       const lun = o['lun'];
-      if (typeof lun !== 'number' || !Number.isInteger(lun) || lun < 0 || lun > 63) throw new ArmError(400, 'InvalidParameter', `The value of parameter 'storageProfile.dataDisks[${i}].lun' is invalid.`);
+      if (typeof lun !== 'number' || !Number.isInteger(lun) || lun < 0 || lun > 63)
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `The value of parameter 'storageProfile.dataDisks[${i}].lun' is invalid.`,
+        );
       if (luns.has(lun)) throw new ArmError(400, 'InvalidParameter', `Two data disks use the same LUN ${lun}.`);
       luns.add(lun);
-      if (o['createOption'] !== undefined && o['createOption'] !== 'Attach') throw new ArmError(400, 'InvalidParameter', `The emulator only supports dataDisks createOption 'Attach'.`);
+      if (o['createOption'] !== undefined && o['createOption'] !== 'Attach')
+        throw new ArmError(400, 'InvalidParameter', `The emulator only supports dataDisks createOption 'Attach'.`);
       const did = obj(o['managedDisk'], `storageProfile.dataDisks[${i}].managedDisk`)['id'];
-      if (typeof did !== 'string') throw new ArmError(400, 'InvalidParameter', `Required parameter 'storageProfile.dataDisks[${i}].managedDisk.id' is missing (null).`);
+      if (typeof did !== 'string')
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `Required parameter 'storageProfile.dataDisks[${i}].managedDisk.id' is missing (null).`,
+        );
       dataDisks.push({ lun, diskId: did });
     }
     const all = [osId, ...dataDisks.map((d) => d.diskId)];
-    if (new Set(all.map(keyOf)).size !== all.length) throw new ArmError(400, 'InvalidParameter', 'The same disk is used twice.');
+    if (new Set(all.map(keyOf)).size !== all.length)
+      throw new ArmError(400, 'InvalidParameter', 'The same disk is used twice.');
     const recs: DiskRec[] = [];
     for (const did of all) {
       const d = this.st.disks[keyOf(did)];
       if (!d) throw new ArmError(404, 'NotFound', `Disk '${did}' was not found.`);
-      if (d.location !== location) throw new ArmError(400, 'InvalidParameter', `Disk '${did}' is in location '${d.location}', the VM in '${location}'.`);
-      if (d.managedBy) throw new ArmError(409, 'OperationNotAllowed', `Disk '${d.name}' is already attached to VM '${d.managedBy}'.`);
-      if (d.uploadPending || this.activeAccess(keyOf(d.id))) throw new ArmError(409, 'OperationNotAllowed', `Disk '${d.name}' is in state ${this.diskState(d)} and cannot be attached.`);
+      if (d.location !== location)
+        throw new ArmError(
+          400,
+          'InvalidParameter',
+          `Disk '${did}' is in location '${d.location}', the VM in '${location}'.`,
+        );
+      if (d.managedBy)
+        throw new ArmError(409, 'OperationNotAllowed', `Disk '${d.name}' is already attached to VM '${d.managedBy}'.`);
+      if (d.uploadPending || this.activeAccess(keyOf(d.id)))
+        throw new ArmError(
+          409,
+          'OperationNotAllowed',
+          `Disk '${d.name}' is in state ${this.diskState(d)} and cannot be attached.`,
+        );
       recs.push(d);
     }
     const hw = props['hardwareProfile'] as Record<string, unknown> | undefined;
     const nics = (props['networkProfile'] as { networkInterfaces?: unknown } | undefined)?.networkInterfaces;
-    if (nics !== undefined && (!Array.isArray(nics) || nics.some((n) => typeof (n as { id?: unknown })?.id !== 'string'))) {
-      throw new ArmError(400, 'InvalidParameter', "The value of parameter 'networkProfile.networkInterfaces' is invalid: each needs an id.");
+    if (
+      nics !== undefined &&
+      (!Array.isArray(nics) || nics.some((n) => typeof (n as { id?: unknown })?.id !== 'string'))
+    ) {
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        "The value of parameter 'networkProfile.networkInterfaces' is invalid: each needs an id.",
+      );
     }
     const vmSize = typeof hw?.['vmSize'] === 'string' ? hw['vmSize'] : 'Standard_D2s_v3';
     const zone = zoneOf(b['zones']);
@@ -833,7 +1131,15 @@ export class EmulatorCore {
   sasUrl(g: GrantRec): string {
     const sv = '2018-03-28';
     const sp = g.access === 'Write' ? 'rw' : 'r';
-    const q = new URLSearchParams({ sv, sr: 'b', si: g.id, st: g.startsOn, se: g.expiresOn, sp, sig: this.sign(g, sp, sv) });
+    const q = new URLSearchParams({
+      sv,
+      sr: 'b',
+      si: g.id,
+      st: g.startsOn,
+      se: g.expiresOn,
+      sp,
+      sig: this.sign(g, sp, sv),
+    });
     if (this.hostStyleSas) return `https://${g.account}${SAS_HOST_SUFFIX}/${g.container}/${BLOB_NAME}?${q.toString()}`;
     return `${this.baseUrl}/${g.account}/${g.container}/${BLOB_NAME}?${q.toString()}`;
   }
@@ -841,35 +1147,61 @@ export class EmulatorCore {
   /** Validates a SAS URL (path + query) and returns what it grants access to. */
   resolveSas(pathname: string, query: URLSearchParams): SasTarget {
     const parts = pathname.split('/').filter(Boolean);
-    if (parts.length !== 3) throw new StorageError(400, 'InvalidUri', 'The requested URI does not represent any resource on the server.');
+    if (parts.length !== 3)
+      throw new StorageError(400, 'InvalidUri', 'The requested URI does not represent any resource on the server.');
     const [account, container, blob] = parts as [string, string, string];
     const si = query.get('si');
     const sig = query.get('sig');
     const sp = query.get('sp') ?? '';
     const sv = query.get('sv') ?? '';
-    const authFail = (why: string) => new StorageError(403, 'AuthenticationFailed', `Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature. ${why}`);
+    const authFail = (why: string) =>
+      new StorageError(
+        403,
+        'AuthenticationFailed',
+        `Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature. ${why}`,
+      );
     if (!si || !sig) throw authFail('Missing SAS parameters.');
     const g = this.st.grants[si];
     if (!g) throw authFail('Signed identifier not found: the access was revoked or never granted.');
-    if (g.account !== account || g.container !== container || blob !== BLOB_NAME) throw authFail('Signature does not match the resource.');
+    if (g.account !== account || g.container !== container || blob !== BLOB_NAME)
+      throw authFail('Signature does not match the resource.');
     const expected = Buffer.from(this.sign(g, sp, sv));
     const got = Buffer.from(sig);
-    if (expected.length !== got.length || !timingSafeEqual(expected, got) || query.get('st') !== g.startsOn || query.get('se') !== g.expiresOn) {
+    if (
+      expected.length !== got.length ||
+      !timingSafeEqual(expected, got) ||
+      query.get('st') !== g.startsOn ||
+      query.get('se') !== g.expiresOn
+    ) {
       throw authFail('Signature did not match.');
     }
-    if (g.expired || Date.parse(g.expiresOn) <= Date.now()) throw authFail(`Signed expiry time [${g.expiresOn}] must be after signed start time and current time.`);
-    const rec = g.kind === 'disks' ? this.st.disks[g.resourceKey] : g.kind === 'diskRestorePoints' ? this.st.diskRestorePoints?.[g.resourceKey] : this.st.snapshots[g.resourceKey];
+    if (g.expired || Date.parse(g.expiresOn) <= Date.now())
+      throw authFail(`Signed expiry time [${g.expiresOn}] must be after signed start time and current time.`);
+    const rec =
+      g.kind === 'disks'
+        ? this.st.disks[g.resourceKey]
+        : g.kind === 'diskRestorePoints'
+          ? this.st.diskRestorePoints?.[g.resourceKey]
+          : this.st.snapshots[g.resourceKey];
     if (!rec) throw new StorageError(404, 'BlobNotFound', 'The specified blob does not exist.');
     return { grant: g, kind: g.kind, rec };
   }
 
   etag(contentId: string): string {
-    return `"0x8D${createHmac('sha256', 'etag').update(`${contentId}:${this.#contentVersion.get(contentId) ?? 0}`).digest('hex').slice(0, 12).toUpperCase()}"`;
+    return `"0x8D${createHmac('sha256', 'etag')
+      .update(`${contentId}:${this.#contentVersion.get(contentId) ?? 0}`)
+      .digest('hex')
+      .slice(0, 12)
+      .toUpperCase()}"`;
   }
 
   async putPages(target: SasTarget, offset: number, length: number, data: Buffer | null): Promise<void> {
     if (target.grant.access !== 'Write') {
-      throw new StorageError(403, 'AuthorizationPermissionMismatch', 'This request is not authorized to perform this operation using this permission.');
+      throw new StorageError(
+        403,
+        'AuthorizationPermissionMismatch',
+        'This request is not authorized to perform this operation using this permission.',
+      );
     }
     await this.exclusive(async () => {
       await this.store.write(target.rec.contentId, [{ offset, length, data }]);
@@ -881,12 +1213,25 @@ export class EmulatorCore {
     return this.store.allocatedRanges(target.rec.contentId, offset, length);
   }
 
-  pageRangesDiff(target: SasTarget, previous: SasTarget, offset: number, length: number): { changed: Range[]; cleared: Range[] } {
+  pageRangesDiff(
+    target: SasTarget,
+    previous: SasTarget,
+    offset: number,
+    length: number,
+  ): { changed: Range[]; cleared: Range[] } {
     if (target.rec.family !== previous.rec.family) {
-      throw new StorageError(409, 'PreviousSnapshotNotFound', 'The previous snapshot is not an earlier snapshot of the same disk: it is of another incremental snapshot family (was the disk deleted and created again?).');
+      throw new StorageError(
+        409,
+        'PreviousSnapshotNotFound',
+        'The previous snapshot is not an earlier snapshot of the same disk: it is of another incremental snapshot family (was the disk deleted and created again?).',
+      );
     }
     if ((target.rec.diffEpoch ?? 0) !== (previous.rec.diffEpoch ?? 0)) {
-      throw new StorageError(409, 'PreviousSnapshotNotFound', 'The disk was resized across 4 TiB between the two snapshots: their difference cannot be computed.');
+      throw new StorageError(
+        409,
+        'PreviousSnapshotNotFound',
+        'The disk was resized across 4 TiB between the two snapshots: their difference cannot be computed.',
+      );
     }
     return this.store.diffRanges(target.rec.contentId, previous.rec.contentId, offset, length);
   }

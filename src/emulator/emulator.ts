@@ -36,7 +36,16 @@ import { errorMessage } from '../util/errors.ts';
 export { emulatorClientOptions, readConnectionInfo, StaticTokenCredential } from './client.ts';
 export type { EmulatorClientOptions, EmulatorConnectionInfo } from './client.ts';
 export { EmulatorControl } from './control.ts';
-export type { CreateVmSpec, CreateVmDiskSpec, DiskFill, EmulatedVmInfo, EmulatedDiskInfo, VmWrite, WriteToVmOptions, WrittenRange } from './control.ts';
+export type {
+  CreateVmSpec,
+  CreateVmDiskSpec,
+  DiskFill,
+  EmulatedVmInfo,
+  EmulatedDiskInfo,
+  VmWrite,
+  WriteToVmOptions,
+  WrittenRange,
+} from './control.ts';
 export { EXTENT_SIZE } from './extent-store.ts';
 
 export interface StartEmulatorOptions {
@@ -106,19 +115,40 @@ function commonHeaders(req: IncomingMessage): Record<string, string> {
   return h;
 }
 
-function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-  const headers: Record<string, string> = { ...commonHeaders(req), 'x-ms-correlation-request-id': randomUUID(), ...extra };
+function sendJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  extra: Record<string, string> = {},
+): void {
+  const headers: Record<string, string> = {
+    ...commonHeaders(req),
+    'x-ms-correlation-request-id': randomUUID(),
+    ...extra,
+  };
   if (body === undefined) {
     res.writeHead(status, { ...headers, 'content-length': '0' });
     res.end();
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+  });
   res.end(text);
 }
 
-function sendArmError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+function sendArmError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, string> = {},
+): void {
   sendJson(req, res, status, { error: { code, message } }, extra);
 }
 
@@ -144,10 +174,16 @@ function sendStorageError(req: IncomingMessage, res: ServerResponse, e: StorageE
 function parseRange(value: string | undefined, size: number): { offset: number; length: number } | undefined {
   if (!value) return undefined;
   const m = /^bytes=(\d+)-(\d*)$/.exec(value.trim());
-  if (!m) throw new StorageError(400, 'InvalidHeaderValue', `The value for one of the HTTP headers is not in the correct format: range '${value}'.`);
+  if (!m)
+    throw new StorageError(
+      400,
+      'InvalidHeaderValue',
+      `The value for one of the HTTP headers is not in the correct format: range '${value}'.`,
+    );
   const start = Number(m[1]);
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  if (start >= size || end < start) throw new StorageError(416, 'InvalidRange', 'The range specified is invalid for the current size of the resource.');
+  if (start >= size || end < start)
+    throw new StorageError(416, 'InvalidRange', 'The range specified is invalid for the current size of the resource.');
   return { offset: start, length: end - start + 1 };
 }
 
@@ -197,7 +233,8 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       }
       if (err instanceof StorageError) sendStorageError(req, res, err);
       else if (err instanceof ArmError) sendArmError(req, res, err.status, err.code, err.message);
-      else if (err instanceof HttpError) sendArmError(req, res, err.status, err.status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', err.message);
+      else if (err instanceof HttpError)
+        sendArmError(req, res, err.status, err.status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', err.message);
       else {
         process.emitWarning(`emulator: internal error: ${(err as Error).stack ?? String(err)}`);
         sendArmError(req, res, 500, 'InternalServerError', `Internal error: ${errorMessage(err)}`);
@@ -216,7 +253,13 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   const armEndpoint = `https://${urlHost}:${port}`;
   core.baseUrl = armEndpoint;
   core.hostStyleSas = opts.hostStyleSas === true;
-  const connection: EmulatorConnectionInfo = { armEndpoint, subscriptionId: st.subscriptionId, token: st.token, caCertPem: tls.certPem, ...(opts.hostStyleSas ? { hostStyleSas: true } : {}) };
+  const connection: EmulatorConnectionInfo = {
+    armEndpoint,
+    subscriptionId: st.subscriptionId,
+    token: st.token,
+    caCertPem: tls.certPem,
+    ...(opts.hostStyleSas ? { hostStyleSas: true } : {}),
+  };
   if (st.moreSubscriptionIds?.length) connection.subscriptionIds = hostedSubscriptions(st);
   const connectionFile = join(dataDir, 'connection.json');
   await writeFileAtomic(connectionFile, JSON.stringify(connection, null, 2) + '\n');
@@ -231,7 +274,9 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       401,
       missing ? 'AuthenticationFailed' : 'InvalidAuthenticationToken',
       missing ? "Authentication failed. The 'Authorization' header is missing." : 'The access token is invalid.',
-      { 'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="${missing ? "The authentication failed because of missing 'Authorization' header." : 'The access token is invalid.'}"` },
+      {
+        'www-authenticate': `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="${missing ? "The authentication failed because of missing 'Authorization' header." : 'The access token is invalid.'}"`,
+      },
     );
     return false;
   }
@@ -262,7 +307,9 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     if (faults?.armFault()) {
       await readBody(req, MAX_JSON).catch(() => {});
       const after = String(faults.profile.retryAfterSeconds);
-      sendArmError(req, res, 429, 'TooManyRequests', `The request is being throttled. Retry after ${after} seconds.`, { 'retry-after': after });
+      sendArmError(req, res, 429, 'TooManyRequests', `The request is being throttled. Retry after ${after} seconds.`, {
+        'retry-after': after,
+      });
       return;
     }
     await handleArm(req, res, url, segs);
@@ -284,7 +331,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     try {
       return JSON.parse(buf.toString('utf8'));
     } catch {
-      throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
+      throw new ArmError(
+        400,
+        'InvalidRequestContent',
+        'The request content was invalid and could not be deserialized.',
+      );
     }
   }
 
@@ -304,7 +355,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       sendJson(req, res, 200, op.output);
       return;
     }
-    const body: Record<string, unknown> = { startTime: op.startTime, status: done ? 'Succeeded' : 'InProgress', name: op.id };
+    const body: Record<string, unknown> = {
+      startTime: op.startTime,
+      status: done ? 'Succeeded' : 'InProgress',
+      name: op.id,
+    };
     if (done) {
       body['endTime'] = new Date(op.doneAt).toISOString();
       if (op.output !== undefined) body['properties'] = { output: op.output };
@@ -312,23 +367,50 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     sendJson(req, res, 200, body);
   };
   const armRoutes: Route[] = [
-    route('DiskOperations_Get', 'GET', `${SUB}/providers/Microsoft.Compute/locations/:loc/DiskOperations/:id`, getOperation),
+    route(
+      'DiskOperations_Get',
+      'GET',
+      `${SUB}/providers/Microsoft.Compute/locations/:loc/DiskOperations/:id`,
+      getOperation,
+    ),
     route('Operations_Get', 'GET', `${SUB}/providers/Microsoft.Compute/locations/:loc/operations/:id`, getOperation),
     route('Disks_Update', 'PATCH', `${RG}/disks/:name`, async ({ req, res, url, params }) => {
       const body = await jsonBody(req);
-      replyResult(req, res, await core.exclusive(() => core.patchDisk(params['rg']!, params['name']!, body)), apiVersionOf(url));
+      replyResult(
+        req,
+        res,
+        await core.exclusive(() => core.patchDisk(params['rg']!, params['name']!, body)),
+        apiVersionOf(url),
+      );
     }),
   ];
   const OPERATION_PREFIX = { disks: 'Disks', snapshots: 'Snapshots', virtualMachines: 'VirtualMachines' } as const;
   for (const kind of ['disks', 'snapshots', 'virtualMachines'] as const) {
     const op = OPERATION_PREFIX[kind];
-    const get = (rg: string, name: string) => (kind === 'disks' ? core.getDisk(rg, name) : kind === 'snapshots' ? core.getSnapshot(rg, name) : core.getVm(rg, name));
-    const put = (rg: string, name: string, body: unknown) => (kind === 'disks' ? core.putDisk(rg, name, body) : kind === 'snapshots' ? core.putSnapshot(rg, name, body) : core.putVm(rg, name, body));
-    const del = (rg: string, name: string) => (kind === 'virtualMachines' ? core.deleteVm(rg, name) : core.deleteDiskOrSnapshot(kind, rg, name));
+    const get = (rg: string, name: string) =>
+      kind === 'disks'
+        ? core.getDisk(rg, name)
+        : kind === 'snapshots'
+          ? core.getSnapshot(rg, name)
+          : core.getVm(rg, name);
+    const put = (rg: string, name: string, body: unknown) =>
+      kind === 'disks'
+        ? core.putDisk(rg, name, body)
+        : kind === 'snapshots'
+          ? core.putSnapshot(rg, name, body)
+          : core.putVm(rg, name, body);
+    const del = (rg: string, name: string) =>
+      kind === 'virtualMachines' ? core.deleteVm(rg, name) : core.deleteDiskOrSnapshot(kind, rg, name);
     armRoutes.push(
-      route(`${op}_List`, 'GET', `${SUB}/providers/Microsoft.Compute/${kind}`, async ({ req, res }) => sendJson(req, res, 200, { value: core.list(kind) })),
-      route(`${op}_ListByResourceGroup`, 'GET', `${RG}/${kind}`, async ({ req, res, params }) => sendJson(req, res, 200, { value: core.list(kind, params['rg']!) })),
-      route(`${op}_Get`, 'GET', `${RG}/${kind}/:name`, async ({ req, res, params }) => sendJson(req, res, 200, get(params['rg']!, params['name']!))),
+      route(`${op}_List`, 'GET', `${SUB}/providers/Microsoft.Compute/${kind}`, async ({ req, res }) =>
+        sendJson(req, res, 200, { value: core.list(kind) }),
+      ),
+      route(`${op}_ListByResourceGroup`, 'GET', `${RG}/${kind}`, async ({ req, res, params }) =>
+        sendJson(req, res, 200, { value: core.list(kind, params['rg']!) }),
+      ),
+      route(`${op}_Get`, 'GET', `${RG}/${kind}/:name`, async ({ req, res, params }) =>
+        sendJson(req, res, 200, get(params['rg']!, params['name']!)),
+      ),
       route(`${op}_CreateOrUpdate`, 'PUT', `${RG}/${kind}/:name`, async ({ req, res, url, params }) => {
         const body = await jsonBody(req);
         replyResult(req, res, await core.exclusive(() => put(params['rg']!, params['name']!, body)), apiVersionOf(url));
@@ -341,11 +423,21 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     armRoutes.push(
       route(`${op}_GrantAccess`, 'POST', `${RG}/${kind}/:name/beginGetAccess`, async ({ req, res, url, params }) => {
         const body = await jsonBody(req);
-        replyResult(req, res, await core.exclusive(() => core.grantAccess(kind, params['rg']!, params['name']!, body)), apiVersionOf(url));
+        replyResult(
+          req,
+          res,
+          await core.exclusive(() => core.grantAccess(kind, params['rg']!, params['name']!, body)),
+          apiVersionOf(url),
+        );
       }),
       route(`${op}_RevokeAccess`, 'POST', `${RG}/${kind}/:name/endGetAccess`, async ({ req, res, url, params }) => {
         await readBody(req, MAX_JSON);
-        replyResult(req, res, await core.exclusive(() => core.revokeAccess(kind, params['rg']!, params['name']!)), apiVersionOf(url));
+        replyResult(
+          req,
+          res,
+          await core.exclusive(() => core.revokeAccess(kind, params['rg']!, params['name']!)),
+          apiVersionOf(url),
+        );
       }),
     );
   }
@@ -355,39 +447,99 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   const restOf = (params: Record<string, string>) => (params['0'] ? params['0'].split('/') : []);
   for (const method of ['GET', 'PUT', 'DELETE', 'POST']) {
     armRoutes.push(
-      route(`RestorePoints_${method}`, method, `${SUB}/providers/Microsoft.Compute/restorePointCollections{/*}?`, async ({ req, res, url, params }) =>
-        replyResult(req, res, await handleRestorePoints(core, { method, path: restOf(params), body: () => jsonBody(req) }), apiVersionOf(url))),
-      route(`RestorePointsByGroup_${method}`, method, `${RG}/restorePointCollections{/*}?`, async ({ req, res, url, params }) => {
-        const r = await handleRestorePoints(core, { method, resourceGroup: params['rg']!, path: restOf(params), expand: url.searchParams.get('$expand'), body: () => jsonBody(req) });
-        replyResult(req, res, r, apiVersionOf(url));
-      }),
+      route(
+        `RestorePoints_${method}`,
+        method,
+        `${SUB}/providers/Microsoft.Compute/restorePointCollections{/*}?`,
+        async ({ req, res, url, params }) =>
+          replyResult(
+            req,
+            res,
+            await handleRestorePoints(core, { method, path: restOf(params), body: () => jsonBody(req) }),
+            apiVersionOf(url),
+          ),
+      ),
+      route(
+        `RestorePointsByGroup_${method}`,
+        method,
+        `${RG}/restorePointCollections{/*}?`,
+        async ({ req, res, url, params }) => {
+          const r = await handleRestorePoints(core, {
+            method,
+            resourceGroup: params['rg']!,
+            path: restOf(params),
+            expand: url.searchParams.get('$expand'),
+            body: () => jsonBody(req),
+          });
+          replyResult(req, res, r, apiVersionOf(url));
+        },
+      ),
       route(`ResourceGroups_${method}`, method, `${SUB}/resourceGroups/:name`, async ({ req, res, url, params }) =>
-        replyResult(req, res, await handleResourceGroup(core, method, params['name']!, () => jsonBody(req)), apiVersionOf(url))),
-      route(`NetworkInterfaces_${method}`, method, `${SUB}/resourceGroups/:rg/providers/Microsoft.Network/networkInterfaces/:name`, async ({ req, res, url, params }) =>
-        replyResult(req, res, await handleNetworkInterface(core, method, params['rg']!, params['name']!, () => jsonBody(req)), apiVersionOf(url))),
+        replyResult(
+          req,
+          res,
+          await handleResourceGroup(core, method, params['name']!, () => jsonBody(req)),
+          apiVersionOf(url),
+        ),
+      ),
+      route(
+        `NetworkInterfaces_${method}`,
+        method,
+        `${SUB}/resourceGroups/:rg/providers/Microsoft.Network/networkInterfaces/:name`,
+        async ({ req, res, url, params }) =>
+          replyResult(
+            req,
+            res,
+            await handleNetworkInterface(core, method, params['rg']!, params['name']!, () => jsonBody(req)),
+            apiVersionOf(url),
+          ),
+      ),
     );
   }
   armRoutes.push(
-    route('VirtualMachines_RunCommand', 'POST', `${RG}/virtualMachines/:name/runCommand`, async ({ req, res, url, params }) => {
-      const body = await jsonBody(req);
-      replyResult(req, res, await core.exclusive(() => runCommand(core, params['rg']!, params['name']!, body)), apiVersionOf(url));
-    }),
+    route(
+      'VirtualMachines_RunCommand',
+      'POST',
+      `${RG}/virtualMachines/:name/runCommand`,
+      async ({ req, res, url, params }) => {
+        const body = await jsonBody(req);
+        replyResult(
+          req,
+          res,
+          await core.exclusive(() => runCommand(core, params['rg']!, params['name']!, body)),
+          apiVersionOf(url),
+        );
+      },
+    ),
   );
 
   async function handleArm(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[]): Promise<void> {
     const apiVersion = url.searchParams.get('api-version');
     if (!apiVersion) {
       await readBody(req, MAX_JSON).catch(() => {});
-      throw new ArmError(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
+      throw new ArmError(
+        400,
+        'MissingApiVersionParameter',
+        'The api-version query parameter (?api-version=) is required for all requests.',
+      );
     }
     const lower = segs.map((s) => s.toLowerCase());
-    if (lower[0] !== 'subscriptions' || segs.length < 2) throw new ArmError(404, 'NotFound', `No route for ${url.pathname}`);
+    if (lower[0] !== 'subscriptions' || segs.length < 2)
+      throw new ArmError(404, 'NotFound', `No route for ${url.pathname}`);
     const subscription = hostedSubscription(st!, segs[1]!);
-    if (!subscription) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
+    if (!subscription)
+      throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${segs[1]}' could not be found.`);
     await inSubscription(subscription, () => handleArmIn(req, res, url, segs, lower, apiVersion));
   }
 
-  async function handleArmIn(req: IncomingMessage, res: ServerResponse, url: URL, segs: string[], lower: string[], apiVersion: string): Promise<void> {
+  async function handleArmIn(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    segs: string[],
+    lower: string[],
+    apiVersion: string,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     // Microsoft.ContainerInstance (container-groups.ts) answers its own paths.
     const aci = await containerGroups.handle(method, segs, lower, () => jsonBody(req));
@@ -401,9 +553,23 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       return;
     }
     await readBody(req, MAX_JSON).catch(() => {});
-    if (found) throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported by the emulator for ${url.pathname} (${[...new Set(found.allowed)].join(', ')} are).`);
-    if (lower[2] === 'resourcegroups' && lower[4] === 'providers' && lower[5] === 'microsoft.compute' && !['disks', 'snapshots', 'virtualmachines'].includes(lower[6] ?? '')) {
-      throw new ArmError(404, 'InvalidResourceType', `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.Compute' for api version '${apiVersion}'.`);
+    if (found)
+      throw new ArmError(
+        405,
+        'MethodNotAllowed',
+        `${method} is not supported by the emulator for ${url.pathname} (${[...new Set(found.allowed)].join(', ')} are).`,
+      );
+    if (
+      lower[2] === 'resourcegroups' &&
+      lower[4] === 'providers' &&
+      lower[5] === 'microsoft.compute' &&
+      !['disks', 'snapshots', 'virtualmachines'].includes(lower[6] ?? '')
+    ) {
+      throw new ArmError(
+        404,
+        'InvalidResourceType',
+        `The resource type '${segs[6] ?? ''}' could not be found in the namespace 'Microsoft.Compute' for api version '${apiVersion}'.`,
+      );
     }
     throw new ArmError(404, 'NotFound', `No route for ${method} ${url.pathname}`);
   }
@@ -437,20 +603,35 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
    * NextMarker to continue from; a span too fragmented to list in one go times out server-side.
    */
   function pageListXml(ranges: Range[], cleared: Range[], url: URL): string {
-    const all = [...ranges.map((r) => ({ r, tag: 'PageRange' })), ...cleared.map((r) => ({ r, tag: 'ClearRange' }))].sort((a, b) => a.r.start - b.r.start);
+    const all = [
+      ...ranges.map((r) => ({ r, tag: 'PageRange' })),
+      ...cleared.map((r) => ({ r, tag: 'ClearRange' })),
+    ].sort((a, b) => a.r.start - b.r.start);
     if (all.length > core.limits.pageRangesTimeout) {
-      throw new StorageError(500, 'OperationTimedOut', `Operation could not be completed within the specified time: ${all.length} page ranges in the requested span; ask for the page ranges in smaller segments.`);
+      throw new StorageError(
+        500,
+        'OperationTimedOut',
+        `Operation could not be completed within the specified time: ${all.length} page ranges in the requested span; ask for the page ranges in smaller segments.`,
+      );
     }
     const marker = url.searchParams.get('marker');
     let from = 0;
     if (marker) {
       const m = /^gs1!(\d+)$/.exec(Buffer.from(marker, 'base64url').toString());
-      if (!m) throw new StorageError(400, 'InvalidQueryParameterValue', `Value for one of the query parameters specified in the request URI is invalid: marker '${marker}'.`);
+      if (!m)
+        throw new StorageError(
+          400,
+          'InvalidQueryParameterValue',
+          `Value for one of the query parameters specified in the request URI is invalid: marker '${marker}'.`,
+        );
       const at = Number(m[1]);
       from = all.findIndex((e) => e.r.start >= at);
       if (from < 0) from = all.length;
     }
-    const max = Math.min(core.limits.pageRangesPerResponse, Number(url.searchParams.get('maxresults') ?? Infinity) || Infinity);
+    const max = Math.min(
+      core.limits.pageRangesPerResponse,
+      Number(url.searchParams.get('maxresults') ?? Infinity) || Infinity,
+    );
     const page = all.slice(from, from + max);
     const next = from + max < all.length ? Buffer.from(`gs1!${all[from + max]!.r.start}`).toString('base64url') : '';
     return `\uFEFF<?xml version="1.0" encoding="utf-8"?><PageList>${page.map(({ r, tag }) => `<${tag}><Start>${r.start}</Start><End>${r.end}</End></${tag}>`).join('')}${next ? `<NextMarker>${next}</NextMarker>` : '<NextMarker />'}</PageList>`;
@@ -467,7 +648,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   }
 
   /** One handler per page-blob operation, by method and `comp` (`*`: any). */
-  const blobOperations: Array<{ operation: string; method: string; comp: string | null; handle(b: BlobRequest): Promise<void> }> = [
+  const blobOperations: Array<{
+    operation: string;
+    method: string;
+    comp: string | null;
+    handle(b: BlobRequest): Promise<void>;
+  }> = [
     { operation: 'GetBlobProperties', method: 'HEAD', comp: '*', handle: getBlobProperties },
     { operation: 'GetBlobProperties', method: 'GET', comp: 'properties', handle: getBlobProperties },
     { operation: 'GetPageRanges', method: 'GET', comp: 'pagelist', handle: getPageRanges },
@@ -476,14 +662,23 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   ];
 
   async function getBlobProperties({ req, res, t, size }: BlobRequest): Promise<void> {
-    res.writeHead(200, { ...pageBlobHeaders(req, t, size), 'x-ms-lease-state': 'available', 'x-ms-lease-status': 'unlocked' });
+    res.writeHead(200, {
+      ...pageBlobHeaders(req, t, size),
+      'x-ms-lease-state': 'available',
+      'x-ms-lease-status': 'unlocked',
+    });
     res.end();
   }
 
   async function getPageRanges({ req, res, url, t, size, rangeHeader }: BlobRequest): Promise<void> {
     const r = parseRange(rangeHeader, size) ?? { offset: 0, length: size };
     const prevUrl = header(req, 'x-ms-previous-snapshot-url');
-    if (url.searchParams.get('prevsnapshot')) throw new StorageError(400, 'UnsupportedQueryParameter', 'prevsnapshot is not supported for managed disks; use x-ms-previous-snapshot-url.');
+    if (url.searchParams.get('prevsnapshot'))
+      throw new StorageError(
+        400,
+        'UnsupportedQueryParameter',
+        'prevsnapshot is not supported for managed disks; use x-ms-previous-snapshot-url.',
+      );
     let xml: string;
     if (prevUrl) {
       let pu: URL;
@@ -497,7 +692,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
         const prevAccount = sasAccountOfHost(pu.host);
         prev = core.resolveSas(prevAccount ? `/${prevAccount}${pu.pathname}` : pu.pathname, pu.searchParams);
       } catch (e) {
-        if (e instanceof StorageError) throw new StorageError(409, 'PreviousSnapshotNotFound', `The previous snapshot could not be accessed: ${e.message}`);
+        if (e instanceof StorageError)
+          throw new StorageError(
+            409,
+            'PreviousSnapshotNotFound',
+            `The previous snapshot could not be accessed: ${e.message}`,
+          );
         throw e;
       }
       const d = core.pageRangesDiff(t, prev, r.offset, r.length);
@@ -506,7 +706,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       xml = pageListXml(core.pageRanges(t, r.offset, r.length), [], url);
     }
     const buf = Buffer.from(xml);
-    res.writeHead(200, { ...blobHeaders(req, t), 'content-type': 'application/xml', 'content-length': String(buf.length), 'x-ms-blob-content-length': String(size) });
+    res.writeHead(200, {
+      ...blobHeaders(req, t),
+      'content-type': 'application/xml',
+      'content-length': String(buf.length),
+      'x-ms-blob-content-length': String(size),
+    });
     res.end(buf);
   }
 
@@ -535,22 +740,43 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
 
   async function putPage({ req, res, t, size, rangeHeader }: BlobRequest): Promise<void> {
     const mode = header(req, 'x-ms-page-write');
-    if (mode !== 'update' && mode !== 'clear') throw new StorageError(400, 'InvalidHeaderValue', "x-ms-page-write must be 'update' or 'clear'.");
-    if (!rangeHeader) throw new StorageError(400, 'MissingRequiredHeader', 'An HTTP header that is mandatory for this request is not specified: x-ms-range.');
+    if (mode !== 'update' && mode !== 'clear')
+      throw new StorageError(400, 'InvalidHeaderValue', "x-ms-page-write must be 'update' or 'clear'.");
+    if (!rangeHeader)
+      throw new StorageError(
+        400,
+        'MissingRequiredHeader',
+        'An HTTP header that is mandatory for this request is not specified: x-ms-range.',
+      );
     const m = /^bytes=(\d+)-(\d+)$/.exec(rangeHeader.trim());
     if (!m) throw new StorageError(400, 'InvalidHeaderValue', `Invalid range '${rangeHeader}'.`);
     const start = Number(m[1]);
     const end = Number(m[2]);
     if (start % PAGE !== 0 || (end + 1) % PAGE !== 0 || end < start) {
-      throw new StorageError(416, 'InvalidPageRange', 'The page range specified is invalid: it must be aligned to 512-byte pages.');
+      throw new StorageError(
+        416,
+        'InvalidPageRange',
+        'The page range specified is invalid: it must be aligned to 512-byte pages.',
+      );
     }
-    if (end >= size) throw new StorageError(416, 'InvalidPageRange', 'The page range specified is beyond the size of the blob.');
+    if (end >= size)
+      throw new StorageError(416, 'InvalidPageRange', 'The page range specified is beyond the size of the blob.');
     const length = end - start + 1;
-    if (mode === 'update' && length > MAX_PUT_PAGE) throw new StorageError(413, 'RequestBodyTooLarge', 'The request body is too large and exceeds the maximum permissible limit (4 MiB).');
+    if (mode === 'update' && length > MAX_PUT_PAGE)
+      throw new StorageError(
+        413,
+        'RequestBodyTooLarge',
+        'The request body is too large and exceeds the maximum permissible limit (4 MiB).',
+      );
     let data: Buffer | null = null;
     if (mode === 'update') {
       data = await readBody(req, MAX_PUT_PAGE);
-      if (data.length !== length) throw new StorageError(400, 'InvalidHeaderValue', `Content-Length ${data.length} does not match the range length ${length}.`);
+      if (data.length !== length)
+        throw new StorageError(
+          400,
+          'InvalidHeaderValue',
+          `Content-Length ${data.length} does not match the range length ${length}.`,
+        );
     } else {
       await readBody(req, 0);
     }
@@ -568,15 +794,35 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     try {
       const method = req.method ?? 'GET';
       const t = core.resolveSas(url.pathname, url.searchParams);
-      if (t.rec.dataAccessAuthMode === 'AzureActiveDirectory' && header(req, 'authorization') !== `Bearer ${st!.token}`) {
-        throw new StorageError(401, 'NoAuthenticationInformation', `${t.rec.name} has dataAccessAuthMode AzureActiveDirectory: every data request needs an Entra ID bearer token (Authorization: Bearer) besides the SAS.`);
+      if (
+        t.rec.dataAccessAuthMode === 'AzureActiveDirectory' &&
+        header(req, 'authorization') !== `Bearer ${st!.token}`
+      ) {
+        throw new StorageError(
+          401,
+          'NoAuthenticationInformation',
+          `${t.rec.name} has dataAccessAuthMode AzureActiveDirectory: every data request needs an Entra ID bearer token (Authorization: Bearer) besides the SAS.`,
+        );
       }
       const comp = url.searchParams.get('comp');
       const op = blobOperations.find((o) => o.method === method && (o.comp === '*' || o.comp === comp));
-      if (!op) throw new StorageError(400, 'UnsupportedHttpVerb', `The emulator does not support ${method}${comp ? ` comp=${comp}` : ''} on managed disk blobs.`);
-      await op.handle({ req, res, url, t, size: t.rec.sizeBytes, rangeHeader: header(req, 'x-ms-range') ?? header(req, 'range') });
+      if (!op)
+        throw new StorageError(
+          400,
+          'UnsupportedHttpVerb',
+          `The emulator does not support ${method}${comp ? ` comp=${comp}` : ''} on managed disk blobs.`,
+        );
+      await op.handle({
+        req,
+        res,
+        url,
+        t,
+        size: t.rec.sizeBytes,
+        rangeHeader: header(req, 'x-ms-range') ?? header(req, 'range'),
+      });
     } catch (err) {
-      if (err instanceof HttpError && err.status === 413) throw new StorageError(413, 'RequestBodyTooLarge', err.message);
+      if (err instanceof HttpError && err.status === 413)
+        throw new StorageError(413, 'RequestBodyTooLarge', err.message);
       throw err;
     }
   }
@@ -586,7 +832,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     const method = req.method ?? 'GET';
     const route = `${method} ${segs.join('/')}`;
     if (route === 'GET info') {
-      sendJson(req, res, 200, { ...connection, caCertPem: undefined, vms: control.listVms(), ticker: control.tickerRunning });
+      sendJson(req, res, 200, {
+        ...connection,
+        caCertPem: undefined,
+        vms: control.listVms(),
+        ticker: control.tickerRunning,
+      });
       return;
     }
     if (route === 'GET vms') {
@@ -598,7 +849,17 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       return;
     }
     if (method === 'POST' && segs[0] === 'vms' && segs.length === 3 && segs[2] === 'writes') {
-      const b = ((await jsonBody(req)) ?? {}) as { fraction?: number; seed?: number; writes?: { diskName: string; offset: number; length?: number; pattern?: 'random' | 'zeros' | number; dataBase64?: string }[] };
+      const b = ((await jsonBody(req)) ?? {}) as {
+        fraction?: number;
+        seed?: number;
+        writes?: {
+          diskName: string;
+          offset: number;
+          length?: number;
+          pattern?: 'random' | 'zeros' | number;
+          dataBase64?: string;
+        }[];
+      };
       const writes = b.writes?.map((w) => {
         const out: import('./control.ts').VmWrite = { diskName: w.diskName, offset: w.offset };
         if (w.dataBase64 !== undefined) out.data = Buffer.from(w.dataBase64, 'base64');
@@ -633,7 +894,12 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       // Lowers (or restores) Azure's limits on a running emulator, so tests reach them quickly.
       const b = ((await jsonBody(req)) ?? {}) as Record<string, unknown>;
       for (const [k, v] of Object.entries(b)) {
-        if (!(k in AZURE_LIMITS) || typeof v !== 'number' || !(v >= 0)) throw new ArmError(400, 'InvalidParameter', `limits: ${k} is not a limit or not a number ≥ 0 (${Object.keys(AZURE_LIMITS).join(', ')})`);
+        if (!(k in AZURE_LIMITS) || typeof v !== 'number' || !(v >= 0))
+          throw new ArmError(
+            400,
+            'InvalidParameter',
+            `limits: ${k} is not a limit or not a number ≥ 0 (${Object.keys(AZURE_LIMITS).join(', ')})`,
+          );
       }
       Object.assign(core.limits, b);
       sendJson(req, res, 200, core.limits);

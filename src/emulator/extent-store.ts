@@ -48,13 +48,18 @@ export class ExtentStore {
         await unlink(join(this.dir, 'maps', file)).catch(() => {});
         continue;
       }
-      const parsed = JSON.parse(await readFile(join(this.dir, 'maps', file), 'utf8')) as { extentSize: number; extents: [number, string][] };
-      if (parsed.extentSize !== EXTENT_SIZE) throw new Error(`content map ${file}: extent size ${parsed.extentSize} unsupported`);
+      const parsed = JSON.parse(await readFile(join(this.dir, 'maps', file), 'utf8')) as {
+        extentSize: number;
+        extents: [number, string][];
+      };
+      if (parsed.extentSize !== EXTENT_SIZE)
+        throw new Error(`content map ${file}: extent size ${parsed.extentSize} unsupported`);
       const m = new Map<number, string>(parsed.extents);
       this.#maps.set(id, m);
       for (const ext of m.values()) this.#ref(ext, 1);
     }
-    for (const id of live) if (!this.#maps.has(id)) throw new Error(`content map ${id} is missing from ${this.dir}/maps`);
+    for (const id of live)
+      if (!this.#maps.has(id)) throw new Error(`content map ${id} is missing from ${this.dir}/maps`);
     for (const sub of await readdir(join(this.dir, 'extents'))) {
       this.#knownDirs.add(sub);
       for (const file of await readdir(join(this.dir, 'extents', sub))) {
@@ -182,7 +187,12 @@ export class ExtentStore {
    * Ranges where `contentId` differs from `previousId`: `changed` (new data, to read) and
    * `cleared` (now zero, were data). Extent granularity; a superset of the differing bytes.
    */
-  diffRanges(contentId: string, previousId: string, offset: number, length: number): { changed: Range[]; cleared: Range[] } {
+  diffRanges(
+    contentId: string,
+    previousId: string,
+    offset: number,
+    length: number,
+  ): { changed: Range[]; cleared: Range[] } {
     const cur = this.#map(contentId);
     const prev = this.#map(previousId);
     const changed: number[] = [];

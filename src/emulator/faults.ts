@@ -28,11 +28,26 @@ export interface FaultProfile {
 export type FaultKind = 'throttle' | 'busy' | 'timeout' | 'drop';
 
 /** What `--faults default` means: a bad but survivable day. */
-export const DEFAULT_FAULTS: FaultProfile = { seed: 1, throttle: 0.03, retryAfterSeconds: 1, busy: 0.03, timeout: 0.02, drop: 0.02, snapshotMs: 2000, accessMs: 500 };
+export const DEFAULT_FAULTS: FaultProfile = {
+  seed: 1,
+  throttle: 0.03,
+  retryAfterSeconds: 1,
+  busy: 0.03,
+  timeout: 0.02,
+  drop: 0.02,
+  snapshotMs: 2000,
+  accessMs: 500,
+};
 
 const KEYS: Record<string, keyof FaultProfile> = {
-  seed: 'seed', throttle: 'throttle', 'retry-after': 'retryAfterSeconds', busy: 'busy', timeout: 'timeout', drop: 'drop',
-  'snapshot-ms': 'snapshotMs', 'access-ms': 'accessMs',
+  seed: 'seed',
+  throttle: 'throttle',
+  'retry-after': 'retryAfterSeconds',
+  busy: 'busy',
+  timeout: 'timeout',
+  drop: 'drop',
+  'snapshot-ms': 'snapshotMs',
+  'access-ms': 'accessMs',
 };
 
 /**
@@ -40,16 +55,25 @@ const KEYS: Record<string, keyof FaultProfile> = {
  * snapshot-ms, access-ms; rates in [0, 1]), on top of no faults (or of the defaults with `default,…`).
  */
 export function parseFaultProfile(text: string): FaultProfile {
-  const parts = text.split(',').map((p) => p.trim()).filter(Boolean);
-  const profile: FaultProfile = parts[0] === 'default' ? { ...DEFAULT_FAULTS } : { seed: 1, throttle: 0, retryAfterSeconds: 1, busy: 0, timeout: 0, drop: 0 };
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const profile: FaultProfile =
+    parts[0] === 'default'
+      ? { ...DEFAULT_FAULTS }
+      : { seed: 1, throttle: 0, retryAfterSeconds: 1, busy: 0, timeout: 0, drop: 0 };
   for (const part of parts[0] === 'default' ? parts.slice(1) : parts) {
     const [k, v] = part.split('=', 2);
     const key = KEYS[k ?? ''];
     const n = Number(v);
     if (!key || v === undefined || !Number.isFinite(n) || n < 0) {
-      throw new Error(`--faults: '${part}' is not key=value with a number ≥ 0; keys: ${Object.keys(KEYS).join(', ')} (or start with 'default')`);
+      throw new Error(
+        `--faults: '${part}' is not key=value with a number ≥ 0; keys: ${Object.keys(KEYS).join(', ')} (or start with 'default')`,
+      );
     }
-    if (['throttle', 'busy', 'timeout', 'drop'].includes(key) && n > 1) throw new Error(`--faults: ${k} is a rate in [0, 1], not ${v}`);
+    if (['throttle', 'busy', 'timeout', 'drop'].includes(key) && n > 1)
+      throw new Error(`--faults: ${k} is a rate in [0, 1], not ${v}`);
     (profile as unknown as Record<string, number>)[key] = n;
   }
   return profile;

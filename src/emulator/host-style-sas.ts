@@ -1,7 +1,12 @@
 import { Agent } from 'node:https';
 import { isIP } from 'node:net';
 import { toHttpHeadersLike } from '@azure/core-http-compat';
-import { createDefaultHttpClient, createHttpHeaders, createPipelineRequest, type RequestBodyType } from '@azure/core-rest-pipeline';
+import {
+  createDefaultHttpClient,
+  createHttpHeaders,
+  createPipelineRequest,
+  type RequestBodyType,
+} from '@azure/core-rest-pipeline';
 import type { HttpOperationResponse, IHttpClient, WebResource } from '@azure/storage-blob';
 
 /**
@@ -22,7 +27,11 @@ export function sasAccountOfHost(host: string | undefined): string | undefined {
 export function hostStyleSasClient(endpoint: string, ca: string): IHttpClient {
   const target = new URL(endpoint);
   // TLS is checked against the emulator's own name (the Host header would otherwise be the SNI).
-  const agent = new Agent({ keepAlive: true, ca, servername: isIP(target.hostname.replace(/^\[|\]$/g, '')) ? '' : target.hostname });
+  const agent = new Agent({
+    keepAlive: true,
+    ca,
+    servername: isIP(target.hostname.replace(/^\[|\]$/g, '')) ? '' : target.hostname,
+  });
   const inner = createDefaultHttpClient();
   return {
     async sendRequest(web: WebResource): Promise<HttpOperationResponse> {
@@ -34,8 +43,12 @@ export function hostStyleSasClient(endpoint: string, ca: string): IHttpClient {
         url.host = target.host;
       }
       const request = createPipelineRequest({
-        url: url.toString(), method: web.method, headers, requestId: web.requestId,
-        body: web.body as RequestBodyType | undefined, timeout: web.timeout,
+        url: url.toString(),
+        method: web.method,
+        headers,
+        requestId: web.requestId,
+        body: web.body as RequestBodyType | undefined,
+        timeout: web.timeout,
         ...(web.abortSignal ? { abortSignal: web.abortSignal } : {}),
         ...(web.streamResponseStatusCodes ? { streamResponseStatusCodes: web.streamResponseStatusCodes } : {}),
         ...(web.onDownloadProgress ? { onDownloadProgress: web.onDownloadProgress } : {}),

@@ -15,25 +15,52 @@ export interface NetworkInterfaceRec {
   subnetId: string;
 }
 
-const SUBNET_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+\/subnets\/[^/]+$/i;
+const SUBNET_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/virtualNetworks\/[^/]+\/subnets\/[^/]+$/i;
 
 function render(n: NetworkInterfaceRec): Record<string, unknown> {
   return {
-    id: n.id, name: n.name, type: 'Microsoft.Network/networkInterfaces', location: n.location, tags: n.tags,
+    id: n.id,
+    name: n.name,
+    type: 'Microsoft.Network/networkInterfaces',
+    location: n.location,
+    tags: n.tags,
     properties: {
       provisioningState: 'Succeeded',
-      ipConfigurations: [{ name: 'ipconfig1', id: `${n.id}/ipConfigurations/ipconfig1`, properties: { primary: true, privateIPAllocationMethod: 'Dynamic', subnet: { id: n.subnetId }, provisioningState: 'Succeeded' } }],
+      ipConfigurations: [
+        {
+          name: 'ipconfig1',
+          id: `${n.id}/ipConfigurations/ipconfig1`,
+          properties: {
+            primary: true,
+            privateIPAllocationMethod: 'Dynamic',
+            subnet: { id: n.subnetId },
+            provisioningState: 'Succeeded',
+          },
+        },
+      ],
     },
   };
 }
 
-export async function handleNetworkInterface(core: EmulatorCore, method: string, rg: string, name: string, body: () => Promise<unknown>): Promise<ArmResult> {
+export async function handleNetworkInterface(
+  core: EmulatorCore,
+  method: string,
+  rg: string,
+  name: string,
+  body: () => Promise<unknown>,
+): Promise<ArmResult> {
   const nics = (core.st.networkInterfaces ??= {});
   const id = `/subscriptions/${core.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.Network/networkInterfaces/${name}`;
   const key = keyOf(id);
   if (method === 'GET') {
     const n = nics[key];
-    if (!n) throw new ArmError(404, 'ResourceNotFound', `The Resource 'Microsoft.Network/networkInterfaces/${name}' under resource group '${rg}' was not found.`);
+    if (!n)
+      throw new ArmError(
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.Network/networkInterfaces/${name}' under resource group '${rg}' was not found.`,
+      );
     return { status: 200, body: render(n) };
   }
   if (method === 'PUT') {
@@ -41,10 +68,16 @@ export async function handleNetworkInterface(core: EmulatorCore, method: string,
     const b = obj(await body(), 'parameters');
     const location = normalizeLocation(b['location']);
     const tags = tagsOf(b['tags']);
-    const configs = (obj(b['properties'], 'properties')['ipConfigurations'] ?? []) as Array<{ properties?: { subnet?: { id?: unknown } } }>;
+    const configs = (obj(b['properties'], 'properties')['ipConfigurations'] ?? []) as Array<{
+      properties?: { subnet?: { id?: unknown } };
+    }>;
     const subnetId = Array.isArray(configs) ? configs[0]?.properties?.subnet?.id : undefined;
     if (typeof subnetId !== 'string' || !SUBNET_ID.test(subnetId)) {
-      throw new ArmError(400, 'InvalidRequestFormat', "Cannot parse the request: properties.ipConfigurations[0].properties.subnet.id must be a subnet id (/subscriptions/…/virtualNetworks/…/subnets/…).");
+      throw new ArmError(
+        400,
+        'InvalidRequestFormat',
+        'Cannot parse the request: properties.ipConfigurations[0].properties.subnet.id must be a subnet id (/subscriptions/…/virtualNetworks/…/subnets/…).',
+      );
     }
     return core.exclusive(async () => {
       const existing = nics[key];
@@ -58,7 +91,12 @@ export async function handleNetworkInterface(core: EmulatorCore, method: string,
     return core.exclusive(async () => {
       if (!nics[key]) return { status: 204 };
       const user = Object.values(core.st.virtualMachines).find((v) => v.nicIds?.some((n) => keyOf(n) === key));
-      if (user) throw new ArmError(400, 'NicInUse', `Network Interface ${id} is used by existing resource ${user.id}. In order to delete the network interface, it must be dissociated from the resource.`);
+      if (user)
+        throw new ArmError(
+          400,
+          'NicInUse',
+          `Network Interface ${id} is used by existing resource ${user.id}. In order to delete the network interface, it must be dissociated from the resource.`,
+        );
       delete nics[key];
       await core.save();
       return { status: 200 };

@@ -16,10 +16,22 @@ export interface ResourceGroupRec {
 const NAME = /^[-\w.()]{1,90}$/;
 
 function render(g: ResourceGroupRec): Record<string, unknown> {
-  return { id: g.id, name: g.name, type: 'Microsoft.Resources/resourceGroups', location: g.location, tags: g.tags, properties: { provisioningState: 'Succeeded' } };
+  return {
+    id: g.id,
+    name: g.name,
+    type: 'Microsoft.Resources/resourceGroups',
+    location: g.location,
+    tags: g.tags,
+    properties: { provisioningState: 'Succeeded' },
+  };
 }
 
-export async function handleResourceGroup(core: EmulatorCore, method: string, name: string, body: () => Promise<unknown>): Promise<ArmResult> {
+export async function handleResourceGroup(
+  core: EmulatorCore,
+  method: string,
+  name: string,
+  body: () => Promise<unknown>,
+): Promise<ArmResult> {
   const groups = (core.st.resourceGroups ??= {});
   const id = `/subscriptions/${core.subscriptionId}/resourceGroups/${name}`;
   const existing = groups[keyOf(id)];
@@ -28,7 +40,12 @@ export async function handleResourceGroup(core: EmulatorCore, method: string, na
     return { status: 200, body: render(existing) };
   }
   if (method === 'PUT') {
-    if (!NAME.test(name) || name.endsWith('.')) throw new ArmError(400, 'InvalidResourceGroup', `The provided resource group name '${name}' has these invalid characters or is too long.`);
+    if (!NAME.test(name) || name.endsWith('.'))
+      throw new ArmError(
+        400,
+        'InvalidResourceGroup',
+        `The provided resource group name '${name}' has these invalid characters or is too long.`,
+      );
     const b = obj(await body(), 'parameters');
     const location = normalizeLocation(b['location']);
     const tags = tagsOf(b['tags']);

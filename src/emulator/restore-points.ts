@@ -1,6 +1,12 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { ArmError, GiB, normalizeLocation, obj, tagsOf, validName, type ArmResult, type EmulatorCore } from './core.ts';
-import { keyOf, type DiskRestorePointRec, type GrantRec, type RestorePointCollectionRec, type RestorePointRec } from './state.ts';
+import {
+  keyOf,
+  type DiskRestorePointRec,
+  type GrantRec,
+  type RestorePointCollectionRec,
+  type RestorePointRec,
+} from './state.ts';
 
 /**
  * VM restore points as Azure has them (learn.microsoft.com/azure/virtual-machines/concepts-restore-points):
@@ -37,21 +43,32 @@ function tables(core: EmulatorCore) {
 }
 
 function notFound(what: string, name: string, rg: string): ArmError {
-  return new ArmError(404, 'ResourceNotFound', `The Resource '${what}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+  return new ArmError(
+    404,
+    'ResourceNotFound',
+    `The Resource '${what}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+  );
 }
 
 function collectionId(core: EmulatorCore, rg: string, name: string): string {
   return core.resourceId(rg, 'restorePointCollections', name);
 }
 
-function renderCollection(core: EmulatorCore, c: RestorePointCollectionRec, withPoints: boolean): Record<string, unknown> {
+function renderCollection(
+  core: EmulatorCore,
+  c: RestorePointCollectionRec,
+  withPoints: boolean,
+): Record<string, unknown> {
   const t = tables(core);
   const props: Record<string, unknown> = {
     source: { id: c.sourceVmId, location: c.location },
     restorePointCollectionId: c.collectionId,
     provisioningState: 'Succeeded',
   };
-  if (withPoints) props['restorePoints'] = Object.values(t.points).filter((p) => p.collectionKey === keyOf(c.id)).map((p) => renderPoint(core, p));
+  if (withPoints)
+    props['restorePoints'] = Object.values(t.points)
+      .filter((p) => p.collectionKey === keyOf(c.id))
+      .map((p) => renderPoint(core, p));
   return { name: c.name, id: c.id, type: COLLECTION_TYPE, location: c.location, tags: c.tags, properties: props };
 }
 
@@ -109,7 +126,12 @@ function getPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: string
 
 function getDiskPoint(core: EmulatorCore, p: RestorePointRec, name: string): DiskRestorePointRec {
   const d = tables(core).disks[keyOf(`${p.id}/diskRestorePoints/${name}`)];
-  if (!d) throw new ArmError(404, 'ResourceNotFound', `The disk restore point '${name}' of restore point '${p.name}' was not found.`);
+  if (!d)
+    throw new ArmError(
+      404,
+      'ResourceNotFound',
+      `The disk restore point '${name}' of restore point '${p.name}' was not found.`,
+    );
   return d;
 }
 
@@ -131,11 +153,25 @@ async function putCollection(core: EmulatorCore, rg: string, name: string, body:
     await core.save();
     return { status: 200, body: renderCollection(core, existing, false) };
   }
-  if (typeof sourceId !== 'string') throw new ArmError(400, 'InvalidParameter', "Required parameter 'properties.source.id' is missing (null).");
+  if (typeof sourceId !== 'string')
+    throw new ArmError(400, 'InvalidParameter', "Required parameter 'properties.source.id' is missing (null).");
   const vm = core.st.virtualMachines[keyOf(sourceId)];
   if (!vm) throw new ArmError(404, 'NotFound', `Virtual machine '${sourceId}' was not found.`);
-  if (vm.location !== location) throw new ArmError(400, 'InvalidParameter', `The restore point collection must be in the location of its source VM ('${vm.location}'), not '${location}'.`);
-  const rec: RestorePointCollectionRec = { id, name, resourceGroup: rg, location, tags, sourceVmId: vm.id, collectionId: randomUUID() };
+  if (vm.location !== location)
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The restore point collection must be in the location of its source VM ('${vm.location}'), not '${location}'.`,
+    );
+  const rec: RestorePointCollectionRec = {
+    id,
+    name,
+    resourceGroup: rg,
+    location,
+    tags,
+    sourceVmId: vm.id,
+    collectionId: randomUUID(),
+  };
   t.collections[keyOf(id)] = rec;
   await core.save();
   return { status: 201, body: renderCollection(core, rec, false) };
@@ -146,7 +182,11 @@ function assertNoAccess(core: EmulatorCore, p: RestorePointRec): void {
   for (const k of p.diskKeys) {
     if (core.activeAccess(k)) {
       const d = tables(core).disks[k];
-      throw new ArmError(409, 'OperationNotAllowed', `Disk restore point ${d?.name ?? k} is currently being accessed via SAS. Call endGetAccess first.`);
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Disk restore point ${d?.name ?? k} is currently being accessed via SAS. Call endGetAccess first.`,
+      );
     }
   }
 }
@@ -180,7 +220,12 @@ async function deleteCollection(core: EmulatorCore, rg: string, name: string): P
 }
 
 /** Creates a restore point: every disk of the VM copied at one instant (the caller holds the lock). */
-async function putPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: string, body: unknown): Promise<ArmResult> {
+async function putPoint(
+  core: EmulatorCore,
+  c: RestorePointCollectionRec,
+  name: string,
+  body: unknown,
+): Promise<ArmResult> {
   validName(name, `${COLLECTION_TYPE}/restorePoints`);
   const t = tables(core);
   const id = `${c.id}/restorePoints/${name}`;
@@ -189,22 +234,41 @@ async function putPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: 
   const props = ((body as Record<string, unknown> | undefined)?.['properties'] ?? {}) as Record<string, unknown>;
   const mode = props['consistencyMode'] ?? 'ApplicationConsistent';
   if (mode !== 'CrashConsistent' && mode !== 'ApplicationConsistent') {
-    throw new ArmError(400, 'InvalidParameter', `The value '${String(mode)}' of parameter 'consistencyMode' is invalid (CrashConsistent, ApplicationConsistent).`);
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The value '${String(mode)}' of parameter 'consistencyMode' is invalid (CrashConsistent, ApplicationConsistent).`,
+    );
   }
   const vm = core.st.virtualMachines[keyOf(c.sourceVmId)];
-  if (!vm) throw new ArmError(409, 'OperationNotAllowed', `The source VM '${c.sourceVmId}' of restore point collection '${c.name}' no longer exists.`);
+  if (!vm)
+    throw new ArmError(
+      409,
+      'OperationNotAllowed',
+      `The source VM '${c.sourceVmId}' of restore point collection '${c.name}' no longer exists.`,
+    );
   const count = Object.values(t.points).filter((p) => p.collectionKey === keyOf(c.id)).length;
   if (count >= MAX_RESTORE_POINTS_PER_VM) {
-    throw new ArmError(409, 'OperationNotAllowed', `VM '${vm.name}' already has ${count} restore points, the most Azure allows (${MAX_RESTORE_POINTS_PER_VM}). Delete older ones first.`);
+    throw new ArmError(
+      409,
+      'OperationNotAllowed',
+      `VM '${vm.name}' already has ${count} restore points, the most Azure allows (${MAX_RESTORE_POINTS_PER_VM}). Delete older ones first.`,
+    );
   }
   const excluded = new Set(((props['excludeDisks'] ?? []) as { id?: string }[]).map((d) => keyOf(String(d.id))));
-  const refs = [{ id: vm.osDiskId, lun: undefined as number | undefined }, ...vm.dataDisks.map((d) => ({ id: d.diskId, lun: d.lun as number | undefined }))]
-    .filter((r, i) => i === 0 || !excluded.has(keyOf(r.id)));
+  const refs = [
+    { id: vm.osDiskId, lun: undefined as number | undefined },
+    ...vm.dataDisks.map((d) => ({ id: d.diskId, lun: d.lun as number | undefined })),
+  ].filter((r, i) => i === 0 || !excluded.has(keyOf(r.id)));
   const sources = refs.map((r) => {
     const d = core.st.disks[keyOf(r.id)];
     if (!d) throw new ArmError(409, 'OperationNotAllowed', `Disk '${r.id}' of VM '${vm.name}' no longer exists.`);
     if (UNSUPPORTED_SKUS.includes(d.skuName)) {
-      throw new ArmError(400, 'OperationNotAllowed', `Restore points are not supported for VMs with ${d.skuName} disks (disk '${d.name}'). Use snapshots of each disk instead.`);
+      throw new ArmError(
+        400,
+        'OperationNotAllowed',
+        `Restore points are not supported for VMs with ${d.skuName} disks (disk '${d.name}'). Use snapshots of each disk instead.`,
+      );
     }
     return { ref: r, disk: d };
   });
@@ -215,11 +279,23 @@ async function putPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: 
     for (const { disk } of sources) {
       const drpName = `${disk.name}_${randomUUID()}`;
       drps.push({
-        id: `${id}/diskRestorePoints/${drpName}`, name: drpName, resourceGroup: c.resourceGroup, location: disk.location, tags: {},
-        skuName: disk.skuName, sizeBytes: disk.sizeBytes, contentId: await core.store.create(disk.contentId), uniqueId: randomUUID(),
-        timeCreated: now, readyAt: 0, creationData: { createOption: 'Copy', sourceResourceId: disk.id, sourceUniqueId: disk.uniqueId },
-        family: disk.family, restorePointKey: keyOf(id), sourceDiskId: disk.id,
-        ...(disk.osType ? { osType: disk.osType } : {}), ...(disk.hyperVGeneration ? { hyperVGeneration: disk.hyperVGeneration } : {}),
+        id: `${id}/diskRestorePoints/${drpName}`,
+        name: drpName,
+        resourceGroup: c.resourceGroup,
+        location: disk.location,
+        tags: {},
+        skuName: disk.skuName,
+        sizeBytes: disk.sizeBytes,
+        contentId: await core.store.create(disk.contentId),
+        uniqueId: randomUUID(),
+        timeCreated: now,
+        readyAt: 0,
+        creationData: { createOption: 'Copy', sourceResourceId: disk.id, sourceUniqueId: disk.uniqueId },
+        family: disk.family,
+        restorePointKey: keyOf(id),
+        sourceDiskId: disk.id,
+        ...(disk.osType ? { osType: disk.osType } : {}),
+        ...(disk.hyperVGeneration ? { hyperVGeneration: disk.hyperVGeneration } : {}),
         ...(disk.securityType ? { securityType: disk.securityType } : {}),
       });
     }
@@ -230,16 +306,26 @@ async function putPoint(core: EmulatorCore, c: RestorePointCollectionRec, name: 
   const diskMeta = (i: number) => {
     const { disk } = sources[i]!;
     return {
-      name: disk.name, diskSizeGB: Math.max(1, Math.ceil(disk.sizeBytes / GiB)), caching: i === 0 ? 'ReadWrite' : 'None',
-      managedDisk: { id: disk.id, storageAccountType: disk.skuName }, diskRestorePoint: { id: drps[i]!.id },
+      name: disk.name,
+      diskSizeGB: Math.max(1, Math.ceil(disk.sizeBytes / GiB)),
+      caching: i === 0 ? 'ReadWrite' : 'None',
+      managedDisk: { id: disk.id, storageAccountType: disk.skuName },
+      diskRestorePoint: { id: drps[i]!.id },
     };
   };
   const os = core.st.disks[keyOf(vm.osDiskId)];
   const rec: RestorePointRec = {
-    id, name, collectionKey: keyOf(c.id), consistencyMode: mode, timeCreated: now, readyAt: Date.now() + core.timings.snapshot,
+    id,
+    name,
+    collectionKey: keyOf(c.id),
+    consistencyMode: mode,
+    timeCreated: now,
+    readyAt: Date.now() + core.timings.snapshot,
     diskKeys: drps.map((d) => keyOf(d.id)),
     sourceMetadata: {
-      vmId: vm.vmId, location: vm.location, hardwareProfile: { vmSize: vm.vmSize },
+      vmId: vm.vmId,
+      location: vm.location,
+      hardwareProfile: { vmSize: vm.vmSize },
       ...(os?.hyperVGeneration ? { hyperVGeneration: os.hyperVGeneration } : {}),
       ...(vm.securityType ? { securityProfile: { securityType: vm.securityType } } : {}),
       storageProfile: {
@@ -272,15 +358,30 @@ async function deletePoint(core: EmulatorCore, c: RestorePointCollectionRec, nam
   return { status: 202, operation: op, location: true };
 }
 
-async function grantDiskPoint(core: EmulatorCore, p: RestorePointRec, d: DiskRestorePointRec, body: unknown): Promise<ArmResult> {
+async function grantDiskPoint(
+  core: EmulatorCore,
+  p: RestorePointRec,
+  d: DiskRestorePointRec,
+  body: unknown,
+): Promise<ArmResult> {
   const b = obj(body, 'grantAccessData');
   const access = b['access'];
   const duration = b['durationInSeconds'];
-  if (access !== 'Read') throw new ArmError(400, 'InvalidParameter', `The value '${String(access)}' of parameter 'grantAccessData.access' is invalid: disk restore points can only be read.`);
+  if (access !== 'Read')
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The value '${String(access)}' of parameter 'grantAccessData.access' is invalid: disk restore points can only be read.`,
+    );
   if (typeof duration !== 'number' || !Number.isInteger(duration) || duration < 1 || duration > 5 * 86400) {
-    throw new ArmError(400, 'InvalidParameter', `The value '${String(duration)}' of parameter 'grantAccessData.durationInSeconds' is invalid.`);
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The value '${String(duration)}' of parameter 'grantAccessData.durationInSeconds' is invalid.`,
+    );
   }
-  if (Date.now() < p.readyAt) throw new ArmError(409, 'OperationNotAllowed', `Restore point ${p.name} is still being created.`);
+  if (Date.now() < p.readyAt)
+    throw new ArmError(409, 'OperationNotAllowed', `Restore point ${p.name} is still being created.`);
   const startsOn = new Date();
   const grant: GrantRec = {
     id: randomBytes(8).toString('hex'),
@@ -315,12 +416,18 @@ export async function handleRestorePoints(core: EmulatorCore, req: RestorePointR
   const unsupported = () => new ArmError(405, 'MethodNotAllowed', `${method} is not supported here`);
   if (rg === undefined || path.length === 0) {
     if (method !== 'GET' || path.length) throw unsupported();
-    const all = Object.values(t.collections).filter((c) => c.id.toLowerCase().startsWith(`/subscriptions/${core.subscriptionId.toLowerCase()}/`)).filter((c) => rg === undefined || c.resourceGroup.toLowerCase() === rg.toLowerCase());
+    const all = Object.values(t.collections)
+      .filter((c) => c.id.toLowerCase().startsWith(`/subscriptions/${core.subscriptionId.toLowerCase()}/`))
+      .filter((c) => rg === undefined || c.resourceGroup.toLowerCase() === rg.toLowerCase());
     return { status: 200, body: { value: all.map((c) => renderCollection(core, c, false)) } };
   }
   const [cName, sub1, pName, sub2, dName, action] = path as [string, ...(string | undefined)[]];
   if (path.length === 1) {
-    if (method === 'GET') return { status: 200, body: renderCollection(core, getCollection(core, rg, cName), req.expand === 'restorePoints') };
+    if (method === 'GET')
+      return {
+        status: 200,
+        body: renderCollection(core, getCollection(core, rg, cName), req.expand === 'restorePoints'),
+      };
     if (method === 'PUT') {
       const body = await req.body();
       return core.exclusive(() => putCollection(core, rg, cName, body));
@@ -328,21 +435,33 @@ export async function handleRestorePoints(core: EmulatorCore, req: RestorePointR
     if (method === 'DELETE') return core.exclusive(() => deleteCollection(core, rg, cName));
     throw unsupported();
   }
-  if (sub1?.toLowerCase() !== 'restorepoints' || !pName) throw new ArmError(404, 'NotFound', `No route for ${method} .../restorePointCollections/${path.join('/')}`);
+  if (sub1?.toLowerCase() !== 'restorepoints' || !pName)
+    throw new ArmError(404, 'NotFound', `No route for ${method} .../restorePointCollections/${path.join('/')}`);
   if (path.length === 3) {
-    if (method === 'GET') return { status: 200, body: renderPoint(core, getPoint(core, getCollection(core, rg, cName), pName)) };
+    if (method === 'GET')
+      return { status: 200, body: renderPoint(core, getPoint(core, getCollection(core, rg, cName), pName)) };
     if (method === 'PUT') {
       const body = await req.body();
       return core.exclusive(async () => putPoint(core, getCollection(core, rg, cName), pName, body));
     }
-    if (method === 'DELETE') return core.exclusive(async () => deletePoint(core, getCollection(core, rg, cName), pName));
+    if (method === 'DELETE')
+      return core.exclusive(async () => deletePoint(core, getCollection(core, rg, cName), pName));
     throw unsupported();
   }
-  if (sub2?.toLowerCase() !== 'diskrestorepoints') throw new ArmError(404, 'NotFound', `No route for ${method} .../restorePointCollections/${path.join('/')}`);
+  if (sub2?.toLowerCase() !== 'diskrestorepoints')
+    throw new ArmError(404, 'NotFound', `No route for ${method} .../restorePointCollections/${path.join('/')}`);
   const point = getPoint(core, getCollection(core, rg, cName), pName);
   if (path.length === 4) {
     if (method !== 'GET') throw unsupported();
-    return { status: 200, body: { value: point.diskKeys.map((k) => t.disks[k]).filter((d) => d !== undefined).map((d) => renderDiskPoint(core, d)) } };
+    return {
+      status: 200,
+      body: {
+        value: point.diskKeys
+          .map((k) => t.disks[k])
+          .filter((d) => d !== undefined)
+          .map((d) => renderDiskPoint(core, d)),
+      },
+    };
   }
   const disk = getDiskPoint(core, point, dName!);
   if (path.length === 5 && method === 'GET') return { status: 200, body: renderDiskPoint(core, disk) };

@@ -21,7 +21,12 @@ export interface Route {
   handle(r: RouteRequest): Promise<void>;
 }
 
-export function route(operation: string, method: string, pathname: string, handle: (r: RouteRequest) => Promise<void>): Route {
+export function route(
+  operation: string,
+  method: string,
+  pathname: string,
+  handle: (r: RouteRequest) => Promise<void>,
+): Route {
   return { operation, method, pattern: new URLPattern({ pathname }, { ignoreCase: true }), handle };
 }
 

@@ -21,7 +21,12 @@ const running = new Map<string, number>();
 
 const SHELLS: Record<string, string> = { RunShellScript: 'Linux', RunPowerShellScript: 'Windows' };
 
-export function interpretScript(lines: string[]): { exitCode: number; stdout: string; stderr: string; seconds: number } {
+export function interpretScript(lines: string[]): {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+} {
   let stdout = '';
   let seconds = 0;
   for (const raw of lines.flatMap((l) => l.split('\n'))) {
@@ -40,24 +45,50 @@ export function interpretScript(lines: string[]): { exitCode: number; stdout: st
 
 export async function runCommand(core: EmulatorCore, rg: string, vmName: string, body: unknown): Promise<ArmResult> {
   const vm = core.st.virtualMachines[keyOf(core.resourceId(rg, 'virtualMachines', vmName))];
-  if (!vm) throw new ArmError(404, 'ResourceNotFound', `The Resource 'Microsoft.Compute/virtualMachines/${vmName}' under resource group '${rg}' was not found.`);
+  if (!vm)
+    throw new ArmError(
+      404,
+      'ResourceNotFound',
+      `The Resource 'Microsoft.Compute/virtualMachines/${vmName}' under resource group '${rg}' was not found.`,
+    );
   const b = obj(body, 'parameters');
   const commandId = b['commandId'];
   const shellOs = typeof commandId === 'string' ? SHELLS[commandId] : undefined;
-  if (!shellOs) throw new ArmError(400, 'InvalidParameter', `The value '${String(commandId)}' of parameter 'commandId' is not supported by the emulator (RunShellScript, RunPowerShellScript).`);
-  if (shellOs !== vm.osType) throw new ArmError(409, 'OperationNotAllowed', `${String(commandId)} cannot run on a ${vm.osType} VM.`);
+  if (!shellOs)
+    throw new ArmError(
+      400,
+      'InvalidParameter',
+      `The value '${String(commandId)}' of parameter 'commandId' is not supported by the emulator (RunShellScript, RunPowerShellScript).`,
+    );
+  if (shellOs !== vm.osType)
+    throw new ArmError(409, 'OperationNotAllowed', `${String(commandId)} cannot run on a ${vm.osType} VM.`);
   const script = b['script'];
-  if (!Array.isArray(script) || !script.every((l) => typeof l === 'string')) throw new ArmError(400, 'InvalidParameter', "The value of parameter 'script' must be a list of lines.");
+  if (!Array.isArray(script) || !script.every((l) => typeof l === 'string'))
+    throw new ArmError(400, 'InvalidParameter', "The value of parameter 'script' must be a list of lines.");
   const key = keyOf(vm.id);
   if ((running.get(key) ?? 0) > Date.now()) {
-    throw new ArmError(409, 'Conflict', `Run command extension execution is in progress on VM ${vm.name}. Please wait for completion before invoking a run command.`);
+    throw new ArmError(
+      409,
+      'Conflict',
+      `Run command extension execution is in progress on VM ${vm.name}. Please wait for completion before invoking a run command.`,
+    );
   }
   const r = interpretScript(script as string[]);
   const delay = core.timings.vm + r.seconds * 1000;
   running.set(key, Date.now() + delay);
-  const head = r.exitCode === 0 ? 'Enable succeeded: ' : `Enable failed: failed to execute command: command terminated with exit status=${r.exitCode}`;
+  const head =
+    r.exitCode === 0
+      ? 'Enable succeeded: '
+      : `Enable failed: failed to execute command: command terminated with exit status=${r.exitCode}`;
   const output = {
-    value: [{ code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: `${head}\n[stdout]\n${r.stdout}\n[stderr]\n${r.stderr}` }],
+    value: [
+      {
+        code: 'ProvisioningState/succeeded',
+        level: 'Info',
+        displayStatus: 'Provisioning succeeded',
+        message: `${head}\n[stdout]\n${r.stdout}\n[stderr]\n${r.stderr}`,
+      },
+    ],
   };
   const op = core.newOperation(vm.location, 'vm', delay, output);
   await core.save();

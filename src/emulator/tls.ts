@@ -33,12 +33,27 @@ export async function ensureTlsMaterial(dataDir: string, host: string): Promise<
   else if (host !== '0.0.0.0') sans.add(`DNS:${host}`);
   try {
     await run('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', join(tmp, 'key.pem'), '-out', join(tmp, 'cert.pem'), '-days', '3650',
-      '-subj', '/CN=Goldsnap Azure Emulator',
-      '-addext', `subjectAltName=${[...sans].join(',')}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,digitalSignature,keyCertSign',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      join(tmp, 'key.pem'),
+      '-out',
+      join(tmp, 'cert.pem'),
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=Goldsnap Azure Emulator',
+      '-addext',
+      `subjectAltName=${[...sans].join(',')}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,digitalSignature,keyCertSign',
     ]);
   } catch (err) {
     throw new Error(`emulator: could not generate a TLS certificate with the openssl CLI: ${errorMessage(err)}`);

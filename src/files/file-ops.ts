@@ -31,9 +31,15 @@ export async function listFiles(mounted: MountedFileSystem, path: string, recurs
   if (mounted.fs === 'xfs') return new XfsReader(mounted.image, mounted.source).list(base, recursive);
   const root = mounted.root;
   const start = join(root, base);
-  const r = await run('find', [start, ...(recursive ? [] : ['-maxdepth', '1']), '-printf', '%d\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%l\\0%P\\0']);
+  const r = await run('find', [
+    start,
+    ...(recursive ? [] : ['-maxdepth', '1']),
+    '-printf',
+    '%d\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%l\\0%P\\0',
+  ]);
   if (r.code !== 0) {
-    if (/No such file or directory/.test(r.stderr) && !r.stdout.length) throw new Error(`there is no ${base} in this file system`);
+    if (/No such file or directory/.test(r.stderr) && !r.stdout.length)
+      throw new Error(`there is no ${base} in this file system`);
     throw new Error(`listing ${base} failed: ${mountPathsToFs(r.stderr, root).trim()}`);
   }
   const fields = r.stdout.toString('utf8').split('\0');
@@ -43,8 +49,14 @@ export async function listFiles(mounted: MountedFileSystem, path: string, recurs
     const type = TYPES[y] ?? 'other';
     if (depth === '0' && type === 'dir') continue;
     out.push({
-      path: rel ? posix.join(base, rel) : base, type, mode: parseInt(m, 8), uid: Number(uid), gid: Number(gid), size: Number(size),
-      mtime: new Date(Math.round(Number(time) * 1000)).toISOString(), ...(type === 'symlink' ? { target } : {}),
+      path: rel ? posix.join(base, rel) : base,
+      type,
+      mode: parseInt(m, 8),
+      uid: Number(uid),
+      gid: Number(gid),
+      size: Number(size),
+      mtime: new Date(Math.round(Number(time) * 1000)).toISOString(),
+      ...(type === 'symlink' ? { target } : {}),
     });
   }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -55,9 +67,12 @@ export async function listFiles(mounted: MountedFileSystem, path: string, recurs
  * tree by name: `*.conf`, `report*`.
  */
 export function matchingName(entries: FileEntry[], pattern: string): FileEntry[] {
-  const source = pattern.split('').map(c => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  const source = pattern
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
   const re = new RegExp(`^${source}$`, 'i');
-  return entries.filter(e => re.test(posix.basename(e.path)));
+  return entries.filter((e) => re.test(posix.basename(e.path)));
 }
 
 export interface FetchResult {
@@ -77,15 +92,20 @@ export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to
   if (mounted.fs === 'xfs') return new XfsReader(mounted.image, mounted.source).fetch(wanted, to);
   const root = mounted.root;
   await mkdir(to, { recursive: true });
-  const sources = wanted.map(p => (p === '/' ? `${root}/.` : join(root, p)));
+  const sources = wanted.map((p) => (p === '/' ? `${root}/.` : join(root, p)));
   const r = await run('cp', ['-a', '--', ...sources, `${to}/`]);
   const errors: FetchResult['errors'] = [];
   for (const line of r.stderr.split('\n').filter(Boolean)) {
     const m = /'([^']+)'/.exec(line);
     const inFs = m && (m[1] === root || m[1].startsWith(`${root}/`)) ? m[1].slice(root.length) || '/' : undefined;
-    const error = line.replace(/^cp: /, '').replace(/'[^']*'/g, '').replace(/^[^:]*: /, '').trim() || line;
+    const error =
+      line
+        .replace(/^cp: /, '')
+        .replace(/'[^']*'/g, '')
+        .replace(/^[^:]*: /, '')
+        .trim() || line;
     const path = inFs ?? mountPathsToFs(line, root);
-    if (errors.some(e => e.path === path)) continue;
+    if (errors.some((e) => e.path === path)) continue;
     errors.push({ path, error: /No such file or directory/.test(line) ? 'there is no such file or folder' : error });
     const dest = inFs ? destinationOf(inFs, wanted, to) : undefined;
     if (dest) await removeKeepingParentTime(dest);
@@ -97,12 +117,17 @@ export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to
   if (damaged.length) {
     const owners = await filesInRanges(mounted.fs, mounted.image, mounted.source, damaged);
     if (!owners) {
-      errors.push({ path: wanted.join(' '), error: 'parts of the file system could not be read and the files they belong to could not be told: what was fetched may be incomplete' });
+      errors.push({
+        path: wanted.join(' '),
+        error:
+          'parts of the file system could not be read and the files they belong to could not be told: what was fetched may be incomplete',
+      });
     } else {
       for (const path of owners) {
         const dest = destinationOf(path, wanted, to);
         if (!dest) continue;
-        if (!errors.some(e => e.path === path)) errors.push({ path, error: 'Input/output error: part of its data is in a damaged chunk' });
+        if (!errors.some((e) => e.path === path))
+          errors.push({ path, error: 'Input/output error: part of its data is in a damaged chunk' });
         await removeKeepingParentTime(dest);
       }
     }
@@ -111,7 +136,10 @@ export async function fetchFiles(mounted: MountedFileSystem, paths: string[], to
   let bytes = 0;
   const count = async (p: string) => {
     const s = await lstat(p);
-    if (s.isDirectory()) { for (const name of await readdir(p)) await count(join(p, name)); return; }
+    if (s.isDirectory()) {
+      for (const name of await readdir(p)) await count(join(p, name));
+      return;
+    }
     files++;
     if (s.isFile()) bytes += s.size;
   };

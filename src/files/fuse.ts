@@ -14,7 +14,10 @@ export function fuseAvailable(): boolean {
 }
 
 function requireFuse(): void {
-  if (!fuseAvailable()) throw new Error('/dev/fuse is missing: file-level restore and `repo mount` need FUSE (in a container, pass --device /dev/fuse and CAP_SYS_ADMIN)');
+  if (!fuseAvailable())
+    throw new Error(
+      '/dev/fuse is missing: file-level restore and `repo mount` need FUSE (in a container, pass --device /dev/fuse and CAP_SYS_ADMIN)',
+    );
 }
 
 /**
@@ -35,21 +38,38 @@ export class NbdFuseFile {
   }
 
   /** `pidFile` is where nbdfuse says it is ready: a path in a private scratch folder. */
-  static async mount(socketPath: string, exportName: string, dir: string, fileName: string, pidFile: string): Promise<NbdFuseFile> {
+  static async mount(
+    socketPath: string,
+    exportName: string,
+    dir: string,
+    fileName: string,
+    pidFile: string,
+  ): Promise<NbdFuseFile> {
     requireFuse();
     await mkdir(dir, { recursive: true });
     const uri = `nbd+unix:///${encodeURIComponent(exportName)}?socket=${encodeURIComponent(socketPath)}`;
     const child = spawn('nbdfuse', ['-r', '-P', pidFile, join(dir, fileName), uri], {
       // Its own process group: Ctrl-C reaches goldsnap only, which then unmounts in order.
-      stdio: ['ignore', 'ignore', 'pipe'], detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
     });
     let stderr = '';
-    child.stderr!.on('data', d => { stderr += d; });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     let failure: Error | undefined;
     let done = false;
-    const exited = new Promise<void>(resolve => {
-      child.on('error', err => { failure = toolError('nbdfuse', err); done = true; resolve(); });
-      child.on('exit', code => { if (code !== 0) failure ??= new Error(`nbdfuse could not mount ${dir} (exit ${code}): ${stderr.trim()}`); done = true; resolve(); });
+    const exited = new Promise<void>((resolve) => {
+      child.on('error', (err) => {
+        failure = toolError('nbdfuse', err);
+        done = true;
+        resolve();
+      });
+      child.on('exit', (code) => {
+        if (code !== 0) failure ??= new Error(`nbdfuse could not mount ${dir} (exit ${code}): ${stderr.trim()}`);
+        done = true;
+        resolve();
+      });
     });
     // nbdfuse writes its pid file once the file is being served.
     while (!done && !existsSync(pidFile)) await sleep(POLL_MS);
@@ -67,7 +87,8 @@ export class NbdFuseFile {
 /** Lazy unmount: detached now, released when the last open file in it closes. */
 export async function unmountFuse(dir: string): Promise<void> {
   const r = await run('fusermount3', ['-u', '-z', dir]);
-  if (r.code !== 0 && !/not mounted|not found in/.test(r.stderr)) throw new Error(`could not unmount ${dir}: ${r.stderr.trim()}`);
+  if (r.code !== 0 && !/not mounted|not found in/.test(r.stderr))
+    throw new Error(`could not unmount ${dir}: ${r.stderr.trim()}`);
 }
 
 export type DriverFs = 'ext4' | 'ntfs';
@@ -87,11 +108,11 @@ export class FileSystemMount {
     requireFuse();
     await mkdir(root, { recursive: true });
     // Both drivers go to the background once the mount is in place, so their exit means ready.
-    const [command, args] = fs === 'ext4'
-      ? ['fuse2fs', [image, root, '-o', 'ro']]
-      : ['ntfs-3g', ['-o', 'ro', image, root]];
+    const [command, args] =
+      fs === 'ext4' ? ['fuse2fs', [image, root, '-o', 'ro']] : ['ntfs-3g', ['-o', 'ro', image, root]];
     const r = await run(command, args);
-    if (r.code !== 0) throw new Error(`${command} could not read the ${fs} file system: ${r.stderr.trim() || `exit ${r.code}`}`);
+    if (r.code !== 0)
+      throw new Error(`${command} could not read the ${fs} file system: ${r.stderr.trim() || `exit ${r.code}`}`);
     if (!(await isMounted(root))) throw new Error(`${command} exited without mounting ${root}: ${r.stderr.trim()}`);
     return new FileSystemMount(root);
   }
@@ -103,6 +124,6 @@ export class FileSystemMount {
 
 export async function isMounted(dir: string): Promise<boolean> {
   const mounts = await readFile('/proc/self/mounts', 'utf8');
-  const escaped = dir.replace(/[ \t\n\\]/g, c => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return mounts.split('\n').some(line => line.split(' ')[1] === escaped);
+  const escaped = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return mounts.split('\n').some((line) => line.split(' ')[1] === escaped);
 }

@@ -9,7 +9,9 @@ import { errorMessage } from '../util/errors.ts';
 export class DamagedChunkError extends Error {
   readonly position: number;
   constructor(diskName: string, position: number, chunkSize: number, cause: string) {
-    super(`disk ${diskName}: chunk ${position} (bytes ${position * chunkSize}–${(position + 1) * chunkSize - 1}) cannot be read: ${cause}`);
+    super(
+      `disk ${diskName}: chunk ${position} (bytes ${position * chunkSize}–${(position + 1) * chunkSize - 1}) cannot be read: ${cause}`,
+    );
     this.name = 'DamagedChunkError';
     this.position = position;
   }
@@ -56,13 +58,15 @@ export class LazyDiskImage implements ByteSource {
 
   async read(offset: number, length: number): Promise<Buffer> {
     if (offset < 0 || length < 0 || offset + length > this.sizeBytes) {
-      throw new RangeError(`read of ${length} bytes at ${offset} is outside disk ${this.name} (${this.sizeBytes} bytes)`);
+      throw new RangeError(
+        `read of ${length} bytes at ${offset} is outside disk ${this.name} (${this.sizeBytes} bytes)`,
+      );
     }
     const out = Buffer.alloc(length);
     const first = Math.floor(offset / this.chunkSize);
     const last = Math.floor((offset + length - 1) / this.chunkSize);
     const parts = [];
-    for (let p = first; p <= last && length > 0; p++) parts.push(this.chunk(p).then(data => ({ p, data })));
+    for (let p = first; p <= last && length > 0; p++) parts.push(this.chunk(p).then((data) => ({ p, data })));
     for (const { p, data } of await Promise.all(parts)) {
       if (!data) continue; // a zero chunk: `out` is zeros already
       const chunkStart = p * this.chunkSize;
@@ -93,12 +97,21 @@ export class LazyDiskImage implements ByteSource {
     const hex = id.toString('hex');
     try {
       const location = this.index.get(hex);
-      if (!location) throw new Error(`chunk ${hex} is in no index: the repository lost data; run \`goldsnap repo check\``);
+      if (!location)
+        throw new Error(`chunk ${hex} is in no index: the repository lost data; run \`goldsnap repo check\``);
       this.chunksFetched++;
       const sealed = await this.repo.readPack(location.pack, location.offset, location.length);
       const where = `pack ${location.pack}`;
-      const plain = decompress(openChunk(this.repo.key.dataKey, id, sealed, where), location.compression, location.rawLength, `chunk ${hex} in ${where}`);
-      if (plain.length !== this.fidx.lengthAt(position)) throw new Error(`chunk ${hex} holds ${plain.length} bytes, the disk needs ${this.fidx.lengthAt(position)} there`);
+      const plain = decompress(
+        openChunk(this.repo.key.dataKey, id, sealed, where),
+        location.compression,
+        location.rawLength,
+        `chunk ${hex} in ${where}`,
+      );
+      if (plain.length !== this.fidx.lengthAt(position))
+        throw new Error(
+          `chunk ${hex} holds ${plain.length} bytes, the disk needs ${this.fidx.lengthAt(position)} there`,
+        );
       this.damaged.delete(position);
       return plain;
     } catch (err) {
@@ -116,14 +129,18 @@ export class ByteWindow implements ByteSource {
   private readonly start: number;
 
   constructor(source: ByteSource, start: number, sizeBytes: number) {
-    if (start < 0 || start + sizeBytes > source.sizeBytes) throw new RangeError(`window ${start}+${sizeBytes} lies outside its ${source.sizeBytes}-byte source`);
+    if (start < 0 || start + sizeBytes > source.sizeBytes)
+      throw new RangeError(`window ${start}+${sizeBytes} lies outside its ${source.sizeBytes}-byte source`);
     this.source = source;
     this.start = start;
     this.sizeBytes = sizeBytes;
   }
 
   read(offset: number, length: number): Promise<Buffer> {
-    if (offset < 0 || offset + length > this.sizeBytes) return Promise.reject(new RangeError(`read of ${length} bytes at ${offset} is outside a ${this.sizeBytes}-byte partition`));
+    if (offset < 0 || offset + length > this.sizeBytes)
+      return Promise.reject(
+        new RangeError(`read of ${length} bytes at ${offset} is outside a ${this.sizeBytes}-byte partition`),
+      );
     return this.source.read(this.start + offset, length);
   }
 }

@@ -17,13 +17,18 @@ export interface MountEvents {
  * until SIGINT or SIGTERM (or `stop`), then unmounts everything it mounted. nbdfuse serves one
  * file per mount, hence a folder per disk.
  */
-export async function mountPoint(disks: PointDisks, dir: string, events: MountEvents = {}, stop?: AbortSignal): Promise<void> {
+export async function mountPoint(
+  disks: PointDisks,
+  dir: string,
+  events: MountEvents = {},
+  stop?: AbortSignal,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const scratch = await mkdtemp(join(tmpdir(), 'goldsnap-mount-'));
   const exports = new Map([...disks.images].map(([name, image]) => [name, image]));
   const mounted: NbdFuseFile[] = [];
   let server: NbdServer | undefined;
-  const stopped = new Promise<void>(resolve => {
+  const stopped = new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
@@ -31,8 +36,17 @@ export async function mountPoint(disks: PointDisks, dir: string, events: MountEv
   });
   try {
     server = await NbdServer.listen(join(scratch, 'nbd.sock'), exports);
-    for (const name of exports.keys()) mounted.push(await NbdFuseFile.mount(server.socketPath, name, join(dir, safeName(name)), `${safeName(name)}.img`, join(scratch, `${mounted.length}.pid`)));
-    events.onReady?.(mounted.map(m => m.path));
+    for (const name of exports.keys())
+      mounted.push(
+        await NbdFuseFile.mount(
+          server.socketPath,
+          name,
+          join(dir, safeName(name)),
+          `${safeName(name)}.img`,
+          join(scratch, `${mounted.length}.pid`),
+        ),
+      );
+    events.onReady?.(mounted.map((m) => m.path));
     await stopped;
   } finally {
     for (const m of mounted) {

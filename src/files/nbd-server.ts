@@ -64,21 +64,28 @@ export class NbdServer {
     this.socketPath = socketPath;
     this.exports = exports;
     this.events = events;
-    this.server = createServer(socket => this.serve(socket));
+    this.server = createServer((socket) => this.serve(socket));
   }
 
-  static async listen(socketPath: string, exports: Map<string, ByteSource>, events: NbdServerEvents = {}): Promise<NbdServer> {
+  static async listen(
+    socketPath: string,
+    exports: Map<string, ByteSource>,
+    events: NbdServerEvents = {},
+  ): Promise<NbdServer> {
     const s = new NbdServer(socketPath, exports, events);
     await new Promise<void>((resolve, reject) => {
       s.server.once('error', reject);
-      s.server.listen(socketPath, () => { s.server.off('error', reject); resolve(); });
+      s.server.listen(socketPath, () => {
+        s.server.off('error', reject);
+        resolve();
+      });
     });
     return s;
   }
 
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>(resolve => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private serve(socket: Socket): void {
@@ -116,8 +123,11 @@ export class NbdServer {
       if (option === OPT_EXPORT_NAME) {
         exportName = data.toString('utf8');
         source = this.exports.get(exportName);
-        if (!source) { socket.destroy(); return; }
-        const info = Buffer.alloc(10 + ((clientFlags & CLIENT_NO_ZEROES) ? 0 : 124));
+        if (!source) {
+          socket.destroy();
+          return;
+        }
+        const info = Buffer.alloc(10 + (clientFlags & CLIENT_NO_ZEROES ? 0 : 124));
         info.writeBigUInt64BE(BigInt(source.sizeBytes), 0);
         info.writeUInt16BE(TX_FLAGS, 8);
         socket.write(info);
@@ -135,18 +145,27 @@ export class NbdServer {
         }
         reply(REP_ACK);
       } else if (option === OPT_GO || option === OPT_INFO) {
-        if (data.length < 6) { reply(REP_ERR_INVALID); continue; }
+        if (data.length < 6) {
+          reply(REP_ERR_INVALID);
+          continue;
+        }
         const nameLength = data.readUInt32BE(0);
         const name = data.toString('utf8', 4, 4 + nameLength);
         const wanted = this.exports.get(name);
-        if (!wanted) { reply(REP_ERR_UNKNOWN, Buffer.from(`no export named "${name}"`)); continue; }
+        if (!wanted) {
+          reply(REP_ERR_UNKNOWN, Buffer.from(`no export named "${name}"`));
+          continue;
+        }
         const info = Buffer.alloc(12);
         info.writeUInt16BE(0, 0); // NBD_INFO_EXPORT
         info.writeBigUInt64BE(BigInt(wanted.sizeBytes), 2);
         info.writeUInt16BE(TX_FLAGS, 10);
         reply(REP_INFO, info);
         reply(REP_ACK);
-        if (option === OPT_GO) { source = wanted; exportName = name; }
+        if (option === OPT_GO) {
+          source = wanted;
+          exportName = name;
+        }
       } else {
         // Structured replies, meta contexts, TLS, extended headers: not offered; simple replies do.
         reply(REP_ERR_UNSUP);
@@ -168,14 +187,33 @@ export class NbdServer {
         handle.copy(h, 8);
         socket.write(data ? Buffer.concat([h, data]) : h);
       };
-      if (type === CMD_DISC) { socket.end(); return; }
-      if (type === CMD_WRITE) { await reader.read(length); answer(EPERM); continue; }
-      if (type === CMD_FLUSH) { answer(0); continue; }
-      if (type !== CMD_READ) { answer(EINVAL); continue; }
-      if (length > MAX_READ || offset + length > source.sizeBytes) { answer(EINVAL); continue; }
+      if (type === CMD_DISC) {
+        socket.end();
+        return;
+      }
+      if (type === CMD_WRITE) {
+        await reader.read(length);
+        answer(EPERM);
+        continue;
+      }
+      if (type === CMD_FLUSH) {
+        answer(0);
+        continue;
+      }
+      if (type !== CMD_READ) {
+        answer(EINVAL);
+        continue;
+      }
+      if (length > MAX_READ || offset + length > source.sizeBytes) {
+        answer(EINVAL);
+        continue;
+      }
       source.read(offset, length).then(
-        data => answer(0, data),
-        (err: Error) => { this.events.onReadError?.(exportName, offset, length, err); answer(EIO); },
+        (data) => answer(0, data),
+        (err: Error) => {
+          this.events.onReadError?.(exportName, offset, length, err);
+          answer(EIO);
+        },
       );
     }
   }
@@ -189,12 +227,22 @@ class SocketReader {
   private ended?: Error;
 
   constructor(socket: Socket) {
-    socket.on('data', chunk => { this.buffered.push(chunk); this.length += chunk.length; this.wake(); });
-    socket.on('close', () => { this.ended = new Error('connection closed'); this.wake(); });
+    socket.on('data', (chunk) => {
+      this.buffered.push(chunk);
+      this.length += chunk.length;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.ended = new Error('connection closed');
+      this.wake();
+    });
   }
 
   read(n: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => { this.waiting = { n, resolve, reject }; this.wake(); });
+    return new Promise((resolve, reject) => {
+      this.waiting = { n, resolve, reject };
+      this.wake();
+    });
   }
 
   private wake(): void {

@@ -27,22 +27,26 @@ export async function readPartitionTable(disk: ByteSource): Promise<PartitionTab
   const mbr = await disk.read(0, Math.min(SECTOR, disk.sizeBytes));
   if (mbr.length < SECTOR || mbr.readUInt16LE(510) !== 0xaa55) return wholeDisk(disk);
   const entries = mbrEntries(mbr);
-  if (entries.some(e => e.type === 0xee)) {
-    const gpt = await readGpt(disk, 1) ?? await readGpt(disk, disk.sizeBytes / SECTOR - 1);
-    if (!gpt) throw new Error('the disk has a protective MBR but neither its primary nor its backup GPT header is valid: the partition table is damaged');
+  if (entries.some((e) => e.type === 0xee)) {
+    const gpt = (await readGpt(disk, 1)) ?? (await readGpt(disk, disk.sizeBytes / SECTOR - 1));
+    if (!gpt)
+      throw new Error(
+        'the disk has a protective MBR but neither its primary nor its backup GPT header is valid: the partition table is damaged',
+      );
     return { scheme: 'gpt', partitions: gpt };
   }
   const partitions: Partition[] = [];
   for (const [i, e] of entries.entries()) {
     if (e.type === 0 || e.sectors === 0) continue;
     if (e.type === 0x05 || e.type === 0x0f || e.type === 0x85) {
-      partitions.push(...await logicalPartitions(disk, e.lba));
+      partitions.push(...(await logicalPartitions(disk, e.lba)));
       continue;
     }
     partitions.push({ number: i + 1, start: e.lba * SECTOR, sizeBytes: e.sectors * SECTOR, type: hexByte(e.type) });
   }
   // A boot sector of a file system (NTFS, FAT) also ends in 55AA: with no sane entry, it is one.
-  if (partitions.length === 0 || partitions.some(p => p.start + p.sizeBytes > disk.sizeBytes || p.start === 0)) return wholeDisk(disk);
+  if (partitions.length === 0 || partitions.some((p) => p.start + p.sizeBytes > disk.sizeBytes || p.start === 0))
+    return wholeDisk(disk);
   return { scheme: 'mbr', partitions: partitions.sort((a, b) => a.number - b.number) };
 }
 
@@ -51,7 +55,7 @@ function wholeDisk(disk: ByteSource): PartitionTable {
 }
 
 function mbrEntries(sector: Buffer) {
-  return [0, 1, 2, 3].map(i => {
+  return [0, 1, 2, 3].map((i) => {
     const at = 446 + i * 16;
     return { type: sector[at + 4], lba: sector.readUInt32LE(at + 8), sectors: sector.readUInt32LE(at + 12) };
   });
@@ -62,11 +66,20 @@ async function logicalPartitions(disk: ByteSource, extendedLba: number): Promise
   const out: Partition[] = [];
   let ebrLba = extendedLba;
   for (let number = 5; number < 5 + 128; number++) {
-    if ((ebrLba + 1) * SECTOR > disk.sizeBytes) throw new Error(`the extended partition's chain points beyond the disk (sector ${ebrLba}): the partition table is damaged`);
+    if ((ebrLba + 1) * SECTOR > disk.sizeBytes)
+      throw new Error(
+        `the extended partition's chain points beyond the disk (sector ${ebrLba}): the partition table is damaged`,
+      );
     const ebr = await disk.read(ebrLba * SECTOR, SECTOR);
     if (ebr.readUInt16LE(510) !== 0xaa55) break;
     const [own, next] = mbrEntries(ebr);
-    if (own.type !== 0 && own.sectors !== 0) out.push({ number, start: (ebrLba + own.lba) * SECTOR, sizeBytes: own.sectors * SECTOR, type: hexByte(own.type) });
+    if (own.type !== 0 && own.sectors !== 0)
+      out.push({
+        number,
+        start: (ebrLba + own.lba) * SECTOR,
+        sizeBytes: own.sectors * SECTOR,
+        type: hexByte(own.type),
+      });
     if (next.type === 0 || next.lba === 0) break;
     ebrLba = extendedLba + next.lba;
   }
@@ -97,7 +110,13 @@ async function readGpt(disk: ByteSource, headerLba: number): Promise<Partition[]
     const last = Number(e.readBigUInt64LE(40));
     if (last < first || (last + 1) * SECTOR > disk.sizeBytes) continue;
     const name = e.subarray(56, 128).toString('utf16le').replace(/\0.*$/s, '');
-    out.push({ number: i + 1, start: first * SECTOR, sizeBytes: (last - first + 1) * SECTOR, type, ...(name ? { name } : {}) });
+    out.push({
+      number: i + 1,
+      start: first * SECTOR,
+      sizeBytes: (last - first + 1) * SECTOR,
+      type,
+      ...(name ? { name } : {}),
+    });
   }
   return out;
 }

@@ -14,12 +14,17 @@ export interface RunResult {
  */
 export function run(command: string, args: string[], env?: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', ...env } });
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C', ...env },
+    });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-    child.on('error', err => reject(toolError(command, err)));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+    });
+    child.on('error', (err) => reject(toolError(command, err)));
     child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }));
   });
 }
@@ -38,7 +43,9 @@ export const PACKAGE_OF: Record<string, string> = {
 export function toolError(command: string, err: Error & { code?: string }): Error {
   if (err.code === 'ENOENT') {
     const pkg = PACKAGE_OF[command];
-    return new Error(`${command} is not installed${pkg ? `: install Debian's ${pkg} package (apt-get install ${pkg})` : ''}`);
+    return new Error(
+      `${command} is not installed${pkg ? `: install Debian's ${pkg} package (apt-get install ${pkg})` : ''}`,
+    );
   }
   return err;
 }

@@ -22,7 +22,7 @@ export class XfsReader {
   }
 
   private async db(commands: string[]): Promise<string> {
-    const r = await run('xfs_db', ['-r', '-f', this.image, ...commands.flatMap(c => ['-c', c])], { TZ: 'UTC' });
+    const r = await run('xfs_db', ['-r', '-f', this.image, ...commands.flatMap((c) => ['-c', c])], { TZ: 'UTC' });
     return r.stdout.toString('utf8');
   }
 
@@ -39,11 +39,19 @@ export class XfsReader {
     const out: (FileEntry | undefined)[] = [];
     for (let i = 0; i < paths.length; i += 200) {
       const batch = paths.slice(i, i + 200);
-      const text = await this.db(batch.flatMap(p => ['echo @@', `path ${quote(p)}`, 'print core.mode core.uid core.gid core.size core.mtime.sec', 'print u3.symlink']));
+      const text = await this.db(
+        batch.flatMap((p) => [
+          'echo @@',
+          `path ${quote(p)}`,
+          'print core.mode core.uid core.gid core.size core.mtime.sec',
+          'print u3.symlink',
+        ]),
+      );
       const blocks = text.split(/^@@ *\n/m).slice(1);
       for (const [j, block] of blocks.entries()) out.push(parseInode(batch[j], block));
     }
-    for (const e of out) if (e?.type === 'symlink' && e.target === undefined) e.target = await this.remoteSymlink(e.path, e.size);
+    for (const e of out)
+      if (e?.type === 'symlink' && e.target === undefined) e.target = await this.remoteSymlink(e.path, e.size);
     return out;
   }
 
@@ -70,8 +78,11 @@ export class XfsReader {
   /** The entries of folders, as paths, without `.` and `..`. */
   private async children(dirs: string[]): Promise<string[]> {
     const out: string[] = [];
-    const text = await this.db(dirs.flatMap(d => ['echo @@', `ls ${quote(d)}`]));
-    for (const [i, block] of text.split(/^@@ *\n/m).slice(1).entries()) {
+    const text = await this.db(dirs.flatMap((d) => ['echo @@', `ls ${quote(d)}`]));
+    for (const [i, block] of text
+      .split(/^@@ *\n/m)
+      .slice(1)
+      .entries()) {
       for (const line of block.split('\n')) {
         const m = /^\d+\s+\d+\s+\S+\s+0x[0-9a-f]+\s+(\d+) (.*) \((good|bad)\)$/.exec(line);
         if (!m) continue;
@@ -89,7 +100,11 @@ export class XfsReader {
     const out: [number, number, number][] = [];
     for (const m of text.matchAll(/data offset (\d+) startblock \d+ \((\d+)\/(\d+)\) count (\d+) flag (\d)/g)) {
       if (m[5] !== '0') continue;
-      out.push([Number(m[1]) * blockSize, (Number(m[2]) * agBlocks + Number(m[3])) * blockSize, Number(m[4]) * blockSize]);
+      out.push([
+        Number(m[1]) * blockSize,
+        (Number(m[2]) * agBlocks + Number(m[3])) * blockSize,
+        Number(m[4]) * blockSize,
+      ]);
     }
     return out;
   }
@@ -123,8 +138,10 @@ export class XfsReader {
       for (const e of all) {
         try {
           if (e.type === 'dir') await mkdir(dest(e), { recursive: true });
-          else if (e.type === 'symlink') { await rm(dest(e), { force: true }); await symlink(e.target!, dest(e)); }
-          else if (e.type === 'file') await this.copyFile(e, dest(e));
+          else if (e.type === 'symlink') {
+            await rm(dest(e), { force: true });
+            await symlink(e.target!, dest(e));
+          } else if (e.type === 'file') await this.copyFile(e, dest(e));
           else continue;
           result.files += e.type === 'dir' ? 0 : 1;
           result.bytes += e.type === 'file' ? e.size : 0;
@@ -136,7 +153,7 @@ export class XfsReader {
       // Owners, modes and times last, deepest first, so that writing into a folder does not change its time.
       for (const e of all.reverse()) {
         const d = dest(e);
-        if (result.errors.some(x => x.path === e.path)) continue;
+        if (result.errors.some((x) => x.path === e.path)) continue;
         await lchown(d, e.uid, e.gid);
         if (e.type !== 'symlink') await chmod(d, e.mode);
         const t = new Date(e.mtime);
@@ -177,13 +194,22 @@ function parseInode(path: string, block: string): FileEntry | undefined {
   if (mode === undefined) return undefined;
   const bits = parseInt(mode, 8);
   const kind = bits & 0o170000;
-  const type: FileEntry['type'] = kind === 0o040000 ? 'dir' : kind === 0o100000 ? 'file' : kind === 0o120000 ? 'symlink' : 'other';
+  const type: FileEntry['type'] =
+    kind === 0o040000 ? 'dir' : kind === 0o100000 ? 'file' : kind === 0o120000 ? 'symlink' : 'other';
   const t = /\w{3} (\w{3})\s+(\d+) (\d\d):(\d\d):(\d\d) (\d+)/.exec(field('mtime.sec') ?? '');
-  const mtime = t ? new Date(Date.UTC(Number(t[6]), MONTHS.indexOf(t[1]), Number(t[2]), Number(t[3]), Number(t[4]), Number(t[5]))) : new Date(0);
+  const mtime = t
+    ? new Date(Date.UTC(Number(t[6]), MONTHS.indexOf(t[1]), Number(t[2]), Number(t[3]), Number(t[4]), Number(t[5])))
+    : new Date(0);
   // A long target is in data blocks: left undefined here, read by remoteSymlink.
   const target = type === 'symlink' ? /^u3?\.symlink = "(.*)"$/m.exec(block)?.[1] : undefined;
   return {
-    path, type, mode: bits & 0o7777, uid: Number(field('uid')), gid: Number(field('gid')), size: Number(field('size')),
-    mtime: mtime.toISOString(), ...(target !== undefined ? { target } : {}),
+    path,
+    type,
+    mode: bits & 0o7777,
+    uid: Number(field('uid')),
+    gid: Number(field('gid')),
+    size: Number(field('size')),
+    mtime: mtime.toISOString(),
+    ...(target !== undefined ? { target } : {}),
   };
 }

@@ -26,7 +26,14 @@ export interface CheckReport {
  * pool is one, so that --read-data uses every core. Declared here so the repository needs no data plane.
  */
 export interface ChunkOpener {
-  open(id: Buffer, sealed: Buffer, compression: number, rawLength: number, where: string, verifyId?: boolean): Promise<Buffer>;
+  open(
+    id: Buffer,
+    sealed: Buffer,
+    compression: number,
+    rawLength: number,
+    where: string,
+    verifyId?: boolean,
+  ): Promise<Buffer>;
 }
 
 export interface CheckOptions {
@@ -43,28 +50,44 @@ export interface CheckOptions {
  * readData, every chunk is also decrypted and re-hashed, and every pack re-hashed against its name.
  */
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
-  const report: CheckReport = { errors: [], warnings: [], advice: [], packs: 0, chunks: 0, recoveryPoints: 0, bytesRead: 0 };
+  const report: CheckReport = {
+    errors: [],
+    warnings: [],
+    advice: [],
+    packs: 0,
+    chunks: 0,
+    recoveryPoints: 0,
+    bytesRead: 0,
+  };
   let indexNeedsRepair = false;
   for (const d of repo.damagedKeySlots) {
-    report.errors.push(`key slot ${d.id} is damaged (${d.why}): its passphrase no longer opens the repository; remove it with \`goldsnap repo key remove ${d.id}\` and add a new one with \`goldsnap repo key add\``);
+    report.errors.push(
+      `key slot ${d.id} is damaged (${d.why}): its passphrase no longer opens the repository; remove it with \`goldsnap repo key remove ${d.id}\` and add a new one with \`goldsnap repo key add\``,
+    );
   }
   if (!repo.config.mac) {
-    report.warnings.push(`the config is not authenticated (repository format ${repo.config.version}): run \`goldsnap repo migrate\` to upgrade to format ${FORMAT_VERSION} (older goldsnap cannot open it afterwards)`);
+    report.warnings.push(
+      `the config is not authenticated (repository format ${repo.config.version}): run \`goldsnap repo migrate\` to upgrade to format ${FORMAT_VERSION} (older goldsnap cannot open it afterwards)`,
+    );
   }
   const leftovers = await findLeftovers(repo, 0, DEFAULT_STALE_AFTER_MS);
   if (leftovers.temporary.length > 0) {
     const bytes = leftovers.temporary.reduce((sum, t) => sum + t.size, 0);
-    report.warnings.push(`${leftovers.temporary.length} temp files (${formatBytes(bytes)}) of interrupted writes; \`goldsnap repo prune\` removes them once older than its grace period`);
+    report.warnings.push(
+      `${leftovers.temporary.length} temp files (${formatBytes(bytes)}) of interrupted writes; \`goldsnap repo prune\` removes them once older than its grace period`,
+    );
   }
   if (leftovers.sessions.length > 0) {
-    report.warnings.push(`${leftovers.sessions.length} markers of backups or restores that died; \`goldsnap repo prune\` removes them`);
+    report.warnings.push(
+      `${leftovers.sessions.length} markers of backups or restores that died; \`goldsnap repo prune\` removes them`,
+    );
   }
 
   const stored = new Map<string, number>();
   for await (const o of repo.backend.list(DATA_PREFIX)) stored.set(idOfName(o.name), o.size);
 
   const { files, damaged } = await repo.readIndexFilesReporting();
-  const superseded = new Set(files.flatMap(f => f.file.supersedes ?? []));
+  const superseded = new Set(files.flatMap((f) => f.file.supersedes ?? []));
   for (const d of damaged) {
     if (superseded.has(d.id)) continue;
     report.errors.push(`index file ${d.id} cannot be read: ${d.error.message}`);
@@ -88,7 +111,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           if (!index.has(chunk)) missing++;
         }
         if (missing > 0) {
-          report.errors.push(`recovery point ${id.slice(0, 8)} disk ${disk.name}: ${missing} chunks are in no index; it cannot be restored whole (\`restore-image --salvage\` restores the rest)`);
+          report.errors.push(
+            `recovery point ${id.slice(0, 8)} disk ${disk.name}: ${missing} chunks are in no index; it cannot be restored whole (\`restore-image --salvage\` restores the rest)`,
+          );
           indexNeedsRepair = true;
         }
       } catch (err) {
@@ -98,7 +123,10 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   }
 
   for (const pack of stored.keys()) {
-    if (!index.packs.has(pack)) report.warnings.push(`pack ${pack} is in no index (left by an interrupted backup or prune); \`goldsnap repo prune\` removes it`);
+    if (!index.packs.has(pack))
+      report.warnings.push(
+        `pack ${pack} is in no index (left by an interrupted backup or prune); \`goldsnap repo prune\` removes it`,
+      );
   }
 
   // Expected content of each pack according to the index.
@@ -116,15 +144,24 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     try {
       const actual = stored.get(pack);
       if (actual === undefined) {
-        const needed = [...(expected.get(pack)?.keys() ?? [])].some(c => used.has(c));
+        const needed = [...(expected.get(pack)?.keys() ?? [])].some((c) => used.has(c));
         // A prune that stopped between deleting unused packs and writing its new index leaves this.
-        if (!needed) report.warnings.push(`${what} is named by the index but gone, and no recovery point needs it; \`goldsnap repo prune\` drops it from the index`);
-        else report.errors.push(`${what} is named by the index but missing from the repository, and recovery points need its chunks`);
+        if (!needed)
+          report.warnings.push(
+            `${what} is named by the index but gone, and no recovery point needs it; \`goldsnap repo prune\` drops it from the index`,
+          );
+        else
+          report.errors.push(
+            `${what} is named by the index but missing from the repository, and recovery points need its chunks`,
+          );
         return;
       }
-      if (actual !== size) { report.errors.push(`${what} is ${actual} bytes but the index says ${size}: it is damaged`); return; }
+      if (actual !== size) {
+        report.errors.push(`${what} is ${actual} bytes but the index says ${size}: it is damaged`);
+        return;
+      }
       const entries = await readPackHeader(repo, pack, size);
-      const byId = new Map(entries.map(e => [e.id.toString('hex'), e]));
+      const byId = new Map(entries.map((e) => [e.id.toString('hex'), e]));
       for (const [id, loc] of expected.get(pack) ?? []) {
         const e = byId.get(id);
         if (!e || e.offset !== loc.offset || e.length !== loc.length) {
@@ -140,24 +177,42 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     }
   });
   if (indexNeedsRepair) {
-    report.advice.push('run `goldsnap repo repair index` to rebuild the index from the headers of the packs there are; then run check again');
+    report.advice.push(
+      'run `goldsnap repo repair index` to rebuild the index from the headers of the packs there are; then run check again',
+    );
   }
   return report;
 }
 
-async function readPackData(repo: Repository, pool: ChunkOpener, pack: string, size: number, entries: { id: Buffer; offset: number; length: number; rawLength: number; compression: number }[], report: CheckReport): Promise<void> {
+async function readPackData(
+  repo: Repository,
+  pool: ChunkOpener,
+  pack: string,
+  size: number,
+  entries: { id: Buffer; offset: number; length: number; rawLength: number; compression: number }[],
+  report: CheckReport,
+): Promise<void> {
   const bytes = await repo.readPack(pack, 0, size);
   report.bytesRead += bytes.length;
   if (createHash('sha256').update(bytes).digest('hex') !== pack) {
     report.errors.push(`pack ${pack}: its content does not hash to its name: it is damaged (${packObjectName(pack)})`);
   }
-  await Promise.all(entries.map(async e => {
-    try {
-      await pool.open(e.id, bytes.subarray(e.offset, e.offset + e.length), e.compression, e.rawLength, `pack ${pack}`, true);
-    } catch (err) {
-      report.errors.push(errorMessage(err));
-    }
-  }));
+  await Promise.all(
+    entries.map(async (e) => {
+      try {
+        await pool.open(
+          e.id,
+          bytes.subarray(e.offset, e.offset + e.length),
+          e.compression,
+          e.rawLength,
+          `pack ${pack}`,
+          true,
+        );
+      } catch (err) {
+        report.errors.push(errorMessage(err));
+      }
+    }),
+  );
 }
 
 async function listPointsReporting(repo: Repository, report: CheckReport) {

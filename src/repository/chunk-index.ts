@@ -11,7 +11,11 @@ export interface ChunkLocation {
 
 /** What an index file holds: for each pack written, the chunks in it. */
 export interface IndexFile {
-  packs: { id: string; size: number; chunks: { id: string; offset: number; length: number; rawLength: number; compression: number }[] }[];
+  packs: {
+    id: string;
+    size: number;
+    chunks: { id: string; offset: number; length: number; rawLength: number; compression: number }[];
+  }[];
   /** Index files this one replaces (written by prune when it rewrites the index). */
   supersedes?: string[];
 }
@@ -41,12 +45,22 @@ export class ChunkIndex {
     return this.chunks.entries();
   }
 
-  addPack(pack: string, size: number, entries: Iterable<{ id: string; offset: number; length: number; rawLength: number; compression: number }>): void {
+  addPack(
+    pack: string,
+    size: number,
+    entries: Iterable<{ id: string; offset: number; length: number; rawLength: number; compression: number }>,
+  ): void {
     this.packs.set(pack, size);
     for (const e of entries) {
       // A chunk stored twice (two backups racing on the same new data) is fine: either copy will do.
       if (!this.chunks.has(e.id)) {
-        this.chunks.set(e.id, { pack, offset: e.offset, length: e.length, rawLength: e.rawLength, compression: e.compression });
+        this.chunks.set(e.id, {
+          pack,
+          offset: e.offset,
+          length: e.length,
+          rawLength: e.rawLength,
+          compression: e.compression,
+        });
       }
     }
   }
@@ -57,13 +71,20 @@ export class ChunkIndex {
 }
 
 export function packEntriesToIndex(entries: PackEntry[]) {
-  return entries.map(e => ({ id: e.id.toString('hex'), offset: e.offset, length: e.length, rawLength: e.rawLength, compression: e.compression }));
+  return entries.map((e) => ({
+    id: e.id.toString('hex'),
+    offset: e.offset,
+    length: e.length,
+    rawLength: e.rawLength,
+    compression: e.compression,
+  }));
 }
 
 export function validateIndexFile(raw: any, name: string): IndexFile {
   if (!raw || !Array.isArray(raw.packs)) throw new Error(`index ${name} is malformed: no pack list`);
   for (const p of raw.packs) {
-    if (typeof p.id !== 'string' || !Array.isArray(p.chunks)) throw new Error(`index ${name} is malformed: bad pack entry`);
+    if (typeof p.id !== 'string' || !Array.isArray(p.chunks))
+      throw new Error(`index ${name} is malformed: bad pack entry`);
   }
   return raw as IndexFile;
 }

@@ -1,5 +1,9 @@
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the items' order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -21,12 +25,16 @@ export class Semaphore {
   }
 
   async acquire(): Promise<void> {
-    if (this.available > 0) { this.available--; return; }
-    await new Promise<void>(resolve => this.waiters.push(resolve));
+    if (this.available > 0) {
+      this.available--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
   release(): void {
     const next = this.waiters.shift();
-    if (next) next(); else this.available++;
+    if (next) next();
+    else this.available++;
   }
 }

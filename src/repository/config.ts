@@ -1,6 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { MasterKey } from './crypto.ts';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, FORMAT_NAME, FORMAT_VERSION, MiB, OLDEST_READABLE_VERSION } from './format.ts';
+import {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_PACK_SIZE,
+  FORMAT_NAME,
+  FORMAT_VERSION,
+  MiB,
+  OLDEST_READABLE_VERSION,
+} from './format.ts';
 
 /**
  * The repository's `config` object. Stored in plaintext: it holds nothing secret, and a reader
@@ -47,7 +54,8 @@ export function sealConfig(config: RepositoryConfig, key: MasterKey): Repository
  * (which has no MAC) to slip a change through.
  */
 export function verifyConfig(config: RepositoryConfig, key: MasterKey, location: string, expectedMac?: string): void {
-  const altered = `the config of ${location} has been altered or damaged (its MAC does not match): ` +
+  const altered =
+    `the config of ${location} has been altered or damaged (its MAC does not match): ` +
     'do not write to this repository; put back the config from a copy, or ask whoever can write there what changed it';
   if (config.version >= 2 || expectedMac) {
     if (typeof config.mac !== 'string' || !/^[0-9a-f]{64}$/.test(config.mac)) throw new Error(altered);
@@ -63,7 +71,9 @@ function validateSizes(chunkSize: number, packSize: number): void {
     throw new Error(`chunk size ${chunkSize} is not allowed: use a power of two from 64 KiB to 64 MiB (default 1 MiB)`);
   }
   if (!Number.isInteger(packSize) || packSize < chunkSize || packSize > 1024 * MiB) {
-    throw new Error(`pack size ${packSize} is not allowed: use at least the chunk size and at most 1 GiB (default 32 MiB)`);
+    throw new Error(
+      `pack size ${packSize} is not allowed: use at least the chunk size and at most 1 GiB (default 32 MiB)`,
+    );
   }
 }
 
@@ -72,13 +82,19 @@ export function parseConfig(bytes: Buffer, location: string): RepositoryConfig {
   try {
     raw = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new Error(`${location} has a config object that is not JSON: this is not a goldsnap repository, or it is damaged`);
+    throw new Error(
+      `${location} has a config object that is not JSON: this is not a goldsnap repository, or it is damaged`,
+    );
   }
-  if (raw?.format !== FORMAT_NAME) throw new Error(`${location} is not a goldsnap repository (its config says format ${JSON.stringify(raw?.format)})`);
+  if (raw?.format !== FORMAT_NAME)
+    throw new Error(`${location} is not a goldsnap repository (its config says format ${JSON.stringify(raw?.format)})`);
   if (raw.version > FORMAT_VERSION) {
-    throw new Error(`${location} uses repository format ${raw.version}, newer than this goldsnap reads (${FORMAT_VERSION}): upgrade goldsnap`);
+    throw new Error(
+      `${location} uses repository format ${raw.version}, newer than this goldsnap reads (${FORMAT_VERSION}): upgrade goldsnap`,
+    );
   }
-  if (!Number.isInteger(raw.version) || raw.version < OLDEST_READABLE_VERSION) throw new Error(`${location} uses unknown repository format version ${raw.version}`);
+  if (!Number.isInteger(raw.version) || raw.version < OLDEST_READABLE_VERSION)
+    throw new Error(`${location} uses unknown repository format version ${raw.version}`);
   if (typeof raw.id !== 'string' || !/^[0-9a-f]{32}$/.test(raw.id) || typeof raw.created !== 'string') {
     throw new Error(`${location} has a damaged config (its id or creation time is not well-formed)`);
   }

@@ -15,7 +15,8 @@ export class FixedIndex {
     this.sizeBytes = sizeBytes;
     this.chunkSize = chunkSize;
     const count = FixedIndex.chunkCount(sizeBytes, chunkSize);
-    if (ids && ids.length !== count * ID_BYTES) throw new Error(`fixed index has ${ids.length / ID_BYTES} ids for ${count} chunk positions`);
+    if (ids && ids.length !== count * ID_BYTES)
+      throw new Error(`fixed index has ${ids.length / ID_BYTES} ids for ${count} chunk positions`);
     this.ids = ids ?? Buffer.alloc(count * ID_BYTES);
   }
 

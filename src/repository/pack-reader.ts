@@ -14,7 +14,8 @@ export async function readPackHeader(repo: Repository, packId: string, packSize:
     return await tryTail(TAIL_GUESS);
   } catch (err) {
     if (err instanceof HeaderBeyondTail && err.needed <= packSize) return tryTail(err.needed);
-    if (err instanceof HeaderBeyondTail) throw new Error(`pack ${packId} claims a header longer than the pack: it is damaged`);
+    if (err instanceof HeaderBeyondTail)
+      throw new Error(`pack ${packId} claims a header longer than the pack: it is damaged`);
     throw err;
   }
 }

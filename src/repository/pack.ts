@@ -86,8 +86,14 @@ export function decodePackHeader(dataKey: Buffer, tail: Buffer, packId: string, 
   if (tail.length < 4) throw new Error(`pack ${packId} is too short (${tail.length} bytes) to hold a header`);
   const headerLength = tail.readUInt32LE(tail.length - 4);
   if (headerLength + 4 > tail.length) throw new HeaderBeyondTail(headerLength + 4);
-  const header = unseal(dataKey, tail.subarray(tail.length - 4 - headerLength, tail.length - 4), HEADER_AAD, `header of pack ${packId}`);
-  if (header.length % ENTRY_BYTES !== 0) throw new Error(`header of pack ${packId} has a length that is not a whole number of entries`);
+  const header = unseal(
+    dataKey,
+    tail.subarray(tail.length - 4 - headerLength, tail.length - 4),
+    HEADER_AAD,
+    `header of pack ${packId}`,
+  );
+  if (header.length % ENTRY_BYTES !== 0)
+    throw new Error(`header of pack ${packId} has a length that is not a whole number of entries`);
   const entries: PackEntry[] = [];
   let offset = 0;
   for (let o = 0; o < header.length; o += ENTRY_BYTES) {
@@ -99,7 +105,9 @@ export function decodePackHeader(dataKey: Buffer, tail: Buffer, packId: string, 
     offset += length;
   }
   if (offset + headerLength + 4 !== packSize) {
-    throw new Error(`pack ${packId} is ${packSize} bytes but its header describes ${offset + headerLength + 4}: the pack is damaged`);
+    throw new Error(
+      `pack ${packId} is ${packSize} bytes but its header describes ${offset + headerLength + 4}: the pack is damaged`,
+    );
   }
   return entries;
 }

@@ -4,7 +4,14 @@ import { mapLimit } from './concurrency.ts';
 import { DATA_PREFIX, ObjectType, formatBytes, idOfName, objectName, packObjectName } from './format.ts';
 import { PackBuilder } from './pack.ts';
 import type { Repository } from './repository.ts';
-import { DEFAULT_STALE_AFTER_MS, isLive, readPrunePlans, readSessions, RepositorySession, type PrunePlan } from './sessions.ts';
+import {
+  DEFAULT_STALE_AFTER_MS,
+  isLive,
+  readPrunePlans,
+  readSessions,
+  RepositorySession,
+  type PrunePlan,
+} from './sessions.ts';
 import { randomHex } from './crypto.ts';
 import type { FileSystemError } from './backend/fs-errors.ts';
 
@@ -80,17 +87,29 @@ export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<
   const maxUnusedShare = opts.maxUnusedShare ?? 0.1;
   const log = opts.log ?? (() => {});
   await clearOldPlans(repo, staleAfterMs);
-  const report: PruneReport = { deletedPacks: 0, repackedPacks: 0, newPacks: 0, freedBytes: 0, deletedIndexFiles: 0, deletedFixedIndexes: 0, keptPacks: 0, deletedLeftovers: 0, deletedSessions: 0 };
+  const report: PruneReport = {
+    deletedPacks: 0,
+    repackedPacks: 0,
+    newPacks: 0,
+    freedBytes: 0,
+    deletedIndexFiles: 0,
+    deletedFixedIndexes: 0,
+    keptPacks: 0,
+    deletedLeftovers: 0,
+    deletedSessions: 0,
+  };
 
   // First what needs no plan, because nothing can refer to it: markers of dead sessions, temp
   // files of interrupted writes, packs no index names, old fixed indexes no recovery point names.
   // Deleted before prune writes anything, so that on a full disk they make room for the plan.
   const leftovers = await findLeftovers(repo, graceMs, staleAfterMs);
   const first = await survey(repo, graceMs, staleAfterMs, maxUnusedShare);
-  const indexedDoomed = [...first.doomed].filter(p => !first.orphans.has(p));
+  const indexedDoomed = [...first.doomed].filter((p) => !first.orphans.has(p));
   report.keptPacks = first.keptPacks;
-  log(`${first.used.size} chunks in use; ${first.doomed.size} packs to remove (${first.orphans.size} unindexed), ${first.doomedFixedIndexes.length} unused fixed indexes, ` +
-    `${leftovers.temporary.length} temp files and ${leftovers.sessions.length} dead session markers`);
+  log(
+    `${first.used.size} chunks in use; ${first.doomed.size} packs to remove (${first.orphans.size} unindexed), ${first.doomedFixedIndexes.length} unused fixed indexes, ` +
+      `${leftovers.temporary.length} temp files and ${leftovers.sessions.length} dead session markers`,
+  );
   if (opts.dryRun) {
     report.deletedPacks = first.doomed.size;
     report.deletedFixedIndexes = first.doomedFixedIndexes.length;
@@ -98,13 +117,16 @@ export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<
     report.deletedSessions = leftovers.sessions.length;
     return report;
   }
-  await mapLimit(leftovers.sessions, 8, id => repo.backend.delete(objectName(ObjectType.session, id)));
-  await mapLimit(leftovers.temporary, 8, async t => { await repo.backend.delete(t.name); report.freedBytes += t.size; });
-  await mapLimit([...first.orphans], 8, async pack => {
+  await mapLimit(leftovers.sessions, 8, (id) => repo.backend.delete(objectName(ObjectType.session, id)));
+  await mapLimit(leftovers.temporary, 8, async (t) => {
+    await repo.backend.delete(t.name);
+    report.freedBytes += t.size;
+  });
+  await mapLimit([...first.orphans], 8, async (pack) => {
     report.freedBytes += first.stored.get(pack)?.size ?? 0;
     await repo.backend.delete(packObjectName(pack));
   });
-  await mapLimit(first.doomedFixedIndexes, 8, id => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
+  await mapLimit(first.doomedFixedIndexes, 8, (id) => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
   report.deletedSessions = leftovers.sessions.length;
   report.deletedLeftovers = leftovers.temporary.length;
   report.deletedPacks = first.orphans.size;
@@ -121,7 +143,17 @@ export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<
     throw diskFull(err, repo, report, indexedDoomed.length);
   }
   try {
-    return await sweepPlanned(repo, opts, graceMs, staleAfterMs, maxUnusedShare, log, report, indexedDoomed, session.id);
+    return await sweepPlanned(
+      repo,
+      opts,
+      graceMs,
+      staleAfterMs,
+      maxUnusedShare,
+      log,
+      report,
+      indexedDoomed,
+      session.id,
+    );
   } finally {
     await session.end();
   }
@@ -131,15 +163,32 @@ const PRUNE_SESSION = 'prune';
 
 function diskFull(err: unknown, repo: Repository, report: PruneReport, packs: number): Error {
   if ((err as FileSystemError).code !== 'ENOSPC') return err as Error;
-  return new Error(`the disk holding ${repo.location} is full: prune freed ${formatBytes(report.freedBytes)} of leftovers and unreachable data, ` +
-    `but still cannot write its plan (a few KiB) before deleting ${packs} packs; free a little space there and run prune again`);
+  return new Error(
+    `the disk holding ${repo.location} is full: prune freed ${formatBytes(report.freedBytes)} of leftovers and unreachable data, ` +
+      `but still cannot write its plan (a few KiB) before deleting ${packs} packs; free a little space there and run prune again`,
+  );
 }
 
 /** The packs an index names: announced in a plan, waited for, repacked and deleted. */
-async function sweepPlanned(repo: Repository, opts: PruneOptions, graceMs: number, staleAfterMs: number, maxUnusedShare: number, log: (line: string) => void,
-  report: PruneReport, indexedDoomed: string[], ownSession: string): Promise<PruneReport> {
+async function sweepPlanned(
+  repo: Repository,
+  opts: PruneOptions,
+  graceMs: number,
+  staleAfterMs: number,
+  maxUnusedShare: number,
+  log: (line: string) => void,
+  report: PruneReport,
+  indexedDoomed: string[],
+  ownSession: string,
+): Promise<PruneReport> {
   const planId = randomHex(16);
-  const plan: PrunePlan = { created: new Date().toISOString(), hostname: hostname(), pid: process.pid, packs: indexedDoomed, indexFiles: [] };
+  const plan: PrunePlan = {
+    created: new Date().toISOString(),
+    hostname: hostname(),
+    pid: process.pid,
+    packs: indexedDoomed,
+    indexFiles: [],
+  };
   try {
     await repo.putNamedObject(ObjectType.prunePlan, planId, Buffer.from(JSON.stringify(plan)));
   } catch (err) {
@@ -148,9 +197,16 @@ async function sweepPlanned(repo: Repository, opts: PruneOptions, graceMs: numbe
   try {
     // Two prunes that started together both passed clearOldPlans; each wrote its plan before
     // reading the others', so at least one sees the other here, and steps back.
-    const others = (await readPrunePlans(repo)).filter(p => p.id !== planId && isLivePlan(p.plan, staleAfterMs));
+    const others = (await readPrunePlans(repo)).filter((p) => p.id !== planId && isLivePlan(p.plan, staleAfterMs));
     if (others.length > 0) throw anotherPrune(others[0].plan);
-    await waitForEarlierSessions(repo, Date.parse(plan.created), staleAfterMs, opts.waitMs ?? HOUR, opts.pollMs ?? 2000, log);
+    await waitForEarlierSessions(
+      repo,
+      Date.parse(plan.created),
+      staleAfterMs,
+      opts.waitMs ?? HOUR,
+      opts.pollMs ?? 2000,
+      log,
+    );
     // Backups that ended while we waited may have committed recovery points using chunks of the
     // doomed packs: look again, and copy out whatever is used now.
     const now = await survey(repo, graceMs, staleAfterMs, maxUnusedShare, ownSession);
@@ -158,31 +214,33 @@ async function sweepPlanned(repo: Repository, opts: PruneOptions, graceMs: numbe
     // Packs with no used chunk go first: nothing needs copying out of them, and on a full disk
     // the space they free is what the copies and the replacement index are written into. Index
     // files still name them until the replacement is written; no reader needs their chunks.
-    const unused = indexedDoomed.filter(p => !(now.packs.get(p)?.chunks ?? []).some(c => now.used.has(c.id)));
-    await mapLimit(unused, 8, async pack => {
+    const unused = indexedDoomed.filter((p) => !(now.packs.get(p)?.chunks ?? []).some((c) => now.used.has(c.id)));
+    await mapLimit(unused, 8, async (pack) => {
       report.freedBytes += now.stored.get(pack)?.size ?? 0;
       await repo.backend.delete(packObjectName(pack));
     });
     const { packs: newPacks, sourcePacks } = await copyUsedChunks(repo, now, doomed, log);
     const replacement: IndexFile = {
-      packs: [...newPacks, ...[...now.packs.values()].filter(p => !doomed.has(p.id))],
-      supersedes: now.indexFiles.map(f => f.id),
+      packs: [...newPacks, ...[...now.packs.values()].filter((p) => !doomed.has(p.id))],
+      supersedes: now.indexFiles.map((f) => f.id),
     };
     await repo.writeIndexFile(replacement);
     // Everything the replacement index does not name is unreachable from here on.
-    const repacked = indexedDoomed.filter(p => !unused.includes(p));
-    await mapLimit(repacked, 8, async pack => {
+    const repacked = indexedDoomed.filter((p) => !unused.includes(p));
+    await mapLimit(repacked, 8, async (pack) => {
       report.freedBytes += now.stored.get(pack)?.size ?? 0;
       await repo.backend.delete(packObjectName(pack));
     });
-    await mapLimit(now.indexFiles, 8, f => repo.backend.delete(objectName(ObjectType.index, f.id)));
-    await mapLimit(now.doomedFixedIndexes, 8, id => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
+    await mapLimit(now.indexFiles, 8, (f) => repo.backend.delete(objectName(ObjectType.index, f.id)));
+    await mapLimit(now.doomedFixedIndexes, 8, (id) => repo.backend.delete(objectName(ObjectType.fixedIndex, id)));
     report.deletedPacks += indexedDoomed.length;
     report.repackedPacks = sourcePacks;
     report.newPacks = newPacks.length;
     report.deletedIndexFiles = now.indexFiles.length;
     report.deletedFixedIndexes += now.doomedFixedIndexes.length;
-    log(`removed ${report.deletedPacks} packs (${formatBytes(report.freedBytes)} freed in all), wrote ${newPacks.length} new packs`);
+    log(
+      `removed ${report.deletedPacks} packs (${formatBytes(report.freedBytes)} freed in all), wrote ${newPacks.length} new packs`,
+    );
     return report;
   } finally {
     await repo.backend.delete(objectName(ObjectType.prunePlan, planId));
@@ -194,37 +252,49 @@ async function sweepPlanned(repo: Repository, opts: PruneOptions, graceMs: numbe
  * of writes that never finished, older than the grace period and than the oldest live session
  * (a running backup's temp file is younger than its session).
  */
-export async function findLeftovers(repo: Repository, graceMs: number, staleAfterMs: number): Promise<{ sessions: string[]; temporary: { name: string; size: number }[] }> {
+export async function findLeftovers(
+  repo: Repository,
+  graceMs: number,
+  staleAfterMs: number,
+): Promise<{ sessions: string[]; temporary: { name: string; size: number }[] }> {
   const now = Date.now();
   const all = await readSessions(repo);
-  const live = all.filter(s => isLive(s.marker, staleAfterMs, now));
-  const protectedSince = Math.min(now - graceMs, ...live.map(s => sessionStart(repo, s.marker.started)));
+  const live = all.filter((s) => isLive(s.marker, staleAfterMs, now));
+  const protectedSince = Math.min(now - graceMs, ...live.map((s) => sessionStart(repo, s.marker.started)));
   const temporary: { name: string; size: number }[] = [];
   if (repo.backend.listLeftovers) {
-    for await (const t of repo.backend.listLeftovers()) if (t.mtime.getTime() < protectedSince) temporary.push({ name: t.name, size: t.size });
+    for await (const t of repo.backend.listLeftovers())
+      if (t.mtime.getTime() < protectedSince) temporary.push({ name: t.name, size: t.size });
   }
-  return { sessions: all.filter(s => !live.includes(s)).map(s => s.id), temporary };
+  return { sessions: all.filter((s) => !live.includes(s)).map((s) => s.id), temporary };
 }
 
-async function survey(repo: Repository, graceMs: number, staleAfterMs: number, maxUnusedShare: number, ownSession?: string): Promise<Survey> {
+async function survey(
+  repo: Repository,
+  graceMs: number,
+  staleAfterMs: number,
+  maxUnusedShare: number,
+  ownSession?: string,
+): Promise<Survey> {
   const now = Date.now();
-  const sessions = (await readSessions(repo)).filter(s => s.id !== ownSession && isLive(s.marker, staleAfterMs, now));
-  const oldestLive = Math.min(now, ...sessions.map(s => sessionStart(repo, s.marker.started)));
+  const sessions = (await readSessions(repo)).filter((s) => s.id !== ownSession && isLive(s.marker, staleAfterMs, now));
+  const oldestLive = Math.min(now, ...sessions.map((s) => sessionStart(repo, s.marker.started)));
   // Anything written after this may belong to a backup still running or just finished.
   const protectedSince = Math.min(now - graceMs, oldestLive);
 
   const stored = new Map<string, { size: number; mtime: number }>();
-  for await (const o of repo.backend.list(DATA_PREFIX)) stored.set(idOfName(o.name), { size: o.size, mtime: o.mtime.getTime() });
+  for await (const o of repo.backend.list(DATA_PREFIX))
+    stored.set(idOfName(o.name), { size: o.size, mtime: o.mtime.getTime() });
 
   const indexFiles = await repo.readIndexFiles();
-  const superseded = new Set(indexFiles.flatMap(f => f.file.supersedes ?? []));
+  const superseded = new Set(indexFiles.flatMap((f) => f.file.supersedes ?? []));
   const packs: Survey['packs'] = new Map();
   for (const { id, file } of indexFiles) {
     if (superseded.has(id)) continue;
     for (const p of file.packs) if (!packs.has(p.id)) packs.set(p.id, p);
   }
 
-  const referenced = new Set((await repo.listRecoveryPoints()).flatMap(e => e.point.disks.map(d => d.fixedIndex)));
+  const referenced = new Set((await repo.listRecoveryPoints()).flatMap((e) => e.point.disks.map((d) => d.fixedIndex)));
   const roots: string[] = [];
   const doomedFixedIndexes: string[] = [];
   for (const f of await repo.listIds(ObjectType.fixedIndex)) {
@@ -232,7 +302,7 @@ async function survey(repo: Repository, graceMs: number, staleAfterMs: number, m
     else doomedFixedIndexes.push(f.id);
   }
   const used = new Set<string>();
-  await mapLimit(roots, 8, async id => {
+  await mapLimit(roots, 8, async (id) => {
     for (const chunk of (await repo.loadFixedIndex(id)).storedIds()) used.add(chunk);
   });
 
@@ -241,10 +311,14 @@ async function survey(repo: Repository, graceMs: number, staleAfterMs: number, m
   let keptPacks = 0;
   for (const pack of packs.values()) {
     const usedBytes = pack.chunks.reduce((sum, c) => sum + (used.has(c.id) ? c.length : 0), 0);
-    if (usedBytes === 0 || 1 - usedBytes / pack.size > maxUnusedShare) doomed.add(pack.id); else keptPacks++;
+    if (usedBytes === 0 || 1 - usedBytes / pack.size > maxUnusedShare) doomed.add(pack.id);
+    else keptPacks++;
   }
   for (const [pack, info] of stored) {
-    if (!packs.has(pack) && info.mtime < protectedSince) { doomed.add(pack); orphans.add(pack); }
+    if (!packs.has(pack) && info.mtime < protectedSince) {
+      doomed.add(pack);
+      orphans.add(pack);
+    }
   }
   return { indexFiles, packs, used, doomed, orphans, doomedFixedIndexes, keptPacks, stored };
 }
@@ -253,7 +327,12 @@ async function survey(repo: Repository, graceMs: number, staleAfterMs: number, m
  * Copies into new packs, as they are (still sealed), the used chunks that exist only in doomed
  * packs. A chunk also stored in a surviving pack (two backups stored it) needs no copy.
  */
-async function copyUsedChunks(repo: Repository, s: Survey, doomed: Set<string>, log: (l: string) => void): Promise<{ packs: IndexedPack[]; sourcePacks: number }> {
+async function copyUsedChunks(
+  repo: Repository,
+  s: Survey,
+  doomed: Set<string>,
+  log: (l: string) => void,
+): Promise<{ packs: IndexedPack[]; sourcePacks: number }> {
   const surviving = new Set<string>();
   for (const p of s.packs.values()) if (!doomed.has(p.id)) for (const c of p.chunks) surviving.add(c.id);
   const wanted = new Map<string, IndexedPack['chunks']>();
@@ -287,18 +366,34 @@ async function copyUsedChunks(repo: Repository, s: Survey, doomed: Set<string>, 
   return { packs: written, sourcePacks: wanted.size };
 }
 
-async function waitForEarlierSessions(repo: Repository, planTime: number, staleAfterMs: number, waitMs: number, pollMs: number, log: (l: string) => void): Promise<void> {
+async function waitForEarlierSessions(
+  repo: Repository,
+  planTime: number,
+  staleAfterMs: number,
+  waitMs: number,
+  pollMs: number,
+  log: (l: string) => void,
+): Promise<void> {
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
     // Another prune's session does not block: it never reuses chunks, and two prunes waiting for
     // each other would wait forever.
-    const blocking = (await readSessions(repo)).filter(s => s.marker.what !== PRUNE_SESSION && isLive(s.marker, staleAfterMs) && Date.parse(s.marker.started) <= planTime);
+    const blocking = (await readSessions(repo)).filter(
+      (s) =>
+        s.marker.what !== PRUNE_SESSION && isLive(s.marker, staleAfterMs) && Date.parse(s.marker.started) <= planTime,
+    );
     if (blocking.length === 0) return;
-    const names = blocking.map(s => `${s.marker.what} on ${s.marker.hostname} since ${s.marker.started}`).join('; ');
-    if (Date.now() >= deadline) throw new Error(`prune gave up waiting for running backups to end (${names}); nothing was deleted; run prune again later`);
-    if (!said) { log(`waiting for ${blocking.length} running backup(s) or restore(s) to end: ${names}`); said = true; }
-    await new Promise(r => setTimeout(r, pollMs));
+    const names = blocking.map((s) => `${s.marker.what} on ${s.marker.hostname} since ${s.marker.started}`).join('; ');
+    if (Date.now() >= deadline)
+      throw new Error(
+        `prune gave up waiting for running backups to end (${names}); nothing was deleted; run prune again later`,
+      );
+    if (!said) {
+      log(`waiting for ${blocking.length} running backup(s) or restore(s) to end: ${names}`);
+      said = true;
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
@@ -311,10 +406,18 @@ export async function clearOldPlans(repo: Repository, staleAfterMs: number): Pro
 }
 
 function isLivePlan(plan: PrunePlan, staleAfterMs: number): boolean {
-  const marker = { hostname: plan.hostname, pid: plan.pid, started: plan.created, heartbeat: plan.created, what: 'prune' };
+  const marker = {
+    hostname: plan.hostname,
+    pid: plan.pid,
+    started: plan.created,
+    heartbeat: plan.created,
+    what: 'prune',
+  };
   return plan.hostname === hostname() ? isLive(marker, Infinity) : isLive(marker, staleAfterMs);
 }
 
 function anotherPrune(plan: PrunePlan): Error {
-  return new Error(`another prune is running (on ${plan.hostname}, pid ${plan.pid}, since ${plan.created}); run one prune at a time`);
+  return new Error(
+    `another prune is running (on ${plan.hostname}, pid ${plan.pid}, since ${plan.created}); run one prune at a time`,
+  );
 }

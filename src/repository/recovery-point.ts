@@ -74,8 +74,15 @@ export interface RecoveryPoint {
 }
 
 export function validateRecoveryPoint(raw: any, id: string): RecoveryPoint {
-  const ok = raw && raw.version === 1 && typeof raw.time === 'string' && typeof raw.source === 'string' && Array.isArray(raw.disks)
-    && raw.disks.every((d: any) => typeof d.name === 'string' && typeof d.fixedIndex === 'string' && Number.isSafeInteger(d.sizeBytes));
+  const ok =
+    raw &&
+    raw.version === 1 &&
+    typeof raw.time === 'string' &&
+    typeof raw.source === 'string' &&
+    Array.isArray(raw.disks) &&
+    raw.disks.every(
+      (d: any) => typeof d.name === 'string' && typeof d.fixedIndex === 'string' && Number.isSafeInteger(d.sizeBytes),
+    );
   if (!ok) throw new Error(`recovery point ${id} is malformed`);
   return raw as RecoveryPoint;
 }

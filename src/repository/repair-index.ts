@@ -26,10 +26,13 @@ export interface RepairIndexReport {
  * listed: an index file a backup writes meanwhile stays in force beside it. It refuses to run
  * beside a live prune, which deletes packs and index files.
  */
-export async function repairIndex(repo: Repository, opts: { log?: (line: string) => void; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairIndexReport> {
+export async function repairIndex(
+  repo: Repository,
+  opts: { log?: (line: string) => void; onProgress?: (done: number, total: number) => void } = {},
+): Promise<RepairIndexReport> {
   const log = opts.log ?? (() => {});
   await clearOldPlans(repo, DEFAULT_STALE_AFTER_MS);
-  const oldIndexFiles = (await repo.listIds(ObjectType.index)).map(o => o.id);
+  const oldIndexFiles = (await repo.listIds(ObjectType.index)).map((o) => o.id);
   const stored: { id: string; size: number }[] = [];
   for await (const o of repo.backend.list(DATA_PREFIX)) stored.push({ id: idOfName(o.name), size: o.size });
 
@@ -51,6 +54,6 @@ export async function repairIndex(repo: Repository, opts: { log?: (line: string)
   report.packs = packs.length;
   report.indexFile = await repo.writeIndexFile({ packs, supersedes: oldIndexFiles });
   // The new file supersedes the old ones: deleting them is tidiness, not correctness.
-  await mapLimit(oldIndexFiles, 8, id => repo.backend.delete(objectName(ObjectType.index, id)));
+  await mapLimit(oldIndexFiles, 8, (id) => repo.backend.delete(objectName(ObjectType.index, id)));
   return report;
 }

@@ -4,7 +4,15 @@ import { compress, decompress } from './compression.ts';
 import { newConfig, parseConfig, sealConfig, verifyConfig, type RepositoryConfig } from './config.ts';
 import { newMasterKey, randomHex, seal, storageId, unseal, type MasterKey } from './crypto.ts';
 import { FixedIndex } from './fixed-index.ts';
-import { CONFIG_NAME, FORMAT_VERSION, KEYS_PREFIX, ObjectType, idOfName, objectName, packObjectName } from './format.ts';
+import {
+  CONFIG_NAME,
+  FORMAT_VERSION,
+  KEYS_PREFIX,
+  ObjectType,
+  idOfName,
+  objectName,
+  packObjectName,
+} from './format.ts';
 import { createKeySlot, keySlotDamage, openKeySlot, type KeySlot } from './key-slots.ts';
 import { validateRecoveryPoint, type RecoveryPoint } from './recovery-point.ts';
 import { mapLimit } from './concurrency.ts';
@@ -19,10 +27,12 @@ export class WrongPassphraseError extends Error {
 /** No slot opened, and some are damaged: maybe the one this passphrase was for. */
 export class DamagedKeySlotError extends Error {
   constructor(location: string, damaged: { id: string; why: string }[]) {
-    const list = damaged.map(d => `keys/${d.id} (${d.why})`).join(', ');
-    super(`key slot damaged in ${location}: ${list}; no undamaged slot opens with this passphrase. ` +
-      'If the passphrase is right, it belonged to the damaged slot: open the repository with the passphrase of another slot, ' +
-      'or put the damaged file back from a copy');
+    const list = damaged.map((d) => `keys/${d.id} (${d.why})`).join(', ');
+    super(
+      `key slot damaged in ${location}: ${list}; no undamaged slot opens with this passphrase. ` +
+        'If the passphrase is right, it belonged to the damaged slot: open the repository with the passphrase of another slot, ' +
+        'or put the damaged file back from a copy',
+    );
     this.name = 'DamagedKeySlotError';
   }
 }
@@ -30,7 +40,9 @@ export class DamagedKeySlotError extends Error {
 export class DamagedIndexError extends Error {
   readonly indexFile: string;
   constructor(id: string, cause: Error) {
-    super(`index file ${id} cannot be read (${cause.message}): run \`goldsnap repo repair index\` to rebuild the index from the packs' headers`);
+    super(
+      `index file ${id} cannot be read (${cause.message}): run \`goldsnap repo repair index\` to rebuild the index from the packs' headers`,
+    );
     this.name = 'DamagedIndexError';
     this.indexFile = id;
   }
@@ -56,7 +68,11 @@ export class Repository {
     this.key = key;
   }
 
-  static async init(backend: Backend, passphrase: string, sizes: { chunkSize?: number; packSize?: number } = {}): Promise<Repository> {
+  static async init(
+    backend: Backend,
+    passphrase: string,
+    sizes: { chunkSize?: number; packSize?: number } = {},
+  ): Promise<Repository> {
     const key = newMasterKey();
     const config = sealConfig(newConfig(randomHex(16), sizes.chunkSize, sizes.packSize), key);
     const slot = await createKeySlot(key, passphrase, undefined, config.mac);
@@ -73,7 +89,9 @@ export class Repository {
       configBytes = await backend.get(CONFIG_NAME);
     } catch (err) {
       if (err instanceof ObjectNotFoundError) {
-        throw new Error(`there is no goldsnap repository at ${backend.location}: create one with \`goldsnap repo init\``);
+        throw new Error(
+          `there is no goldsnap repository at ${backend.location}: create one with \`goldsnap repo init\``,
+        );
       }
       throw err;
     }
@@ -105,7 +123,10 @@ export class Repository {
     const sealed = sealConfig(this.config, this.key);
     const id = randomHex(8);
     // The new slot goes first: if the config write fails after it, nothing is lost.
-    await this.backend.put(`${KEYS_PREFIX}${id}`, Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase, undefined, sealed.mac), null, 2)));
+    await this.backend.put(
+      `${KEYS_PREFIX}${id}`,
+      Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase, undefined, sealed.mac), null, 2)),
+    );
     await this.backend.put(CONFIG_NAME, Buffer.from(JSON.stringify(sealed, null, 2)));
     if (openedWith) await this.backend.delete(`${KEYS_PREFIX}${openedWith}`);
     return { from, to: sealed.version };
@@ -113,7 +134,8 @@ export class Repository {
 
   /** The id of the key slot `passphrase` opens. */
   async keySlotOf(passphrase: string): Promise<string | undefined> {
-    for (const { id, slot } of (await readKeySlots(this.backend)).slots) if (await openKeySlot(slot, passphrase)) return id;
+    for (const { id, slot } of (await readKeySlots(this.backend)).slots)
+      if (await openKeySlot(slot, passphrase)) return id;
     return undefined;
   }
 
@@ -125,7 +147,10 @@ export class Repository {
 
   async addKeySlot(passphrase: string): Promise<string> {
     const id = randomHex(8);
-    await this.backend.put(`${KEYS_PREFIX}${id}`, Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase, undefined, this.config.mac), null, 2)));
+    await this.backend.put(
+      `${KEYS_PREFIX}${id}`,
+      Buffer.from(JSON.stringify(await createKeySlot(this.key, passphrase, undefined, this.config.mac), null, 2)),
+    );
     return id;
   }
 
@@ -135,8 +160,10 @@ export class Repository {
 
   async removeKeySlot(id: string): Promise<void> {
     const { slots, damaged } = await readKeySlots(this.backend);
-    if (!slots.some(s => s.id === id) && !damaged.some(d => d.id === id)) throw new Error(`there is no key slot ${id}; \`goldsnap repo key list\` shows them`);
-    if (slots.every(s => s.id === id)) throw new Error('refusing to remove the last key slot: the repository could never be opened again');
+    if (!slots.some((s) => s.id === id) && !damaged.some((d) => d.id === id))
+      throw new Error(`there is no key slot ${id}; \`goldsnap repo key list\` shows them`);
+    if (slots.every((s) => s.id === id))
+      throw new Error('refusing to remove the last key slot: the repository could never be opened again');
     await this.backend.delete(`${KEYS_PREFIX}${id}`);
   }
 
@@ -176,7 +203,8 @@ export class Repository {
 
   async listIds(type: ObjectType): Promise<{ id: string; size: number; mtime: Date }[]> {
     const out = [];
-    for await (const info of this.backend.list(`${type}/`)) out.push({ id: idOfName(info.name), size: info.size, mtime: info.mtime });
+    for await (const info of this.backend.list(`${type}/`))
+      out.push({ id: idOfName(info.name), size: info.size, mtime: info.mtime });
     return out;
   }
 
@@ -184,11 +212,17 @@ export class Repository {
 
   async readIndexFiles(): Promise<{ id: string; file: IndexFile }[]> {
     const ids = await this.listIds(ObjectType.index);
-    return mapLimit(ids, 8, async ({ id }) => ({ id, file: validateIndexFile(await this.getJson(ObjectType.index, id), id) }));
+    return mapLimit(ids, 8, async ({ id }) => ({
+      id,
+      file: validateIndexFile(await this.getJson(ObjectType.index, id), id),
+    }));
   }
 
   /** Every index file that can be read, and apart, those that cannot (damaged). */
-  async readIndexFilesReporting(): Promise<{ files: { id: string; file: IndexFile }[]; damaged: { id: string; error: Error }[] }> {
+  async readIndexFilesReporting(): Promise<{
+    files: { id: string; file: IndexFile }[];
+    damaged: { id: string; error: Error }[];
+  }> {
     const files: { id: string; file: IndexFile }[] = [];
     const damaged: { id: string; error: Error }[] = [];
     await mapLimit(await this.listIds(ObjectType.index), 8, async ({ id }) => {
@@ -209,9 +243,12 @@ export class Repository {
    * `onDamaged` is given: then it is reported there and left out (a restore that needs none of
    * its chunks can go on).
    */
-  async loadIndex(excludePacks: ReadonlySet<string> = new Set(), onDamaged?: (id: string, err: Error) => void): Promise<ChunkIndex> {
+  async loadIndex(
+    excludePacks: ReadonlySet<string> = new Set(),
+    onDamaged?: (id: string, err: Error) => void,
+  ): Promise<ChunkIndex> {
     const { files, damaged } = await this.readIndexFilesReporting();
-    const superseded = new Set(files.flatMap(f => f.file.supersedes ?? []));
+    const superseded = new Set(files.flatMap((f) => f.file.supersedes ?? []));
     for (const d of damaged) {
       if (superseded.has(d.id)) continue;
       if (!onDamaged) throw new DamagedIndexError(d.id, d.error);
@@ -274,10 +311,15 @@ export class Repository {
   /** Finds a recovery point by its id or a unique prefix of it (like git, at least 4 characters). */
   async resolveRecoveryPoint(idOrPrefix: string): Promise<RecoveryPointEntry> {
     const want = idOrPrefix.toLowerCase();
-    if (!/^[0-9a-f]{4,64}$/.test(want)) throw new Error(`"${idOrPrefix}" is not a recovery point id: give at least 4 hex digits of one (\`goldsnap repo snapshots\` lists them)`);
-    const matches = (await this.listIds(ObjectType.recoveryPoint)).filter(o => o.id.startsWith(want));
-    if (matches.length === 0) throw new Error(`no recovery point ${idOrPrefix} in ${this.location} (\`goldsnap repo snapshots\` lists them)`);
-    if (matches.length > 1) throw new Error(`"${idOrPrefix}" matches ${matches.length} recovery points: give more digits`);
+    if (!/^[0-9a-f]{4,64}$/.test(want))
+      throw new Error(
+        `"${idOrPrefix}" is not a recovery point id: give at least 4 hex digits of one (\`goldsnap repo snapshots\` lists them)`,
+      );
+    const matches = (await this.listIds(ObjectType.recoveryPoint)).filter((o) => o.id.startsWith(want));
+    if (matches.length === 0)
+      throw new Error(`no recovery point ${idOrPrefix} in ${this.location} (\`goldsnap repo snapshots\` lists them)`);
+    if (matches.length > 1)
+      throw new Error(`"${idOrPrefix}" matches ${matches.length} recovery points: give more digits`);
     return { id: matches[0].id, point: await this.loadRecoveryPoint(matches[0].id) };
   }
 
@@ -287,7 +329,9 @@ export class Repository {
 }
 
 /** Every key slot; those that cannot be parsed or fail their checksum are listed apart as damaged. */
-async function readKeySlots(backend: Backend): Promise<{ slots: { id: string; slot: KeySlot }[]; damaged: { id: string; why: string }[] }> {
+async function readKeySlots(
+  backend: Backend,
+): Promise<{ slots: { id: string; slot: KeySlot }[]; damaged: { id: string; why: string }[] }> {
   const slots: { id: string; slot: KeySlot }[] = [];
   const damaged: { id: string; why: string }[] = [];
   let seen = 0;
@@ -298,11 +342,15 @@ async function readKeySlots(backend: Backend): Promise<{ slots: { id: string; sl
     try {
       slot = JSON.parse((await backend.get(info.name)).toString('utf8'));
     } catch (err) {
-      if (err instanceof SyntaxError) { damaged.push({ id, why: 'it is not valid JSON' }); continue; }
+      if (err instanceof SyntaxError) {
+        damaged.push({ id, why: 'it is not valid JSON' });
+        continue;
+      }
       throw err;
     }
     const why = keySlotDamage(slot);
-    if (why) damaged.push({ id, why }); else slots.push({ id, slot: slot as KeySlot });
+    if (why) damaged.push({ id, why });
+    else slots.push({ id, slot: slot as KeySlot });
   }
   if (seen === 0) throw new Error(`${backend.location} has no key slots: the repository cannot be opened`);
   return { slots, damaged };

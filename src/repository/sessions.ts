@@ -60,7 +60,7 @@ export class RepositorySession {
     const id = randomHex(16);
     await repo.putNamedObject(ObjectType.session, id, Buffer.from(JSON.stringify(marker)));
     const plans = await readPrunePlans(repo);
-    const session = new RepositorySession(repo, id, marker, new Set(plans.flatMap(p => p.plan.packs)));
+    const session = new RepositorySession(repo, id, marker, new Set(plans.flatMap((p) => p.plan.packs)));
     session.timer = setInterval(() => void session.beat(), HEARTBEAT_MS).unref();
     return session;
   }

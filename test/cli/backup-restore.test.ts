@@ -12,7 +12,7 @@ async function newRepo(t: any, extra: string[] = []) {
   return { dir, repo };
 }
 
-test('a disk image round-trips bit for bit, zeros and an odd-sized tail included', async t => {
+test('a disk image round-trips bit for bit, zeros and an odd-sized tail included', async (t) => {
   const { dir, repo } = await newRepo(t);
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 24 * MiB + 12345, 7);
@@ -27,19 +27,25 @@ test('a disk image round-trips bit for bit, zeros and an odd-sized tail included
   assert.equal((await stat(restored)).size, 24 * MiB + 12345);
 
   const list = await goldsnapJson(['repo', 'snapshots', '--repo', repo]);
-  assert.deepEqual(list.map((p: any) => p.id), [backup.snapshot]);
+  assert.deepEqual(
+    list.map((p: any) => p.id),
+    [backup.snapshot],
+  );
   const check = await goldsnapJson(['repo', 'check', '--read-data', '--repo', repo]);
   assert.deepEqual(check.errors, []);
 });
 
-test('an incremental backup reads only the changed ranges and restores the new content', async t => {
+test('an incremental backup reads only the changed ranges and restores the new content', async (t) => {
   const { dir, repo } = await newRepo(t);
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 32 * MiB, 11);
   const full = await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--name', 'disk0']);
   assert.equal(full.stats.readBytes, 32 * MiB);
 
-  const changed = [{ offset: 3 * MiB + 4096, length: 8192 }, { offset: 20 * MiB - 512, length: 1024 }];
+  const changed = [
+    { offset: 3 * MiB + 4096, length: 8192 },
+    { offset: 20 * MiB - 512, length: 1024 },
+  ];
   await overwrite(image, changed);
   const expected = await sha256File(image);
   // A trap: bytes outside the changed ranges are altered too, but the list does not say so. If the
@@ -47,7 +53,19 @@ test('an incremental backup reads only the changed ranges and restores the new c
   await overwrite(image, [{ offset: 10 * MiB, length: 4096 }]);
   const rangesFile = join(dir, 'changed.json');
   await writeFile(rangesFile, JSON.stringify(changed));
-  const incr = await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--name', 'disk0', '--parent', full.snapshot, '--changed', rangesFile]);
+  const incr = await goldsnapJson([
+    'repo',
+    'backup-image',
+    image,
+    '--repo',
+    repo,
+    '--name',
+    'disk0',
+    '--parent',
+    full.snapshot,
+    '--changed',
+    rangesFile,
+  ]);
   // The ranges touch chunks 3, 19 and 20.
   assert.equal(incr.stats.readChunks, 3);
   assert.equal(incr.stats.readBytes, 3 * MiB);
@@ -57,7 +75,7 @@ test('an incremental backup reads only the changed ranges and restores the new c
   assert.equal(await sha256File(restored), expected);
 });
 
-test('identical data in two images is stored once', async t => {
+test('identical data in two images is stored once', async (t) => {
   const { dir, repo } = await newRepo(t);
   const a = join(dir, 'a.img');
   const b = join(dir, 'b.img');
@@ -68,14 +86,17 @@ test('identical data in two images is stored once', async t => {
   const second = await goldsnapJson(['repo', 'backup-image', b, '--repo', repo]);
   assert.ok(first.stats.newChunks > 5);
   assert.equal(second.stats.newChunks, 1, 'only the one changed chunk is new');
-  for (const [img, snap] of [[a, first.snapshot], [b, second.snapshot]]) {
+  for (const [img, snap] of [
+    [a, first.snapshot],
+    [b, second.snapshot],
+  ]) {
     const out = join(dir, `${snap}.img`);
     await goldsnapJson(['repo', 'restore-image', snap, out, '--repo', repo]);
     assert.equal(await sha256File(out), await sha256File(img));
   }
 });
 
-test('a wrong passphrase is refused with a clear error', async t => {
+test('a wrong passphrase is refused with a clear error', async (t) => {
   const { dir, repo } = await newRepo(t);
   const r = await goldsnap(['repo', 'snapshots', '--repo', repo], { GOLDSNAP_PASSWORD: 'not the passphrase' });
   assert.equal(r.code, 1);
@@ -85,20 +106,24 @@ test('a wrong passphrase is refused with a clear error', async t => {
   assert.match(missing.stderr, /no goldsnap repository at .*repo init/);
 });
 
-test('a second key slot opens the repository; the last slot cannot be removed', async t => {
+test('a second key slot opens the repository; the last slot cannot be removed', async (t) => {
   const { repo } = await newRepo(t);
-  const added = await goldsnapJson(['repo', 'key', 'add', '--repo', repo], { GOLDSNAP_NEW_PASSWORD: 'second passphrase' });
+  const added = await goldsnapJson(['repo', 'key', 'add', '--repo', repo], {
+    GOLDSNAP_NEW_PASSWORD: 'second passphrase',
+  });
   const slots = await goldsnapJson(['repo', 'key', 'list', '--repo', repo], { GOLDSNAP_PASSWORD: 'second passphrase' });
   assert.equal(slots.length, 2);
   const first = slots.find((s: any) => s.id !== added.id).id;
   await goldsnapJson(['repo', 'key', 'remove', first, '--repo', repo], { GOLDSNAP_PASSWORD: 'second passphrase' });
   const old = await goldsnap(['repo', 'snapshots', '--repo', repo]);
   assert.match(old.stderr, /wrong passphrase/);
-  const last = await goldsnap(['repo', 'key', 'remove', added.id, '--repo', repo], { GOLDSNAP_PASSWORD: 'second passphrase' });
+  const last = await goldsnap(['repo', 'key', 'remove', added.id, '--repo', repo], {
+    GOLDSNAP_PASSWORD: 'second passphrase',
+  });
   assert.match(last.stderr, /last key slot/);
 });
 
-test('a corrupted pack is found by check --read-data and refused by restore', async t => {
+test('a corrupted pack is found by check --read-data and refused by restore', async (t) => {
   const { dir, repo } = await newRepo(t);
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 8 * MiB, 5);
@@ -126,17 +151,31 @@ test('a corrupted pack is found by check --read-data and refused by restore', as
   const restore = await goldsnap(['repo', 'restore-image', backup.snapshot, target, '--repo', repo]);
   assert.equal(restore.code, 1);
   assert.match(restore.stderr, new RegExp(`chunk [0-9a-f]{64} in pack ${pack} failed authentication`));
-  assert.deepEqual((await readdir(dir)).filter(f => f.startsWith('restored')), [], 'no half-restored image is left behind');
+  assert.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith('restored')),
+    [],
+    'no half-restored image is left behind',
+  );
 });
 
-test('bad input gets errors that name it', async t => {
+test('bad input gets errors that name it', async (t) => {
   const { dir, repo } = await newRepo(t);
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 2 * MiB, 1);
   const full = await goldsnapJson(['repo', 'backup-image', image, '--repo', repo]);
   const ranges = join(dir, 'ranges.json');
   await writeFile(ranges, JSON.stringify([{ offset: 4 * MiB, length: 10 }]));
-  const past = await goldsnap(['repo', 'backup-image', image, '--repo', repo, '--parent', full.snapshot, '--changed', ranges]);
+  const past = await goldsnap([
+    'repo',
+    'backup-image',
+    image,
+    '--repo',
+    repo,
+    '--parent',
+    full.snapshot,
+    '--changed',
+    ranges,
+  ]);
   assert.match(past.stderr, /range #0 .* ends past the end of the disk/);
   const noParent = await goldsnap(['repo', 'backup-image', image, '--repo', repo, '--changed', ranges]);
   assert.match(noParent.stderr, /--changed needs --parent/);

@@ -20,7 +20,7 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 6
   }
 }
 
-test('kill -9 during a backup leaves a valid repository; the next backup and prune work', async t => {
+test('kill -9 during a backup leaves a valid repository; the next backup and prune work', async (t) => {
   const dir = await tempDir(t);
   const repo = join(dir, 'repo');
   await goldsnapJson(['repo', 'init', '--repo', repo, '--pack-size', '1M']);
@@ -57,7 +57,7 @@ test('kill -9 during a backup leaves a valid repository; the next backup and pru
   await goldsnapJson(['repo', 'restore-image', first.snapshot, restored, '--repo', repo, '--force']);
 });
 
-test('forget applies retention per source and prune frees the space', async t => {
+test('forget applies retention per source and prune frees the space', async (t) => {
   const dir = await tempDir(t);
   const repo = join(dir, 'repo');
   await goldsnapJson(['repo', 'init', '--repo', repo, '--pack-size', '1M']);
@@ -67,9 +67,16 @@ test('forget applies retention per source and prune frees the space', async t =>
     await makeDiskImage(image, 4 * MiB, 100 + i);
     snaps.push((await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--source', 'vm-a'])).snapshot);
   }
-  const other = (await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--source', 'vm-b', '--name', 'b'])).snapshot;
+  const other = (await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--source', 'vm-b', '--name', 'b']))
+    .snapshot;
   const decisions = await goldsnapJson(['repo', 'forget', '--repo', repo, '--keep-last', '1']);
-  assert.deepEqual(decisions.filter((d: any) => !d.keep).map((d: any) => d.id).sort(), [snaps[0], snaps[1]].sort());
+  assert.deepEqual(
+    decisions
+      .filter((d: any) => !d.keep)
+      .map((d: any) => d.id)
+      .sort(),
+    [snaps[0], snaps[1]].sort(),
+  );
   const left = (await goldsnapJson(['repo', 'snapshots', '--repo', repo])).map((p: any) => p.id).sort();
   assert.deepEqual(left, [snaps[2], other].sort());
   const pruned = await goldsnapJson(['repo', 'prune', '--repo', repo, '--grace', '0']);
@@ -81,7 +88,7 @@ test('forget applies retention per source and prune frees the space', async t =>
   assert.equal(await sha256File(out), await sha256File(image));
 });
 
-test('prune while a backup that reuses doomed chunks is running keeps what that backup needs', async t => {
+test('prune while a backup that reuses doomed chunks is running keeps what that backup needs', async (t) => {
   const dir = await tempDir(t);
   const repo = join(dir, 'repo');
   await goldsnapJson(['repo', 'init', '--repo', repo, '--pack-size', '2M']);
@@ -97,9 +104,23 @@ test('prune while a backup that reuses doomed chunks is running keeps what that 
   await makeDiskImage(join(dir, 'c.img'), MiB, 32);
   await goldsnapJson(['repo', 'backup-image', join(dir, 'c.img'), '--repo', repo, '--source', 'vm-a']);
 
-  const backup = startGoldsnap(['repo', 'backup-image', b, '--repo', repo, '--source', 'vm-b', '--workers', '1', '--json']);
+  const backup = startGoldsnap([
+    'repo',
+    'backup-image',
+    b,
+    '--repo',
+    repo,
+    '--source',
+    'vm-b',
+    '--workers',
+    '1',
+    '--json',
+  ]);
   const backupDone = finished(backup);
-  await waitFor('the backup session to start', async () => (await readdir(join(repo, 'sessions')).catch(() => [])).length > 0);
+  await waitFor(
+    'the backup session to start',
+    async () => (await readdir(join(repo, 'sessions')).catch(() => [])).length > 0,
+  );
   // a's recovery point goes: its chunks are now used only by the backup still running.
   await goldsnapJson(['repo', 'forget', '--repo', repo, '--keep-last', '1', '--source', 'vm-a']);
   const prune = await goldsnap(['repo', 'prune', '--repo', repo, '--grace', '0', '--json']);
@@ -107,7 +128,10 @@ test('prune while a backup that reuses doomed chunks is running keeps what that 
   const b1 = await backupDone;
   assert.equal(b1.code, 0, b1.stderr);
   if (/waiting for 1 running backup/.test(prune.stderr)) {
-    assert.ok(JSON.parse(prune.stdout).newPacks > 0, 'chunks the running backup reused were copied out of the doomed packs');
+    assert.ok(
+      JSON.parse(prune.stdout).newPacks > 0,
+      'chunks the running backup reused were copied out of the doomed packs',
+    );
   } else {
     t.diagnostic('the backup ended before prune looked; the race was not exercised');
   }

@@ -44,11 +44,12 @@ async function fillUp(path: string): Promise<void> {
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name));
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) out.push(join(e.parentPath, e.name));
   return out;
 }
 
-test('a full disk: the failed backup cleans up after itself, and prune frees space with 0 bytes free', async t => {
+test('a full disk: the failed backup cleans up after itself, and prune frees space with 0 bytes free', async (t) => {
   const mnt = await smallFileSystem(t, 40);
   if (!mnt) return;
   const work = await mkdtemp(join(tmpdir(), 'goldsnap-full-work-'));
@@ -72,7 +73,11 @@ test('a full disk: the failed backup cleans up after itself, and prune frees spa
   assert.match(failed.stderr, /the disk holding .* is full: free space there/);
   assert.doesNotMatch(failed.stderr, /ENOSPC:/);
   const left = await filesUnder(repo);
-  assert.deepEqual(left.filter(f => f.endsWith('.tmp') || f.includes('/sessions/')), [], 'no temp files, no session marker');
+  assert.deepEqual(
+    left.filter((f) => f.endsWith('.tmp') || f.includes('/sessions/')),
+    [],
+    'no temp files, no session marker',
+  );
   const check = await goldsnapJson(['repo', 'check', '--read-data', '--repo', repo]);
   assert.deepEqual([check.errors, check.warnings], [[], []]);
 

@@ -13,21 +13,21 @@ function atTerminal(args: string[], typed: string): Promise<{ code: number | nul
   const env = { ...process.env };
   delete env.GOLDSNAP_PASSWORD;
   delete env.GOLDSNAP_PASSWORD_FILE;
-  const command = [GOLDSNAP_BIN, ...args].map(a => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  const command = [GOLDSNAP_BIN, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
   const child = spawn('script', ['-qfec', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let screen = '';
   let answered = false;
-  child.stdout.on('data', d => {
+  child.stdout.on('data', (d) => {
     screen += d;
     if (!answered && screen.includes('repository passphrase: ')) {
       answered = true;
       child.stdin.write(`${typed}\r`);
     }
   });
-  return new Promise(resolve => child.on('close', code => resolve({ code, screen })));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, screen })));
 }
 
-test('the passphrase is asked on the terminal without echo, and a wrong one is refused', async t => {
+test('the passphrase is asked on the terminal without echo, and a wrong one is refused', async (t) => {
   const repo = join(await tempDir(t), 'repo');
   const init = await atTerminal(['repo', 'init', '--repo', repo], 'typed s3cret');
   assert.equal(init.code, 0, init.screen);

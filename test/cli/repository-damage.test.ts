@@ -24,7 +24,7 @@ async function flipByte(path: string, at: number): Promise<void> {
 
 /** Session markers in place (not the temp file of one being written). */
 async function sessionMarkers(repo: string): Promise<string[]> {
-  return (await readdir(join(repo, 'sessions')).catch(() => [] as string[])).filter(f => !f.endsWith('.tmp'));
+  return (await readdir(join(repo, 'sessions')).catch(() => [] as string[])).filter((f) => !f.endsWith('.tmp'));
 }
 
 async function waitFor(what: string, cond: () => Promise<boolean>): Promise<void> {
@@ -35,7 +35,7 @@ async function waitFor(what: string, cond: () => Promise<boolean>): Promise<void
   }
 }
 
-test('a damaged or lost index: check says to repair, repair index rebuilds it from the packs', async t => {
+test('a damaged or lost index: check says to repair, repair index rebuilds it from the packs', async (t) => {
   const { dir, repo } = await newRepo(t);
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 6 * MiB, 3);
@@ -50,7 +50,10 @@ test('a damaged or lost index: check says to repair, repair index rebuilds it fr
   const out = join(dir, 'out.img');
   const refused = await goldsnap(['repo', 'restore-image', first.snapshot, out, '--repo', repo]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /in no index: run `goldsnap repo check` \(and `goldsnap repo repair index` if it says so\)/);
+  assert.match(
+    refused.stderr,
+    /in no index: run `goldsnap repo check` \(and `goldsnap repo repair index` if it says so\)/,
+  );
   const check = await goldsnap(['repo', 'check', '--repo', repo]);
   assert.equal(check.code, 1);
   assert.match(check.stdout, new RegExp(`error: index file ${indexFiles[0]} cannot be read`));
@@ -65,7 +68,7 @@ test('a damaged or lost index: check says to repair, repair index rebuilds it fr
   assert.equal(await sha256File(out), await sha256File(image));
 });
 
-test('restore-image --salvage restores all that can be read, zeros the damaged chunk, lists it and exits 3', async t => {
+test('restore-image --salvage restores all that can be read, zeros the damaged chunk, lists it and exits 3', async (t) => {
   const { dir, repo } = await newRepo(t, '4M');
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 8 * MiB, 5);
@@ -90,15 +93,23 @@ test('restore-image --salvage restores all that can be read, zeros the damaged c
   const original = await readFile(image);
   const restored = await readFile(out);
   assert.equal(restored.length, original.length);
-  assert.ok(restored.subarray(damage.offset, damage.offset + damage.length).every(x => x === 0), 'the damaged range is zeros');
+  assert.ok(
+    restored.subarray(damage.offset, damage.offset + damage.length).every((x) => x === 0),
+    'the damaged range is zeros',
+  );
   assert.ok(restored.subarray(0, damage.offset).equals(original.subarray(0, damage.offset)));
   assert.ok(restored.subarray(damage.offset + damage.length).equals(original.subarray(damage.offset + damage.length)));
   const text = await goldsnap(['repo', 'restore-image', b.snapshot, out, '--repo', repo, '--salvage', '--force']);
   assert.equal(text.code, 3);
-  assert.match(text.stdout, new RegExp(`damaged: bytes ${damage.offset}-${damage.offset + damage.length - 1} \\(1\\.00 MiB\\) written as zeros`));
+  assert.match(
+    text.stdout,
+    new RegExp(
+      `damaged: bytes ${damage.offset}-${damage.offset + damage.length - 1} \\(1\\.00 MiB\\) written as zeros`,
+    ),
+  );
 });
 
-test('a killed backup leaves a dead session marker and temp files: check tells, prune clears them', async t => {
+test('a killed backup leaves a dead session marker and temp files: check tells, prune clears them', async (t) => {
   const { dir, repo } = await newRepo(t);
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 64 * MiB, 8);
@@ -127,7 +138,7 @@ test('a killed backup leaves a dead session marker and temp files: check tells, 
   assert.doesNotMatch(after.warnings.join('\n'), /temp files|died/);
 });
 
-test('a restore running while prune repacks what it reads makes prune wait, and restores bit for bit', async t => {
+test('a restore running while prune repacks what it reads makes prune wait, and restores bit for bit', async (t) => {
   const { dir, repo } = await newRepo(t, '8M');
   const image = join(dir, 'disk.img');
   // Two points whose chunks share packs: forgetting the first leaves packs mostly unused, to repack.
@@ -143,13 +154,17 @@ test('a restore running while prune repacks what it reads makes prune wait, and 
   const restore = startGoldsnap(['repo', 'restore-image', keep.snapshot, out, '--repo', repo, '--workers', '1']);
   const restored = finished(restore);
   // Whatever fails below, a frozen child must not outlive the test.
-  t.after(() => { restore.kill('SIGKILL'); });
+  t.after(() => {
+    restore.kill('SIGKILL');
+  });
   await waitFor('the restore session', async () => (await sessionMarkers(repo)).length > 0);
   restore.kill('SIGSTOP');
   const prune = startGoldsnap(['repo', 'prune', '--repo', repo, '--grace', '0', '--json']);
   const pruned = finished(prune);
   let said = '';
-  prune.stderr!.on('data', d => { said += d; });
+  prune.stderr!.on('data', (d) => {
+    said += d;
+  });
   await waitFor('prune to wait for the restore', async () => /waiting for 1 running/.test(said));
   restore.kill('SIGCONT');
   const r = await restored;

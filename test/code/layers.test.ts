@@ -31,7 +31,8 @@ async function sourceFiles(dir: string): Promise<string[]> {
 /** Relative module specifiers of static imports, `export … from` and dynamic `import()`. */
 function relativeImports(code: string): string[] {
   const found: string[] = [];
-  for (const m of code.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g)) found.push(m[1]);
+  for (const m of code.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g))
+    found.push(m[1]);
   return found;
 }
 
@@ -44,7 +45,9 @@ function upwardImport(fromFile: string, spec: string): string | undefined {
   if (from === 'emulator') return to === 'util' ? undefined : `the emulator imports ${targetRel}`;
   if (to === 'emulator') {
     const allowed = emulatorEntryPoints[from] ?? [];
-    return allowed.includes(targetRel.split(path.sep).join('/')) ? undefined : `${from} imports the emulator's ${targetRel}`;
+    return allowed.includes(targetRel.split(path.sep).join('/'))
+      ? undefined
+      : `${from} imports the emulator's ${targetRel}`;
   }
   const a = order.indexOf(from);
   const b = order.indexOf(to);

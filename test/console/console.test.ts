@@ -12,11 +12,20 @@ import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
  * which .ci/run installs. Screenshots of every page, wide and 390 px narrow, go to
  * GOLDSNAP_SCREENSHOTS (default .screenshots/console in the repository, ignored by git).
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'chromium')).find((path) => existsSync(path));
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ??
+  (process.env.PATH ?? '')
+    .split(delimiter)
+    .map((dir) => join(dir, 'chromium'))
+    .find((path) => existsSync(path));
 const BUILT = existsSync(fileURLToPath(new URL('../../dist/console/index.html', import.meta.url)));
-const skip = !(CHROMIUM && existsSync(CHROMIUM)) ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
-  : !BUILT ? 'the console is not built: npm run build:console (npm test does it)' : false;
-const SHOTS = process.env.GOLDSNAP_SCREENSHOTS ?? fileURLToPath(new URL('../../.screenshots/console/', import.meta.url));
+const skip = !(CHROMIUM && existsSync(CHROMIUM))
+  ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
+  : !BUILT
+    ? 'the console is not built: npm run build:console (npm test does it)'
+    : false;
+const SHOTS =
+  process.env.GOLDSNAP_SCREENSHOTS ?? fileURLToPath(new URL('../../.screenshots/console/', import.meta.url));
 
 let server: ServerUnderTest;
 let browser: Browser;
@@ -28,7 +37,16 @@ before(async () => {
   await mkdir(SHOTS, { recursive: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -39,9 +57,14 @@ after(async () => {
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
-test('the console: sign in, dashboard, back up, runs and their detail, policy forms, restore wizard, tokens; usable at 390 px', { skip }, async () => {
+test('the console: sign in, dashboard, back up, runs and their detail, policy forms, restore wizard, tokens; usable at 390 px', {
+  skip,
+}, async () => {
   await server.createVm({
-    name: 'console-vm', resourceGroup: 'rg-console', region: 'westeurope', tags: {},
+    name: 'console-vm',
+    resourceGroup: 'rg-console',
+    region: 'westeurope',
+    tags: {},
     disks: [{ name: 'console-vm-os', sizeBytes: 16 * MiB, role: 'os', fill: 'os-like' }],
   });
   await server.api('GET', '/api/vms?refresh=true');
@@ -56,7 +79,7 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await page.fill('#token', 'gs_not-a-token');
   await page.click('#login button');
   await page.waitForSelector('#status.error');
-  assert.match(await page.textContent('#status') ?? '', /token/i, 'a wrong token says so');
+  assert.match((await page.textContent('#status')) ?? '', /token/i, 'a wrong token says so');
   await shot(page, 'sign-in');
   await page.fill('#token', server.adminToken);
   await page.click('#login button');
@@ -65,7 +88,7 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   const row = page.locator('#vms tbody tr', { hasText: 'console-vm' });
   await row.waitFor();
   assert.equal(await page.textContent('.zone'), 'Times in Europe/Paris');
-  assert.match(await row.textContent() ?? '', /unprotected/);
+  assert.match((await row.textContent()) ?? '', /unprotected/);
   // Live updates patch the page in place: the button under the pointer survives a refresh.
   const button = await row.locator('button', { hasText: 'Back up now' }).elementHandle();
   await button!.hover();
@@ -79,7 +102,7 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   // Runs: the run succeeds; filters and the detail page.
   await page.click('nav a[data-view="runs"]');
   await page.waitForSelector('#runs tbody tr:has-text("console-vm") td.step.succeeded', { timeout: 120_000 });
-  assert.match(await page.textContent('#runs tbody tr:has-text("console-vm")') ?? '', /full.*user/);
+  assert.match((await page.textContent('#runs tbody tr:has-text("console-vm")')) ?? '', /full.*user/);
   await page.selectOption('select[name="kind"]', 'incremental');
   await page.waitForSelector('#page-info:has-text("No run matches")');
   await page.selectOption('select[name="kind"]', 'full');
@@ -87,8 +110,8 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await shot(page, 'runs');
   await page.click('#runs tbody tr:has-text("console-vm") a');
   await page.waitForSelector('#run-facts:has-text("succeeded")');
-  assert.match(await page.textContent('#run-disks') ?? '', /console-vm-os.*full/);
-  assert.match(await page.textContent('#run-events') ?? '', /created by a user.*committed/s);
+  assert.match((await page.textContent('#run-disks')) ?? '', /console-vm-os.*full/);
+  assert.match((await page.textContent('#run-events')) ?? '', /created by a user.*committed/s);
   await shot(page, 'run-detail');
 
   // Policies: created, edited, paused and deleted in forms.
@@ -102,7 +125,7 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await page.click('#policy-form button[type="submit"]');
   const policy = page.locator('#policies tbody tr', { hasText: 'console-nightly' });
   await policy.waitFor();
-  assert.match(await policy.textContent() ?? '', /VMs console-vm.*last 3.*03:00 Europe\/Paris/);
+  assert.match((await policy.textContent()) ?? '', /VMs console-vm.*last 3.*03:00 Europe\/Paris/);
   await policy.locator('button', { hasText: 'Edit' }).click();
   await page.fill('#policy-form input[name="keep-daily"]', '7');
   await page.click('#policy-form button[type="submit"]');
@@ -123,7 +146,7 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await shot(page, 'restore');
   await page.click('#restore button[type="submit"]');
   await page.waitForSelector('#restore-result:has-text("Restored")', { timeout: 120_000 });
-  assert.match(await page.textContent('#restore-result') ?? '', /from-console-console-vm-os \(eastus\)/);
+  assert.match((await page.textContent('#restore-result')) ?? '', /from-console-console-vm-os \(eastus\)/);
   await shot(page, 'restore-done');
 
   // Tokens: created (secret shown once), listed, revoked; the audit log shows it.
@@ -131,11 +154,11 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await page.fill('#token-form input[name="name"]', 'robot');
   await page.selectOption('#token-form select[name="role"]', 'operator');
   await page.click('#token-form button[type="submit"]');
-  assert.match(await page.textContent('#new-token') ?? '', /gs_/);
+  assert.match((await page.textContent('#new-token')) ?? '', /gs_/);
   await page.click('#tokens tbody tr:has-text("robot") button:has-text("Revoke")');
   await page.waitForSelector('#message:has-text("robot revoked")');
   await page.waitForSelector('#audit tbody tr:has-text("DELETE /api/tokens/:id")');
-  assert.match(await page.textContent('#audit') ?? '', /admin \(admin\).*POST \/api\/tokens/s);
+  assert.match((await page.textContent('#audit')) ?? '', /admin \(admin\).*POST \/api\/tokens/s);
   await shot(page, 'tokens');
 
   // 390 px wide: nothing overflows sideways on any page.

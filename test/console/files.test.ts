@@ -9,7 +9,13 @@ import { promisify } from 'node:util';
 import { chromium, type Page } from 'playwright-core';
 import type { Run } from '../../src/control/orchestrator/run-model.ts';
 import { tempDir } from '../support/disk-images.ts';
-import { fileSystemTestsSkipReason, makeExt4, makePartitionedDisk, makeSourceTree, MiB } from '../support/file-systems.ts';
+import {
+  fileSystemTestsSkipReason,
+  makeExt4,
+  makePartitionedDisk,
+  makeSourceTree,
+  MiB,
+} from '../support/file-systems.ts';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
 
 /**
@@ -18,15 +24,25 @@ import { ServerUnderTest } from '../support/goldsnap-server.ts';
  * downloads files, whose bytes must be the source's. Needs root and /dev/fuse like the other
  * file-level restore tests.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'chromium')).find((path) => existsSync(path));
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ??
+  (process.env.PATH ?? '')
+    .split(delimiter)
+    .map((dir) => join(dir, 'chromium'))
+    .find((path) => existsSync(path));
 const BUILT = existsSync(fileURLToPath(new URL('../../dist/console/index.html', import.meta.url)));
-const skip = !(CHROMIUM && existsSync(CHROMIUM)) ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
-  : !BUILT ? 'the console is not built: npm run build:console (npm test does it)'
-  : fileSystemTestsSkipReason(['mkfs.ext4', 'sfdisk', 'nbdfuse', 'fuse2fs', 'fusermount3', 'tar']) ?? false;
-const SHOTS = process.env.GOLDSNAP_SCREENSHOTS ?? fileURLToPath(new URL('../../.screenshots/console/', import.meta.url));
+const skip = !(CHROMIUM && existsSync(CHROMIUM))
+  ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
+  : !BUILT
+    ? 'the console is not built: npm run build:console (npm test does it)'
+    : (fileSystemTestsSkipReason(['mkfs.ext4', 'sfdisk', 'nbdfuse', 'fuse2fs', 'fusermount3', 'tar']) ?? false);
+const SHOTS =
+  process.env.GOLDSNAP_SCREENSHOTS ?? fileURLToPath(new URL('../../.screenshots/console/', import.meta.url));
 const exec = promisify(execFile);
 
-test('the console browses a recovery point\'s files, searches by name and downloads files as archives; usable at 390 px', { skip }, async (t) => {
+test("the console browses a recovery point's files, searches by name and downloads files as archives; usable at 390 px", {
+  skip,
+}, async (t) => {
   const dir = await tempDir(t, 'goldsnap-console-files-');
   const tree = join(dir, 'tree');
   await makeSourceTree(tree);
@@ -37,26 +53,51 @@ test('the console browses a recovery point\'s files, searches by name and downlo
   const server = await ServerUnderTest.create({ catalog: 'pglite' });
   t.after(() => server.dispose());
   await server.start();
-  const vm = await server.createVm({ name: 'files-vm', resourceGroup: 'rg-files', region: 'westeurope', disks: [{ name: 'files-vm-os', sizeBytes: 48 * MiB, role: 'os', fill: 'zeros' }] });
+  const vm = await server.createVm({
+    name: 'files-vm',
+    resourceGroup: 'rg-files',
+    region: 'westeurope',
+    disks: [{ name: 'files-vm-os', sizeBytes: 48 * MiB, role: 'os', fill: 'zeros' }],
+  });
   const bytes = await readFile(image);
   for (let at = 0; at < bytes.length; at += MiB) {
     const piece = bytes.subarray(at, at + MiB);
-    if (piece.some((b) => b !== 0)) await server.emulator('POST', 'vms/files-vm/writes', { writes: [{ diskName: 'files-vm-os', offset: at, dataBase64: piece.toString('base64') }] });
+    if (piece.some((b) => b !== 0))
+      await server.emulator('POST', 'vms/files-vm/writes', {
+        writes: [{ diskName: 'files-vm-os', offset: at, dataBase64: piece.toString('base64') }],
+      });
   }
   const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
-  const run = await server.waitFor('the backup to end', async () => {
-    const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
-    return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-  }, 300_000);
+  const run = await server.waitFor(
+    'the backup to end',
+    async () => {
+      const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
+      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
+    },
+    300_000,
+  );
   assert.equal(run.step, 'succeeded', run.error);
 
   await mkdir(SHOTS, { recursive: true });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.after(() => browser.close());
-  const context = await browser.newContext({ timezoneId: 'Europe/Paris', viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const context = await browser.newContext({
+    timezoneId: 'Europe/Paris',
+    viewport: { width: 1280, height: 900 },
+    acceptDownloads: true,
+  });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
@@ -68,18 +109,22 @@ test('the console browses a recovery point\'s files, searches by name and downlo
   await page.goto(`${server.url}/#/runs/${run.id}`);
   await page.click('#point-files');
   await page.waitForSelector('#files tbody tr:has-text("data/")', { timeout: 120_000 });
-  assert.match(await page.locator('#partition option:checked').textContent() ?? '', /files-vm-os #1.*ext4/);
+  assert.match((await page.locator('#partition option:checked').textContent()) ?? '', /files-vm-os #1.*ext4/);
 
   // Into /data: names, sizes, modes and times in the operator's zone (2024-05-06 07:08:09 UTC).
   await page.click('#files button:has-text("data/")');
   const notes = page.locator('#files tbody tr', { hasText: 'notes.txt' });
   await notes.waitFor();
-  assert.match(await notes.textContent() ?? '', /10 B.*-rw-.*1000:100.*2024-05-06 09:08:09/);
-  assert.match(await page.locator('#files tbody tr', { hasText: 'run.sh' }).textContent() ?? '', /-rwxr-xr-x/);
-  assert.match(await page.textContent('#breadcrumbs') ?? '', /\/\s*data/);
+  assert.match((await notes.textContent()) ?? '', /10 B.*-rw-.*1000:100.*2024-05-06 09:08:09/);
+  assert.match((await page.locator('#files tbody tr', { hasText: 'run.sh' }).textContent()) ?? '', /-rwxr-xr-x/);
+  assert.match((await page.textContent('#breadcrumbs')) ?? '', /\/\s*data/);
   await page.locator('#files tbody tr', { hasText: 'big.bin' }).waitFor();
   await shot(page, 'files');
-  const big = await downloaded(page, page.locator('#files tbody tr', { hasText: 'big.bin' }).locator('button', { hasText: 'Download' }), join(dir, 'got-big'));
+  const big = await downloaded(
+    page,
+    page.locator('#files tbody tr', { hasText: 'big.bin' }).locator('button', { hasText: 'Download' }),
+    join(dir, 'got-big'),
+  );
   assert.deepEqual(await readFile(join(big, 'big.bin')), await readFile(join(tree, 'data/big.bin')));
 
   // Search by name from the root: a plain word finds names containing it, anywhere below.
@@ -90,14 +135,22 @@ test('the console browses a recovery point\'s files, searches by name and downlo
   await page.waitForSelector('#search-info:has-text(": 1")');
   assert.deepEqual(await page.locator('#files tbody tr td:first-child').allTextContents(), ['/etc/ssh/sshd_config']);
   await shot(page, 'files-search');
-  const config = await downloaded(page, page.locator('#files tbody tr', { hasText: 'sshd_config' }).locator('button', { hasText: 'Download' }), join(dir, 'got-config'));
+  const config = await downloaded(
+    page,
+    page.locator('#files tbody tr', { hasText: 'sshd_config' }).locator('button', { hasText: 'Download' }),
+    join(dir, 'got-config'),
+  );
   assert.deepEqual(await readFile(join(config, 'sshd_config')), await readFile(join(tree, 'etc/ssh/sshd_config')));
 
   // A whole folder as one archive, back from the search through the breadcrumbs.
   await page.click('#file-search button:has-text("Clear")');
   await page.click('#files button:has-text("etc/")');
   await page.waitForSelector('#files tbody tr:has-text("hostname.link")');
-  const etc = await downloaded(page, page.locator('#breadcrumbs button', { hasText: 'Download this folder' }), join(dir, 'got-etc'));
+  const etc = await downloaded(
+    page,
+    page.locator('#breadcrumbs button', { hasText: 'Download this folder' }),
+    join(dir, 'got-etc'),
+  );
   assert.equal(await readFile(join(etc, 'etc/hostname'), 'utf8'), 'web-01\n');
 
   // 390 px wide: the table becomes cards and nothing overflows sideways.

@@ -13,12 +13,24 @@ import { ServerUnderTest } from '../support/goldsnap-server.ts';
  * Console sign-in through OpenID Connect, against a real provider (oidc-provider) run on loopback
  * by the test, whose users' groups map to Goldsnap roles. Driven in Chromium.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'chromium')).find((path) => existsSync(path));
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ??
+  (process.env.PATH ?? '')
+    .split(delimiter)
+    .map((dir) => join(dir, 'chromium'))
+    .find((path) => existsSync(path));
 const BUILT = existsSync(fileURLToPath(new URL('../../dist/console/index.html', import.meta.url)));
-const skip = !(CHROMIUM && existsSync(CHROMIUM)) ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
-  : !BUILT ? 'the console is not built: npm run build:console (npm test does it)' : false;
+const skip = !(CHROMIUM && existsSync(CHROMIUM))
+  ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
+  : !BUILT
+    ? 'the console is not built: npm run build:console (npm test does it)'
+    : false;
 
-const groupsOf: Record<string, string[]> = { alice: ['staff', 'backup-admins'], bob: ['staff'], carol: ['contractors'] };
+const groupsOf: Record<string, string[]> = {
+  alice: ['staff', 'backup-admins'],
+  bob: ['staff'],
+  carol: ['contractors'],
+};
 
 async function freePort(): Promise<number> {
   const s = createNetServer();
@@ -36,9 +48,20 @@ before(async () => {
   if (skip) return;
   const [idpPort, port] = [await freePort(), await freePort()];
   const provider = new Provider(`http://127.0.0.1:${idpPort}`, {
-    clients: [{ client_id: 'goldsnap', client_secret: 'a-test-client-secret-of-some-length', redirect_uris: [`http://127.0.0.1:${port}/auth/oidc/callback`], grant_types: ['authorization_code'], response_types: ['code'] }],
+    clients: [
+      {
+        client_id: 'goldsnap',
+        client_secret: 'a-test-client-secret-of-some-length',
+        redirect_uris: [`http://127.0.0.1:${port}/auth/oidc/callback`],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+    ],
     claims: { openid: ['sub'], profile: ['preferred_username'], email: ['email'], groups: ['groups'] },
-    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub, preferred_username: sub, email: `${sub}@test.invalid`, groups: groupsOf[sub] ?? [] }) }),
+    findAccount: async (_ctx, sub) => ({
+      accountId: sub,
+      claims: async () => ({ sub, preferred_username: sub, email: `${sub}@test.invalid`, groups: groupsOf[sub] ?? [] }),
+    }),
     cookies: { keys: ['a-test-cookie-key'] },
   });
   idp = createServer(provider.callback());
@@ -46,14 +69,25 @@ before(async () => {
   server = await ServerUnderTest.create({
     catalog: 'pglite',
     env: {
-      GOLDSNAP_OIDC_ISSUER: `http://127.0.0.1:${idpPort}`, GOLDSNAP_OIDC_CLIENT_ID: 'goldsnap', GOLDSNAP_OIDC_CLIENT_SECRET: 'a-test-client-secret-of-some-length',
+      GOLDSNAP_OIDC_ISSUER: `http://127.0.0.1:${idpPort}`,
+      GOLDSNAP_OIDC_CLIENT_ID: 'goldsnap',
+      GOLDSNAP_OIDC_CLIENT_SECRET: 'a-test-client-secret-of-some-length',
       GOLDSNAP_OIDC_ROLES: 'admin=backup-admins,viewer=staff',
     },
   });
   await server.start(['--port', String(port)]);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -81,7 +115,11 @@ test('OpenID Connect sign-in: groups map to roles; no matching group, no access'
   assert.equal(new URL(alice.page.url()).hash, '#/dashboard', 'the token does not stay in the address bar');
   await alice.page.click('nav a[data-view="tokens"]');
   await alice.page.waitForSelector('#tokens tbody tr:has-text("oidc:alice")');
-  assert.match(await alice.page.textContent('#tokens tbody tr:has-text("oidc:alice")') ?? '', /admin/, 'backup-admins gives admin');
+  assert.match(
+    (await alice.page.textContent('#tokens tbody tr:has-text("oidc:alice")')) ?? '',
+    /admin/,
+    'backup-admins gives admin',
+  );
   await alice.context.close();
 
   const bob = await signIn('bob');
@@ -91,12 +129,12 @@ test('OpenID Connect sign-in: groups map to roles; no matching group, no access'
   assert.ok(Date.parse(session.expiresAt) > Date.now(), 'a sign-in expires');
   await bob.page.click('nav a[data-view="tokens"]');
   await bob.page.waitForSelector('main .error');
-  assert.match(await bob.page.textContent('main .error') ?? '', /admin role/, 'a viewer does not manage tokens');
+  assert.match((await bob.page.textContent('main .error')) ?? '', /admin role/, 'a viewer does not manage tokens');
   await bob.context.close();
 
   const carol = await signIn('carol');
   await carol.page.waitForSelector('text=Sign-in failed');
-  assert.match(await carol.page.textContent('body') ?? '', /carol is in no group that gives a Goldsnap role/);
+  assert.match((await carol.page.textContent('body')) ?? '', /carol is in no group that gives a Goldsnap role/);
   await carol.context.close();
 
   const audit = (await server.api('GET', '/api/audit?action=SIGN-IN')).body as Array<{ actor: string; action: string }>;

@@ -39,10 +39,22 @@ test('a proxy container that exits with an error is deleted, its credential revo
   const credentials = new ProxyCredentialStore(db);
   const lines: string[] = [];
   const launcher = new AciProxyLauncher({
-    queue, client, resourceGroup: 'goldsnap-proxies', image: 'goldsnap-proxy:test', cpu: 1, memoryInGB: 1, idleSeconds: 60,
-    pollMs: 100, lroPollMs: 20, log: (line) => lines.push(line),
+    queue,
+    client,
+    resourceGroup: 'goldsnap-proxies',
+    image: 'goldsnap-proxy:test',
+    cpu: 1,
+    memoryInGB: 1,
+    idleSeconds: 60,
+    pollMs: 100,
+    lroPollMs: 20,
+    log: (line) => lines.push(line),
     env: () => ({ GOLDSNAP_CLOUD: 'emulator', GOLDSNAP_EMULATOR: emulator.connectionFile }),
-    secureEnv: () => ({ GOLDSNAP_SERVER_URL: 'http://127.0.0.1:9', GOLDSNAP_REPOSITORY: join(dir, 'no-repository-here'), GOLDSNAP_PASSWORD: 'x' }),
+    secureEnv: () => ({
+      GOLDSNAP_SERVER_URL: 'http://127.0.0.1:9',
+      GOLDSNAP_REPOSITORY: join(dir, 'no-repository-here'),
+      GOLDSNAP_PASSWORD: 'x',
+    }),
     credentials: {
       issue: async (region) => {
         const made = await credentials.create(region, `test ${region}`, 'launcher:test');
@@ -55,7 +67,10 @@ test('a proxy container that exits with an error is deleted, its credential revo
   });
   await queue.enqueue({ queue: 'transfer:northeurope', kind: 'transfer', payload: { runId: 'r', diskId: 'd' } });
   await launcher.reconcile();
-  assert.deepEqual(launcher.list().map((p) => [p.region, p.containerGroup]), [['northeurope', 'goldsnap-proxy-northeurope']]);
+  assert.deepEqual(
+    launcher.list().map((p) => [p.region, p.containerGroup]),
+    [['northeurope', 'goldsnap-proxy-northeurope']],
+  );
   const group = await client.containerGroups.get('goldsnap-proxies', 'goldsnap-proxy-northeurope');
   assert.equal(group.location, 'northeurope');
   assert.equal((await credentials.list())[0]?.region, 'northeurope');
@@ -65,8 +80,18 @@ test('a proxy container that exits with an error is deleted, its credential revo
     await new Promise((resolve) => setTimeout(resolve, 50));
     await launcher.reconcile();
   }
-  assert.ok(lines.some((l) => /proxy for northeurope \(container group goldsnap-proxy-northeurope\) ended: container Terminated, exit 1 \(Error\); deleted/.test(l)), lines.join('\n'));
-  await assert.rejects(client.containerGroups.get('goldsnap-proxies', 'goldsnap-proxy-northeurope'), (err: { statusCode?: number }) => err.statusCode === 404);
+  assert.ok(
+    lines.some((l) =>
+      /proxy for northeurope \(container group goldsnap-proxy-northeurope\) ended: container Terminated, exit 1 \(Error\); deleted/.test(
+        l,
+      ),
+    ),
+    lines.join('\n'),
+  );
+  await assert.rejects(
+    client.containerGroups.get('goldsnap-proxies', 'goldsnap-proxy-northeurope'),
+    (err: { statusCode?: number }) => err.statusCode === 404,
+  );
   assert.equal((await credentials.list()).length, 0, 'its credential is revoked');
   await launcher.reconcile();
   assert.equal(launcher.list().length, 0, 'no new container at once: the region backs off after a failure');

@@ -7,10 +7,22 @@ import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
  * the run history's filters and paging, and the audit log, through HTTP and the CLI.
  */
 
-type Run = { id: string; step: string; error?: string; vmName: string; summary: { kind: string; trigger: string; readBytes: number; durationMs: number | null } };
+type Run = {
+  id: string;
+  step: string;
+  error?: string;
+  vmName: string;
+  summary: { kind: string; trigger: string; readBytes: number; durationMs: number | null };
+};
 
 function smallVm(name: string) {
-  return { name, resourceGroup: 'rg-api', region: 'westeurope', tags: { team: 'api' }, disks: [{ name: `${name}-os`, sizeBytes: 2 * MiB, role: 'os', fill: 'random' }] };
+  return {
+    name,
+    resourceGroup: 'rg-api',
+    region: 'westeurope',
+    tags: { team: 'api' },
+    disks: [{ name: `${name}-os`, sizeBytes: 2 * MiB, role: 'os', fill: 'random' }],
+  };
 }
 
 describe('REST API', () => {
@@ -22,7 +34,12 @@ describe('REST API', () => {
   after(async () => server.dispose());
 
   test('unknown fields and wrong types are refused with 400 naming the field, and change nothing', async () => {
-    const created = await server.api('POST', '/api/policies', { name: 'strict', cron: '0 3 * * *', selection: { tags: { team: 'none' } }, retention: { last: 1 } });
+    const created = await server.api('POST', '/api/policies', {
+      name: 'strict',
+      cron: '0 3 * * *',
+      selection: { tags: { team: 'none' } },
+      retention: { last: 1 },
+    });
     assert.equal(created.status, 201);
 
     const typo = await server.api('PATCH', '/api/policies/strict', { enabeld: false });
@@ -48,7 +65,11 @@ describe('REST API', () => {
     assert.deepEqual(policy.retention, { last: 1 });
 
     assert.equal((await server.api('GET', '/api/runs?limit=many')).body.field, 'limit');
-    assert.equal((await server.api('GET', '/api/runs?colour=red', undefined, '')).status, 401, 'who asks is checked before what is asked');
+    assert.equal(
+      (await server.api('GET', '/api/runs?colour=red', undefined, '')).status,
+      401,
+      'who asks is checked before what is asked',
+    );
     const unknownQuery = await server.api('GET', '/api/runs?colour=red');
     assert.equal(unknownQuery.status, 400);
     assert.equal(unknownQuery.body.field, 'colour');
@@ -59,14 +80,27 @@ describe('REST API', () => {
   });
 
   test('tokens are created, listed and revoked through the CLI; a revoked token stops working', async () => {
-    const created = await server.cliJson<{ token: string; info: { id: string; name: string; role: string } }>(['tokens', 'create', 'ci-reader', '--role', 'viewer']);
+    const created = await server.cliJson<{ token: string; info: { id: string; name: string; role: string } }>([
+      'tokens',
+      'create',
+      'ci-reader',
+      '--role',
+      'viewer',
+    ]);
     assert.match(created.token, /^gs_/);
     assert.equal((await server.api('GET', '/api/vms', undefined, created.token)).status, 200);
-    assert.equal((await server.api('GET', '/api/tokens', undefined, created.token)).status, 403, 'a viewer does not list tokens');
+    assert.equal(
+      (await server.api('GET', '/api/tokens', undefined, created.token)).status,
+      403,
+      'a viewer does not list tokens',
+    );
 
     const list = await server.cliJson<Array<{ name: string; role: string; token?: string }>>(['tokens', 'list']);
     assert.deepEqual(list.map((t) => `${t.name}:${t.role}`).sort(), ['admin:admin', 'ci-reader:viewer']);
-    assert.ok(list.every((t) => t.token === undefined), 'secrets are never listed');
+    assert.ok(
+      list.every((t) => t.token === undefined),
+      'secrets are never listed',
+    );
     const text = await server.cli(['tokens', 'list']);
     assert.match(text.stdout, /ci-reader\s+viewer/);
 
@@ -93,16 +127,35 @@ describe('REST API', () => {
     assert.equal(third.step, 'succeeded', third.error);
 
     const page = async (query: string) => {
-      const res = await fetch(new URL(`/api/runs?${query}`, server.url), { headers: { authorization: `Bearer ${server.adminToken}` } });
+      const res = await fetch(new URL(`/api/runs?${query}`, server.url), {
+        headers: { authorization: `Bearer ${server.adminToken}` },
+      });
       assert.equal(res.status, 200, query);
-      return { runs: (await res.json()) as Run[], total: Number(res.headers.get('x-total-count')), next: res.headers.get('link') };
+      return {
+        runs: (await res.json()) as Run[],
+        total: Number(res.headers.get('x-total-count')),
+        next: res.headers.get('link'),
+      };
     };
     const all = await page('');
     assert.equal(all.total, 3);
-    assert.deepEqual(all.runs.map((r) => r.vmName), ['page-b', 'page-a', 'page-a'], 'newest first');
-    assert.ok(all.runs.every((r) => r.summary.durationMs !== null), 'finished runs say how long they took');
-    assert.deepEqual(all.runs.map((r) => r.summary.kind), ['full', 'incremental', 'full']);
-    assert.deepEqual(all.runs.map((r) => r.summary.trigger), ['policy', 'user', 'user']);
+    assert.deepEqual(
+      all.runs.map((r) => r.vmName),
+      ['page-b', 'page-a', 'page-a'],
+      'newest first',
+    );
+    assert.ok(
+      all.runs.every((r) => r.summary.durationMs !== null),
+      'finished runs say how long they took',
+    );
+    assert.deepEqual(
+      all.runs.map((r) => r.summary.kind),
+      ['full', 'incremental', 'full'],
+    );
+    assert.deepEqual(
+      all.runs.map((r) => r.summary.trigger),
+      ['policy', 'user', 'user'],
+    );
     assert.equal(all.runs[2].summary.readBytes, 2 * MiB, 'the full backup read the whole (random) disk');
 
     const onePage = await page('limit=1&offset=1');
@@ -112,15 +165,33 @@ describe('REST API', () => {
     assert.match(onePage.next ?? '', /offset=2/);
     assert.equal((await page('limit=1&offset=2')).next, null, 'the last page has no next');
 
-    assert.deepEqual((await page('vm=page-a')).runs.map((r) => r.id), [second.id, first.id]);
-    assert.deepEqual((await page('kind=incremental')).runs.map((r) => r.id), [second.id]);
-    assert.deepEqual((await page('kind=full&vm=page-a')).runs.map((r) => r.id), [first.id]);
-    assert.deepEqual((await page('trigger=policy')).runs.map((r) => r.id), [third.id]);
-    assert.deepEqual((await page('policy=pager')).runs.map((r) => r.id), [third.id]);
+    assert.deepEqual(
+      (await page('vm=page-a')).runs.map((r) => r.id),
+      [second.id, first.id],
+    );
+    assert.deepEqual(
+      (await page('kind=incremental')).runs.map((r) => r.id),
+      [second.id],
+    );
+    assert.deepEqual(
+      (await page('kind=full&vm=page-a')).runs.map((r) => r.id),
+      [first.id],
+    );
+    assert.deepEqual(
+      (await page('trigger=policy')).runs.map((r) => r.id),
+      [third.id],
+    );
+    assert.deepEqual(
+      (await page('policy=pager')).runs.map((r) => r.id),
+      [third.id],
+    );
     assert.equal((await page('status=failed')).total, 0);
     assert.equal((await page('status=succeeded')).total, 3);
     assert.equal((await page(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).total, 0);
-    assert.deepEqual((await page('q=page-b')).runs.map((r) => r.id), [third.id]);
+    assert.deepEqual(
+      (await page('q=page-b')).runs.map((r) => r.id),
+      [third.id],
+    );
 
     const cli = await server.cli(['runs', 'list', '--vm', 'page-a', '--limit', '1']);
     assert.equal(cli.code, 0, cli.stderr);
@@ -132,11 +203,30 @@ describe('REST API', () => {
     const viewer = await server.cliJson<{ token: string }>(['tokens', 'create', 'auditor-view', '--role', 'viewer']);
     const denied = await server.api('POST', '/api/runs', { vmId: 'page-a' }, viewer.token);
     assert.equal(denied.status, 403);
-    assert.equal((await server.api('GET', '/api/audit', undefined, viewer.token)).status, 403, 'viewers do not read the audit log');
+    assert.equal(
+      (await server.api('GET', '/api/audit', undefined, viewer.token)).status,
+      403,
+      'viewers do not read the audit log',
+    );
 
-    const entries = await server.cliJson<Array<{ actor: string | null; actorRole: string | null; action: string; target: string | null; status: number; ip: string; via: string; at: string; details: Record<string, unknown> }>>(['audit', '--limit', '200']);
-    const find = (action: string, status: number, actor = 'admin') => entries.find((e) => e.action === action && e.status === status && e.actor === actor);
-    const typo = entries.find((e) => e.action === 'PATCH /api/policies/:id' && e.status === 400 && 'enabeld' in e.details);
+    const entries = await server.cliJson<
+      Array<{
+        actor: string | null;
+        actorRole: string | null;
+        action: string;
+        target: string | null;
+        status: number;
+        ip: string;
+        via: string;
+        at: string;
+        details: Record<string, unknown>;
+      }>
+    >(['audit', '--limit', '200']);
+    const find = (action: string, status: number, actor = 'admin') =>
+      entries.find((e) => e.action === action && e.status === status && e.actor === actor);
+    const typo = entries.find(
+      (e) => e.action === 'PATCH /api/policies/:id' && e.status === 400 && 'enabeld' in e.details,
+    );
     assert.ok(typo, 'the refused PATCH is recorded');
     assert.equal(typo.target, 'strict');
     assert.equal(typo.actor, 'admin');
@@ -160,7 +250,10 @@ describe('REST API', () => {
   });
 
   test('CLI output: plain progress lines to 100% when stderr is not a terminal; policies read as sentences, next run in their zone', async () => {
-    await server.createVm({ ...smallVm('out-1'), disks: [{ name: 'out-1-os', sizeBytes: 8 * MiB, role: 'os', fill: 'random' }] });
+    await server.createVm({
+      ...smallVm('out-1'),
+      disks: [{ name: 'out-1-os', sizeBytes: 8 * MiB, role: 'os', fill: 'random' }],
+    });
     const r = await server.cli(['runs', 'start', 'out-1', '--wait']);
     assert.equal(r.code, 0, r.stderr);
     const progress = r.stderr.split('\n').filter((l) => l.startsWith('backup '));
@@ -170,11 +263,30 @@ describe('REST API', () => {
     assert.doesNotMatch(r.stderr, /\[[\u2591\u2588]/, 'no bar drawing in a log');
     assert.match(r.stdout, /out-1-os: 8\.00 MiB, full, read 8\.00 MiB/);
 
-    await server.cliJson(['policies', 'create', 'paris-nightly', '--cron', '0 2 * * *', '--time-zone', 'Europe/Paris', '--tag', 'env=prod', '--resource-group', 'rg-api', '--keep-last', '2', '--keep-daily', '7']);
+    await server.cliJson([
+      'policies',
+      'create',
+      'paris-nightly',
+      '--cron',
+      '0 2 * * *',
+      '--time-zone',
+      'Europe/Paris',
+      '--tag',
+      'env=prod',
+      '--resource-group',
+      'rg-api',
+      '--keep-last',
+      '2',
+      '--keep-daily',
+      '7',
+    ]);
     const list = await server.cli(['policies', 'list']);
     assert.equal(list.code, 0, list.stderr);
     const line = list.stdout.split('\n').find((l) => l.startsWith('paris-nightly'));
-    assert.match(line ?? '', /resource groups rg-api; tags env=prod\s+last 2, 7 daily\s+\d{4}-\d\d-\d\d 02:00 Europe\/Paris/);
+    assert.match(
+      line ?? '',
+      /resource groups rg-api; tags env=prod\s+last 2, 7 daily\s+\d{4}-\d\d-\d\d 02:00 Europe\/Paris/,
+    );
     assert.match(list.stdout, /pager .*VMs page-b\s+last 3/);
     assert.match(list.stdout, /strict .*paused/);
   });

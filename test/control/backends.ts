@@ -32,7 +32,8 @@ async function pgAvailable(): Promise<boolean> {
     await c.end();
     return true;
   } catch (err) {
-    if (process.env.DATABASE_URL) throw new Error(`DATABASE_URL is set but the server does not answer: ${errorMessage(err)}`);
+    if (process.env.DATABASE_URL)
+      throw new Error(`DATABASE_URL is set but the server does not answer: ${errorMessage(err)}`);
     return false;
   }
 }
@@ -120,4 +121,4 @@ export function forEachBackend(name: string, fn: (b: Backend) => void, opts: { m
   });
 }
 
-export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

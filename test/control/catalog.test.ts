@@ -4,7 +4,12 @@ import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
 import { openDatabase, redactUrl } from '../../src/control/catalog/database.ts';
 import { migrate, migrations } from '../../src/control/catalog/migrations.ts';
-import { InvalidInputError, PolicyStore, matchesSelection, type PolicyInput } from '../../src/control/catalog/policies.ts';
+import {
+  InvalidInputError,
+  PolicyStore,
+  matchesSelection,
+  type PolicyInput,
+} from '../../src/control/catalog/policies.ts';
 import { SqlRunStore } from '../../src/control/catalog/run-store.ts';
 import { TokenStore } from '../../src/control/catalog/tokens.ts';
 import type { Run } from '../../src/control/orchestrator/run-model.ts';
@@ -12,15 +17,43 @@ import type { RecoveryPoint } from '../../src/repository/recovery-point.ts';
 import { forEachBackend, freshPGliteDataDir } from './backends.ts';
 
 const policyInput = (over: Partial<PolicyInput> = {}): PolicyInput => ({
-  name: 'nightly', cron: '0 2 * * *', timeZone: 'Europe/Paris', selection: { tags: { backup: 'nightly' } }, retention: { daily: 7, weekly: 4 }, ...over,
+  name: 'nightly',
+  cron: '0 2 * * *',
+  timeZone: 'Europe/Paris',
+  selection: { tags: { backup: 'nightly' } },
+  retention: { daily: 7, weekly: 4 },
+  ...over,
 });
 
 function newRun(over: Partial<Run> & { scheduledFor?: string } = {}): Run & { scheduledFor?: string } {
   return {
-    id: randomUUID(), vmId: 'vm-1', vmName: 'web', step: 'snapshot', createdAt: new Date().toISOString(),
+    id: randomUUID(),
+    vmId: 'vm-1',
+    vmName: 'web',
+    step: 'snapshot',
+    createdAt: new Date().toISOString(),
     disks: [
-      { diskId: 'd-os', diskName: 'os', region: 'westeurope', sizeBytes: 1 << 20, role: 'os', bytesDone: 0, bytesTotal: 0, transferred: false },
-      { diskId: 'd-data', diskName: 'data0', region: 'westeurope', sizeBytes: 1 << 20, role: 'data', lun: 0, bytesDone: 0, bytesTotal: 0, transferred: false },
+      {
+        diskId: 'd-os',
+        diskName: 'os',
+        region: 'westeurope',
+        sizeBytes: 1 << 20,
+        role: 'os',
+        bytesDone: 0,
+        bytesTotal: 0,
+        transferred: false,
+      },
+      {
+        diskId: 'd-data',
+        diskName: 'data0',
+        region: 'westeurope',
+        sizeBytes: 1 << 20,
+        role: 'data',
+        lun: 0,
+        bytesDone: 0,
+        bytesTotal: 0,
+        transferred: false,
+      },
     ],
     ...over,
   };
@@ -56,28 +89,47 @@ test('the embedded catalog persists in <dataDir>/catalog', async () => {
   }
 });
 
-forEachBackend('migrations', b => {
-  test('apply once, then are a no-op', async () => {
-    assert.deepEqual(await migrate(b.db), migrations.map(m => m.version));
-    assert.deepEqual(await migrate(b.db), []);
-    const rows = await b.db.query<{ version: number }>('SELECT version FROM schema_migrations');
-    assert.equal(rows.length, migrations.length);
-  });
+forEachBackend(
+  'migrations',
+  (b) => {
+    test('apply once, then are a no-op', async () => {
+      assert.deepEqual(
+        await migrate(b.db),
+        migrations.map((m) => m.version),
+      );
+      assert.deepEqual(await migrate(b.db), []);
+      const rows = await b.db.query<{ version: number }>('SELECT version FROM schema_migrations');
+      assert.equal(rows.length, migrations.length);
+    });
 
-  test('two servers migrating at once do not race', async () => {
-    const other = await b.openAnother();
-    const extra = [...migrations, { version: 1000, name: 'test table', sql: 'CREATE TABLE race_probe (id int); CREATE INDEX race_probe_i ON race_probe (id);' }];
-    const before = (await b.db.query<{ version: number }>('SELECT version FROM schema_migrations').catch(() => [])).map(r => r.version);
-    const pending = extra.map(m => m.version).filter(v => !before.includes(v));
-    const [x, y] = await Promise.all([migrate(b.db, extra), migrate(other, extra)]);
-    // One applied every pending migration, the other found nothing left to do.
-    assert.deepEqual([x, y].sort((p, q) => p.length - q.length), [[], pending]);
-    const rows = await b.db.query('SELECT version FROM schema_migrations');
-    assert.equal(rows.length, migrations.length + 1);
-  });
-}, { migrated: false });
+    test('two servers migrating at once do not race', async () => {
+      const other = await b.openAnother();
+      const extra = [
+        ...migrations,
+        {
+          version: 1000,
+          name: 'test table',
+          sql: 'CREATE TABLE race_probe (id int); CREATE INDEX race_probe_i ON race_probe (id);',
+        },
+      ];
+      const before = (
+        await b.db.query<{ version: number }>('SELECT version FROM schema_migrations').catch(() => [])
+      ).map((r) => r.version);
+      const pending = extra.map((m) => m.version).filter((v) => !before.includes(v));
+      const [x, y] = await Promise.all([migrate(b.db, extra), migrate(other, extra)]);
+      // One applied every pending migration, the other found nothing left to do.
+      assert.deepEqual(
+        [x, y].sort((p, q) => p.length - q.length),
+        [[], pending],
+      );
+      const rows = await b.db.query('SELECT version FROM schema_migrations');
+      assert.equal(rows.length, migrations.length + 1);
+    });
+  },
+  { migrated: false },
+);
 
-forEachBackend('catalog', b => {
+forEachBackend('catalog', (b) => {
   test('policies: create, get, list, update, delete', async () => {
     const store = new PolicyStore(b.db);
     const p = await store.create(policyInput());
@@ -86,16 +138,27 @@ forEachBackend('catalog', b => {
     assert.deepEqual(p.retention, { daily: 7, weekly: 4 });
     assert.deepEqual(await store.get(p.id), p);
     assert.deepEqual((await store.getByName('nightly'))?.id, p.id);
-    const q = await store.create(policyInput({ name: 'hourly', cron: '0 * * * *', timeZone: undefined, selection: { vmIds: ['vm-1'] } }));
+    const q = await store.create(
+      policyInput({ name: 'hourly', cron: '0 * * * *', timeZone: undefined, selection: { vmIds: ['vm-1'] } }),
+    );
     assert.equal(q.timeZone, 'UTC');
-    assert.deepEqual((await store.list()).map(x => x.name), ['hourly', 'nightly']);
+    assert.deepEqual(
+      (await store.list()).map((x) => x.name),
+      ['hourly', 'nightly'],
+    );
     const u = await store.update(p.id, { enabled: false, cron: '30 3 * * 1-5' });
     assert.equal(u.enabled, false);
     assert.equal(u.cron, '30 3 * * 1-5');
     assert.equal(u.name, 'nightly');
     assert.ok(u.updatedAt >= p.updatedAt);
-    assert.deepEqual((await store.list({ enabled: true })).map(x => x.name), ['hourly']);
-    await assert.rejects(store.update(p.id, { name: 'hourly' }), (e: InvalidInputError) => e instanceof InvalidInputError && e.field === 'name');
+    assert.deepEqual(
+      (await store.list({ enabled: true })).map((x) => x.name),
+      ['hourly'],
+    );
+    await assert.rejects(
+      store.update(p.id, { name: 'hourly' }),
+      (e: InvalidInputError) => e instanceof InvalidInputError && e.field === 'name',
+    );
     await assert.rejects(store.update(randomUUID(), { enabled: true }), /not found/);
     assert.equal(await store.delete(p.id), true);
     assert.equal(await store.delete(p.id), false);
@@ -183,7 +246,10 @@ forEachBackend('catalog', b => {
     run.finishedAt = new Date().toISOString();
     await store.saveRun(run);
     assert.equal((await store.listRuns({ active: true })).length, 2);
-    assert.deepEqual((await store.listRuns({ active: false })).map(r => r.id), [run.id]);
+    assert.deepEqual(
+      (await store.listRuns({ active: false })).map((r) => r.id),
+      [run.id],
+    );
     assert.equal((await store.listRuns({ vmId: 'vm-2' })).length, 0);
     assert.equal((await store.listRuns({ limit: 1 })).length, 1);
     assert.equal((await store.listRuns({ policyId: policy.id })).length, 1);
@@ -204,20 +270,50 @@ forEachBackend('catalog', b => {
     await store.setGolden({ diskId: 'd-os', snapshotId: 's1', fixedIndex: 'f1', recoveryPointId: 'rp1' });
     await store.setGolden({ diskId: 'd-os', snapshotId: 's2', fixedIndex: 'f2', recoveryPointId: 'rp2' });
     await store.setGolden({ diskId: 'd-data', snapshotId: 's3', fixedIndex: 'f3', recoveryPointId: 'rp2' });
-    assert.deepEqual(await store.getGolden('d-os'), { diskId: 'd-os', snapshotId: 's2', fixedIndex: 'f2', recoveryPointId: 'rp2' });
-    assert.deepEqual((await store.listGolden()).map(g => g.diskId), ['d-data', 'd-os']);
+    assert.deepEqual(await store.getGolden('d-os'), {
+      diskId: 'd-os',
+      snapshotId: 's2',
+      fixedIndex: 'f2',
+      recoveryPointId: 'rp2',
+    });
+    assert.deepEqual(
+      (await store.listGolden()).map((g) => g.diskId),
+      ['d-data', 'd-os'],
+    );
 
-    const point: RecoveryPoint = { version: 1, time: '2025-06-01T00:00:05.000Z', source: 'vm:vm-1', hostname: 'h', tags: ['run:r1'], disks: [] };
+    const point: RecoveryPoint = {
+      version: 1,
+      time: '2025-06-01T00:00:05.000Z',
+      source: 'vm:vm-1',
+      hostname: 'h',
+      tags: ['run:r1'],
+      disks: [],
+    };
     await store.recordRecoveryPoint({ id: 'rp1', vmId: 'vm-1', runId: 'r1', time: point.time, point });
     await store.recordRecoveryPoint({ id: 'rp1', vmId: 'vm-1', runId: 'r1', time: point.time, point }); // idempotent
-    await store.recordRecoveryPoint({ id: 'rp2', vmId: 'vm-1', runId: 'r2', time: '2025-06-02T00:00:05.000Z', point: { ...point, time: '2025-06-02T00:00:05.000Z' } });
+    await store.recordRecoveryPoint({
+      id: 'rp2',
+      vmId: 'vm-1',
+      runId: 'r2',
+      time: '2025-06-02T00:00:05.000Z',
+      point: { ...point, time: '2025-06-02T00:00:05.000Z' },
+    });
     await store.recordRecoveryPoint({ id: 'rp3', vmId: 'vm-2', runId: 'r3', time: '2025-06-03T00:00:05.000Z', point });
-    assert.deepEqual((await store.listRecoveryPoints({ vmId: 'vm-1' })).map(e => e.id), ['rp2', 'rp1']);
-    assert.deepEqual((await store.listRecoveryPoints()).map(e => e.id), ['rp3', 'rp2', 'rp1']);
+    assert.deepEqual(
+      (await store.listRecoveryPoints({ vmId: 'vm-1' })).map((e) => e.id),
+      ['rp2', 'rp1'],
+    );
+    assert.deepEqual(
+      (await store.listRecoveryPoints()).map((e) => e.id),
+      ['rp3', 'rp2', 'rp1'],
+    );
     assert.deepEqual((await store.getRecoveryPoint('rp1'))?.point, point);
     await store.forgetRecoveryPoint('rp1');
     await store.forgetRecoveryPoint('rp1');
-    assert.deepEqual((await store.listRecoveryPoints({ vmId: 'vm-1' })).map(e => e.id), ['rp2']);
+    assert.deepEqual(
+      (await store.listRecoveryPoints({ vmId: 'vm-1' })).map((e) => e.id),
+      ['rp2'],
+    );
 
     const run = newRun();
     await store.enqueueTransfer(run.id, run.disks[0]!);
@@ -225,20 +321,36 @@ forEachBackend('catalog', b => {
     await store.enqueueTransfer(run.id, run.disks[1]!);
     const jobs = await store.jobsOfRun(run.id);
     assert.equal(jobs.length, 2);
-    assert.deepEqual(jobs.map(j => [j.queue, j.kind, j.kind === 'transfer' && j.payload.diskId, j.dedupeKey]), [
-      ['transfer:westeurope', 'transfer', 'd-os', `transfer:${run.id}:d-os`],
-      ['transfer:westeurope', 'transfer', 'd-data', `transfer:${run.id}:d-data`],
-    ]);
+    assert.deepEqual(
+      jobs.map((j) => [j.queue, j.kind, j.kind === 'transfer' && j.payload.diskId, j.dedupeKey]),
+      [
+        ['transfer:westeurope', 'transfer', 'd-os', `transfer:${run.id}:d-os`],
+        ['transfer:westeurope', 'transfer', 'd-data', `transfer:${run.id}:d-data`],
+      ],
+    );
 
-    const vm = { id: 'vm-1', name: 'web', region: 'westeurope', resourceGroup: 'rg', tags: { env: 'prod' }, disks: [{ id: 'd-os', name: 'os', region: 'westeurope', sizeBytes: 1024, role: 'os' as const }] };
+    const vm = {
+      id: 'vm-1',
+      name: 'web',
+      region: 'westeurope',
+      resourceGroup: 'rg',
+      tags: { env: 'prod' },
+      disks: [{ id: 'd-os', name: 'os', region: 'westeurope', sizeBytes: 1024, role: 'os' as const }],
+    };
     await store.upsertVms([vm, { ...vm, id: 'vm-0', name: 'db' }], new Date('2025-01-01T00:00:00Z'));
     await store.upsertVms([{ ...vm, tags: { env: 'staging' } }]);
     const vms = await store.listVms();
-    assert.deepEqual(vms.map(v => v.name), ['db', 'web']);
+    assert.deepEqual(
+      vms.map((v) => v.name),
+      ['db', 'web'],
+    );
     assert.deepEqual(vms[1]!.tags, { env: 'staging' });
     assert.deepEqual(vms[1]!.disks, vm.disks);
     assert.equal(await store.forgetVmsNotSeenSince(new Date('2025-06-01T00:00:00Z')), 1);
-    assert.deepEqual((await store.listVms()).map(v => v.id), ['vm-1']);
+    assert.deepEqual(
+      (await store.listVms()).map((v) => v.id),
+      ['vm-1'],
+    );
   });
 
   test('api tokens: stored hashed, verified, revoked', async () => {
@@ -257,13 +369,18 @@ forEachBackend('catalog', b => {
   });
 
   test('transactions roll back on error', async () => {
-    await assert.rejects(b.db.transaction(async tx => {
-      await tx.query(`INSERT INTO golden (disk_id, snapshot_id, fixed_index, recovery_point_id) VALUES ('x', 's', 'f', 'r')`);
-      throw new Error('boom');
-    }), /boom/);
+    await assert.rejects(
+      b.db.transaction(async (tx) => {
+        await tx.query(
+          `INSERT INTO golden (disk_id, snapshot_id, fixed_index, recovery_point_id) VALUES ('x', 's', 'f', 'r')`,
+        );
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
     assert.equal((await b.db.query('SELECT * FROM golden')).length, 0);
     // The database is still usable.
-    const [row] = await b.db.transaction(tx => tx.query<{ n: number }>('SELECT 1 AS n'));
+    const [row] = await b.db.transaction((tx) => tx.query<{ n: number }>('SELECT 1 AS n'));
     assert.equal(row!.n, 1);
   });
 });

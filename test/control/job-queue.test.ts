@@ -5,11 +5,21 @@ import type { JobPayloads } from '../../src/control/jobs.ts';
 import { JobQueue } from '../../src/control/queue/job-queue.ts';
 import { forEachBackend, sleep } from './backends.ts';
 
-forEachBackend('job queue', b => {
+forEachBackend('job queue', (b) => {
   test('enqueue is idempotent on the dedupe key', async () => {
     const q = new JobQueue(b.db);
-    const a = await q.enqueue({ queue: 'transfer:westeurope', kind: 'transfer', payload: { runId: 'r1', diskId: 'd1' }, dedupeKey: 'k1' });
-    const c = await q.enqueue({ queue: 'transfer:westeurope', kind: 'transfer', payload: { runId: 'r1', diskId: 'other' }, dedupeKey: 'k1' });
+    const a = await q.enqueue({
+      queue: 'transfer:westeurope',
+      kind: 'transfer',
+      payload: { runId: 'r1', diskId: 'd1' },
+      dedupeKey: 'k1',
+    });
+    const c = await q.enqueue({
+      queue: 'transfer:westeurope',
+      kind: 'transfer',
+      payload: { runId: 'r1', diskId: 'other' },
+      dedupeKey: 'k1',
+    });
     assert.equal(c.id, a.id);
     assert.deepEqual(c.payload, { runId: 'r1', diskId: 'd1' });
     const [x, y] = await Promise.all([
@@ -30,14 +40,26 @@ forEachBackend('job queue', b => {
   test('purge removes old finished jobs, but not those of unfinished runs', async () => {
     const q = new JobQueue<JobPayloads>(b.db);
     const store = new SqlRunStore(b.db, q);
-    const old = await q.enqueue({ queue: 'q', kind: 'transfer', payload: { runId: 'finished-run', diskId: 'd' }, dedupeKey: 'old' });
-    const kept = await q.enqueue({ queue: 'q', kind: 'transfer', payload: { runId: 'live-run', diskId: 'd' }, dedupeKey: 'live' });
+    const old = await q.enqueue({
+      queue: 'q',
+      kind: 'transfer',
+      payload: { runId: 'finished-run', diskId: 'd' },
+      dedupeKey: 'old',
+    });
+    const kept = await q.enqueue({
+      queue: 'q',
+      kind: 'transfer',
+      payload: { runId: 'live-run', diskId: 'd' },
+      dedupeKey: 'live',
+    });
     const fresh = await q.enqueue({ queue: 'q', kind: 'policy-fire', payload: { policyId: 'p', scheduledFor: 'now' } });
     for (const job of [old, kept, fresh]) {
       await q.claim('q', 'w', 10_000);
       await q.complete(job.id, 'w');
     }
-    await b.db.query(`INSERT INTO runs (id, vm_id, step, doc, created_at, updated_at) VALUES ('live-run', 'vm', 'transfer', '{}', now(), now())`);
+    await b.db.query(
+      `INSERT INTO runs (id, vm_id, step, doc, created_at, updated_at) VALUES ('live-run', 'vm', 'transfer', '{}', now(), now())`,
+    );
     await b.db.query(`UPDATE jobs SET updated_at = now() - interval '40 days' WHERE id IN ($1, $2)`, [old.id, kept.id]);
     assert.equal(await store.purgeJobs(new Date(Date.now() - 30 * 86_400_000)), 1);
     assert.equal(await q.get(old.id), undefined);
@@ -89,8 +111,9 @@ forEachBackend('job queue', b => {
     assert.equal(all.length, n);
     assert.equal(new Set(all).size, n);
     const rows = await b.db.query<{ locked_by: string; attempts: number }>(`SELECT locked_by, attempts FROM jobs`);
-    assert.ok(rows.every(r => r.attempts === 1));
-    if (b.kind === 'postgres') assert.ok(a.length + d.length > 0 && c.length + e.length > 0, `both connections got work`);
+    assert.ok(rows.every((r) => r.attempts === 1));
+    if (b.kind === 'postgres')
+      assert.ok(a.length + d.length > 0 && c.length + e.length > 0, `both connections got work`);
   });
 
   test('an expired lease is claimed again; the old worker has lost it', async () => {
@@ -153,7 +176,11 @@ forEachBackend('job queue', b => {
   });
 
   test('depth per queue prefix, listByPayload, claimNext wakes on enqueue', async () => {
-    const q = new JobQueue<{ transfer: { runId: string; diskId: string }; 'policy-fire': object; k: { hello: number } }>(b.db);
+    const q = new JobQueue<{
+      transfer: { runId: string; diskId: string };
+      'policy-fire': object;
+      k: { hello: number };
+    }>(b.db);
     await q.enqueue({ queue: 'transfer:westeurope', kind: 'transfer', payload: { runId: 'r1', diskId: 'a' } });
     await q.enqueue({ queue: 'transfer:westeurope', kind: 'transfer', payload: { runId: 'r1', diskId: 'b' } });
     await q.enqueue({ queue: 'transfer:eastus', kind: 'transfer', payload: { runId: 'r2', diskId: 'c' } });
@@ -163,7 +190,10 @@ forEachBackend('job queue', b => {
       'transfer:eastus': { queued: 0, ready: 0, running: 1 },
       'transfer:westeurope': { queued: 2, ready: 2, running: 0 },
     });
-    assert.deepEqual((await q.listByPayload('runId', 'r1')).map(j => (j.kind === 'transfer' ? j.payload.diskId : j.kind)), ['a', 'b']);
+    assert.deepEqual(
+      (await q.listByPayload('runId', 'r1')).map((j) => (j.kind === 'transfer' ? j.payload.diskId : j.kind)),
+      ['a', 'b'],
+    );
 
     const waiting = q.claimNext('later', 'w', 10_000, { pollMs: 5_000 });
     await sleep(50);

@@ -12,7 +12,9 @@ describe('metrics and structured logs', () => {
   after(async () => server.dispose());
 
   const scrape = async (token?: string) => {
-    const res = await fetch(new URL('/metrics', server.url), { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const res = await fetch(new URL('/metrics', server.url), {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
     return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
   };
   const value = (text: string, series: string) => {
@@ -22,7 +24,13 @@ describe('metrics and structured logs', () => {
 
   test('/metrics counts runs by result, durations, bytes read and stored, VMs, queues and repository size', async () => {
     assert.equal((await scrape()).status, 401, 'metrics need a token');
-    await server.createVm({ name: 'metered', resourceGroup: 'rg-m', region: 'westeurope', tags: {}, disks: [{ name: 'metered-os', sizeBytes: 4 * MiB, role: 'os', fill: 'random' }] });
+    await server.createVm({
+      name: 'metered',
+      resourceGroup: 'rg-m',
+      region: 'westeurope',
+      tags: {},
+      disks: [{ name: 'metered-os', sizeBytes: 4 * MiB, role: 'os', fill: 'random' }],
+    });
     const run = await server.cliJson<{ step: string; error?: string }>(['runs', 'start', 'metered', '--wait']);
     assert.equal(run.step, 'succeeded', run.error);
 
@@ -48,11 +56,24 @@ describe('metrics and structured logs', () => {
     await server.api('GET', '/api/vms');
     const lines = server.log.split('\n').filter((l) => l.trim());
     const entries = lines.map((l) => {
-      try { return JSON.parse(l) as { level: number; time: string; msg: string; req?: { method: string; url: string }; res?: { statusCode: number } }; } catch { throw new Error(`not a JSON log line: ${l}`); }
+      try {
+        return JSON.parse(l) as {
+          level: number;
+          time: string;
+          msg: string;
+          req?: { method: string; url: string };
+          res?: { statusCode: number };
+        };
+      } catch {
+        throw new Error(`not a JSON log line: ${l}`);
+      }
     });
     assert.ok(entries.every((e) => typeof e.level === 'number' && Date.parse(e.time) > 0 && typeof e.msg === 'string'));
     assert.ok(entries.some((e) => /listening on http/.test(e.msg)));
-    assert.ok(entries.some((e) => e.req?.method === 'GET' && e.req.url === '/api/vms'), 'requests are logged');
+    assert.ok(
+      entries.some((e) => e.req?.method === 'GET' && e.req.url === '/api/vms'),
+      'requests are logged',
+    );
     assert.ok(entries.some((e) => e.res?.statusCode === 200));
     assert.ok(!server.log.includes(server.adminToken), 'no token secret in the log');
     assert.doesNotMatch(server.log, /Bearer /);

@@ -21,13 +21,16 @@ forEachBackend('proxy credentials', (b) => {
     assert.ok((await store.list({ includeRevoked: true }))[0].revokedAt);
   });
 
-  test('the credentials a dead server\'s launcher issued are found and revoked together', async () => {
+  test("the credentials a dead server's launcher issued are found and revoked together", async () => {
     await b.db.exec('DELETE FROM proxy_credentials');
     const store = new ProxyCredentialStore(b.db);
     const dead = await store.create('eastus', 'local proxy eastus', 'launcher:host-a:111');
     const alive = await store.create('eastus', 'local proxy eastus', 'launcher:host-a:222');
     const other = await store.create('eastus', 'local proxy eastus', 'launcher:host-b:111');
-    assert.deepEqual((await store.liveIssuers('launcher:host-a:')).sort(), ['launcher:host-a:111', 'launcher:host-a:222']);
+    assert.deepEqual((await store.liveIssuers('launcher:host-a:')).sort(), [
+      'launcher:host-a:111',
+      'launcher:host-a:222',
+    ]);
     assert.equal(await store.revokeIssuedBy('launcher:host-a:111'), 1);
     assert.equal(await store.verify(dead.token), undefined);
     assert.ok(await store.verify(alive.token));

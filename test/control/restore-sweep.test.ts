@@ -43,7 +43,7 @@ forEachBackend('restore sweep', (b) => {
     ]);
     const lines: string[] = [];
     assert.deepEqual(await sweepFailedRestores(cloud, q, (l) => lines.push(l)), ['/d/copy-os']);
-    assert.deepEqual(deleted, ['/d/copy-os'], 'a disk a VM uses, a running restore\'s and an unknown one are kept');
+    assert.deepEqual(deleted, ['/d/copy-os'], "a disk a VM uses, a running restore's and an unknown one are kept");
     assert.match(lines.join('\n'), /copy-os of failed restore r-dead/);
   });
 });

@@ -7,27 +7,42 @@ import { Scheduler, dueOccurrence } from '../../src/control/scheduler/scheduler.
 import { forEachBackend, sleep } from './backends.ts';
 
 const input = (over: Partial<PolicyInput> = {}): PolicyInput => ({
-  name: 'nightly', cron: '0 2 * * *', timeZone: 'UTC', selection: { tags: { backup: 'yes' } }, retention: { daily: 7 }, ...over,
+  name: 'nightly',
+  cron: '0 2 * * *',
+  timeZone: 'UTC',
+  selection: { tags: { backup: 'yes' } },
+  retention: { daily: 7 },
+  ...over,
 });
 
 test('dueOccurrence: latest in (since, now], with the count of missed ones', () => {
   const p = { cron: '0 * * * *', timeZone: 'UTC' };
   assert.equal(dueOccurrence(p, new Date('2025-01-01T10:00:00Z'), new Date('2025-01-01T10:59:59Z')), undefined);
-  assert.deepEqual(dueOccurrence(p, new Date('2025-01-01T10:00:00Z'), new Date('2025-01-01T11:00:00Z')), { latest: new Date('2025-01-01T11:00:00Z'), count: 1 });
-  assert.deepEqual(dueOccurrence(p, new Date('2025-01-01T10:00:00Z'), new Date('2025-01-01T13:30:00Z')), { latest: new Date('2025-01-01T13:00:00Z'), count: 3 });
-  assert.deepEqual(Scheduler.nextRuns({ cron: '0 9 * * *', timeZone: 'Europe/Paris' }, 3, new Date('2025-03-29T00:00:00Z')),
-    ['2025-03-29T08:00:00.000Z', '2025-03-30T07:00:00.000Z', '2025-03-31T07:00:00.000Z']);
+  assert.deepEqual(dueOccurrence(p, new Date('2025-01-01T10:00:00Z'), new Date('2025-01-01T11:00:00Z')), {
+    latest: new Date('2025-01-01T11:00:00Z'),
+    count: 1,
+  });
+  assert.deepEqual(dueOccurrence(p, new Date('2025-01-01T10:00:00Z'), new Date('2025-01-01T13:30:00Z')), {
+    latest: new Date('2025-01-01T13:00:00Z'),
+    count: 3,
+  });
+  assert.deepEqual(
+    Scheduler.nextRuns({ cron: '0 9 * * *', timeZone: 'Europe/Paris' }, 3, new Date('2025-03-29T00:00:00Z')),
+    ['2025-03-29T08:00:00.000Z', '2025-03-30T07:00:00.000Z', '2025-03-31T07:00:00.000Z'],
+  );
 });
 
-forEachBackend('scheduler', b => {
+forEachBackend('scheduler', (b) => {
   /** Creates a policy as if made at `createdAt`. */
   async function policyAt(createdAt: string, over: Partial<PolicyInput> = {}) {
     const p = await new PolicyStore(b.db).create(input(over));
     await b.db.query('UPDATE policies SET created_at = $2, updated_at = $2 WHERE id = $1', [p.id, createdAt]);
     return p;
   }
-  const fires = async () => (await b.db.query<{ scheduled_for: Date }>('SELECT scheduled_for FROM schedule_fires ORDER BY scheduled_for'))
-    .map(r => new Date(r.scheduled_for).toISOString());
+  const fires = async () =>
+    (await b.db.query<{ scheduled_for: Date }>('SELECT scheduled_for FROM schedule_fires ORDER BY scheduled_for')).map(
+      (r) => new Date(r.scheduled_for).toISOString(),
+    );
 
   test('fires at the local time of the policy, across a DST change', async () => {
     // 09:00 in Paris is 08:00Z before 30 March 2025 (CET) and 07:00Z after (CEST).
@@ -43,9 +58,17 @@ forEachBackend('scheduler', b => {
     assert.equal(f2?.scheduledFor, '2025-03-30T07:00:00.000Z');
     assert.deepEqual(await fires(), ['2025-03-29T08:00:00.000Z', '2025-03-30T07:00:00.000Z']);
     const jobs = await new JobQueue(b.db).list({ queue: 'orchestrator' });
-    assert.deepEqual(jobs.map(j => [j.kind, j.payload, j.dedupeKey]).reverse(), [
-      ['policy-fire', { policyId: p.id, scheduledFor: '2025-03-29T08:00:00.000Z' }, `fire:${p.id}:2025-03-29T08:00:00.000Z`],
-      ['policy-fire', { policyId: p.id, scheduledFor: '2025-03-30T07:00:00.000Z' }, `fire:${p.id}:2025-03-30T07:00:00.000Z`],
+    assert.deepEqual(jobs.map((j) => [j.kind, j.payload, j.dedupeKey]).reverse(), [
+      [
+        'policy-fire',
+        { policyId: p.id, scheduledFor: '2025-03-29T08:00:00.000Z' },
+        `fire:${p.id}:2025-03-29T08:00:00.000Z`,
+      ],
+      [
+        'policy-fire',
+        { policyId: p.id, scheduledFor: '2025-03-30T07:00:00.000Z' },
+        `fire:${p.id}:2025-03-30T07:00:00.000Z`,
+      ],
     ]);
   });
 
@@ -62,7 +85,9 @@ forEachBackend('scheduler', b => {
   });
 
   test('two schedulers ticking at once fire once', async () => {
-    const policies = await Promise.all(['a', 'b', 'c'].map(n => policyAt('2025-01-01T00:00:00Z', { name: n, cron: '0 * * * *' })));
+    const policies = await Promise.all(
+      ['a', 'b', 'c'].map((n) => policyAt('2025-01-01T00:00:00Z', { name: n, cron: '0 * * * *' })),
+    );
     const s1 = new Scheduler({ db: b.db });
     const s2 = new Scheduler({ db: await b.openAnother() });
     for (const hour of ['01', '02', '03']) {
@@ -73,7 +98,8 @@ forEachBackend('scheduler', b => {
     assert.equal((await fires()).length, 9);
     const jobs = await new JobQueue<JobPayloads>(b.db).list({ queue: 'orchestrator' });
     assert.equal(jobs.length, 9);
-    for (const p of policies) assert.equal(jobs.filter(j => j.kind === 'policy-fire' && j.payload.policyId === p.id).length, 3);
+    for (const p of policies)
+      assert.equal(jobs.filter((j) => j.kind === 'policy-fire' && j.payload.policyId === p.id).length, 3);
   });
 
   test('a disabled policy does not fire; re-enabling does not catch up', async () => {
@@ -90,16 +116,22 @@ forEachBackend('scheduler', b => {
     // Created just now with a per-second cron: the background ticks fire within a second or so.
     await new PolicyStore(b.db).create(input({ cron: '* * * * * *' }));
     const lines: string[] = [];
-    const s = new Scheduler({ db: b.db, log: l => lines.push(l) });
+    const s = new Scheduler({ db: b.db, log: (l) => lines.push(l) });
     let ticks = 0;
     const tick = s.tick.bind(s);
-    s.tick = (now?: Date) => { ticks++; return tick(now); };
+    s.tick = (now?: Date) => {
+      ticks++;
+      return tick(now);
+    };
     s.start(50);
     const deadline = Date.now() + 5_000;
     while (!(await fires()).length && Date.now() < deadline) await sleep(50);
     await s.stop();
     assert.ok((await fires()).length >= 1);
-    assert.ok(lines.some(l => /fired/.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /fired/.test(l)),
+      lines.join('\n'),
+    );
     const n = ticks;
     await sleep(200);
     assert.equal(ticks, n, 'no tick after stop');

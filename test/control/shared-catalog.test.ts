@@ -26,11 +26,21 @@ before(async () => {
   emulator = await startEmulator({ dataDir: join(shared, 'emulator'), port: 0 });
   for (let i = 1; i <= 4; i++) {
     await emulator.control.createVm({
-      name: `shared-${i}`, resourceGroup: 'rg-shared', region: i % 2 ? 'westeurope' : 'eastus', tags: { group: i <= 2 ? 'a' : 'b' },
+      name: `shared-${i}`,
+      resourceGroup: 'rg-shared',
+      region: i % 2 ? 'westeurope' : 'eastus',
+      tags: { group: i <= 2 ? 'a' : 'b' },
       disks: [{ name: `shared-${i}-os`, sizeBytes: 8 * MiB, role: 'os', fill: 'os-like' }],
     });
   }
-  a = await ServerUnderTest.create({ catalog: 'postgres', env: { GOLDSNAP_EMULATOR: emulator.connectionFile, GOLDSNAP_REPOSITORY: join(shared, 'repository'), GOLDSNAP_PASSWORD: 'shared passphrase' } });
+  a = await ServerUnderTest.create({
+    catalog: 'postgres',
+    env: {
+      GOLDSNAP_EMULATOR: emulator.connectionFile,
+      GOLDSNAP_REPOSITORY: join(shared, 'repository'),
+      GOLDSNAP_PASSWORD: 'shared passphrase',
+    },
+  });
   await a.start();
   b = await ServerUnderTest.create({ catalog: 'pglite', env: { ...a.env, DATABASE_URL: a.env.DATABASE_URL } });
   await b.start();
@@ -47,7 +57,12 @@ test('two servers on one catalog: each run advanced by one server at a time, com
   const token = a.adminToken; // the first server made it; the second shares the catalog
   const policies = [];
   for (const group of ['a', 'b']) {
-    const r = await a.api('POST', '/api/policies', { name: `shared-${group}`, cron: '0 3 * * *', selection: { tags: { group } }, retention: { last: 5 } }, token);
+    const r = await a.api(
+      'POST',
+      '/api/policies',
+      { name: `shared-${group}`, cron: '0 3 * * *', selection: { tags: { group } }, retention: { last: 5 } },
+      token,
+    );
     assert.equal(r.status, 201);
     policies.push(r.body.id as string);
   }
@@ -59,10 +74,16 @@ test('two servers on one catalog: each run advanced by one server at a time, com
   const runIds = [...fromA.body, ...fromB.body].map((r: { id: string }) => r.id);
   assert.equal(runIds.length, 4);
 
-  const runs = await a.waitFor('all runs to end', async () => {
-    const list = await Promise.all(runIds.map(async (id) => (await a.api('GET', `/api/runs/${id}`, undefined, token)).body));
-    return list.every((r) => r.step === 'succeeded' || r.step === 'failed') ? list : undefined;
-  }, 120_000);
+  const runs = await a.waitFor(
+    'all runs to end',
+    async () => {
+      const list = await Promise.all(
+        runIds.map(async (id) => (await a.api('GET', `/api/runs/${id}`, undefined, token)).body),
+      );
+      return list.every((r) => r.step === 'succeeded' || r.step === 'failed') ? list : undefined;
+    },
+    120_000,
+  );
   for (const run of runs) assert.equal(run.step, 'succeeded', `${run.vmName}: ${run.error}`);
 
   const logs = a.log + b.log;
@@ -80,5 +101,9 @@ test('two servers on one catalog: each run advanced by one server at a time, com
   const vmPoints = await cloud.listGoldsnapVmPoints!();
   assert.equal(snapshots.length, 0, 'no per-disk snapshots');
   assert.equal(vmPoints.length, 4, 'one Goldsnap restore point per VM');
-  assert.deepEqual(vmPoints.flatMap((p) => p.diskPointIds).sort(), golden.map((g) => g.snapshotId).sort(), 'and its disk points are the disks\' golden ones');
+  assert.deepEqual(
+    vmPoints.flatMap((p) => p.diskPointIds).sort(),
+    golden.map((g) => g.snapshotId).sort(),
+    "and its disk points are the disks' golden ones",
+  );
 });

@@ -20,16 +20,22 @@ after(async () => server.dispose());
 
 const limits = (l: Record<string, number>) => server.emulator('POST', 'limits', l);
 const getRun = async (id: string) => (await server.api('GET', `/api/runs/${id}`)).body as Run;
-const finished = (id: string) => server.waitFor(`run ${id} to finish`, async () => {
-  const r = await getRun(id);
-  return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-});
+const finished = (id: string) =>
+  server.waitFor(`run ${id} to finish`, async () => {
+    const r = await getRun(id);
+    return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
+  });
 
 test('a run waits out a snapshot limit that clears with time, fails at once on 500 per disk, and after a bounded wait otherwise', async () => {
   // A Premium SSD v2 disk: no VM restore point, so each disk gets an incremental snapshot.
   await server.createVm({
-    name: 'lim-1', resourceGroup: 'rg-lim', region: 'westeurope',
-    disks: [{ name: 'lim-1-os', sizeBytes: 4 * MiB, role: 'os', fill: 'os-like' }, { name: 'lim-1-data', sizeBytes: 2 * MiB, role: 'data', lun: 0, fill: 'random', skuName: 'PremiumV2_LRS' }],
+    name: 'lim-1',
+    resourceGroup: 'rg-lim',
+    region: 'westeurope',
+    disks: [
+      { name: 'lim-1-os', sizeBytes: 4 * MiB, role: 'os', fill: 'os-like' },
+      { name: 'lim-1-data', sizeBytes: 2 * MiB, role: 'data', lun: 0, fill: 'random', skuName: 'PremiumV2_LRS' },
+    ],
   });
   await limits({ backgroundCopyMs: 100 });
   await server.cliJson(['vms', '--refresh']);
@@ -42,20 +48,28 @@ test('a run waits out a snapshot limit that clears with time, fails at once on 5
   const waiting = await server.waitFor('the run to wait for the limit', async () => {
     const r = await getRun(started.id);
     assert.notEqual(r.step, 'failed', r.error);
-    return r.warnings?.some((w) => /refused its snapshot \(7 incremental snapshots per disk per 5 minutes\)/.test(w)) ? r : undefined;
+    return r.warnings?.some((w) => /refused its snapshot \(7 incremental snapshots per disk per 5 minutes\)/.test(w))
+      ? r
+      : undefined;
   });
   assert.equal(waiting.step, 'snapshot');
   // ...and goes on once Azure allows it again.
   await limits({ snapshotWindowMs: 1 });
   const second = await finished(started.id);
   assert.equal(second.step, 'succeeded', second.error);
-  assert.ok(second.warnings?.some((w) => /disk lim-1-\w+: Azure refused its snapshot/.test(w)), JSON.stringify(second.warnings));
+  assert.ok(
+    second.warnings?.some((w) => /disk lim-1-\w+: Azure refused its snapshot/.test(w)),
+    JSON.stringify(second.warnings),
+  );
 
   // 500 per disk does not clear by waiting: the run fails at once and says what to delete.
   await limits({ snapshotsPerDisk: 1 });
   const third = await finished((await server.cliJson<Run>(['runs', 'start', 'lim-1'])).id);
   assert.equal(third.step, 'failed');
-  assert.match(third.error ?? '', /disk lim-1-\w+ has reached Azure's limit of 500 incremental snapshots per disk, which waiting does not clear: delete incremental snapshots of lim-1-\w+/);
+  assert.match(
+    third.error ?? '',
+    /disk lim-1-\w+ has reached Azure's limit of 500 incremental snapshots per disk, which waiting does not clear: delete incremental snapshots of lim-1-\w+/,
+  );
   assert.ok(!third.warnings?.some((w) => /refused its snapshot/.test(w)), `no wait: ${JSON.stringify(third.warnings)}`);
 
   // A limit that does not clear within the configured wait fails the run, naming disk and limit.
@@ -65,8 +79,14 @@ test('a run waits out a snapshot limit that clears with time, fails at once on 5
   await limits({ backgroundCopyMs: 100, snapshotsPerWindow: 1, snapshotWindowMs: 3_600_000 });
   const fourth = await finished((await server.cliJson<Run>(['runs', 'start', 'lim-1'])).id);
   assert.equal(fourth.step, 'failed');
-  assert.match(fourth.error ?? '', /disk lim-1-\w+ has reached Azure's limit of 7 incremental snapshots per disk per 5 minutes.*Waited 2 s for it to clear/);
-  assert.ok(fourth.warnings?.some((w) => /refused its snapshot/.test(w)), JSON.stringify(fourth.warnings));
+  assert.match(
+    fourth.error ?? '',
+    /disk lim-1-\w+ has reached Azure's limit of 7 incremental snapshots per disk per 5 minutes.*Waited 2 s for it to clear/,
+  );
+  assert.ok(
+    fourth.warnings?.some((w) => /refused its snapshot/.test(w)),
+    JSON.stringify(fourth.warnings),
+  );
 
   // Nothing is left behind by the failed runs: only the golden snapshots remain.
   const cloud = await server.cloud();

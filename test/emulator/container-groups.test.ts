@@ -11,10 +11,24 @@ import { FAST, tempDir } from './helpers.ts';
  * @azure/arm-containerinstance SDK: each container group runs a real `goldsnap` process.
  */
 
-function group(command: string[], opts: { cpu?: number; location?: string; env?: Array<{ name: string; value?: string; secureValue?: string }> } = {}): ContainerGroup {
+function group(
+  command: string[],
+  opts: { cpu?: number; location?: string; env?: Array<{ name: string; value?: string; secureValue?: string }> } = {},
+): ContainerGroup {
   return {
-    location: opts.location ?? 'westeurope', osType: 'Linux', restartPolicy: 'Never', tags: { goldsnap: 'true' },
-    containers: [{ name: 'main', image: 'goldsnap-proxy:test', command, environmentVariables: opts.env ?? [], resources: { requests: { cpu: opts.cpu ?? 1, memoryInGB: 1 } } }],
+    location: opts.location ?? 'westeurope',
+    osType: 'Linux',
+    restartPolicy: 'Never',
+    tags: { goldsnap: 'true' },
+    containers: [
+      {
+        name: 'main',
+        image: 'goldsnap-proxy:test',
+        command,
+        environmentVariables: opts.env ?? [],
+        resources: { requests: { cpu: opts.cpu ?? 1, memoryInGB: 1 } },
+      },
+    ],
   };
 }
 
@@ -44,12 +58,24 @@ describe('emulated Azure Container Instances', () => {
   });
 
   test('a container that exits is reported as Azure reports it: Terminated with its exit code', async () => {
-    const made = await aci.containerGroups.beginCreateOrUpdateAndWait('rg-aci', 'ok-1', group(['goldsnap', '--version'], {
-      env: [{ name: 'PLAIN', value: 'visible' }, { name: 'SECRET', secureValue: 'never-shown' }],
-    }), FAST);
+    const made = await aci.containerGroups.beginCreateOrUpdateAndWait(
+      'rg-aci',
+      'ok-1',
+      group(['goldsnap', '--version'], {
+        env: [
+          { name: 'PLAIN', value: 'visible' },
+          { name: 'SECRET', secureValue: 'never-shown' },
+        ],
+      }),
+      FAST,
+    );
     assert.equal(made.provisioningState, 'Succeeded');
     assert.equal(made.location, 'westeurope');
-    assert.deepEqual(made.containers[0].environmentVariables, [{ name: 'PLAIN', value: 'visible' }, { name: 'SECRET' }], 'secure values are never returned');
+    assert.deepEqual(
+      made.containers[0].environmentVariables,
+      [{ name: 'PLAIN', value: 'visible' }, { name: 'SECRET' }],
+      'secure values are never returned',
+    );
     const done = await until('the container to end', async () => {
       const g = await aci.containerGroups.get('rg-aci', 'ok-1');
       return g.containers[0].instanceView?.currentState?.state === 'Terminated' ? g : undefined;
@@ -57,9 +83,17 @@ describe('emulated Azure Container Instances', () => {
     assert.equal(done.instanceView?.state, 'Succeeded');
     assert.equal(done.containers[0].instanceView?.currentState?.exitCode, 0);
     assert.equal(done.containers[0].instanceView?.currentState?.detailStatus, 'Completed');
-    assert.ok(!readFileSync(join(dir, 'emulator', 'container-groups.json'), 'utf8').includes('never-shown'), 'secure values are not written to disk');
+    assert.ok(
+      !readFileSync(join(dir, 'emulator', 'container-groups.json'), 'utf8').includes('never-shown'),
+      'secure values are not written to disk',
+    );
 
-    await aci.containerGroups.beginCreateOrUpdateAndWait('rg-aci', 'bad-1', group(['goldsnap', 'no-such-command']), FAST);
+    await aci.containerGroups.beginCreateOrUpdateAndWait(
+      'rg-aci',
+      'bad-1',
+      group(['goldsnap', 'no-such-command']),
+      FAST,
+    );
     const failed = await until('the failing container to end', async () => {
       const g = await aci.containerGroups.get('rg-aci', 'bad-1');
       return g.containers[0].instanceView?.currentState?.state === 'Terminated' ? g : undefined;
@@ -75,26 +109,54 @@ describe('emulated Azure Container Instances', () => {
     for await (const g of aci.containerGroups.list()) all.push(g.name!);
     assert.equal(all.length, 2);
     for (const name of names) await aci.containerGroups.beginDeleteAndWait('rg-aci', name, FAST);
-    await assert.rejects(aci.containerGroups.get('rg-aci', 'ok-1'), (err: { statusCode?: number; code?: string }) => err.statusCode === 404 && err.code === 'ResourceNotFound');
+    await assert.rejects(
+      aci.containerGroups.get('rg-aci', 'ok-1'),
+      (err: { statusCode?: number; code?: string }) => err.statusCode === 404 && err.code === 'ResourceNotFound',
+    );
   });
 
   test('a running container runs until its group is deleted; a region has a core quota', async () => {
     const inner = join(dir, 'inner-emulator');
     // A goldsnap program that runs until stopped: an emulator of its own, in a folder from the environment.
-    await aci.containerGroups.beginCreateOrUpdateAndWait('rg-aci', 'long-1', group(['goldsnap', 'emulator', '--data', inner, '--port', '0'], { cpu: 2 }), FAST);
+    await aci.containerGroups.beginCreateOrUpdateAndWait(
+      'rg-aci',
+      'long-1',
+      group(['goldsnap', 'emulator', '--data', inner, '--port', '0'], { cpu: 2 }),
+      FAST,
+    );
     const running = await until('the container to run', async () => {
       const g = await aci.containerGroups.get('rg-aci', 'long-1');
       return g.instanceView?.state === 'Running' && existsSync(join(inner, 'connection.json')) ? g : undefined;
     });
     assert.equal(running.containers[0].instanceView?.currentState?.state, 'Running');
-    const endpoint = (JSON.parse(readFileSync(join(inner, 'connection.json'), 'utf8')) as { armEndpoint: string }).armEndpoint;
-    const answers = async () => fetch(endpoint).then(() => true, (err: Error) => !/ECONNREFUSED/.test(String((err.cause as Error | undefined)?.message ?? err.message)));
+    const endpoint = (JSON.parse(readFileSync(join(inner, 'connection.json'), 'utf8')) as { armEndpoint: string })
+      .armEndpoint;
+    const answers = async () =>
+      fetch(endpoint).then(
+        () => true,
+        (err: Error) => !/ECONNREFUSED/.test(String((err.cause as Error | undefined)?.message ?? err.message)),
+      );
     await until('the container to listen', async () => ((await answers()) ? true : undefined));
 
     // 2 cores used of 3 in westeurope: 2 more are refused there, not elsewhere.
-    await assert.rejects(aci.containerGroups.beginCreateOrUpdateAndWait('rg-aci', 'over-1', group(['goldsnap', '--version'], { cpu: 2 }), FAST),
-      (err: { statusCode?: number; code?: string; message: string }) => err.statusCode === 400 && err.code === 'ContainerGroupQuotaReached' && /StandardCores.*westeurope.*Limit: '3', Usage: '2' Requested: '2'/.test(err.message));
-    await aci.containerGroups.beginCreateOrUpdateAndWait('rg-aci', 'other-1', group(['goldsnap', '--version'], { cpu: 2, location: 'eastus' }), FAST);
+    await assert.rejects(
+      aci.containerGroups.beginCreateOrUpdateAndWait(
+        'rg-aci',
+        'over-1',
+        group(['goldsnap', '--version'], { cpu: 2 }),
+        FAST,
+      ),
+      (err: { statusCode?: number; code?: string; message: string }) =>
+        err.statusCode === 400 &&
+        err.code === 'ContainerGroupQuotaReached' &&
+        /StandardCores.*westeurope.*Limit: '3', Usage: '2' Requested: '2'/.test(err.message),
+    );
+    await aci.containerGroups.beginCreateOrUpdateAndWait(
+      'rg-aci',
+      'other-1',
+      group(['goldsnap', '--version'], { cpu: 2, location: 'eastus' }),
+      FAST,
+    );
     await aci.containerGroups.beginDeleteAndWait('rg-aci', 'other-1', FAST);
 
     await aci.containerGroups.beginDeleteAndWait('rg-aci', 'long-1', FAST);

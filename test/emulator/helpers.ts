@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
-import { emulatorClientOptions, startEmulator, type Emulator, type EmulatorConnectionInfo } from '../../src/emulator/emulator.ts';
+import {
+  emulatorClientOptions,
+  startEmulator,
+  type Emulator,
+  type EmulatorConnectionInfo,
+} from '../../src/emulator/emulator.ts';
 
 export const MiB = 1024 * 1024;
 /** Poll fast: the SDK default is 2 s between polls. */

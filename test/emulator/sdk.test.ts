@@ -16,14 +16,21 @@ before(async () => {
   emu = await start(t.dir);
   c = compute(emu);
   await emu.control.createVm({
-    name: 'app-01', resourceGroup: 'rg-a', region: 'westeurope', tags: { env: 'prod' }, seed: 7,
+    name: 'app-01',
+    resourceGroup: 'rg-a',
+    region: 'westeurope',
+    tags: { env: 'prod' },
+    seed: 7,
     disks: [
       { name: 'app-01-os', sizeBytes: 8 * MiB, role: 'os', fill: 'os-like' },
       { name: 'app-01-data', sizeBytes: 4 * MiB, role: 'data', lun: 0, fill: 'random' },
     ],
   });
   await emu.control.createVm({
-    name: 'dev-01', resourceGroup: 'rg-b', region: 'eastus', seed: 8,
+    name: 'dev-01',
+    resourceGroup: 'rg-b',
+    region: 'eastus',
+    seed: 8,
     disks: [{ name: 'dev-01-os', sizeBytes: 4 * MiB, role: 'os', fill: 'os-like' }],
   });
 });
@@ -55,11 +62,17 @@ test('lists VMs with their disks (by subscription and resource group)', async ()
   const app = vms.find((v) => v.name === 'app-01')!;
   assert.equal(app.location, 'westeurope');
   assert.deepEqual(app.tags, { env: 'prod' });
-  assert.match(app.id!, /^\/subscriptions\/[0-9a-f-]+\/resourceGroups\/rg-a\/providers\/Microsoft\.Compute\/virtualMachines\/app-01$/);
+  assert.match(
+    app.id!,
+    /^\/subscriptions\/[0-9a-f-]+\/resourceGroups\/rg-a\/providers\/Microsoft\.Compute\/virtualMachines\/app-01$/,
+  );
   assert.match(app.storageProfile!.osDisk!.managedDisk!.id!, /\/disks\/app-01-os$/);
   assert.equal(app.storageProfile!.dataDisks![0]!.lun, 0);
   const inRg = await all(c.virtualMachines.list('rg-b'));
-  assert.deepEqual(inRg.map((v) => v.name), ['dev-01']);
+  assert.deepEqual(
+    inRg.map((v) => v.name),
+    ['dev-01'],
+  );
   const disk = await c.disks.get('rg-a', 'app-01-os');
   assert.equal(disk.diskSizeBytes, 8 * MiB);
   assert.equal(disk.diskState, 'Attached');
@@ -69,10 +82,17 @@ test('lists VMs with their disks (by subscription and resource group)', async ()
 
 test('incremental snapshots, SAS reads, allocated ranges and diffs reconstruct the disk', async () => {
   const osId = (await c.disks.get('rg-a', 'app-01-os')).id!;
-  const snap1 = await c.snapshots.beginCreateOrUpdateAndWait('rg-a', 'snap-1', {
-    location: 'westeurope', incremental: true, tags: { goldsnap: 'true' },
-    creationData: { createOption: 'Copy', sourceResourceId: osId },
-  }, FAST);
+  const snap1 = await c.snapshots.beginCreateOrUpdateAndWait(
+    'rg-a',
+    'snap-1',
+    {
+      location: 'westeurope',
+      incremental: true,
+      tags: { goldsnap: 'true' },
+      creationData: { createOption: 'Copy', sourceResourceId: osId },
+    },
+    FAST,
+  );
   assert.equal(snap1.provisioningState, 'Succeeded');
   assert.equal(snap1.incremental, true);
   assert.equal(snap1.diskSizeBytes, 8 * MiB);
@@ -80,16 +100,30 @@ test('incremental snapshots, SAS reads, allocated ranges and diffs reconstruct t
   const base = await emu.control.readDisk(osId);
 
   // The VM keeps writing; the snapshot must not change.
-  const written = await emu.control.writeToVm('app-01', { fraction: 0.05, seed: 3, writes: [{ diskName: 'app-01-os', offset: 12345, data: Buffer.from('hello') }] });
+  const written = await emu.control.writeToVm('app-01', {
+    fraction: 0.05,
+    seed: 3,
+    writes: [{ diskName: 'app-01-os', offset: 12345, data: Buffer.from('hello') }],
+  });
   const after = await emu.control.readDisk(osId);
   assert.notDeepEqual(after, base);
-  const snap2 = await c.snapshots.beginCreateOrUpdateAndWait('rg-a', 'snap-2', {
-    location: 'westeurope', incremental: true,
-    creationData: { createOption: 'Copy', sourceResourceId: osId },
-  }, FAST);
+  const snap2 = await c.snapshots.beginCreateOrUpdateAndWait(
+    'rg-a',
+    'snap-2',
+    {
+      location: 'westeurope',
+      incremental: true,
+      creationData: { createOption: 'Copy', sourceResourceId: osId },
+    },
+    FAST,
+  );
 
-  const sas1 = (await c.snapshots.beginGrantAccessAndWait('rg-a', 'snap-1', { access: 'Read', durationInSeconds: 3600 }, FAST)).accessSAS!;
-  const sas2 = (await c.snapshots.beginGrantAccessAndWait('rg-a', 'snap-2', { access: 'Read', durationInSeconds: 3600 }, FAST)).accessSAS!;
+  const sas1 = (
+    await c.snapshots.beginGrantAccessAndWait('rg-a', 'snap-1', { access: 'Read', durationInSeconds: 3600 }, FAST)
+  ).accessSAS!;
+  const sas2 = (
+    await c.snapshots.beginGrantAccessAndWait('rg-a', 'snap-2', { access: 'Read', durationInSeconds: 3600 }, FAST)
+  ).accessSAS!;
   assert.equal((await c.snapshots.get('rg-a', 'snap-1')).diskState, 'ActiveSAS');
   const b1 = pageBlob(emu, sas1);
   const b2 = pageBlob(emu, sas2);
@@ -105,7 +139,8 @@ test('incremental snapshots, SAS reads, allocated ranges and diffs reconstruct t
   const alloc = toRanges((await b1.getPageRanges(0, 8 * MiB)).pageRange);
   const covered = Buffer.alloc(8 * MiB);
   for (const r of alloc) covered.fill(1, r.offset, r.offset + r.length);
-  for (let i = 0; i < base.length; i++) if (base[i] !== 0) assert.equal(covered[i], 1, `non-zero byte ${i} outside allocated ranges`);
+  for (let i = 0; i < base.length; i++)
+    if (base[i] !== 0) assert.equal(covered[i], 1, `non-zero byte ${i} outside allocated ranges`);
   assert.ok(alloc.reduce((n, r) => n + r.length, 0) < 8 * MiB, 'os-like disks are sparse');
 
   // Diff covers every changed byte; base + changed ranges read from snap-2 (+ cleared → zeros) = disk.
@@ -127,7 +162,7 @@ test('incremental snapshots, SAS reads, allocated ranges and diffs reconstruct t
   }
   assert.ok(differing > 0 && written.length > 0);
   const changedBytes = changed.reduce((n, r) => n + r.length, 0);
-  assert.ok(changedBytes < 8 * MiB / 2, `diff is incremental (${changedBytes} bytes)`);
+  assert.ok(changedBytes < (8 * MiB) / 2, `diff is incremental (${changedBytes} bytes)`);
 
   // Revoke: the SAS stops working, state returns to Unattached.
   await c.snapshots.beginRevokeAccessAndWait('rg-a', 'snap-1', FAST);
@@ -139,24 +174,40 @@ test('incremental snapshots, SAS reads, allocated ranges and diffs reconstruct t
   await c.snapshots.beginRevokeAccessAndWait('rg-a', 'snap-2', FAST);
 
   // Listing and deleting snapshots.
-  assert.deepEqual((await all(c.snapshots.listByResourceGroup('rg-a'))).map((s) => s.name), ['snap-1', 'snap-2']);
+  assert.deepEqual(
+    (await all(c.snapshots.listByResourceGroup('rg-a'))).map((s) => s.name),
+    ['snap-1', 'snap-2'],
+  );
   await c.snapshots.beginDeleteAndWait('rg-a', 'snap-1', FAST);
-  assert.deepEqual((await all(c.snapshots.list())).map((s) => s.name), ['snap-2']);
+  assert.deepEqual(
+    (await all(c.snapshots.list())).map((s) => s.name),
+    ['snap-2'],
+  );
   assert.equal((await status(c.snapshots.get('rg-a', 'snap-1'))).status, 404);
   // Snapshot content still intact after the older one was deleted (copy-on-write sharing).
-  const sas2b = (await c.snapshots.beginGrantAccessAndWait('rg-a', 'snap-2', { access: 'Read', durationInSeconds: 60 }, FAST)).accessSAS!;
+  const sas2b = (
+    await c.snapshots.beginGrantAccessAndWait('rg-a', 'snap-2', { access: 'Read', durationInSeconds: 60 }, FAST)
+  ).accessSAS!;
   assert.deepEqual(await download(pageBlob(emu, sas2b), 0, 8 * MiB), after);
   await c.snapshots.beginRevokeAccessAndWait('rg-a', 'snap-2', FAST);
 });
 
 test('restore: upload disk via Put Page, disk from snapshot, VM from disks', async () => {
   const size = 3 * MiB;
-  const disk = await c.disks.beginCreateOrUpdateAndWait('rg-r', 'restored-os', {
-    location: 'westeurope', creationData: { createOption: 'Upload', uploadSizeBytes: size },
-  }, FAST);
+  const disk = await c.disks.beginCreateOrUpdateAndWait(
+    'rg-r',
+    'restored-os',
+    {
+      location: 'westeurope',
+      creationData: { createOption: 'Upload', uploadSizeBytes: size },
+    },
+    FAST,
+  );
   assert.equal(disk.diskState, 'ReadyToUpload');
   assert.equal(disk.diskSizeBytes, size);
-  const sas = (await c.disks.beginGrantAccessAndWait('rg-r', 'restored-os', { access: 'Write', durationInSeconds: 600 }, FAST)).accessSAS!;
+  const sas = (
+    await c.disks.beginGrantAccessAndWait('rg-r', 'restored-os', { access: 'Write', durationInSeconds: 600 }, FAST)
+  ).accessSAS!;
   assert.equal((await c.disks.get('rg-r', 'restored-os')).diskState, 'ActiveUpload');
   const blob = pageBlob(emu, sas);
   const content = Buffer.alloc(size);
@@ -176,8 +227,14 @@ test('restore: upload disk via Put Page, disk from snapshot, VM from disks', asy
 
   // As on Azure, an upload ending with a fixed-VHD footer yields a disk of the raw size.
   const vhdRaw = 2 * MiB;
-  await c.disks.beginCreateOrUpdateAndWait('rg-r', 'vhd', { location: 'westeurope', creationData: { createOption: 'Upload', uploadSizeBytes: vhdRaw + 512 } }, FAST);
-  const vsas = (await c.disks.beginGrantAccessAndWait('rg-r', 'vhd', { access: 'Write', durationInSeconds: 600 }, FAST)).accessSAS!;
+  await c.disks.beginCreateOrUpdateAndWait(
+    'rg-r',
+    'vhd',
+    { location: 'westeurope', creationData: { createOption: 'Upload', uploadSizeBytes: vhdRaw + 512 } },
+    FAST,
+  );
+  const vsas = (await c.disks.beginGrantAccessAndWait('rg-r', 'vhd', { access: 'Write', durationInSeconds: 600 }, FAST))
+    .accessSAS!;
   const footer = Buffer.alloc(512);
   footer.write('conectix', 0, 'latin1');
   footer.writeBigUInt64BE(BigInt(vhdRaw), 40);
@@ -194,27 +251,51 @@ test('restore: upload disk via Put Page, disk from snapshot, VM from disks', asy
 
   // A data disk copied from a snapshot of app-01-data.
   const dataId = (await c.disks.get('rg-a', 'app-01-data')).id!;
-  const s = await c.snapshots.beginCreateOrUpdateAndWait('rg-r', 'data-snap', { location: 'westeurope', incremental: true, creationData: { createOption: 'Copy', sourceResourceId: dataId } }, FAST);
-  const copy = await c.disks.beginCreateOrUpdateAndWait('rg-r', 'restored-data', { location: 'westeurope', creationData: { createOption: 'Copy', sourceResourceId: s.id! } }, FAST);
+  const s = await c.snapshots.beginCreateOrUpdateAndWait(
+    'rg-r',
+    'data-snap',
+    { location: 'westeurope', incremental: true, creationData: { createOption: 'Copy', sourceResourceId: dataId } },
+    FAST,
+  );
+  const copy = await c.disks.beginCreateOrUpdateAndWait(
+    'rg-r',
+    'restored-data',
+    { location: 'westeurope', creationData: { createOption: 'Copy', sourceResourceId: s.id! } },
+    FAST,
+  );
   assert.deepEqual(await emu.control.readDisk(copy.id!), await emu.control.readDisk(s.id!));
 
-  const vm = await c.virtualMachines.beginCreateOrUpdateAndWait('rg-r', 'restored-vm', {
-    location: 'westeurope', tags: { restoredFrom: 'app-01' },
-    hardwareProfile: { vmSize: 'Standard_D2s_v3' },
-    storageProfile: {
-      osDisk: { createOption: 'Attach', osType: 'Linux', managedDisk: { id: restoredId } },
-      dataDisks: [{ lun: 0, createOption: 'Attach', managedDisk: { id: copy.id! } }],
+  const vm = await c.virtualMachines.beginCreateOrUpdateAndWait(
+    'rg-r',
+    'restored-vm',
+    {
+      location: 'westeurope',
+      tags: { restoredFrom: 'app-01' },
+      hardwareProfile: { vmSize: 'Standard_D2s_v3' },
+      storageProfile: {
+        osDisk: { createOption: 'Attach', osType: 'Linux', managedDisk: { id: restoredId } },
+        dataDisks: [{ lun: 0, createOption: 'Attach', managedDisk: { id: copy.id! } }],
+      },
     },
-  }, FAST);
+    FAST,
+  );
   assert.equal(vm.provisioningState, 'Succeeded');
   assert.equal(vm.storageProfile!.dataDisks![0]!.managedDisk!.id, copy.id);
   assert.equal((await c.disks.get('rg-r', 'restored-os')).diskState, 'Attached');
   // Attached disks cannot be deleted nor attached twice.
   const del = await status(c.disks.beginDeleteAndWait('rg-r', 'restored-os', FAST));
   assert.deepEqual(del, { status: 409, code: 'OperationNotAllowed' });
-  const twice = await status(c.virtualMachines.beginCreateOrUpdateAndWait('rg-r', 'vm-2', {
-    location: 'westeurope', storageProfile: { osDisk: { createOption: 'Attach', managedDisk: { id: restoredId } } },
-  }, FAST));
+  const twice = await status(
+    c.virtualMachines.beginCreateOrUpdateAndWait(
+      'rg-r',
+      'vm-2',
+      {
+        location: 'westeurope',
+        storageProfile: { osDisk: { createOption: 'Attach', managedDisk: { id: restoredId } } },
+      },
+      FAST,
+    ),
+  );
   assert.equal(twice.status, 409);
   // Delete the VM: disks detach and can then be deleted.
   await c.virtualMachines.beginDeleteAndWait('rg-r', 'restored-vm', FAST);
@@ -226,23 +307,44 @@ test('restore: upload disk via Put Page, disk from snapshot, VM from disks', asy
 test('errors look like Azure', async () => {
   const nf = await status(c.snapshots.get('rg-a', 'nope'));
   assert.deepEqual(nf, { status: 404, code: 'ResourceNotFound' });
-  const bad = await status(c.snapshots.beginCreateOrUpdateAndWait('rg-a', 'bad', { location: 'westeurope', creationData: { createOption: 'Copy' } }, FAST));
+  const bad = await status(
+    c.snapshots.beginCreateOrUpdateAndWait(
+      'rg-a',
+      'bad',
+      { location: 'westeurope', creationData: { createOption: 'Copy' } },
+      FAST,
+    ),
+  );
   assert.deepEqual(bad, { status: 400, code: 'InvalidParameter' });
-  const region = await status(c.snapshots.beginCreateOrUpdateAndWait('rg-a', 'bad', {
-    location: 'eastus', creationData: { createOption: 'Copy', sourceResourceId: (await c.disks.get('rg-a', 'app-01-os')).id! },
-  }, FAST));
+  const region = await status(
+    c.snapshots.beginCreateOrUpdateAndWait(
+      'rg-a',
+      'bad',
+      {
+        location: 'eastus',
+        creationData: { createOption: 'Copy', sourceResourceId: (await c.disks.get('rg-a', 'app-01-os')).id! },
+      },
+      FAST,
+    ),
+  );
   assert.equal(region.status, 400);
   // Raw HTTP: missing token, wrong token, missing api-version.
   const { request } = await import('node:https');
-  const call = (path: string, auth?: string) => new Promise<{ status: number; body: { error: { code: string } } }>((ok, fail) => {
-    const headers: Record<string, string> = auth ? { authorization: auth } : {};
-    const u = new URL(path, emu.armEndpoint);
-    request({ hostname: u.hostname, port: u.port, path: u.pathname + u.search, ca: emu.caCertPem, headers }, (res) => {
-      let t = '';
-      res.on('data', (d) => (t += d));
-      res.on('end', () => ok({ status: res.statusCode!, body: JSON.parse(t) }));
-    }).on('error', fail).end();
-  });
+  const call = (path: string, auth?: string) =>
+    new Promise<{ status: number; body: { error: { code: string } } }>((ok, fail) => {
+      const headers: Record<string, string> = auth ? { authorization: auth } : {};
+      const u = new URL(path, emu.armEndpoint);
+      request(
+        { hostname: u.hostname, port: u.port, path: u.pathname + u.search, ca: emu.caCertPem, headers },
+        (res) => {
+          let t = '';
+          res.on('data', (d) => (t += d));
+          res.on('end', () => ok({ status: res.statusCode!, body: JSON.parse(t) }));
+        },
+      )
+        .on('error', fail)
+        .end();
+    });
   const p = `/subscriptions/${emu.subscriptionId}/providers/Microsoft.Compute/virtualMachines`;
   assert.equal((await call(`${p}?api-version=2025-01-02`)).status, 401);
   const wrong = await call(`${p}?api-version=2025-01-02`, 'Bearer nope');

@@ -14,7 +14,13 @@ before(async () => {
   cleanup = t.cleanup;
   emu = await start(t.dir);
   c = compute(emu);
-  await emu.control.createVm({ name: 'vm-1', resourceGroup: 'rg', region: 'westeurope', seed: 1, disks: [{ name: 'vm-1-os', sizeBytes: 4 * MiB, role: 'os' }] });
+  await emu.control.createVm({
+    name: 'vm-1',
+    resourceGroup: 'rg',
+    region: 'westeurope',
+    seed: 1,
+    disks: [{ name: 'vm-1-os', sizeBytes: 4 * MiB, role: 'os' }],
+  });
 });
 
 after(async () => {
@@ -35,20 +41,52 @@ async function refusal(p: Promise<unknown>): Promise<{ status: number; message: 
 const upload = { createOption: 'Upload' as const, uploadSizeBytes: 4 * MiB + 512 };
 
 test('refuses what Azure refuses: Ultra upload, a Gen2 disk on a Gen1-only size, Trusted Launch on Gen1', async () => {
-  const ultra = await refusal(c.disks.beginCreateOrUpdateAndWait('rg', 'u1', { location: 'westeurope', sku: { name: 'UltraSSD_LRS' }, creationData: upload }, FAST));
+  const ultra = await refusal(
+    c.disks.beginCreateOrUpdateAndWait(
+      'rg',
+      'u1',
+      { location: 'westeurope', sku: { name: 'UltraSSD_LRS' }, creationData: upload },
+      FAST,
+    ),
+  );
   assert.equal(ultra.status, 400);
   assert.match(ultra.message, /Ultra/);
-  const tlGen1 = await refusal(c.disks.beginCreateOrUpdateAndWait('rg', 't1', { location: 'westeurope', hyperVGeneration: 'V1', securityProfile: { securityType: 'TrustedLaunch' }, creationData: upload }, FAST));
+  const tlGen1 = await refusal(
+    c.disks.beginCreateOrUpdateAndWait(
+      'rg',
+      't1',
+      {
+        location: 'westeurope',
+        hyperVGeneration: 'V1',
+        securityProfile: { securityType: 'TrustedLaunch' },
+        creationData: upload,
+      },
+      FAST,
+    ),
+  );
   assert.equal(tlGen1.status, 400);
 
   // A Gen2 OS disk made by upload, finished, then a VM of a Gen1-only size over it.
-  const disk = await c.disks.beginCreateOrUpdateAndWait('rg', 'g2', { location: 'westeurope', osType: 'Linux', hyperVGeneration: 'V2', creationData: upload }, FAST);
+  const disk = await c.disks.beginCreateOrUpdateAndWait(
+    'rg',
+    'g2',
+    { location: 'westeurope', osType: 'Linux', hyperVGeneration: 'V2', creationData: upload },
+    FAST,
+  );
   await c.disks.beginGrantAccessAndWait('rg', 'g2', { access: 'Write', durationInSeconds: 600 }, FAST);
   await c.disks.beginRevokeAccessAndWait('rg', 'g2', FAST);
-  const vm = (size: string, securityType?: string) => c.virtualMachines.beginCreateOrUpdateAndWait('rg', `vm-${size}`, {
-    location: 'westeurope', hardwareProfile: { vmSize: size }, ...(securityType ? { securityProfile: { securityType } } : {}),
-    storageProfile: { osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: disk.id! } } },
-  }, FAST);
+  const vm = (size: string, securityType?: string) =>
+    c.virtualMachines.beginCreateOrUpdateAndWait(
+      'rg',
+      `vm-${size}`,
+      {
+        location: 'westeurope',
+        hardwareProfile: { vmSize: size },
+        ...(securityType ? { securityProfile: { securityType } } : {}),
+        storageProfile: { osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: disk.id! } } },
+      },
+      FAST,
+    );
   const gen1 = await refusal(vm('Standard_A2_v2'));
   assert.match(gen1.message, /cannot boot Hypervisor Generation '2'/);
   const mismatch = await refusal(vm('Standard_D2s_v5', 'TrustedLaunch'));
@@ -58,16 +96,40 @@ test('refuses what Azure refuses: Ultra upload, a Gen2 disk on a Gen1-only size,
 });
 
 test('Run Command runs the script on the simulated VM: output, exit status, one at a time', async () => {
-  const ok = await c.virtualMachines.beginRunCommandAndWait('rg', 'vm-1', { commandId: 'RunShellScript', script: ['echo frozen', '# a comment'] }, FAST);
+  const ok = await c.virtualMachines.beginRunCommandAndWait(
+    'rg',
+    'vm-1',
+    { commandId: 'RunShellScript', script: ['echo frozen', '# a comment'] },
+    FAST,
+  );
   assert.match(ok.value![0]!.message!, /^Enable succeeded: \n\[stdout\]\nfrozen\n/);
-  const failed = await c.virtualMachines.beginRunCommandAndWait('rg', 'vm-1', { commandId: 'RunShellScript', script: ['echo no lock', 'exit 4'] }, FAST);
+  const failed = await c.virtualMachines.beginRunCommandAndWait(
+    'rg',
+    'vm-1',
+    { commandId: 'RunShellScript', script: ['echo no lock', 'exit 4'] },
+    FAST,
+  );
   assert.match(failed.value![0]!.message!, /^Enable failed: .*exit status=4\n\[stdout\]\nno lock/);
-  const unknown = await c.virtualMachines.beginRunCommandAndWait('rg', 'vm-1', { commandId: 'RunShellScript', script: ['fsfreeze -f /data'] }, FAST);
+  const unknown = await c.virtualMachines.beginRunCommandAndWait(
+    'rg',
+    'vm-1',
+    { commandId: 'RunShellScript', script: ['fsfreeze -f /data'] },
+    FAST,
+  );
   assert.match(unknown.value![0]!.message!, /exit status=127[\s\S]*command not found/);
-  const windows = await refusal(c.virtualMachines.beginRunCommandAndWait('rg', 'vm-1', { commandId: 'RunPowerShellScript', script: ['echo hi'] }, FAST));
+  const windows = await refusal(
+    c.virtualMachines.beginRunCommandAndWait(
+      'rg',
+      'vm-1',
+      { commandId: 'RunPowerShellScript', script: ['echo hi'] },
+      FAST,
+    ),
+  );
   assert.equal(windows.status, 409);
   // A command that hangs holds the VM: the next one is refused until it ends.
   await c.virtualMachines.beginRunCommand('rg', 'vm-1', { commandId: 'RunShellScript', script: ['sleep 3600'] }, FAST);
-  const busy = await refusal(c.virtualMachines.beginRunCommandAndWait('rg', 'vm-1', { commandId: 'RunShellScript', script: ['echo hi'] }, FAST));
+  const busy = await refusal(
+    c.virtualMachines.beginRunCommandAndWait('rg', 'vm-1', { commandId: 'RunShellScript', script: ['echo hi'] }, FAST),
+  );
   assert.equal(busy.status, 409);
 });

@@ -4,12 +4,19 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Run } from '../../src/control/orchestrator/run-model.ts';
 import { tempDir } from '../support/disk-images.ts';
-import { fileSystemTestsSkipReason, makeExt4, makePartitionedDisk, makeSourceTree, MiB, readTree } from '../support/file-systems.ts';
+import {
+  fileSystemTestsSkipReason,
+  makeExt4,
+  makePartitionedDisk,
+  makeSourceTree,
+  MiB,
+  readTree,
+} from '../support/file-systems.ts';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
 
 const skip = fileSystemTestsSkipReason(['mkfs.ext4', 'sfdisk', 'nbdfuse', 'fuse2fs', 'fusermount3', 'tar']);
 
-test('files ls and get through the server, for a recovery point of a protected VM', { skip }, async t => {
+test('files ls and get through the server, for a recovery point of a protected VM', { skip }, async (t) => {
   const dir = await tempDir(t, 'goldsnap-files-');
   const tree = join(dir, 'tree');
   await makeSourceTree(tree);
@@ -21,36 +28,66 @@ test('files ls and get through the server, for a recovery point of a protected V
   t.after(() => server.dispose());
   await server.start();
   // The VM's OS disk holds the partitioned ext4 disk: the emulator's VM writes it, 1 MiB at a time.
-  const vm = await server.createVm({ name: 'files-1', resourceGroup: 'rg-files', region: 'westeurope', disks: [{ name: 'files-1-os', sizeBytes: 48 * MiB, role: 'os', fill: 'zeros' }] });
+  const vm = await server.createVm({
+    name: 'files-1',
+    resourceGroup: 'rg-files',
+    region: 'westeurope',
+    disks: [{ name: 'files-1-os', sizeBytes: 48 * MiB, role: 'os', fill: 'zeros' }],
+  });
   const bytes = await readFile(image);
   for (let at = 0; at < bytes.length; at += MiB) {
     const piece = bytes.subarray(at, at + MiB);
-    if (piece.some(b => b !== 0)) await server.emulator('POST', `vms/files-1/writes`, { writes: [{ diskName: 'files-1-os', offset: at, dataBase64: piece.toString('base64') }] });
+    if (piece.some((b) => b !== 0))
+      await server.emulator('POST', `vms/files-1/writes`, {
+        writes: [{ diskName: 'files-1-os', offset: at, dataBase64: piece.toString('base64') }],
+      });
   }
   const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
-  const run = await server.waitFor('the backup to end', async () => {
-    const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
-    return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-  }, 300_000);
+  const run = await server.waitFor(
+    'the backup to end',
+    async () => {
+      const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
+      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
+    },
+    300_000,
+  );
   assert.equal(run.step, 'succeeded', run.error);
   const point = run.recoveryPointId!;
 
   const parts = await server.cliJson(['files', 'partitions', point.slice(0, 10)]);
-  assert.deepEqual(parts.disks.map((d: any) => [d.name, d.scheme, d.partitions.map((p: any) => p.fs)]), [['files-1-os', 'gpt', ['ext4']]]);
+  assert.deepEqual(
+    parts.disks.map((d: any) => [d.name, d.scheme, d.partitions.map((p: any) => p.fs)]),
+    [['files-1-os', 'gpt', ['ext4']]],
+  );
   const listed = await server.cliJson(['files', 'ls', point, '/etc']);
-  assert.deepEqual(listed.entries.map((e: any) => [e.path, e.type]), [['/etc/fstab', 'file'], ['/etc/hostname', 'file'], ['/etc/hostname.link', 'symlink'], ['/etc/long.link', 'symlink'], ['/etc/ssh', 'dir']]);
+  assert.deepEqual(
+    listed.entries.map((e: any) => [e.path, e.type]),
+    [
+      ['/etc/fstab', 'file'],
+      ['/etc/hostname', 'file'],
+      ['/etc/hostname.link', 'symlink'],
+      ['/etc/long.link', 'symlink'],
+      ['/etc/ssh', 'dir'],
+    ],
+  );
 
   const out = join(dir, 'out');
   const got = await server.cliJson(['files', 'get', point, '/etc', '/data/notes.txt', '--to', out]);
   assert.deepEqual(got.errors, []);
   const source = await readTree(tree);
-  assert.deepEqual(await readTree(out), [
-    ...source.filter(e => e.path === '/data/notes.txt').map(e => ({ ...e, path: '/notes.txt' })),
-    ...source.filter(e => e.path.startsWith('/etc')),
-  ].sort((a, b) => (a.path < b.path ? -1 : 1)));
+  assert.deepEqual(
+    await readTree(out),
+    [
+      ...source.filter((e) => e.path === '/data/notes.txt').map((e) => ({ ...e, path: '/notes.txt' })),
+      ...source.filter((e) => e.path.startsWith('/etc')),
+    ].sort((a, b) => (a.path < b.path ? -1 : 1)),
+  );
 
   const search = await server.api('GET', `/api/recovery-points/${point}/files?name=${encodeURIComponent('n*.txt')}`);
-  assert.deepEqual(search.body.entries.map((e: any) => e.path), ['/data/notes.txt']);
+  assert.deepEqual(
+    search.body.entries.map((e: any) => e.path),
+    ['/data/notes.txt'],
+  );
 
   // The API says what is wrong: an unknown path is a 404, a viewer may list but not download.
   const missing = await server.api('GET', `/api/recovery-points/${point}/files?path=/nope`);

@@ -19,9 +19,9 @@ async function startMount(args: string[]) {
   const done = finished(child);
   const files = await new Promise<string[]>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', d => {
+    child.stdout!.on('data', (d) => {
       out += d;
-      const line = out.split('\n').find(l => l.startsWith('{'));
+      const line = out.split('\n').find((l) => l.startsWith('{'));
       if (line) resolve(JSON.parse(line).files);
     });
     child.on('close', () => reject(new Error(`repo mount exited before mounting: ${out}`)));
@@ -29,12 +29,22 @@ async function startMount(args: string[]) {
   return { child, done, files };
 }
 
-test('repo mount shows each disk as a read-only image, reads lazily, and unmounts on SIGTERM and Ctrl-C', { skip }, async t => {
+test('repo mount shows each disk as a read-only image, reads lazily, and unmounts on SIGTERM and Ctrl-C', {
+  skip,
+}, async (t) => {
   const dir = await tempDir(t, 'goldsnap-mount-');
   const repo = join(dir, 'repo');
   await goldsnapJson(['repo', 'init', '--repo', repo]);
   await makeDiskImage(join(dir, 'a.img'), 20 * MiB + 4096, 3);
-  const { snapshot } = await goldsnapJson(['repo', 'backup-image', join(dir, 'a.img'), '--repo', repo, '--name', 'osdisk']);
+  const { snapshot } = await goldsnapJson([
+    'repo',
+    'backup-image',
+    join(dir, 'a.img'),
+    '--repo',
+    repo,
+    '--name',
+    'osdisk',
+  ]);
 
   // SIGTERM: the whole image reads back bit for bit through a 2 MiB cache, then it unmounts.
   const mnt = join(dir, 'mnt');

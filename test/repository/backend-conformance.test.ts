@@ -19,12 +19,12 @@ let s3: ObjectStore;
 let azure: ObjectStore;
 before(async () => {
   const started = await Promise.allSettled([startS3rver(), startAzurite()]);
-  const failed = started.find(s => s.status === 'rejected');
+  const failed = started.find((s) => s.status === 'rejected');
   if (failed) {
-    await Promise.all(started.map(s => s.status === 'fulfilled' ? s.value.stop() : undefined));
+    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
     throw failed.reason;
   }
-  [s3, azure] = started.map(s => (s as PromiseFulfilledResult<ObjectStore>).value);
+  [s3, azure] = started.map((s) => (s as PromiseFulfilledResult<ObjectStore>).value);
 });
 after(async () => {
   await Promise.all([s3?.stop(), azure?.stop()]);
@@ -53,8 +53,8 @@ function closing(t: TestContext, b: Backend): Backend {
 const kinds: Kind[] = [
   {
     name: 'fs',
-    location: async t => join(await tempDir(t), 'repo'),
-    missingLocation: async t => join(await tempDir(t), 'not', 'there', 'yet'),
+    location: async (t) => join(await tempDir(t), 'repo'),
+    missingLocation: async (t) => join(await tempDir(t), 'not', 'there', 'yet'),
     open: (t, location) => closing(t, new FsBackend(location)),
     rangedReadOfEmptyObjectWorks: true,
   },
@@ -69,7 +69,8 @@ const kinds: Kind[] = [
   {
     name: 'azure',
     location: async () => `${azure.location}/${unique('conf')}`,
-    missingLocation: async () => `${azure.location.slice(0, azure.location.lastIndexOf('/'))}/${unique('container')}/repo`,
+    missingLocation: async () =>
+      `${azure.location.slice(0, azure.location.lastIndexOf('/'))}/${unique('container')}/repo`,
     open: (t, location, options) => closing(t, new AzureBlobBackend(location, { env: azure.env, ...options })),
     secret: () => azure.secret,
     rangedReadOfEmptyObjectWorks: true,
@@ -94,7 +95,7 @@ async function assertNotFound(p: Promise<unknown>, name: string): Promise<void> 
 suite('repository backends', { concurrency: true }, () => {
   for (const kind of kinds) {
     suite(`${kind.name} backend conformance`, { concurrency: true }, () => {
-      test('put and get whole objects and byte ranges', async t => {
+      test('put and get whole objects and byte ranges', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         const data = randomBytes(3 * MiB + 17);
@@ -102,8 +103,16 @@ suite('repository backends', { concurrency: true }, () => {
         assert.deepEqual(await b.get('data/ab/pack1'), data);
         assert.deepEqual(await b.get('data/ab/pack1', 0, 10), data.subarray(0, 10));
         assert.deepEqual(await b.get('data/ab/pack1', MiB + 5, 4096), data.subarray(MiB + 5, MiB + 5 + 4096));
-        assert.deepEqual(await b.get('data/ab/pack1', 2 * MiB), data.subarray(2 * MiB), 'offset without length reads to the end');
-        assert.deepEqual(await b.get('data/ab/pack1', data.length - 7, 100), data.subarray(data.length - 7), 'a range past the end is cut short');
+        assert.deepEqual(
+          await b.get('data/ab/pack1', 2 * MiB),
+          data.subarray(2 * MiB),
+          'offset without length reads to the end',
+        );
+        assert.deepEqual(
+          await b.get('data/ab/pack1', data.length - 7, 100),
+          data.subarray(data.length - 7),
+          'a range past the end is cut short',
+        );
         assert.equal((await b.get('data/ab/pack1', data.length)).length, 0, 'reading at the end gives nothing');
         assert.equal((await b.get('data/ab/pack1', 100, 0)).length, 0);
         await b.put('empty', new Uint8Array(0));
@@ -111,7 +120,7 @@ suite('repository backends', { concurrency: true }, () => {
         if (kind.rangedReadOfEmptyObjectWorks) assert.equal((await b.get('empty', 0, 10)).length, 0);
       });
 
-      test('absent objects: get throws ObjectNotFoundError, stat is undefined, delete is fine', async t => {
+      test('absent objects: get throws ObjectNotFoundError, stat is undefined, delete is fine', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         await assertNotFound(b.get('config'), 'config');
@@ -122,23 +131,26 @@ suite('repository backends', { concurrency: true }, () => {
         assert.deepEqual(await listAll(b, 'data/'), []);
       });
 
-      test('a bucket, container or folder that is not there yet reads as empty; create makes it', async t => {
+      test('a bucket, container or folder that is not there yet reads as empty; create makes it', async (t) => {
         const b = kind.open(t, await kind.missingLocation(t));
         await assertNotFound(b.get('config'), 'config');
         assert.equal(await b.stat('config'), undefined);
         assert.deepEqual(await listAll(b, ''), []);
         await b.create();
         await b.put('keys/one', Buffer.from('k'));
-        assert.deepEqual((await listAll(b, '')).map(o => o.name), ['keys/one']);
+        assert.deepEqual(
+          (await listAll(b, '')).map((o) => o.name),
+          ['keys/one'],
+        );
       });
 
-      test('two creates racing for a missing bucket, container or folder both succeed', async t => {
+      test('two creates racing for a missing bucket, container or folder both succeed', async (t) => {
         const location = await kind.missingLocation(t);
         await Promise.all([kind.open(t, location).create(), kind.open(t, location).create()]);
         assert.deepEqual(await listAll(kind.open(t, location), ''), []);
       });
 
-      test('stat gives size and mtime', async t => {
+      test('stat gives size and mtime', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         const before = Date.now();
@@ -151,39 +163,63 @@ suite('repository backends', { concurrency: true }, () => {
         assert.ok(Math.abs(s!.mtime.getTime() - before) < 5000, `mtime ${s!.mtime.toISOString()} is about now`);
       });
 
-      test('list finds objects by prefix with names relative to the repository', async t => {
+      test('list finds objects by prefix with names relative to the repository', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         const names = ['config', 'keys/k1', 'data/00/p1', 'data/01/p2', 'data/0f/p3', 'index/i1', 'snapshots/s1'];
         await Promise.all(names.map((n, i) => b.put(n, Buffer.alloc(i + 1, i))));
         const all = await listAll(b, '');
-        assert.deepEqual(all.map(o => o.name), [...names].sort());
+        assert.deepEqual(
+          all.map((o) => o.name),
+          [...names].sort(),
+        );
         for (const o of all) assert.equal(o.size, names.indexOf(o.name) + 1, `size of ${o.name}`);
-        assert.ok(all.every(o => o.mtime instanceof Date && !Number.isNaN(o.mtime.getTime())));
-        assert.deepEqual((await listAll(b, 'data/')).map(o => o.name), ['data/00/p1', 'data/01/p2', 'data/0f/p3']);
-        assert.deepEqual((await listAll(b, 'data/0')).map(o => o.name), ['data/00/p1', 'data/01/p2', 'data/0f/p3']);
-        assert.deepEqual((await listAll(b, 'data/01/')).map(o => o.name), ['data/01/p2']);
-        assert.deepEqual((await listAll(b, 'keys/')).map(o => o.name), ['keys/k1']);
+        assert.ok(all.every((o) => o.mtime instanceof Date && !Number.isNaN(o.mtime.getTime())));
+        assert.deepEqual(
+          (await listAll(b, 'data/')).map((o) => o.name),
+          ['data/00/p1', 'data/01/p2', 'data/0f/p3'],
+        );
+        assert.deepEqual(
+          (await listAll(b, 'data/0')).map((o) => o.name),
+          ['data/00/p1', 'data/01/p2', 'data/0f/p3'],
+        );
+        assert.deepEqual(
+          (await listAll(b, 'data/01/')).map((o) => o.name),
+          ['data/01/p2'],
+        );
+        assert.deepEqual(
+          (await listAll(b, 'keys/')).map((o) => o.name),
+          ['keys/k1'],
+        );
         assert.deepEqual(await listAll(b, 'locks/'), []);
       });
 
-      test('list pages through more than 1000 objects', async t => {
+      test('list pages through more than 1000 objects', async (t) => {
         // A small page size makes every backend page; the second listing uses the service's own
         // page size (S3 returns at most 1000 keys per page).
         const location = await kind.location(t);
         const b = kind.open(t, location, { listPageSize: 400 });
         await b.create();
-        const names = Array.from({ length: 1050 }, (_, i) => `data/${(i % 256).toString(16).padStart(2, '0')}/${i.toString(16).padStart(64, '0')}`);
-        await mapLimit(names, 32, n => b.put(n, Buffer.from(n)));
+        const names = Array.from(
+          { length: 1050 },
+          (_, i) => `data/${(i % 256).toString(16).padStart(2, '0')}/${i.toString(16).padStart(64, '0')}`,
+        );
+        await mapLimit(names, 32, (n) => b.put(n, Buffer.from(n)));
         await b.put('index/other', Buffer.from('x'));
         const listed = await listAll(b, 'data/');
         assert.equal(listed.length, 1050);
-        assert.deepEqual(listed.map(o => o.name), [...names].sort());
-        assert.ok(listed.every(o => o.size === o.name.length));
-        assert.deepEqual((await listAll(kind.open(t, location), 'data/')).map(o => o.name), [...names].sort());
+        assert.deepEqual(
+          listed.map((o) => o.name),
+          [...names].sort(),
+        );
+        assert.ok(listed.every((o) => o.size === o.name.length));
+        assert.deepEqual(
+          (await listAll(kind.open(t, location), 'data/')).map((o) => o.name),
+          [...names].sort(),
+        );
       });
 
-      test('delete removes an object', async t => {
+      test('delete removes an object', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         await b.put('snapshots/s1', Buffer.from('one'));
@@ -191,21 +227,27 @@ suite('repository backends', { concurrency: true }, () => {
         await b.delete('snapshots/s1');
         await assertNotFound(b.get('snapshots/s1'), 'snapshots/s1');
         assert.equal(await b.stat('snapshots/s1'), undefined);
-        assert.deepEqual((await listAll(b, 'snapshots/')).map(o => o.name), ['snapshots/s2']);
+        assert.deepEqual(
+          (await listAll(b, 'snapshots/')).map((o) => o.name),
+          ['snapshots/s2'],
+        );
         await b.delete('snapshots/s1');
       });
 
-      test('put overwrites', async t => {
+      test('put overwrites', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         await b.put('locks/session', Buffer.from('first version, longer'));
         await b.put('locks/session', Buffer.from('second'));
         assert.equal((await b.get('locks/session')).toString(), 'second');
         assert.equal((await b.stat('locks/session'))?.size, 6);
-        assert.deepEqual((await listAll(b, 'locks/')).map(o => [o.name, o.size]), [['locks/session', 6]]);
+        assert.deepEqual(
+          (await listAll(b, 'locks/')).map((o) => [o.name, o.size]),
+          [['locks/session', 6]],
+        );
       });
 
-      test('create may be repeated until a config exists, then fails', async t => {
+      test('create may be repeated until a config exists, then fails', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         await b.create();
@@ -214,7 +256,7 @@ suite('repository backends', { concurrency: true }, () => {
         assert.equal((await b.get('config')).toString(), '{}', 'the existing config is untouched');
       });
 
-      test('object names are checked', async t => {
+      test('object names are checked', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         for (const bad of ['../escape', 'data/../config', '/abs', 'a//b', '']) {
@@ -222,14 +264,17 @@ suite('repository backends', { concurrency: true }, () => {
         }
       });
 
-      test('the location holds no secret and opens the same place again', async t => {
+      test('the location holds no secret and opens the same place again', async (t) => {
         const b = kind.open(t, await kind.location(t));
         await b.create();
         await b.put('keys/k', Buffer.from('key slot'));
         const secret = kind.secret?.();
         if (secret) {
           assert.ok(!b.location.includes(secret), b.location);
-          await assert.rejects(b.get('nothing'), (err: Error) => !err.message.includes(secret) && err.message.includes(b.location));
+          await assert.rejects(
+            b.get('nothing'),
+            (err: Error) => !err.message.includes(secret) && err.message.includes(b.location),
+          );
         }
         const reopened = openBackend(b.location);
         t.after(() => reopened.close());
@@ -240,42 +285,90 @@ suite('repository backends', { concurrency: true }, () => {
   }
 
   test('locations: accepted forms, normalisation, and errors that name the accepted forms', () => {
-    assert.deepEqual(parseS3Location('s3:http://127.0.0.1:9000/bucket/some/prefix/'), { endpoint: 'http://127.0.0.1:9000', bucket: 'bucket', prefix: 'some/prefix' });
+    assert.deepEqual(parseS3Location('s3:http://127.0.0.1:9000/bucket/some/prefix/'), {
+      endpoint: 'http://127.0.0.1:9000',
+      bucket: 'bucket',
+      prefix: 'some/prefix',
+    });
     assert.deepEqual(parseS3Location('s3://my-bucket'), { bucket: 'my-bucket', prefix: '' });
     assert.deepEqual(parseS3Location('s3://my-bucket/a/b'), { bucket: 'my-bucket', prefix: 'a/b' });
-    assert.equal(new S3Backend('s3:https://minio.example:9000//bucket//p/', { env: {} }).location, 's3:https://minio.example:9000/bucket/p');
+    assert.equal(
+      new S3Backend('s3:https://minio.example:9000//bucket//p/', { env: {} }).location,
+      's3:https://minio.example:9000/bucket/p',
+    );
     assert.equal(new S3Backend('s3://bucket/p', { env: {} }).location, 's3://bucket/p');
     assert.throws(() => parseS3Location('s3:http://127.0.0.1:9000/'), /names no bucket/);
-    assert.throws(() => parseS3Location('s3:bucket/prefix'), /s3:http\(s\):\/\/host:port\/bucket\/prefix .* s3:\/\/bucket\/prefix/);
+    assert.throws(
+      () => parseS3Location('s3:bucket/prefix'),
+      /s3:http\(s\):\/\/host:port\/bucket\/prefix .* s3:\/\/bucket\/prefix/,
+    );
     assert.throws(() => parseS3Location('s3:http://127.0.0.1:9000/Bad_Bucket'), /not a valid bucket name/);
     // Credentials in a URL are refused without being repeated.
-    assert.throws(() => parseS3Location('s3:http://AKIAEXAMPLE:topsecret@127.0.0.1:9000/b/p'), (err: Error) => /must not hold credentials/.test(err.message) && !err.message.includes('topsecret'));
-    assert.throws(() => parseS3Location('s3://b/p?X-Amz-Signature=topsecret'), (err: Error) => !err.message.includes('topsecret'));
+    assert.throws(
+      () => parseS3Location('s3:http://AKIAEXAMPLE:topsecret@127.0.0.1:9000/b/p'),
+      (err: Error) => /must not hold credentials/.test(err.message) && !err.message.includes('topsecret'),
+    );
+    assert.throws(
+      () => parseS3Location('s3://b/p?X-Amz-Signature=topsecret'),
+      (err: Error) => !err.message.includes('topsecret'),
+    );
 
-    assert.deepEqual(parseAzureLocation('azure:http://127.0.0.1:10000/devstoreaccount1/container/pre/fix'),
-      { serviceUrl: 'http://127.0.0.1:10000/devstoreaccount1', account: 'devstoreaccount1', container: 'container', prefix: 'pre/fix' });
-    assert.deepEqual(parseAzureLocation('azure:https://acct.blob.core.windows.net/container/p'),
-      { serviceUrl: 'https://acct.blob.core.windows.net', account: 'acct', container: 'container', prefix: 'p' });
+    assert.deepEqual(parseAzureLocation('azure:http://127.0.0.1:10000/devstoreaccount1/container/pre/fix'), {
+      serviceUrl: 'http://127.0.0.1:10000/devstoreaccount1',
+      account: 'devstoreaccount1',
+      container: 'container',
+      prefix: 'pre/fix',
+    });
+    assert.deepEqual(parseAzureLocation('azure:https://acct.blob.core.windows.net/container/p'), {
+      serviceUrl: 'https://acct.blob.core.windows.net',
+      account: 'acct',
+      container: 'container',
+      prefix: 'p',
+    });
     assert.deepEqual(parseAzureLocation('azure://container/p/'), { container: 'container', prefix: 'p' });
-    assert.equal(new AzureBlobBackend('azure://container/p', { env: { AZURE_STORAGE_ACCOUNT: 'acct', AZURE_STORAGE_KEY: 'a2V5' } }).location, 'azure://container/p');
-    assert.equal(new AzureBlobBackend('azure://container', { env: { AZURE_STORAGE_CONNECTION_STRING: 'AccountName=a;AccountKey=a2V5' } }).location, 'azure://container');
-    assert.throws(() => new AzureBlobBackend('azure://container/p', { env: {} }), /AZURE_STORAGE_ACCOUNT .*AZURE_STORAGE_CONNECTION_STRING/);
+    assert.equal(
+      new AzureBlobBackend('azure://container/p', { env: { AZURE_STORAGE_ACCOUNT: 'acct', AZURE_STORAGE_KEY: 'a2V5' } })
+        .location,
+      'azure://container/p',
+    );
+    assert.equal(
+      new AzureBlobBackend('azure://container', {
+        env: { AZURE_STORAGE_CONNECTION_STRING: 'AccountName=a;AccountKey=a2V5' },
+      }).location,
+      'azure://container',
+    );
+    assert.throws(
+      () => new AzureBlobBackend('azure://container/p', { env: {} }),
+      /AZURE_STORAGE_ACCOUNT .*AZURE_STORAGE_CONNECTION_STRING/,
+    );
     assert.throws(() => parseAzureLocation('azure:http://127.0.0.1:10000/devstoreaccount1'), /names no container/);
     assert.throws(() => parseAzureLocation('azure://Bad_Container'), /not a valid container name/);
-    assert.throws(() => parseAzureLocation('azure:http://127.0.0.1:10000/acct/c?sig=topsecret'), (err: Error) => /SAS/.test(err.message) && !err.message.includes('topsecret'));
+    assert.throws(
+      () => parseAzureLocation('azure:http://127.0.0.1:10000/acct/c?sig=topsecret'),
+      (err: Error) => /SAS/.test(err.message) && !err.message.includes('topsecret'),
+    );
 
     assert.ok(openBackend('s3:http://127.0.0.1:9000/bucket/p') instanceof S3Backend);
     assert.ok(openBackend('azure:http://127.0.0.1:10000/devstoreaccount1/container/p') instanceof AzureBlobBackend);
     assert.ok(openBackend('file:/tmp/repo') instanceof FsBackend);
     assert.ok(openBackend('relative/repo') instanceof FsBackend);
-    assert.throws(() => openBackend('gs://bucket/p'), (err: Error) =>
-      /unknown repository location gs:\/\/bucket\/p/.test(err.message) && /a folder path/.test(err.message) && /s3:\/\/bucket\/prefix/.test(err.message) && /azure:\/\/container\/prefix/.test(err.message));
-    assert.throws(() => openBackend('https://user:topsecret@example.com/x'), (err: Error) => !err.message.includes('topsecret'));
+    assert.throws(
+      () => openBackend('gs://bucket/p'),
+      (err: Error) =>
+        /unknown repository location gs:\/\/bucket\/p/.test(err.message) &&
+        /a folder path/.test(err.message) &&
+        /s3:\/\/bucket\/prefix/.test(err.message) &&
+        /azure:\/\/container\/prefix/.test(err.message),
+    );
+    assert.throws(
+      () => openBackend('https://user:topsecret@example.com/x'),
+      (err: Error) => !err.message.includes('topsecret'),
+    );
   });
 
   test('opening a location does not load the cloud SDKs; the first request does', async () => {
-  const open = new URL('../../src/repository/backend/open.ts', import.meta.url).href;
-  const script = `
+    const open = new URL('../../src/repository/backend/open.ts', import.meta.url).href;
+    const script = `
     import { registerHooks } from 'node:module';
     const loaded = new Set();
     registerHooks({ resolve(spec, ctx, next) { if (/^@(aws-sdk|azure)\\//.test(spec)) loaded.add(spec.split('/').slice(0, 2).join('/')); return next(spec, ctx); } });
@@ -286,18 +379,19 @@ suite('repository backends', { concurrency: true }, () => {
     const before = [...loaded];
     await s3.stat('config').catch(() => {});
     console.log(JSON.stringify({ before, after: [...loaded] }));`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_MAX_ATTEMPTS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_MAX_ATTEMPTS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const { stdout, stderr, code } = await finished(child);
+    assert.equal(code, 0, stderr);
+    const { before, after } = JSON.parse(stdout);
+    assert.deepEqual(before, []);
+    assert.ok(after.includes('@aws-sdk/client-s3'), stdout);
+    assert.ok(!after.includes('@azure/storage-blob'), stdout);
   });
-  const { stdout, stderr, code } = await finished(child);
-  assert.equal(code, 0, stderr);
-  const { before, after } = JSON.parse(stdout);
-  assert.deepEqual(before, []);
-  assert.ok(after.includes('@aws-sdk/client-s3'), stdout);
-  assert.ok(!after.includes('@azure/storage-blob'), stdout);
-});
 
-test('azure: the Azurite development key is used for devstoreaccount1 when no key is set', async t => {
+  test('azure: the Azurite development key is used for devstoreaccount1 when no key is set', async (t) => {
     const b = closing(t, new AzureBlobBackend(`${azure.location}/${unique('devkey')}`, { env: {} }));
     await b.create();
     await b.put('config', Buffer.from('x'));
@@ -306,7 +400,7 @@ test('azure: the Azurite development key is used for devstoreaccount1 when no ke
   });
 
   for (const store of ['s3', 'azure'] as const) {
-    test(`the CLI backs up, restores and checks a disk image in a repository on ${store}`, async t => {
+    test(`the CLI backs up, restores and checks a disk image in a repository on ${store}`, async (t) => {
       const { location, env, secret } = store === 's3' ? s3 : azure;
       const dir = await tempDir(t);
       const repo = `${location}/${unique('cli')}`;
@@ -333,7 +427,8 @@ test('azure: the Azurite development key is used for devstoreaccount1 when no ke
       const report = JSON.parse(check.stdout);
       assert.deepEqual(report.errors, []);
       assert.ok(report.packs >= 1 && report.bytesRead > 0);
-      for (const output of [check.stdout, check.stderr, again.stderr]) assert.ok(!output.includes(secret), 'no secret in the output');
+      for (const output of [check.stdout, check.stderr, again.stderr])
+        assert.ok(!output.includes(secret), 'no secret in the output');
     });
   }
 });

@@ -30,8 +30,21 @@ test('resizing keeps whole chunks and asks to read the ones whose length changed
 
 test('changed ranges map onto the chunk positions they touch', () => {
   const M = 1024 * 1024;
-  assert.deepEqual(chunkPositionsTouched([{ offset: M - 1, length: 2 }, { offset: 5 * M, length: M }, { offset: 7 * M, length: 0 }], M), [0, 1, 5]);
-  assert.throws(() => parseChangedRanges('[{"offset": -1, "length": 5}]', 10 * M, 'r.json'), /range #0 .* non-negative integer/);
+  assert.deepEqual(
+    chunkPositionsTouched(
+      [
+        { offset: M - 1, length: 2 },
+        { offset: 5 * M, length: M },
+        { offset: 7 * M, length: 0 },
+      ],
+      M,
+    ),
+    [0, 1, 5],
+  );
+  assert.throws(
+    () => parseChangedRanges('[{"offset": -1, "length": 5}]', 10 * M, 'r.json'),
+    /range #0 .* non-negative integer/,
+  );
   assert.throws(() => parseChangedRanges('{"offset": 1}', 10 * M, 'r.json'), /must be a JSON array/);
   assert.throws(() => parseChangedRanges('nope', 10 * M, 'r.json'), /r.json is not JSON/);
 });

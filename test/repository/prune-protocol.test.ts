@@ -12,7 +12,7 @@ import { Repository } from '../../src/repository/repository.ts';
 import { RepositorySession } from '../../src/repository/sessions.ts';
 import { MiB, makeDiskImage, sha256File, tempDir } from '../support/disk-images.ts';
 
-test('a backup that starts while a prune plan is pending stores the doomed chunks anew', async t => {
+test('a backup that starts while a prune plan is pending stores the doomed chunks anew', async (t) => {
   const dir = await tempDir(t);
   const repo = await Repository.init(new FsBackend(join(dir, 'repo')), 'pw', { packSize: 2 * MiB });
   const image = join(dir, 'a.img');
@@ -24,16 +24,20 @@ test('a backup that starts while a prune plan is pending stores the doomed chunk
   // written its plan, which is the window this test needs.
   const earlier = await RepositorySession.start(repo, 'an earlier backup');
   const logs: string[] = [];
-  const pruning = prune(repo, { graceMs: 0, pollMs: 20, log: l => logs.push(l) });
+  const pruning = prune(repo, { graceMs: 0, pollMs: 20, log: (l) => logs.push(l) });
   while ((await readdir(join(dir, 'repo', 'prune')).catch(() => [])).length === 0) await sleep(10);
 
   const second = await backupImage(repo, { imagePath: image, diskName: 'a', source: 'a' });
   const stats = second.point.disks[0].stats;
-  assert.equal(stats.newChunks, stats.readChunks - stats.zeroChunks, 'no chunk was reused from the packs the plan names');
+  assert.equal(
+    stats.newChunks,
+    stats.readChunks - stats.zeroChunks,
+    'no chunk was reused from the packs the plan names',
+  );
 
   await earlier.end();
   const report = await pruning;
-  assert.ok(logs.some(l => l.includes('waiting for 1 running backup')));
+  assert.ok(logs.some((l) => l.includes('waiting for 1 running backup')));
   assert.ok(report.deletedPacks > 0);
   assert.equal(report.newPacks, 0, 'nothing in the doomed packs was in use');
 
@@ -45,7 +49,7 @@ test('a backup that starts while a prune plan is pending stores the doomed chunk
   assert.deepEqual(check.warnings, []);
 });
 
-test('prune gives up cleanly when an earlier backup outlasts --wait', async t => {
+test('prune gives up cleanly when an earlier backup outlasts --wait', async (t) => {
   const dir = await tempDir(t);
   const repo = await Repository.init(new FsBackend(join(dir, 'repo')), 'pw');
   const image = join(dir, 'a.img');
@@ -54,7 +58,10 @@ test('prune gives up cleanly when an earlier backup outlasts --wait', async t =>
   await repo.deleteRecoveryPoint(first.id);
   const running = await RepositorySession.start(repo, 'a long backup');
   t.after(() => running.end());
-  await assert.rejects(prune(repo, { graceMs: 0, waitMs: 100, pollMs: 20 }), /gave up waiting .*a long backup.*nothing was deleted/);
+  await assert.rejects(
+    prune(repo, { graceMs: 0, waitMs: 100, pollMs: 20 }),
+    /gave up waiting .*a long backup.*nothing was deleted/,
+  );
   assert.deepEqual(await readdir(join(dir, 'repo', 'prune')), [], 'the plan is withdrawn');
   assert.ok((await readdir(join(dir, 'repo', 'data'))).length > 0, 'no pack was deleted');
 });

@@ -13,7 +13,7 @@ import { Repository } from '../../src/repository/repository.ts';
 import { RepositorySession } from '../../src/repository/sessions.ts';
 import { MiB, makeDiskImage, overwrite, sha256File, tempDir } from '../support/disk-images.ts';
 
-test('a restore that read the index before a prune repacked its chunks reads the index again and restores bit for bit', async t => {
+test('a restore that read the index before a prune repacked its chunks reads the index again and restores bit for bit', async (t) => {
   const dir = await tempDir(t);
   const repo = await Repository.init(new FsBackend(join(dir, 'repo')), 'pw', { packSize: 4 * MiB });
   const image = join(dir, 'a.img');
@@ -40,7 +40,17 @@ test('a restore that read the index before a prune repacked its chunks reads the
   const pool = new WorkerPool(repo.key, 1);
   let reloads = 0;
   try {
-    const result = await restoreDisk({ repo, index: staleIndex, disk, writer, pool, reloadIndex: () => { reloads++; return repo.loadIndex(); } });
+    const result = await restoreDisk({
+      repo,
+      index: staleIndex,
+      disk,
+      writer,
+      pool,
+      reloadIndex: () => {
+        reloads++;
+        return repo.loadIndex();
+      },
+    });
     await writer.commit();
     assert.deepEqual(result.damaged, []);
   } finally {

@@ -6,7 +6,10 @@ import { join } from 'node:path';
 
 export const MiB = 1024 * 1024;
 
-export async function tempDir(t: { after: (fn: () => Promise<void>) => void }, prefix = 'goldsnap-test-'): Promise<string> {
+export async function tempDir(
+  t: { after: (fn: () => Promise<void>) => void },
+  prefix = 'goldsnap-test-',
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
@@ -16,9 +19,11 @@ export async function tempDir(t: { after: (fn: () => Promise<void>) => void }, p
 export function prng(seed: number) {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 2 ** 32;
   };
 }
@@ -36,7 +41,12 @@ export async function makeDiskImage(path: string, sizeBytes: number, seed = 1): 
     const kind = rand();
     const length = Math.min(extent, sizeBytes - offset);
     if (kind < 0.3) continue;
-    const data = kind < 0.65 ? randomBytes(length) : Buffer.from(`line ${offset} of a log file, seed ${seed} ${'abcdefghij'.repeat(4)}\n`.repeat(Math.ceil(length / 60))).subarray(0, length);
+    const data =
+      kind < 0.65
+        ? randomBytes(length)
+        : Buffer.from(
+            `line ${offset} of a log file, seed ${seed} ${'abcdefghij'.repeat(4)}\n`.repeat(Math.ceil(length / 60)),
+          ).subarray(0, length);
     await fh.write(data, 0, length, offset);
   }
   await fh.close();

@@ -2,7 +2,20 @@ import { execFile, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, lchown, lstat, lutimes, mkdir, open, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chown,
+  lchown,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -11,15 +24,26 @@ export const MiB = 1024 * 1024;
 
 /** Why file-system tests cannot run here, or undefined when they can. */
 export function fileSystemTestsSkipReason(tools: string[]): string | undefined {
-  if (process.getuid?.() !== 0) return 'file-level restore tests build file systems with owners and mount FUSE: run them as root (CI does)';
+  if (process.getuid?.() !== 0)
+    return 'file-level restore tests build file systems with owners and mount FUSE: run them as root (CI does)';
   if (!existsSync('/dev/fuse')) return '/dev/fuse is unavailable on this machine: FUSE tests cannot run';
   for (const tool of tools) {
-    if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some(d => existsSync(join(d, tool)))) return `${tool} is not installed (.ci/run installs it)`;
+    if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(join(d, tool))))
+      return `${tool} is not installed (.ci/run installs it)`;
   }
   return undefined;
 }
 
-export interface TreeEntry { path: string; type: 'file' | 'dir' | 'symlink'; mode: number; uid: number; gid: number; size?: number; mtime: number; target?: string }
+export interface TreeEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  mode: number;
+  uid: number;
+  gid: number;
+  size?: number;
+  mtime: number;
+  target?: string;
+}
 
 /**
  * A small tree like a real system's: nested folders, modes, owners, old times, a symlink, and one
@@ -43,7 +67,18 @@ export async function makeSourceTree(dir: string, owners = true): Promise<void> 
     await chown(join(dir, 'data/notes.txt'), 1000, 100);
     await lchown(join(dir, 'etc/hostname.link'), 0, 0);
   }
-  for (const p of ['etc/hostname', 'etc/fstab', 'etc/ssh/sshd_config', 'data/big.bin', 'data/notes.txt', 'data/run.sh', 'etc/ssh', 'data/empty', 'etc', 'data']) {
+  for (const p of [
+    'etc/hostname',
+    'etc/fstab',
+    'etc/ssh/sshd_config',
+    'data/big.bin',
+    'data/notes.txt',
+    'data/run.sh',
+    'etc/ssh',
+    'data/empty',
+    'etc',
+    'data',
+  ]) {
     await utimes(join(dir, p), t, t);
   }
   await lutimes(join(dir, 'etc/hostname.link'), t, t);
@@ -58,11 +93,18 @@ export async function readTree(dir: string, rel = ''): Promise<TreeEntry[]> {
     if (path === '/lost+found') continue;
     const s = await lstat(join(dir, path));
     const type = s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : 'file';
-    const entry: TreeEntry = { path, type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtime: Math.floor(s.mtimeMs / 1000) };
+    const entry: TreeEntry = {
+      path,
+      type,
+      mode: s.mode & 0o7777,
+      uid: s.uid,
+      gid: s.gid,
+      mtime: Math.floor(s.mtimeMs / 1000),
+    };
     if (type !== 'dir') entry.size = s.size;
     if (type === 'symlink') entry.target = await readlink(join(dir, path));
     out.push(entry);
-    if (type === 'dir') out.push(...await readTree(dir, path));
+    if (type === 'dir') out.push(...(await readTree(dir, path)));
   }
   return out.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
@@ -82,8 +124,8 @@ export async function makeNtfs(image: string, sizeBytes: number, tree: string, m
   await exec('mkntfs', ['-q', '-F', '-Q', image]);
   await mkdir(mountDir, { recursive: true });
   const driver = spawn('ntfs-3g', ['-o', 'no_detach', image, mountDir], { stdio: 'ignore' });
-  const exited = new Promise(resolve => driver.on('exit', resolve));
-  while (!(await readFile('/proc/self/mounts', 'utf8')).split('\n').some(l => l.split(' ')[1] === mountDir)) {
+  const exited = new Promise((resolve) => driver.on('exit', resolve));
+  while (!(await readFile('/proc/self/mounts', 'utf8')).split('\n').some((l) => l.split(' ')[1] === mountDir)) {
     if (driver.exitCode !== null) throw new Error(`ntfs-3g could not mount ${image}`);
     await sleep(20);
   }
@@ -97,7 +139,7 @@ export async function makeNtfs(image: string, sizeBytes: number, tree: string, m
 
 /** Builds an XFS image holding the tree (mkfs.xfs -p with a protofile; times are not kept by it). */
 export async function makeXfs(image: string, sizeBytes: number, tree: string): Promise<void> {
-  const lines = ['goldsnap-test', '0 0', 'd--755 0 0', ...await protoLines(tree, ''), '$'];
+  const lines = ['goldsnap-test', '0 0', 'd--755 0 0', ...(await protoLines(tree, '')), '$'];
   const proto = `${image}.proto`;
   await writeFile(proto, `${lines.join('\n')}\n`);
   await truncate(image, sizeBytes);
@@ -110,7 +152,8 @@ async function protoLines(dir: string, rel: string): Promise<string[]> {
     const path = join(dir, rel, name);
     const s = await lstat(path);
     const perms = `${s.mode & 0o4000 ? 'u' : '-'}${s.mode & 0o2000 ? 'g' : '-'}${(s.mode & 0o777).toString(8).padStart(3, '0')}`;
-    if (s.isDirectory()) out.push(`${name} d${perms} ${s.uid} ${s.gid}`, ...await protoLines(dir, join(rel, name)), '$');
+    if (s.isDirectory())
+      out.push(`${name} d${perms} ${s.uid} ${s.gid}`, ...(await protoLines(dir, join(rel, name))), '$');
     else if (s.isSymbolicLink()) out.push(`${name} l${perms} ${s.uid} ${s.gid} ${await readlink(path)}`);
     else out.push(`${name} -${perms} ${s.uid} ${s.gid} ${path}`);
   }
@@ -118,7 +161,12 @@ async function protoLines(dir: string, rel: string): Promise<string[]> {
 }
 
 /** Flips a byte of the stored chunk that holds disk offset `diskOffset` of the point's first disk. */
-export async function damageChunkAt(repoDir: string, passphrase: string, point: string, diskOffset: number): Promise<number> {
+export async function damageChunkAt(
+  repoDir: string,
+  passphrase: string,
+  point: string,
+  diskOffset: number,
+): Promise<number> {
   const { openBackend } = await import('../../src/repository/backend/open.ts');
   const { packObjectName } = await import('../../src/repository/format.ts');
   const { Repository } = await import('../../src/repository/repository.ts');
@@ -140,12 +188,19 @@ export async function damageChunkAt(repoDir: string, passphrase: string, point: 
 }
 
 /** Writes a disk image with one partition (GPT or MBR, by sfdisk) holding the file system image. */
-export async function makePartitionedDisk(disk: string, diskBytes: number, scheme: 'gpt' | 'mbr', fsImage: string, startBytes = MiB, windows = false): Promise<void> {
+export async function makePartitionedDisk(
+  disk: string,
+  diskBytes: number,
+  scheme: 'gpt' | 'mbr',
+  fsImage: string,
+  startBytes = MiB,
+  windows = false,
+): Promise<void> {
   const fsBytes = (await lstat(fsImage)).size;
   await truncate(disk, diskBytes);
-  const layout = `label: ${scheme === 'gpt' ? 'gpt' : 'dos'}\nstart=${startBytes / 512}, size=${fsBytes / 512}, type=${scheme === 'gpt' ? (windows ? 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' : 'linux') : (windows ? '7' : '83')}\n`;
+  const layout = `label: ${scheme === 'gpt' ? 'gpt' : 'dos'}\nstart=${startBytes / 512}, size=${fsBytes / 512}, type=${scheme === 'gpt' ? (windows ? 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' : 'linux') : windows ? '7' : '83'}\n`;
   await new Promise<void>((resolve, reject) => {
-    const child = execFile('sfdisk', ['-q', disk], err => (err ? reject(err) : resolve()));
+    const child = execFile('sfdisk', ['-q', disk], (err) => (err ? reject(err) : resolve()));
     child.stdin!.end(layout);
   });
   const src = await open(fsImage, 'r');
@@ -154,7 +209,7 @@ export async function makePartitionedDisk(disk: string, diskBytes: number, schem
     const buf = Buffer.alloc(MiB);
     for (let at = 0; at < fsBytes; at += MiB) {
       const { bytesRead } = await src.read(buf, 0, MiB, at);
-      if (buf.subarray(0, bytesRead).some(b => b !== 0)) await dst.write(buf, 0, bytesRead, startBytes + at);
+      if (buf.subarray(0, bytesRead).some((b) => b !== 0)) await dst.write(buf, 0, bytesRead, startBytes + at);
     }
   } finally {
     await src.close();

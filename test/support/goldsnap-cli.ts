@@ -13,15 +13,22 @@ export interface CliResult {
 
 /** Starts `goldsnap …` as a user would, with the test passphrase unless env says otherwise. */
 export function startGoldsnap(args: string[], env: Record<string, string | undefined> = {}): ChildProcess {
-  return spawn(GOLDSNAP_BIN, args, { env: { ...process.env, GOLDSNAP_PASSWORD: TEST_PASSPHRASE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(GOLDSNAP_BIN, args, {
+    env: { ...process.env, GOLDSNAP_PASSWORD: TEST_PASSPHRASE, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 export function finished(child: ChildProcess): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', d => { stdout += d; });
-  child.stderr!.on('data', d => { stderr += d; });
-  return new Promise(resolve => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  child.stdout!.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
 }
 
 export function goldsnap(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {

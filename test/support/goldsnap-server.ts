@@ -60,7 +60,8 @@ export class ServerUnderTest {
     this.url = '';
     const from = this.log.length;
     const child = spawn(GOLDSNAP_BIN, ['server', '--data', this.dataDir, '--port', '0', '--proxy-idle', '3', ...args], {
-      env: { ...process.env, DATABASE_URL: '', GOLDSNAP_PASSWORD: undefined, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DATABASE_URL: '', GOLDSNAP_PASSWORD: undefined, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
     const onData = (d: Buffer) => {
@@ -77,7 +78,8 @@ export class ServerUnderTest {
         this.url = m[1];
         return;
       }
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`goldsnap server exited at start:\n${this.log}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`goldsnap server exited at start:\n${this.log}`);
       await sleep(100);
     }
   }
@@ -113,7 +115,10 @@ export class ServerUnderTest {
 
   async cliJson<T = any>(args: string[]): Promise<T> {
     const r = await this.cli([...args, '--json']);
-    if (r.code !== 0) throw new Error(`goldsnap ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- server log ---\n${this.log.slice(-4000)}`);
+    if (r.code !== 0)
+      throw new Error(
+        `goldsnap ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n--- server log ---\n${this.log.slice(-4000)}`,
+      );
     return JSON.parse(r.stdout) as T;
   }
 
@@ -121,9 +126,18 @@ export class ServerUnderTest {
     return readFileSync(join(this.dataDir, 'admin-token'), 'utf8').trim();
   }
 
-  async api(method: string, path: string, body?: unknown, token = this.adminToken): Promise<{ status: number; body: any }> {
+  async api(
+    method: string,
+    path: string,
+    body?: unknown,
+    token = this.adminToken,
+  ): Promise<{ status: number; body: any }> {
     const res = await fetch(new URL(path, this.url), {
-      method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
@@ -142,25 +156,38 @@ export class ServerUnderTest {
 
   /** Calls the emulator's control API (what the VMs themselves do: write to their disks). */
   emulator(method: string, path: string, body?: unknown): Promise<Buffer> {
-    const info = JSON.parse(readFileSync(this.connectionFile, 'utf8')) as { armEndpoint: string; token: string; caCertPem: string };
+    const info = JSON.parse(readFileSync(this.connectionFile, 'utf8')) as {
+      armEndpoint: string;
+      token: string;
+      caCertPem: string;
+    };
     return new Promise((resolve, reject) => {
-      const req = request(new URL(`/_emulator/${path}`, info.armEndpoint), {
-        method, ca: info.caCertPem, headers: { authorization: `Bearer ${info.token}`, 'content-type': 'application/json' },
-      }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => {
-          const all = Buffer.concat(parts);
-          if ((res.statusCode ?? 500) >= 300) reject(new Error(`emulator ${method} ${path}: ${res.statusCode} ${all.toString().slice(0, 300)}`));
-          else resolve(all);
-        });
-      });
+      const req = request(
+        new URL(`/_emulator/${path}`, info.armEndpoint),
+        {
+          method,
+          ca: info.caCertPem,
+          headers: { authorization: `Bearer ${info.token}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => {
+            const all = Buffer.concat(parts);
+            if ((res.statusCode ?? 500) >= 300)
+              reject(new Error(`emulator ${method} ${path}: ${res.statusCode} ${all.toString().slice(0, 300)}`));
+            else resolve(all);
+          });
+        },
+      );
       req.on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
   }
 
-  async createVm(spec: unknown): Promise<{ id: string; name: string; disks: Array<{ id: string; name: string; sizeBytes: number }> }> {
+  async createVm(
+    spec: unknown,
+  ): Promise<{ id: string; name: string; disks: Array<{ id: string; name: string; sizeBytes: number }> }> {
     return JSON.parse((await this.emulator('POST', 'vms', spec)).toString());
   }
 
@@ -168,7 +195,10 @@ export class ServerUnderTest {
     return this.emulator('GET', `disk-content?id=${encodeURIComponent(id)}`);
   }
 
-  async writeToVm(vm: string, writes: Array<{ diskName: string; offset: number; length: number; pattern: 'random' | 'zeros' | number }>): Promise<void> {
+  async writeToVm(
+    vm: string,
+    writes: Array<{ diskName: string; offset: number; length: number; pattern: 'random' | 'zeros' | number }>,
+  ): Promise<void> {
     await this.emulator('POST', `vms/${encodeURIComponent(vm)}/writes`, { writes });
   }
 
@@ -179,7 +209,8 @@ export class ServerUnderTest {
     for (;;) {
       const value = await check();
       if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- server log ---\n${this.log.slice(-4000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}\n--- server log ---\n${this.log.slice(-4000)}`);
       await sleep(200);
     }
   }

@@ -40,14 +40,21 @@ export async function startS3rver(bucket = 'goldsnap-test'): Promise<ObjectStore
     const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: ${JSON.stringify(dir)}, vhostBuckets: false });
     server.run().then(a => console.log('s3rver listening on ' + a.port), err => { console.error(err); process.exit(1); });
     process.on('SIGTERM', () => process.exit(0));`;
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '--input-type=commonjs', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', '--input-type=commonjs', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const server = watch(child);
   try {
     const port = await server.waitFor(/s3rver listening on (\d+)/, 30_000);
     const secret = `s3-secret-${randomBytes(12).toString('hex')}`;
     return {
       location: `s3:http://127.0.0.1:${port}/${bucket}`,
-      env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' },
+      env: {
+        AWS_ACCESS_KEY_ID: 'S3RVER',
+        AWS_SECRET_ACCESS_KEY: secret,
+        AWS_REGION: 'us-east-1',
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
       secret,
       async stop() {
         await server.stop();
@@ -64,9 +71,13 @@ export async function startS3rver(bucket = 'goldsnap-test'): Promise<ObjectStore
 /** Collects a child's output; waits for a line; stops it (SIGTERM, then SIGKILL after 5 s). */
 function watch(child: ChildProcess) {
   let output = '';
-  child.stdout!.on('data', d => { output += d; });
-  child.stderr!.on('data', d => { output += d; });
-  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+  child.stdout!.on('data', (d) => {
+    output += d;
+  });
+  child.stderr!.on('data', (d) => {
+    output += d;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const running = () => child.exitCode === null && child.signalCode === null;
   // Should the test process end without stopping the server, do not leave it behind.
   const killOnExit = () => child.kill('SIGKILL');
@@ -79,8 +90,9 @@ function watch(child: ChildProcess) {
       while (Date.now() < deadline) {
         const m = pattern.exec(output);
         if (m) return m[1] ?? m[0];
-        if (!running()) throw new Error(`the server exited (${child.exitCode ?? child.signalCode}) before it listened:\n${output}`);
-        await new Promise(r => setTimeout(r, 50));
+        if (!running())
+          throw new Error(`the server exited (${child.exitCode ?? child.signalCode}) before it listened:\n${output}`);
+        await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`the server did not listen within ${timeoutMs} ms:\n${output}`);
     },
@@ -106,10 +118,25 @@ export async function startAzurite(container = 'goldsnap-test'): Promise<ObjectS
   // The free port is found by binding and releasing it, so another process may take it meanwhile: retry.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const server = watch(spawn(process.execPath, [
-      AZURITE_BLOB, '--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', dir,
-      '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const server = watch(
+      spawn(
+        process.execPath,
+        [
+          AZURITE_BLOB,
+          '--blobHost',
+          '127.0.0.1',
+          '--blobPort',
+          String(port),
+          '--location',
+          dir,
+          '--silent',
+          '--skipApiVersionCheck',
+          '--loose',
+          '--disableTelemetry',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
     try {
       await server.waitFor(/successfully listens/, 30_000);
       await waitForPort(port, 10_000);
@@ -146,13 +173,16 @@ function freePort(): Promise<number> {
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const answers = await new Promise<boolean>(resolve => {
+    const answers = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (answers) return;
-    await new Promise(r => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`nothing answers on port ${port} after ${timeoutMs} ms`);
 }

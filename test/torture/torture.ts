@@ -71,9 +71,14 @@ async function openStore(name: BackendName, work: string, faults: boolean, seed:
   const upstream = Number(/127\.0\.0\.1:(\d+)/.exec(location)![1]);
   const proxy = await startFaultyProxy(upstream, seed);
   return {
-    location, env: store.env, faults: proxy.counts,
+    location,
+    env: store.env,
+    faults: proxy.counts,
     faultyLocation: location.replace(`127.0.0.1:${upstream}`, `127.0.0.1:${proxy.port}`),
-    stop: async () => { await proxy.stop(); await store.stop(); },
+    stop: async () => {
+      await proxy.stop();
+      await store.stop();
+    },
   };
 }
 
@@ -94,23 +99,41 @@ async function killAfter(child: ChildProcess, done: Promise<CliResult>, ms: numb
 
 export async function runTorture(opts: TortureOptions): Promise<TortureReport[]> {
   const reports: TortureReport[] = [];
-  for (const [i, backend] of opts.backends.entries()) reports.push(await tortureBackend(backend, opts.seed * 1000 + i, opts.trials, opts.faults ?? false, opts.log ?? (() => {})));
+  for (const [i, backend] of opts.backends.entries())
+    reports.push(
+      await tortureBackend(backend, opts.seed * 1000 + i, opts.trials, opts.faults ?? false, opts.log ?? (() => {})),
+    );
   return reports;
 }
 
-async function tortureBackend(backend: BackendName, seed: number, trials: number, faults: boolean, log: (line: string) => void): Promise<TortureReport> {
+async function tortureBackend(
+  backend: BackendName,
+  seed: number,
+  trials: number,
+  faults: boolean,
+  log: (line: string) => void,
+): Promise<TortureReport> {
   const rand = prng(seed);
   const pick = <T>(items: T[]): T => items[Math.floor(rand() * items.length)];
   const work = await mkdtemp(join(tmpdir(), `goldsnap-torture-${backend}-`));
   const store = await openStore(backend, work, faults, seed);
   const opLocation = store.faultyLocation ?? store.location;
-  const report: TortureReport = { backend, trials: 0, kills: 0, pointsVerified: 0, dataLost: 0, problems: [], faultFailures: 0, faults: store.faults };
+  const report: TortureReport = {
+    backend,
+    trials: 0,
+    kills: 0,
+    pointsVerified: 0,
+    dataLost: 0,
+    problems: [],
+    faultFailures: 0,
+    faults: store.faults,
+  };
   /** A command that failed unkilled: on a faulty store that may be the faults, else it is a problem. */
   const failed = (what: string, r: CliResult) => {
     if (store.faults) report.faultFailures++;
     else report.problems.push(`${what} failed (${backend}): ${lastLine(r.stderr)}`);
   };
-  const cli = async (args: string[]) => (await launch([...args, '--repo', store.location], store.env).done);
+  const cli = async (args: string[]) => await launch([...args, '--repo', store.location], store.env).done;
   const json = async (args: string[]) => {
     const r = await cli([...args, '--json']);
     if (r.code !== 0) throw new Error(`goldsnap ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
@@ -126,7 +149,12 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
   const verify = async (id: string, target: string, result: CliResult) => {
     const want = model.get(id)!.hash;
     if (result.code === 0 && (await sha256File(target)) === want) report.pointsVerified++;
-    else { report.dataLost++; report.problems.push(`restore of ${id.slice(0, 8)} (${backend}) ${result.code === 0 ? 'gave wrong bytes' : `failed: ${lastLine(result.stderr)}`}`); }
+    else {
+      report.dataLost++;
+      report.problems.push(
+        `restore of ${id.slice(0, 8)} (${backend}) ${result.code === 0 ? 'gave wrong bytes' : `failed: ${lastLine(result.stderr)}`}`,
+      );
+    }
   };
 
   try {
@@ -156,7 +184,20 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
         changedSince.set(source, sinceParent);
         const hash = await sha256File(image);
         const parent = lastOf.get(source);
-        args = ['repo', 'backup-image', image, '--name', 'disk', '--source', source, '--tag', `trial-${trial}`, '--workers', '1', '--json'];
+        args = [
+          'repo',
+          'backup-image',
+          image,
+          '--name',
+          'disk',
+          '--source',
+          source,
+          '--tag',
+          `trial-${trial}`,
+          '--workers',
+          '1',
+          '--json',
+        ];
         if (parent && model.has(parent) && rand() < 0.7) {
           const ranges = join(work, `changed-${trial}.json`);
           await writeFile(ranges, JSON.stringify(sinceParent));
@@ -172,7 +213,11 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
             if (!killed) failed('backup', r);
             // Killed (or failed) after the commit but before it said so: the point exists and must be right.
             for (const p of await json(['repo', 'snapshots'])) {
-              if (p.tags.includes(`trial-${trial}`)) { model.set(p.id, { hash, source }); lastOf.set(source, p.id); changedSince.set(source, []); }
+              if (p.tags.includes(`trial-${trial}`)) {
+                model.set(p.id, { hash, source });
+                lastOf.set(source, p.id);
+                changedSince.set(source, []);
+              }
             }
           }
         };
@@ -183,7 +228,13 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
         onDone = async (r, killed) => {
           if (!killed && r.code !== 0 && store.faults) failed('restore', r);
           else if (!killed || r.code === 0) await verify(id, target, r);
-          else if (await stat(target).then(() => true, () => false)) await verify(id, target, { ...r, code: 0 });
+          else if (
+            await stat(target).then(
+              () => true,
+              () => false,
+            )
+          )
+            await verify(id, target, { ...r, code: 0 });
           await rm(target, { force: true });
           await rm(`${target}.goldsnap-partial`, { force: true });
         };
@@ -207,7 +258,9 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
       };
 
       const main = launch([...args, '--repo', opLocation], store.env);
-      const side = withPrune ? launch(['repo', 'prune', '--grace', '0', '--wait', '10m', '--repo', opLocation], store.env) : undefined;
+      const side = withPrune
+        ? launch(['repo', 'prune', '--grace', '0', '--wait', '10m', '--repo', opLocation], store.env)
+        : undefined;
       const [killedMain, killedSide] = await Promise.all([
         killAfter(main.child, main.done, killOpAt),
         side ? killAfter(side.child, side.done, killPruneAt) : false,
@@ -219,12 +272,22 @@ async function tortureBackend(backend: BackendName, seed: number, trials: number
       // Every acknowledged point is still there, and the repository checks without errors.
       const listed = new Set((await json(['repo', 'snapshots'])).map((p: { id: string }) => p.id));
       for (const id of model.keys()) {
-        if (!listed.has(id)) { report.dataLost++; report.problems.push(`recovery point ${id.slice(0, 8)} (${backend}) vanished`); model.delete(id); }
+        if (!listed.has(id)) {
+          report.dataLost++;
+          report.problems.push(`recovery point ${id.slice(0, 8)} (${backend}) vanished`);
+          model.delete(id);
+        }
       }
       const check = await cli(['repo', 'check', '--json']);
-      const errors: string[] = check.code === 0 || check.stdout ? JSON.parse(check.stdout || '{"errors":[]}').errors : [check.stderr];
-      if (errors.length) report.problems.push(`check after trial ${trial} (${op}${withPrune ? ' + prune' : ''}, ${backend}): ${errors.join('; ')}`);
-      log(`${backend} trial ${trial}: ${op}${withPrune ? ' + prune' : ''}${killedMain ? ' (killed)' : ''}${killedSide ? ' (prune killed)' : ''}; ${model.size} points`);
+      const errors: string[] =
+        check.code === 0 || check.stdout ? JSON.parse(check.stdout || '{"errors":[]}').errors : [check.stderr];
+      if (errors.length)
+        report.problems.push(
+          `check after trial ${trial} (${op}${withPrune ? ' + prune' : ''}, ${backend}): ${errors.join('; ')}`,
+        );
+      log(
+        `${backend} trial ${trial}: ${op}${withPrune ? ' + prune' : ''}${killedMain ? ' (killed)' : ''}${killedSide ? ' (prune killed)' : ''}; ${model.size} points`,
+      );
     }
 
     // The end: a last backup left to finish (so there is always a point to verify), a last
@@ -256,21 +319,42 @@ function lastLine(text: string): string {
 }
 
 export function summary(reports: TortureReport[]): string {
-  const lines = reports.map(r => `${r.backend.padEnd(8)} trials ${r.trials}, kills ${r.kills}, recovery points verified bit for bit ${r.pointsVerified}, data lost ${r.dataLost}, problems ${r.problems.length}` +
-    (r.faults ? `; store faults: ${r.faults.requests} requests, ${r.faults.errors503} answered 503, ${r.faults.droppedBefore + r.faults.droppedAfter} connections dropped (${r.faults.droppedAfter} after the store acted), ${r.faults.delayed} slowed; ${r.faultFailures} commands failed on them` : ''));
+  const lines = reports.map(
+    (r) =>
+      `${r.backend.padEnd(8)} trials ${r.trials}, kills ${r.kills}, recovery points verified bit for bit ${r.pointsVerified}, data lost ${r.dataLost}, problems ${r.problems.length}` +
+      (r.faults
+        ? `; store faults: ${r.faults.requests} requests, ${r.faults.errors503} answered 503, ${r.faults.droppedBefore + r.faults.droppedAfter} connections dropped (${r.faults.droppedAfter} after the store acted), ${r.faults.delayed} slowed; ${r.faultFailures} commands failed on them`
+        : ''),
+  );
   const sum = (f: (r: TortureReport) => number) => reports.reduce((s, r) => s + f(r), 0);
-  lines.push(`total    trials ${sum(r => r.trials)}, kills ${sum(r => r.kills)}, recovery points verified bit for bit ${sum(r => r.pointsVerified)}, data lost ${sum(r => r.dataLost)}`);
+  lines.push(
+    `total    trials ${sum((r) => r.trials)}, kills ${sum((r) => r.kills)}, recovery points verified bit for bit ${sum((r) => r.pointsVerified)}, data lost ${sum((r) => r.dataLost)}`,
+  );
   for (const r of reports) for (const p of r.problems) lines.push(`problem: ${p}`);
   return lines.join('\n');
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { seed: { type: 'string', default: '1' }, trials: { type: 'string', default: '20' }, backends: { type: 'string', default: ALL_BACKENDS.join(',') }, 'no-faults': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      seed: { type: 'string', default: '1' },
+      trials: { type: 'string', default: '20' },
+      backends: { type: 'string', default: ALL_BACKENDS.join(',') },
+      'no-faults': { type: 'boolean', default: false },
+    },
+  });
   const backends = values.backends.split(',') as BackendName[];
-  for (const b of backends) if (!ALL_BACKENDS.includes(b)) throw new Error(`unknown backend ${b}: use ${ALL_BACKENDS.join(', ')}`);
+  for (const b of backends)
+    if (!ALL_BACKENDS.includes(b)) throw new Error(`unknown backend ${b}: use ${ALL_BACKENDS.join(', ')}`);
   const seed = Number(values.seed);
   const started = Date.now();
-  const reports = await runTorture({ seed, trials: Number(values.trials), backends, faults: !values['no-faults'], log: line => process.stderr.write(`${line}\n`) });
+  const reports = await runTorture({
+    seed,
+    trials: Number(values.trials),
+    backends,
+    faults: !values['no-faults'],
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
   process.stdout.write(`seed ${seed}, ${((Date.now() - started) / 1000).toFixed(0)} s\n${summary(reports)}\n`);
-  if (reports.some(r => r.dataLost > 0 || r.problems.length > 0)) process.exitCode = 1;
+  if (reports.some((r) => r.dataLost > 0 || r.problems.length > 0)) process.exitCode = 1;
 }

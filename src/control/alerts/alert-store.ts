@@ -38,7 +38,11 @@ export interface AlertDelivery {
   sentAt: string | null;
 }
 
-export interface DueDelivery { event: AlertEvent; channel: AlertChannel & { secret: string | null }; attempts: number }
+export interface DueDelivery {
+  event: AlertEvent;
+  channel: AlertChannel & { secret: string | null };
+  attempts: number;
+}
 
 /** Alert channels, events and deliveries in the catalog. */
 export class AlertStore {
@@ -51,21 +55,35 @@ export class AlertStore {
    * Adds a channel. A webhook gets a signing secret (generated unless given), returned only here:
    * the receiver checks X-Goldsnap-Signature with it.
    */
-  async createChannel(input: { name: string; kind: 'webhook' | 'email'; target: string; events?: AlertKind[]; secret?: string }): Promise<{ channel: AlertChannel; secret?: string }> {
+  async createChannel(input: {
+    name: string;
+    kind: 'webhook' | 'email';
+    target: string;
+    events?: AlertKind[];
+    secret?: string;
+  }): Promise<{ channel: AlertChannel; secret?: string }> {
     if (input.kind === 'webhook') {
       let url: URL;
-      try { url = new URL(input.target); } catch { throw new InvalidInputError('target', `${input.target} is not a URL`); }
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new InvalidInputError('target', 'a webhook URL starts with https:// (or http://)');
+      try {
+        url = new URL(input.target);
+      } catch {
+        throw new InvalidInputError('target', `${input.target} is not a URL`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:')
+        throw new InvalidInputError('target', 'a webhook URL starts with https:// (or http://)');
     } else if (!input.target.split(',').every((a) => /^[^\s@,]+@[^\s@,]+$/.test(a.trim()))) {
       throw new InvalidInputError('target', 'expected e-mail addresses separated by commas');
     }
-    const secret = input.kind === 'webhook' ? input.secret ?? randomBytes(24).toString('base64url') : null;
+    const secret = input.kind === 'webhook' ? (input.secret ?? randomBytes(24).toString('base64url')) : null;
     const id = randomUUID();
     try {
-      await this.db.query('INSERT INTO alert_channels (id, name, kind, target, secret, events) VALUES ($1, $2, $3, $4, $5, $6)',
-        [id, input.name, input.kind, input.target, secret, JSON.stringify(input.events ?? [])]);
+      await this.db.query(
+        'INSERT INTO alert_channels (id, name, kind, target, secret, events) VALUES ($1, $2, $3, $4, $5, $6)',
+        [id, input.name, input.kind, input.target, secret, JSON.stringify(input.events ?? [])],
+      );
     } catch (err) {
-      if (/unique|duplicate/i.test(errorMessage(err))) throw new InvalidInputError('name', `a channel named ${input.name} exists already`);
+      if (/unique|duplicate/i.test(errorMessage(err)))
+        throw new InvalidInputError('name', `a channel named ${input.name} exists already`);
       throw err;
     }
     const channel = await this.getChannel(id);
@@ -73,7 +91,9 @@ export class AlertStore {
   }
 
   async getChannel(idOrName: string): Promise<AlertChannel> {
-    const [row] = await this.db.query<ChannelRow>('SELECT * FROM alert_channels WHERE id = $1 OR name = $1', [idOrName]);
+    const [row] = await this.db.query<ChannelRow>('SELECT * FROM alert_channels WHERE id = $1 OR name = $1', [
+      idOrName,
+    ]);
     if (!row) throw new NotFoundError('alert channel', idOrName);
     return channelFromRow(row);
   }
@@ -93,12 +113,16 @@ export class AlertStore {
    * channel that wants its kind. The same key again (next scan, another server) does nothing.
    */
   async raise(event: Omit<AlertEvent, 'createdAt'>): Promise<boolean> {
-    const inserted = await this.db.query('INSERT INTO alert_events (key, kind, subject, details) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING key',
-      [event.key, event.kind, event.subject, JSON.stringify(event.details)]);
+    const inserted = await this.db.query(
+      'INSERT INTO alert_events (key, kind, subject, details) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING key',
+      [event.key, event.kind, event.subject, JSON.stringify(event.details)],
+    );
     if (!inserted.length) return false;
     await this.db.query(
       `INSERT INTO alert_deliveries (event_key, channel_id)
-       SELECT $1, id FROM alert_channels WHERE enabled AND (events = '[]'::jsonb OR events ? $2) ON CONFLICT DO NOTHING`, [event.key, event.kind]);
+       SELECT $1, id FROM alert_channels WHERE enabled AND (events = '[]'::jsonb OR events ? $2) ON CONFLICT DO NOTHING`,
+      [event.key, event.kind],
+    );
     return true;
   }
 
@@ -108,53 +132,122 @@ export class AlertStore {
 
   /** Deliveries due now, claimed for `leaseMs` so that another server does not send them too. */
   async claimDue(limit: number, leaseMs: number): Promise<DueDelivery[]> {
-    const rows = await this.db.query<DeliveryRow & ChannelRow & { ev_kind: AlertKind; subject: string; details: Record<string, unknown>; ev_created_at: Date | string }>(
+    const rows = await this.db.query<
+      DeliveryRow &
+        ChannelRow & {
+          ev_kind: AlertKind;
+          subject: string;
+          details: Record<string, unknown>;
+          ev_created_at: Date | string;
+        }
+    >(
       `WITH due AS (
          UPDATE alert_deliveries SET next_at = now() + $2::float8 * interval '1 millisecond'
          WHERE (event_key, channel_id) IN (
            SELECT event_key, channel_id FROM alert_deliveries WHERE state = 'pending' AND next_at <= now() ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING *)
        SELECT due.*, c.*, e.kind AS ev_kind, e.subject, e.details, e.created_at AS ev_created_at
-       FROM due JOIN alert_channels c ON c.id = due.channel_id JOIN alert_events e ON e.key = due.event_key`, [limit, leaseMs]);
+       FROM due JOIN alert_channels c ON c.id = due.channel_id JOIN alert_events e ON e.key = due.event_key`,
+      [limit, leaseMs],
+    );
     return rows.map((r) => ({
       attempts: Number(r.attempts),
-      event: { key: r.event_key, kind: r.ev_kind, subject: r.subject, details: r.details, createdAt: new Date(r.ev_created_at).toISOString() },
+      event: {
+        key: r.event_key,
+        kind: r.ev_kind,
+        subject: r.subject,
+        details: r.details,
+        createdAt: new Date(r.ev_created_at).toISOString(),
+      },
       channel: { ...channelFromRow(r), secret: r.secret },
     }));
   }
 
   async markSent(eventKey: string, channelId: string): Promise<void> {
-    await this.db.query(`UPDATE alert_deliveries SET state = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL WHERE event_key = $1 AND channel_id = $2`, [eventKey, channelId]);
+    await this.db.query(
+      `UPDATE alert_deliveries SET state = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL WHERE event_key = $1 AND channel_id = $2`,
+      [eventKey, channelId],
+    );
   }
 
   /** A failed attempt: retried after `retryMs`, or given up once `maxAttempts` were made. */
-  async markFailed(eventKey: string, channelId: string, error: string, retryMs: number, maxAttempts: number): Promise<void> {
+  async markFailed(
+    eventKey: string,
+    channelId: string,
+    error: string,
+    retryMs: number,
+    maxAttempts: number,
+  ): Promise<void> {
     await this.db.query(
       `UPDATE alert_deliveries SET attempts = attempts + 1, last_error = $3,
          state = CASE WHEN attempts + 1 >= $5 THEN 'failed' ELSE 'pending' END,
          next_at = now() + $4::float8 * interval '1 millisecond'
-       WHERE event_key = $1 AND channel_id = $2`, [eventKey, channelId, error.slice(0, 500), retryMs, maxAttempts]);
+       WHERE event_key = $1 AND channel_id = $2`,
+      [eventKey, channelId, error.slice(0, 500), retryMs, maxAttempts],
+    );
   }
 
   /** Events newest first, each with what became of its deliveries. */
   async listEvents(limit = 100): Promise<Array<AlertEvent & { deliveries: AlertDelivery[] }>> {
-    const events = await this.db.query<{ key: string; kind: AlertKind; subject: string; details: Record<string, unknown>; created_at: Date | string }>(
-      'SELECT * FROM alert_events ORDER BY created_at DESC, key LIMIT $1', [limit]);
+    const events = await this.db.query<{
+      key: string;
+      kind: AlertKind;
+      subject: string;
+      details: Record<string, unknown>;
+      created_at: Date | string;
+    }>('SELECT * FROM alert_events ORDER BY created_at DESC, key LIMIT $1', [limit]);
     const deliveries = await this.db.query<DeliveryRow & { name: string }>(
-      `SELECT d.*, c.name FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id WHERE d.event_key = ANY($1::text[])`, [events.map((e) => e.key)]);
+      `SELECT d.*, c.name FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id WHERE d.event_key = ANY($1::text[])`,
+      [events.map((e) => e.key)],
+    );
     return events.map((e) => ({
-      key: e.key, kind: e.kind, subject: e.subject, details: e.details, createdAt: new Date(e.created_at).toISOString(),
-      deliveries: deliveries.filter((d) => d.event_key === e.key).map((d) => ({
-        eventKey: d.event_key, channelId: d.channel_id, channelName: d.name, state: d.state, attempts: Number(d.attempts), lastError: d.last_error,
-        sentAt: d.sent_at ? new Date(d.sent_at).toISOString() : null,
-      })),
+      key: e.key,
+      kind: e.kind,
+      subject: e.subject,
+      details: e.details,
+      createdAt: new Date(e.created_at).toISOString(),
+      deliveries: deliveries
+        .filter((d) => d.event_key === e.key)
+        .map((d) => ({
+          eventKey: d.event_key,
+          channelId: d.channel_id,
+          channelName: d.name,
+          state: d.state,
+          attempts: Number(d.attempts),
+          lastError: d.last_error,
+          sentAt: d.sent_at ? new Date(d.sent_at).toISOString() : null,
+        })),
     }));
   }
 }
 
-interface ChannelRow { id: string; name: string; kind: 'webhook' | 'email'; target: string; secret: string | null; events: AlertKind[]; enabled: boolean; created_at: Date | string }
-interface DeliveryRow { event_key: string; channel_id: string; state: 'pending' | 'sent' | 'failed'; attempts: number; last_error: string | null; sent_at: Date | string | null }
+interface ChannelRow {
+  id: string;
+  name: string;
+  kind: 'webhook' | 'email';
+  target: string;
+  secret: string | null;
+  events: AlertKind[];
+  enabled: boolean;
+  created_at: Date | string;
+}
+interface DeliveryRow {
+  event_key: string;
+  channel_id: string;
+  state: 'pending' | 'sent' | 'failed';
+  attempts: number;
+  last_error: string | null;
+  sent_at: Date | string | null;
+}
 
 function channelFromRow(r: ChannelRow): AlertChannel {
-  return { id: r.id, name: r.name, kind: r.kind, target: r.target, events: r.events, enabled: r.enabled, createdAt: new Date(r.created_at).toISOString() };
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind,
+    target: r.target,
+    events: r.events,
+    enabled: r.enabled,
+    createdAt: new Date(r.created_at).toISOString(),
+  };
 }

@@ -47,7 +47,10 @@ export class Alerter {
     const policies = await this.opts.policies.list();
     const detectors: Array<[string, () => Promise<NewAlert[]>]> = [
       ['failed runs', () => failedRuns(this.opts.db, now, DAY)],
-      ['missed schedules', () => missedSchedules(this.opts.db, policies, now, this.opts.scheduleGraceMs ?? 300_000, DAY)],
+      [
+        'missed schedules',
+        () => missedSchedules(this.opts.db, policies, now, this.opts.scheduleGraceMs ?? 300_000, DAY),
+      ],
       ['unprotected VMs', async () => unprotectedVms(await this.opts.runs.listVms(), policies)],
     ];
     for (const [what, detect] of detectors) {
@@ -74,7 +77,9 @@ export class Alerter {
         const message = errorMessage(err);
         const wait = Math.min(3_600_000, retryMs * 2 ** due.attempts);
         await this.store.markFailed(due.event.key, due.channel.id, message, wait, maxAttempts);
-        this.opts.log(`alert ${due.event.key} to ${due.channel.name}: ${message}${due.attempts + 1 >= maxAttempts ? ' (given up)' : ` (retry in ${Math.round(wait / 1000)} s)`}`);
+        this.opts.log(
+          `alert ${due.event.key} to ${due.channel.name}: ${message}${due.attempts + 1 >= maxAttempts ? ' (given up)' : ` (retry in ${Math.round(wait / 1000)} s)`}`,
+        );
       }
     }
   }
@@ -82,10 +87,20 @@ export class Alerter {
   /** Sends a test event to one channel now, outside the catalog's events; throws what went wrong. */
   async sendTest(channelRef: string): Promise<void> {
     const channel = await this.store.getChannel(channelRef);
-    const [withSecret] = await this.opts.db.query<{ secret: string | null }>('SELECT secret FROM alert_channels WHERE id = $1', [channel.id]);
-    await this.sender.send({ ...channel, secret: withSecret?.secret ?? null }, {
-      key: `test:${Date.now()}`, kind: 'run-failed', subject: `Test alert to ${channel.name}`, details: { test: true }, createdAt: new Date().toISOString(),
-    });
+    const [withSecret] = await this.opts.db.query<{ secret: string | null }>(
+      'SELECT secret FROM alert_channels WHERE id = $1',
+      [channel.id],
+    );
+    await this.sender.send(
+      { ...channel, secret: withSecret?.secret ?? null },
+      {
+        key: `test:${Date.now()}`,
+        kind: 'run-failed',
+        subject: `Test alert to ${channel.name}`,
+        details: { test: true },
+        createdAt: new Date().toISOString(),
+      },
+    );
   }
 
   start(intervalMs = 30_000): void {

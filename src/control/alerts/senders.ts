@@ -45,10 +45,16 @@ export class AlertSender {
     const body = JSON.stringify(alertPayload(event));
     const timestamp = String(Math.floor(Date.now() / 1000));
     const res = await fetch(channel.target, {
-      method: 'POST', body, signal: AbortSignal.timeout(15_000),
+      method: 'POST',
+      body,
+      signal: AbortSignal.timeout(15_000),
       headers: {
-        'content-type': 'application/json', 'user-agent': 'goldsnap-alerts/1', 'x-goldsnap-event': event.kind, 'x-goldsnap-delivery': event.key,
-        'x-goldsnap-timestamp': timestamp, ...(channel.secret ? { 'x-goldsnap-signature': signWebhook(channel.secret, timestamp, body) } : {}),
+        'content-type': 'application/json',
+        'user-agent': 'goldsnap-alerts/1',
+        'x-goldsnap-event': event.kind,
+        'x-goldsnap-delivery': event.key,
+        'x-goldsnap-timestamp': timestamp,
+        ...(channel.secret ? { 'x-goldsnap-signature': signWebhook(channel.secret, timestamp, body) } : {}),
       },
     });
     await res.arrayBuffer().catch(() => undefined);
@@ -56,11 +62,21 @@ export class AlertSender {
   }
 
   private async sendMail(channel: AlertChannel, event: AlertEvent): Promise<void> {
-    if (!this.mail.smtpUrl) throw new Error('no SMTP server: set GOLDSNAP_SMTP_URL (smtp://user:pass@host:port) on the server');
+    if (!this.mail.smtpUrl)
+      throw new Error('no SMTP server: set GOLDSNAP_SMTP_URL (smtp://user:pass@host:port) on the server');
     this.transport ??= nodemailer.createTransport(this.mail.smtpUrl);
-    const lines = [event.subject, '', ...Object.entries(event.details).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`), '', `event ${event.key} at ${event.createdAt}`];
+    const lines = [
+      event.subject,
+      '',
+      ...Object.entries(event.details).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
+      '',
+      `event ${event.key} at ${event.createdAt}`,
+    ];
     await this.transport.sendMail({
-      from: this.mail.from, to: channel.target, subject: `[goldsnap] ${event.subject}`, text: lines.join('\n'),
+      from: this.mail.from,
+      to: channel.target,
+      subject: `[goldsnap] ${event.subject}`,
+      text: lines.join('\n'),
       headers: { 'X-Goldsnap-Event': event.kind, 'X-Goldsnap-Delivery': event.key },
     });
   }

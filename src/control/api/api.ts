@@ -52,11 +52,14 @@ export interface ApiDeps {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest { role?: Role }
+  interface FastifyRequest {
+    role?: Role;
+  }
 }
 
 const selection = {
-  type: 'object', additionalProperties: false,
+  type: 'object',
+  additionalProperties: false,
   properties: {
     vmIds: { type: 'array', items: { type: 'string' } },
     tags: { type: 'object', additionalProperties: { type: 'string' } },
@@ -65,20 +68,33 @@ const selection = {
   },
 } as const;
 const retention = {
-  type: 'object', additionalProperties: false,
+  type: 'object',
+  additionalProperties: false,
   properties: {
-    last: { type: 'integer', minimum: 0 }, hourly: { type: 'integer', minimum: 0 }, daily: { type: 'integer', minimum: 0 },
-    weekly: { type: 'integer', minimum: 0 }, monthly: { type: 'integer', minimum: 0 }, yearly: { type: 'integer', minimum: 0 },
+    last: { type: 'integer', minimum: 0 },
+    hourly: { type: 'integer', minimum: 0 },
+    daily: { type: 'integer', minimum: 0 },
+    weekly: { type: 'integer', minimum: 0 },
+    monthly: { type: 'integer', minimum: 0 },
+    yearly: { type: 'integer', minimum: 0 },
   },
 } as const;
 const policyBody = {
-  type: 'object', additionalProperties: false,
+  type: 'object',
+  additionalProperties: false,
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 100 }, cron: { type: 'string' }, timeZone: { type: 'string' },
-    selection, retention, enabled: { type: 'boolean' },
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    cron: { type: 'string' },
+    timeZone: { type: 'string' },
+    selection,
+    retention,
+    enabled: { type: 'boolean' },
     consistency: {
-      type: 'object', additionalProperties: false, required: ['mode'],
-      description: 'crash: a restore point alone; application: an application-consistent one, with guest scripts around it',
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode'],
+      description:
+        'crash: a restore point alone; application: an application-consistent one, with guest scripts around it',
       properties: {
         mode: { type: 'string', enum: ['crash', 'application'] },
         preScript: { type: 'string' },
@@ -95,8 +111,12 @@ const policyBody = {
  * and tokens. /internal/proxy is for data proxies only.
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = (Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), bodyLimit: 1024 * 1024 }) as unknown as FastifyInstance)
-    .withTypeProvider<JsonSchemaToTsProvider>();
+  const app = (
+    Fastify({
+      ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+      bodyLimit: 1024 * 1024,
+    }) as unknown as FastifyInstance
+  ).withTypeProvider<JsonSchemaToTsProvider>();
   installStrictValidation(app);
   await app.register(swagger, {
     openapi: {
@@ -109,9 +129,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const needs = (role: Role) => async (req: FastifyRequest, reply: FastifyReply) => {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const found = token ? await deps.tokens.verify(token) : undefined;
-    if (!found) return reply.code(401).send({ error: 'missing or unknown API token: pass Authorization: Bearer <token>' });
+    if (!found)
+      return reply.code(401).send({ error: 'missing or unknown API token: pass Authorization: Bearer <token>' });
     req.caller = found;
-    if (!roleAllows(found.role, role)) return reply.code(403).send({ error: `this needs the ${role} role; the token has ${found.role}` });
+    if (!roleAllows(found.role, role))
+      return reply.code(403).send({ error: `this needs the ${role} role; the token has ${found.role}` });
     req.role = found.role;
   };
   const proxyOnly = proxyAuth({ credentials: deps.proxyCredentials, legacyToken: deps.proxyToken, queue: deps.queue });
@@ -120,7 +142,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, field: err.field });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
     const { statusCode, message, field } = err as { statusCode?: number; message: string; field?: string };
-    if (statusCode && statusCode < 500) return reply.code(statusCode).send({ error: message, ...(field === undefined ? {} : { field }) });
+    if (statusCode && statusCode < 500)
+      return reply.code(statusCode).send({ error: message, ...(field === undefined ? {} : { field }) });
     return reply.code(500).send({ error: message });
   });
 
@@ -130,96 +153,209 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   consoleRoutes(app);
   app.get('/api/health', { schema: { security: [], summary: 'Liveness' } }, async () => ({ ok: true }));
 
-  app.get('/api/vms', { preHandler: needs('viewer'), schema: { summary: 'VMs in the cloud account, with their disks', querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } } } },
+  app.get(
+    '/api/vms',
+    {
+      preHandler: needs('viewer'),
+      schema: {
+        summary: 'VMs in the cloud account, with their disks',
+        querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } },
+      },
+    },
     async (req) => {
       if (req.query.refresh) await deps.orchestrator.refreshInventory();
       const golden = new Map((await deps.runs.listGolden()).map((g) => [g.diskId, g]));
-      return (await deps.runs.listVms()).map((vm) => ({ ...vm, disks: vm.disks.map((d) => ({ ...d, golden: golden.get(d.id) })) }));
-    });
+      return (await deps.runs.listVms()).map((vm) => ({
+        ...vm,
+        disks: vm.disks.map((d) => ({ ...d, golden: golden.get(d.id) })),
+      }));
+    },
+  );
 
   app.get('/api/policies', { preHandler: needs('viewer'), schema: { summary: 'Backup policies' } }, async () => {
-    return Promise.all((await deps.policies.list()).map(async (p) => ({ ...p, nextRuns: deps.scheduler.nextRuns(p, 3) })));
+    return Promise.all(
+      (await deps.policies.list()).map(async (p) => ({ ...p, nextRuns: deps.scheduler.nextRuns(p, 3) })),
+    );
   });
-  app.post('/api/policies', { preHandler: needs('admin'), schema: { summary: 'Create a policy', body: { ...policyBody, required: ['name', 'cron', 'selection', 'retention'] } } },
-    async (req, reply) => reply.code(201).send(await deps.policies.create(req.body)));
-  app.patch('/api/policies/:id', { preHandler: needs('admin'), schema: { summary: 'Change a policy', params: idParam, body: policyBody } },
-    async (req) => deps.policies.update(await policyId(deps, req.params.id), req.body));
-  app.delete('/api/policies/:id', { preHandler: needs('admin'), schema: { summary: 'Delete a policy', params: idParam } },
+  app.post(
+    '/api/policies',
+    {
+      preHandler: needs('admin'),
+      schema: {
+        summary: 'Create a policy',
+        body: { ...policyBody, required: ['name', 'cron', 'selection', 'retention'] },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await deps.policies.create(req.body)),
+  );
+  app.patch(
+    '/api/policies/:id',
+    { preHandler: needs('admin'), schema: { summary: 'Change a policy', params: idParam, body: policyBody } },
+    async (req) => deps.policies.update(await policyId(deps, req.params.id), req.body),
+  );
+  app.delete(
+    '/api/policies/:id',
+    { preHandler: needs('admin'), schema: { summary: 'Delete a policy', params: idParam } },
     async (req, reply) => {
       await deps.policies.delete(await policyId(deps, req.params.id));
       return reply.code(204).send();
-    });
-  app.post('/api/policies/:id/run', { preHandler: needs('operator'), schema: { summary: 'Run a policy now', params: idParam } },
+    },
+  );
+  app.post(
+    '/api/policies/:id/run',
+    { preHandler: needs('operator'), schema: { summary: 'Run a policy now', params: idParam } },
     async (req, reply) => {
       const id = await policyId(deps, req.params.id);
       const runs = await deps.orchestrator.firePolicy(id, new Date().toISOString());
       return reply.code(202).send(runs);
-    });
+    },
+  );
 
   runRoutes(app, { deps, needs });
-  app.get('/api/runs/:id', { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
-    async (req) => deps.runs.getRun(await runId(deps, req.params.id)));
-  app.post('/api/runs', { preHandler: needs('operator'), schema: { summary: 'Back up one VM now', body: { type: 'object', required: ['vmId'], additionalProperties: false, properties: { vmId: { type: 'string' } } } } },
+  app.get(
+    '/api/runs/:id',
+    { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
+    async (req) => deps.runs.getRun(await runId(deps, req.params.id)),
+  );
+  app.post(
+    '/api/runs',
+    {
+      preHandler: needs('operator'),
+      schema: {
+        summary: 'Back up one VM now',
+        body: {
+          type: 'object',
+          required: ['vmId'],
+          additionalProperties: false,
+          properties: { vmId: { type: 'string' } },
+        },
+      },
+    },
     async (req, reply) => {
       const wanted = req.body.vmId;
       const vms = await deps.orchestrator.refreshInventory();
       const byId = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase());
       const byName = vms.filter((v) => v.name === wanted);
-      if (!byId && byName.length > 1) throw new InvalidInputError('vmId', `${byName.length} VMs are named ${wanted} (in ${byName.map((v) => v.resourceGroup).join(', ')}): give the VM's id`);
+      if (!byId && byName.length > 1)
+        throw new InvalidInputError(
+          'vmId',
+          `${byName.length} VMs are named ${wanted} (in ${byName.map((v) => v.resourceGroup).join(', ')}): give the VM's id`,
+        );
       const vm = byId ?? byName[0];
       if (!vm) throw new NotFoundError('VM', wanted);
       const { run, created } = await deps.orchestrator.startRun(vm);
       if (!created) return reply.code(409).send({ error: `VM ${vm.name} already has a run going: ${run.id}`, run });
       return reply.code(202).send(run);
-    });
+    },
+  );
 
-  app.get('/api/recovery-points', { preHandler: needs('viewer'), schema: { summary: 'Recovery points, newest first', querystring: { type: 'object', properties: { vmId: { type: 'string' } } } } },
-    async (req) => deps.runs.listRecoveryPoints({ vmId: req.query.vmId, limit: 1000 }));
-  app.get('/api/golden-snapshots', { preHandler: needs('viewer'), schema: { summary: 'The golden snapshot of each disk' } }, async () => deps.runs.listGolden());
+  app.get(
+    '/api/recovery-points',
+    {
+      preHandler: needs('viewer'),
+      schema: {
+        summary: 'Recovery points, newest first',
+        querystring: { type: 'object', properties: { vmId: { type: 'string' } } },
+      },
+    },
+    async (req) => deps.runs.listRecoveryPoints({ vmId: req.query.vmId, limit: 1000 }),
+  );
+  app.get(
+    '/api/golden-snapshots',
+    { preHandler: needs('viewer'), schema: { summary: 'The golden snapshot of each disk' } },
+    async () => deps.runs.listGolden(),
+  );
 
-  app.post('/api/restores', {
-    preHandler: needs('operator'),
-    schema: {
-      summary: 'Restore a recovery point to new disks, and optionally a new VM, in any region',
-      body: {
-        type: 'object', required: ['recoveryPointId', 'name'], additionalProperties: false,
-        properties: {
-          recoveryPointId: { type: 'string', minLength: 4 }, name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
-          region: { type: 'string' }, resourceGroup: { type: 'string' }, disks: { type: 'array', items: { type: 'string' } }, createVm: { type: 'boolean' },
-          networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' }, subnetId: { type: 'string' }, vmSize: { type: 'string' },
-          subscriptionId: { type: 'string' },
+  app.post(
+    '/api/restores',
+    {
+      preHandler: needs('operator'),
+      schema: {
+        summary: 'Restore a recovery point to new disks, and optionally a new VM, in any region',
+        body: {
+          type: 'object',
+          required: ['recoveryPointId', 'name'],
+          additionalProperties: false,
+          properties: {
+            recoveryPointId: { type: 'string', minLength: 4 },
+            name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
+            region: { type: 'string' },
+            resourceGroup: { type: 'string' },
+            disks: { type: 'array', items: { type: 'string' } },
+            createVm: { type: 'boolean' },
+            networkInterfaceId: { type: 'string', pattern: '^/subscriptions/' },
+            subnetId: { type: 'string' },
+            vmSize: { type: 'string' },
+            subscriptionId: { type: 'string' },
+          },
         },
       },
     },
-  }, async (req, reply) => {
-    const { body } = req;
-    const matches = await deps.runs.recoveryPointsByPrefix(body.recoveryPointId.toLowerCase());
-    if (matches.length !== 1) {
-      return reply.code(matches.length ? 400 : 404).send({ error: matches.length ? `recovery point prefix ${body.recoveryPointId} is ambiguous` : `no recovery point ${body.recoveryPointId}` });
-    }
-    const point = matches[0];
-    const vm = await deps.runs.getVm(point.vmId);
-    // Everything is checked, the target names included, before anything is created.
-    const { recoveryPointId: _, ...input } = body;
-    const plan = await planRestore(input, { pointId: point.id, point: point.point, ...(vm ? { vmRegion: vm.region } : {}) }, { cloud: deps.cloud, policies: await deps.policies.list() });
-    const job = await deps.orchestrator.startRestore(plan);
-    return reply.code(202).send(restoreView(job));
-  });
-  app.get('/api/restores/:id', { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } }, async (req) => {
-    const { id } = req.params;
-    const job = /^\d{1,15}$/.test(id) ? await deps.queue.get(Number(id)) : undefined;
-    if (!job || job.kind !== 'restore') throw new NotFoundError('restore', id);
-    return restoreView(job);
-  });
+    async (req, reply) => {
+      const { body } = req;
+      const matches = await deps.runs.recoveryPointsByPrefix(body.recoveryPointId.toLowerCase());
+      if (matches.length !== 1) {
+        return reply
+          .code(matches.length ? 400 : 404)
+          .send({
+            error: matches.length
+              ? `recovery point prefix ${body.recoveryPointId} is ambiguous`
+              : `no recovery point ${body.recoveryPointId}`,
+          });
+      }
+      const point = matches[0];
+      const vm = await deps.runs.getVm(point.vmId);
+      // Everything is checked, the target names included, before anything is created.
+      const { recoveryPointId: _, ...input } = body;
+      const plan = await planRestore(
+        input,
+        { pointId: point.id, point: point.point, ...(vm ? { vmRegion: vm.region } : {}) },
+        { cloud: deps.cloud, policies: await deps.policies.list() },
+      );
+      const job = await deps.orchestrator.startRestore(plan);
+      return reply.code(202).send(restoreView(job));
+    },
+  );
+  app.get(
+    '/api/restores/:id',
+    { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } },
+    async (req) => {
+      const { id } = req.params;
+      const job = /^\d{1,15}$/.test(id) ? await deps.queue.get(Number(id)) : undefined;
+      if (!job || job.kind !== 'restore') throw new NotFoundError('restore', id);
+      return restoreView(job);
+    },
+  );
 
-  app.get('/api/proxies', { preHandler: needs('viewer'), schema: { summary: 'Data proxies running now, and the work queued per region' } },
-    async () => ({ proxies: deps.launcher.list(), queues: await transferQueueDepths(deps.queue), crossRegion: crossRegionTotals }));
+  app.get(
+    '/api/proxies',
+    { preHandler: needs('viewer'), schema: { summary: 'Data proxies running now, and the work queued per region' } },
+    async () => ({
+      proxies: deps.launcher.list(),
+      queues: await transferQueueDepths(deps.queue),
+      crossRegion: crossRegionTotals,
+    }),
+  );
 
-  app.post('/api/tokens', { preHandler: needs('admin'), schema: { summary: 'Create an API token (shown once)', body: { type: 'object', required: ['name', 'role'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } } } } },
+  app.post(
+    '/api/tokens',
+    {
+      preHandler: needs('admin'),
+      schema: {
+        summary: 'Create an API token (shown once)',
+        body: {
+          type: 'object',
+          required: ['name', 'role'],
+          additionalProperties: false,
+          properties: { name: { type: 'string', minLength: 1 }, role: { type: 'string', enum: [...Roles] } },
+        },
+      },
+    },
     async (req, reply) => {
       const { name, role } = req.body;
       return reply.code(201).send(await deps.tokens.create(name, role));
-    });
+    },
+  );
 
   if (deps.proxyCredentials) registerProxyCredentialRoutes(app, deps.proxyCredentials, needs);
   await registerFileRoutes(app, deps, needs);
@@ -231,29 +367,63 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Data proxies. These routes have no schema (hidden, and what proxies send is not validated
   // here): their route generics say what the proxy protocol sends.
-  app.post<{ Body: { region: string; workerId: string } }>('/internal/proxy/claim', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { region, workerId } = req.body;
-    return (await deps.orchestrator.claimForProxy(region, workerId)) ?? null;
-  });
-  app.post<{ Params: { id: string }; Body: { workerId: string; progress: { doneBytes: number; totalBytes: number } } }>('/internal/proxy/jobs/:id/heartbeat', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { workerId, progress } = req.body;
-    return { ok: await deps.orchestrator.proxyHeartbeat(Number(req.params.id), workerId, progress) };
-  });
-  app.post<{ Params: { id: string }; Body: { workerId: string; result: unknown } }>('/internal/proxy/jobs/:id/complete', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { workerId, result } = req.body;
-    return { ok: await deps.orchestrator.proxyComplete(Number(req.params.id), workerId, result) };
-  });
-  app.post<{ Params: { id: string }; Body: { workerId: string; error: string } }>('/internal/proxy/jobs/:id/fail', { preHandler: proxyOnly, schema: { hide: true } }, async (req) => {
-    const { workerId, error } = req.body;
-    await deps.orchestrator.proxyFail(Number(req.params.id), workerId, error);
-    return { ok: true };
-  });
+  app.post<{ Body: { region: string; workerId: string } }>(
+    '/internal/proxy/claim',
+    { preHandler: proxyOnly, schema: { hide: true } },
+    async (req) => {
+      const { region, workerId } = req.body;
+      return (await deps.orchestrator.claimForProxy(region, workerId)) ?? null;
+    },
+  );
+  app.post<{ Params: { id: string }; Body: { workerId: string; progress: { doneBytes: number; totalBytes: number } } }>(
+    '/internal/proxy/jobs/:id/heartbeat',
+    { preHandler: proxyOnly, schema: { hide: true } },
+    async (req) => {
+      const { workerId, progress } = req.body;
+      return { ok: await deps.orchestrator.proxyHeartbeat(Number(req.params.id), workerId, progress) };
+    },
+  );
+  app.post<{ Params: { id: string }; Body: { workerId: string; result: unknown } }>(
+    '/internal/proxy/jobs/:id/complete',
+    { preHandler: proxyOnly, schema: { hide: true } },
+    async (req) => {
+      const { workerId, result } = req.body;
+      return { ok: await deps.orchestrator.proxyComplete(Number(req.params.id), workerId, result) };
+    },
+  );
+  app.post<{ Params: { id: string }; Body: { workerId: string; error: string } }>(
+    '/internal/proxy/jobs/:id/fail',
+    { preHandler: proxyOnly, schema: { hide: true } },
+    async (req) => {
+      const { workerId, error } = req.body;
+      await deps.orchestrator.proxyFail(Number(req.params.id), workerId, error);
+      return { ok: true };
+    },
+  );
 
   return app;
 }
 
-function restoreView(job: { id: number; state: string; payload: unknown; progress?: unknown; result?: unknown; lastError?: string; createdAt: string; updatedAt: string }) {
-  return { id: String(job.id), state: job.state, request: job.payload, progress: job.progress ?? null, result: job.result ?? null, error: job.lastError ?? null, createdAt: job.createdAt, updatedAt: job.updatedAt };
+function restoreView(job: {
+  id: number;
+  state: string;
+  payload: unknown;
+  progress?: unknown;
+  result?: unknown;
+  lastError?: string;
+  createdAt: string;
+  updatedAt: string;
+}) {
+  return {
+    id: String(job.id),
+    state: job.state,
+    request: job.payload,
+    progress: job.progress ?? null,
+    result: job.result ?? null,
+    error: job.lastError ?? null,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+  };
 }
 
 async function policyId(deps: ApiDeps, idOrName: string): Promise<string> {
@@ -265,7 +435,8 @@ async function policyId(deps: ApiDeps, idOrName: string): Promise<string> {
 async function runId(deps: ApiDeps, idOrPrefix: string): Promise<string> {
   const matches = await deps.runs.runIdsByPrefix(idOrPrefix.toLowerCase());
   if (matches.includes(idOrPrefix)) return idOrPrefix;
-  if (matches.length > 1) throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches several runs: give more characters`);
+  if (matches.length > 1)
+    throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches several runs: give more characters`);
   if (matches.length === 0) throw new NotFoundError('run', idOrPrefix);
   return matches[0];
 }

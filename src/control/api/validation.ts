@@ -29,7 +29,10 @@ export function installStrictValidation(app: FastifyInstance): void {
 /** One refusal, worded for the person who sent the request. */
 export function describeSchemaError(error: ErrorObject | undefined, part: string): RequestValidationError {
   if (!error) return new RequestValidationError(part, `${part} is not valid`);
-  const path = error.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const at = (extra?: string) => [...path, ...(extra === undefined ? [] : [extra])].join('.');
   const where = (field: string) => (field ? `${part}.${field}` : part);
   const params = error.params as Record<string, unknown>;
@@ -43,9 +46,15 @@ export function describeSchemaError(error: ErrorObject | undefined, part: string
       return new RequestValidationError(field, `missing field ${where(field)}`);
     }
     case 'type':
-      return new RequestValidationError(at(), `${where(at())} must be ${params.type === 'integer' ? 'an integer' : `a ${String(params.type)}`}`);
+      return new RequestValidationError(
+        at(),
+        `${where(at())} must be ${params.type === 'integer' ? 'an integer' : `a ${String(params.type)}`}`,
+      );
     case 'enum':
-      return new RequestValidationError(at(), `${where(at())} must be one of ${(params.allowedValues as unknown[]).map(String).join(', ')}`);
+      return new RequestValidationError(
+        at(),
+        `${where(at())} must be one of ${(params.allowedValues as unknown[]).map(String).join(', ')}`,
+      );
     default:
       return new RequestValidationError(at(), `${where(at())} ${error.message ?? 'is not valid'}`);
   }

@@ -27,18 +27,29 @@ export function oidcSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): OidcS
   if (!env.GOLDSNAP_OIDC_ISSUER) return undefined;
   const need = (name: string) => {
     const v = env[name];
-    if (!v) throw new Error(`GOLDSNAP_OIDC_ISSUER is set but ${name} is not: set both, or neither to turn OpenID Connect sign-in off`);
+    if (!v)
+      throw new Error(
+        `GOLDSNAP_OIDC_ISSUER is set but ${name} is not: set both, or neither to turn OpenID Connect sign-in off`,
+      );
     return v;
   };
   const roleOfGroup = new Map<string, Role>();
-  for (const part of need('GOLDSNAP_OIDC_ROLES').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of need('GOLDSNAP_OIDC_ROLES')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [role, group] = part.split('=');
-    if (!group || !(Roles as readonly string[]).includes(role!)) throw new Error(`GOLDSNAP_OIDC_ROLES: "${part}" is not role=group with a role among ${Roles.join(', ')}`);
+    if (!group || !(Roles as readonly string[]).includes(role!))
+      throw new Error(`GOLDSNAP_OIDC_ROLES: "${part}" is not role=group with a role among ${Roles.join(', ')}`);
     roleOfGroup.set(group, role as Role);
   }
   return {
-    issuer: new URL(env.GOLDSNAP_OIDC_ISSUER), clientId: need('GOLDSNAP_OIDC_CLIENT_ID'), clientSecret: need('GOLDSNAP_OIDC_CLIENT_SECRET'),
-    roleOfGroup, groupsClaim: env.GOLDSNAP_OIDC_GROUPS_CLAIM || 'groups', scopes: env.GOLDSNAP_OIDC_SCOPES || 'openid profile email groups',
+    issuer: new URL(env.GOLDSNAP_OIDC_ISSUER),
+    clientId: need('GOLDSNAP_OIDC_CLIENT_ID'),
+    clientSecret: need('GOLDSNAP_OIDC_CLIENT_SECRET'),
+    roleOfGroup,
+    groupsClaim: env.GOLDSNAP_OIDC_GROUPS_CLAIM || 'groups',
+    scopes: env.GOLDSNAP_OIDC_SCOPES || 'openid profile email groups',
   };
 }
 
@@ -53,9 +64,17 @@ export function roleForGroups(groups: unknown, roleOfGroup: Map<string, Role>): 
   return best;
 }
 
-interface PendingLogin { verifier: string; nonce: string; redirectUri: string; expires: number }
+interface PendingLogin {
+  verifier: string;
+  nonce: string;
+  redirectUri: string;
+  expires: number;
+}
 
-export interface SignedIn { name: string; role: Role }
+export interface SignedIn {
+  name: string;
+  role: Role;
+}
 
 export class OidcSignIn {
   readonly settings: OidcSettings;
@@ -68,11 +87,18 @@ export class OidcSignIn {
   }
 
   private configuration(): Promise<client.Configuration> {
-    this.config ??= client.discovery(this.settings.issuer, this.settings.clientId, this.settings.clientSecret, undefined,
-      this.settings.issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : undefined).catch((err: Error) => {
-      this.config = undefined;
-      throw new Error(`OpenID Connect provider ${this.settings.issuer.href}: discovery failed: ${err.message}`);
-    });
+    this.config ??= client
+      .discovery(
+        this.settings.issuer,
+        this.settings.clientId,
+        this.settings.clientSecret,
+        undefined,
+        this.settings.issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : undefined,
+      )
+      .catch((err: Error) => {
+        this.config = undefined;
+        throw new Error(`OpenID Connect provider ${this.settings.issuer.href}: discovery failed: ${err.message}`);
+      });
     return this.config;
   }
 
@@ -86,8 +112,12 @@ export class OidcSignIn {
     const nonce = client.randomNonce();
     this.pending.set(state, { verifier, nonce, redirectUri, expires: now + 600_000 });
     return client.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri, scope: this.settings.scopes, state, nonce,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+      redirect_uri: redirectUri,
+      scope: this.settings.scopes,
+      state,
+      nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
     });
   }
 
@@ -95,17 +125,26 @@ export class OidcSignIn {
   async finishLogin(callbackUrl: URL): Promise<SignedIn> {
     const state = callbackUrl.searchParams.get('state') ?? '';
     const login = this.pending.get(state);
-    if (!login || login.expires < Date.now()) throw new SignInError('this sign-in is unknown or took over 10 minutes: start again');
+    if (!login || login.expires < Date.now())
+      throw new SignInError('this sign-in is unknown or took over 10 minutes: start again');
     this.pending.delete(state);
     const config = await this.configuration();
-    const tokens = await client.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: login.verifier, expectedState: state, expectedNonce: login.nonce });
+    const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
+      pkceCodeVerifier: login.verifier,
+      expectedState: state,
+      expectedNonce: login.nonce,
+    });
     const idClaims = tokens.claims();
     if (!idClaims) throw new SignInError('the provider returned no ID token');
     const info = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub);
     const claims: Record<string, unknown> = { ...idClaims, ...info };
     const name = String(claims.preferred_username ?? claims.email ?? claims.sub);
     const role = roleForGroups(claims[this.settings.groupsClaim], this.settings.roleOfGroup);
-    if (!role) throw new SignInError(`${name} is in no group that gives a Goldsnap role (${[...this.settings.roleOfGroup].map(([g, r]) => `${g} → ${r}`).join(', ')})`, 403);
+    if (!role)
+      throw new SignInError(
+        `${name} is in no group that gives a Goldsnap role (${[...this.settings.roleOfGroup].map(([g, r]) => `${g} → ${r}`).join(', ')})`,
+        403,
+      );
     return { name, role };
   }
 }

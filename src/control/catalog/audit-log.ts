@@ -36,7 +36,9 @@ const SECRET_FIELD = /token|secret|password|passphrase|credential|key$/i;
 export function redactSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactSecrets);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? '***' : redactSecrets(v)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? '***' : redactSecrets(v)]),
+    );
   }
   return value;
 }
@@ -52,7 +54,18 @@ export class AuditLog {
     await this.db.query(
       `INSERT INTO audit_log (actor, actor_role, token_id, action, target, details, status, ip, via)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [e.actor, e.actorRole, e.tokenId, e.action, e.target, JSON.stringify(redactSecrets(e.details) ?? {}), e.status, e.ip, e.via]);
+      [
+        e.actor,
+        e.actorRole,
+        e.tokenId,
+        e.action,
+        e.target,
+        JSON.stringify(redactSecrets(e.details) ?? {}),
+        e.status,
+        e.ip,
+        e.via,
+      ],
+    );
   }
 
   /** Newest first, with the number of entries that match in all. */
@@ -61,20 +74,40 @@ export class AuditLog {
       AND ($3::timestamptz IS NULL OR at >= $3)`;
     const params = [q.actor ?? null, q.action ?? null, q.since ?? null];
     const rows = await this.db.query<AuditRow>(
-      `SELECT * FROM audit_log ${where} ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5`, [...params, q.limit ?? 100, q.offset ?? 0]);
+      `SELECT * FROM audit_log ${where} ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5`,
+      [...params, q.limit ?? 100, q.offset ?? 0],
+    );
     const [count] = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_log ${where}`, params);
     return { entries: rows.map(fromRow), total: Number(count?.n ?? 0) };
   }
 }
 
 interface AuditRow {
-  id: string | number; at: Date | string; actor: string | null; actor_role: string | null; token_id: string | null; action: string;
-  target: string | null; details: Record<string, unknown>; status: number; ip: string | null; via: string | null;
+  id: string | number;
+  at: Date | string;
+  actor: string | null;
+  actor_role: string | null;
+  token_id: string | null;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown>;
+  status: number;
+  ip: string | null;
+  via: string | null;
 }
 
 function fromRow(r: AuditRow): AuditEntry {
   return {
-    id: String(r.id), at: new Date(r.at).toISOString(), actor: r.actor, actorRole: r.actor_role, tokenId: r.token_id, action: r.action,
-    target: r.target, details: r.details, status: Number(r.status), ip: r.ip, via: r.via,
+    id: String(r.id),
+    at: new Date(r.at).toISOString(),
+    actor: r.actor,
+    actorRole: r.actor_role,
+    tokenId: r.token_id,
+    action: r.action,
+    target: r.target,
+    details: r.details,
+    status: Number(r.status),
+    ip: r.ip,
+    via: r.via,
   };
 }

@@ -79,13 +79,19 @@ async function openPostgres(url: string, max: number): Promise<Database> {
         await client.query('BEGIN');
         const tx: Queryable = {
           query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
-          exec: async (sql: string) => { await client.query(sql); },
+          exec: async (sql: string) => {
+            await client.query(sql);
+          },
         };
         const result = await fn(tx);
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        try { await client.query('ROLLBACK'); } catch { broken = true; }
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
         throw err;
       } finally {
         client.release(broken);
@@ -110,13 +116,21 @@ async function openPGlite(dir: string): Promise<Database> {
       return exclusive(async () => (await db.query<T>(sql, params)).rows);
     },
     exec(sql: string) {
-      return exclusive(async () => { await db.exec(sql); });
+      return exclusive(async () => {
+        await db.exec(sql);
+      });
     },
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return exclusive(() => db.transaction(async t => fn({
-        query: async <R>(sql: string, params?: unknown[]) => (await t.query<R>(sql, params)).rows,
-        exec: async (sql: string) => { await t.exec(sql); },
-      })));
+      return exclusive(() =>
+        db.transaction(async (t) =>
+          fn({
+            query: async <R>(sql: string, params?: unknown[]) => (await t.query<R>(sql, params)).rows,
+            exec: async (sql: string) => {
+              await t.exec(sql);
+            },
+          }),
+        ),
+      );
     },
     close() {
       return exclusive(async () => {

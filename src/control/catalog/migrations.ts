@@ -223,11 +223,13 @@ export async function migrate(db: Database, list: readonly Migration[] = migrati
   for (let i = 1; i < list.length; i++) {
     if (list[i]!.version <= list[i - 1]!.version) throw new Error('migrations must be in increasing version order');
   }
-  return db.transaction(async tx => {
+  return db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
     await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map(r => Number(r.version)));
+    const done = new Set(
+      (await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)),
+    );
     const applied: number[] = [];
     for (const m of list) {
       if (done.has(m.version)) continue;

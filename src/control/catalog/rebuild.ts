@@ -9,7 +9,12 @@ import type { SqlRunStore } from './run-store.ts';
  * made from a snapshot that still exists gets that snapshot back as its golden one, so the next
  * backup stays incremental. Points not made by the control plane (`repo backup-image`) are left out.
  */
-export async function importFromRepository(repo: Repository, runs: SqlRunStore, cloud: Cloud, log: (line: string) => void): Promise<number> {
+export async function importFromRepository(
+  repo: Repository,
+  runs: SqlRunStore,
+  cloud: Cloud,
+  log: (line: string) => void,
+): Promise<number> {
   // Only ids are compared at each start; just the points the catalog lacks are read and decrypted.
   const catalogued = await runs.listRecoveryPoints({ limit: Number.MAX_SAFE_INTEGER });
   const known = new Set(catalogued.map((p) => p.id));
@@ -35,14 +40,17 @@ export async function importFromRepository(repo: Repository, runs: SqlRunStore, 
     for (const disk of point.disks) {
       const diskId = disk.source?.diskId;
       const snapshotId = disk.source?.snapshotId;
-      if (typeof diskId === 'string' && typeof snapshotId === 'string') newest.set(diskId, { pointId: id, snapshotId, fixedIndex: disk.fixedIndex });
+      if (typeof diskId === 'string' && typeof snapshotId === 'string')
+        newest.set(diskId, { pointId: id, snapshotId, fixedIndex: disk.fixedIndex });
     }
   }
   for (const [diskId, n] of newest) {
     if (await runs.getGolden(diskId)) continue;
     if (!(await cloud.getSnapshot(n.snapshotId))) continue;
     await runs.setGolden({ diskId, snapshotId: n.snapshotId, fixedIndex: n.fixedIndex, recoveryPointId: n.pointId });
-    log(`catalog: golden snapshot of ${diskId.split('/').pop()} recovered from recovery point ${n.pointId.slice(0, 12)}`);
+    log(
+      `catalog: golden snapshot of ${diskId.split('/').pop()} recovered from recovery point ${n.pointId.slice(0, 12)}`,
+    );
   }
   return recorded;
 }

@@ -38,7 +38,12 @@ export function summarizeRun(run: Run): RunSummary {
   const end = run.finishedAt ? Date.parse(run.finishedAt) : undefined;
   const start = Date.parse(run.startedAt ?? run.createdAt);
   return {
-    kind: known.length === 0 ? null : known.length === run.disks.length && known.every((d) => d.incremental) ? 'incremental' : 'full',
+    kind:
+      known.length === 0
+        ? null
+        : known.length === run.disks.length && known.every((d) => d.incremental)
+          ? 'incremental'
+          : 'full',
     trigger: run.policyId ? 'policy' : 'user',
     durationMs: end !== undefined && Number.isFinite(start) ? Math.max(0, end - start) : null,
     readBytes: run.disks.reduce((n, d) => n + (d.stats?.readBytes ?? 0), 0),
@@ -61,9 +66,20 @@ export async function queryRuns(db: Queryable, f: RunFilter): Promise<{ runs: Ru
       AND ($6::timestamptz IS NULL OR r.created_at >= $6)
       AND ($7::timestamptz IS NULL OR r.created_at < $7)
       AND ($8::text IS NULL OR r.doc->>'vmName' ILIKE '%' || $8 || '%' OR r.id LIKE $8 || '%' OR r.doc->>'error' ILIKE '%' || $8 || '%')`;
-  const params = [f.status ?? null, f.vm ?? null, f.policy ?? null, f.kind ?? null, f.trigger ?? null, f.since ?? null, f.until ?? null, f.q ?? null];
+  const params = [
+    f.status ?? null,
+    f.vm ?? null,
+    f.policy ?? null,
+    f.kind ?? null,
+    f.trigger ?? null,
+    f.since ?? null,
+    f.until ?? null,
+    f.q ?? null,
+  ];
   const rows = await db.query<{ doc: Run }>(
-    `SELECT r.doc FROM runs r ${where} ORDER BY r.created_at DESC, r.id DESC LIMIT $9 OFFSET $10`, [...params, f.limit ?? 100, f.offset ?? 0]);
+    `SELECT r.doc FROM runs r ${where} ORDER BY r.created_at DESC, r.id DESC LIMIT $9 OFFSET $10`,
+    [...params, f.limit ?? 100, f.offset ?? 0],
+  );
   const [count] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM runs r ${where}`, params);
   return { runs: rows.map((r) => r.doc), total: Number(count?.n ?? 0) };
 }

@@ -29,7 +29,6 @@ function transferKey(runId: string, diskId: string): string {
   return `transfer:${runId}:${diskId}`;
 }
 
-
 /** The orchestrator's catalog (RunStore) and the run, recovery point, golden and inventory queries. */
 export class SqlRunStore implements RunStore {
   readonly db: Database;
@@ -51,12 +50,23 @@ export class SqlRunStore implements RunStore {
       `INSERT INTO runs (id, vm_id, policy_id, scheduled_for, step, doc, created_at, updated_at, finished_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
        ON CONFLICT DO NOTHING RETURNING doc`,
-      [run.id, run.vmId, run.policyId ?? null, scheduledFor, run.step, JSON.stringify(run), isoOrNull(run.createdAt) ?? new Date().toISOString(),
-        isFinished(run.step) ? isoOrNull(run.finishedAt) ?? new Date().toISOString() : null]);
+      [
+        run.id,
+        run.vmId,
+        run.policyId ?? null,
+        scheduledFor,
+        run.step,
+        JSON.stringify(run),
+        isoOrNull(run.createdAt) ?? new Date().toISOString(),
+        isFinished(run.step) ? (isoOrNull(run.finishedAt) ?? new Date().toISOString()) : null,
+      ],
+    );
     if (row) return row.doc;
     if (run.policyId && scheduledFor) {
       const [existing] = await this.db.query<{ doc: Run }>(
-        'SELECT doc FROM runs WHERE policy_id = $1 AND vm_id = $2 AND scheduled_for = $3', [run.policyId, run.vmId, scheduledFor]);
+        'SELECT doc FROM runs WHERE policy_id = $1 AND vm_id = $2 AND scheduled_for = $3',
+        [run.policyId, run.vmId, scheduledFor],
+      );
       if (existing) return existing.doc;
     }
     return (await this.activeRunForVm(run.vmId)) ?? this.getRun(run.id);
@@ -75,13 +85,22 @@ export class SqlRunStore implements RunStore {
 
   /** Saves the whole run document (inserting it if new). */
   async saveRun(run: Run): Promise<void> {
-    const finishedAt = isFinished(run.step) ? isoOrNull(run.finishedAt) ?? new Date().toISOString() : null;
+    const finishedAt = isFinished(run.step) ? (isoOrNull(run.finishedAt) ?? new Date().toISOString()) : null;
     await this.db.query(
       `INSERT INTO runs (id, vm_id, policy_id, scheduled_for, step, doc, created_at, updated_at, finished_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
        ON CONFLICT (id) DO UPDATE SET step = excluded.step, doc = excluded.doc, updated_at = now(), finished_at = excluded.finished_at`,
-      [run.id, run.vmId, run.policyId ?? null, isoOrNull((run as NewRun).scheduledFor), run.step, JSON.stringify(run),
-        isoOrNull(run.createdAt) ?? new Date().toISOString(), finishedAt]);
+      [
+        run.id,
+        run.vmId,
+        run.policyId ?? null,
+        isoOrNull((run as NewRun).scheduledFor),
+        run.step,
+        JSON.stringify(run),
+        isoOrNull(run.createdAt) ?? new Date().toISOString(),
+        finishedAt,
+      ],
+    );
   }
 
   /** Newest first. `active`: only unfinished runs (true) or only finished ones (false). */
@@ -91,14 +110,17 @@ export class SqlRunStore implements RunStore {
        WHERE ($1::text IS NULL OR vm_id = $1) AND ($2::text IS NULL OR policy_id = $2)
          AND ($3::boolean IS NULL OR (finished_at IS NULL) = $3)
        ORDER BY created_at DESC, id DESC LIMIT $4`,
-      [opts.vmId ?? null, opts.policyId ?? null, opts.active ?? null, opts.limit ?? 100]);
-    return rows.map(r => r.doc);
+      [opts.vmId ?? null, opts.policyId ?? null, opts.active ?? null, opts.limit ?? 100],
+    );
+    return rows.map((r) => r.doc);
   }
 
   /** The unfinished run of a VM, if any (the newest, should there be several). */
   async activeRunForVm(vmId: string): Promise<Run | undefined> {
     const [row] = await this.db.query<{ doc: Run }>(
-      'SELECT doc FROM runs WHERE vm_id = $1 AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1', [vmId]);
+      'SELECT doc FROM runs WHERE vm_id = $1 AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1',
+      [vmId],
+    );
     return row?.doc;
   }
 
@@ -112,19 +134,21 @@ export class SqlRunStore implements RunStore {
       `INSERT INTO golden (disk_id, snapshot_id, fixed_index, recovery_point_id, updated_at) VALUES ($1, $2, $3, $4, now())
        ON CONFLICT (disk_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, fixed_index = excluded.fixed_index,
          recovery_point_id = excluded.recovery_point_id, updated_at = now()`,
-      [golden.diskId, golden.snapshotId, golden.fixedIndex, golden.recoveryPointId]);
+      [golden.diskId, golden.snapshotId, golden.fixedIndex, golden.recoveryPointId],
+    );
   }
 
   async listGolden(): Promise<(Golden & { updatedAt: string })[]> {
     const rows = await this.db.query<GoldenRow>('SELECT * FROM golden ORDER BY disk_id');
-    return rows.map(r => ({ ...goldenFromRow(r), updatedAt: iso(r.updated_at) }));
+    return rows.map((r) => ({ ...goldenFromRow(r), updatedAt: iso(r.updated_at) }));
   }
 
   async recordRecoveryPoint(entry: CatalogRecoveryPoint): Promise<void> {
     await this.db.query(
       `INSERT INTO recovery_points (id, vm_id, run_id, time, point) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (id) DO UPDATE SET vm_id = excluded.vm_id, run_id = excluded.run_id, time = excluded.time, point = excluded.point`,
-      [entry.id, entry.vmId, entry.runId, isoOrNull(entry.time), JSON.stringify(entry.point)]);
+      [entry.id, entry.vmId, entry.runId, isoOrNull(entry.time), JSON.stringify(entry.point)],
+    );
   }
 
   async forgetRecoveryPoint(id: string): Promise<void> {
@@ -133,30 +157,50 @@ export class SqlRunStore implements RunStore {
 
   /** Newest first. */
   async listRecoveryPoints(opts: { vmId?: string; limit?: number } = {}): Promise<CatalogRecoveryPoint[]> {
-    const rows = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
-      `SELECT * FROM recovery_points WHERE ($1::text IS NULL OR vm_id = $1) ORDER BY time DESC, id LIMIT $2`,
-      [opts.vmId ?? null, opts.limit ?? 10_000]);
-    return rows.map(r => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
+    const rows = await this.db.query<{
+      id: string;
+      vm_id: string;
+      run_id: string;
+      time: Date | string;
+      point: RecoveryPoint;
+    }>(`SELECT * FROM recovery_points WHERE ($1::text IS NULL OR vm_id = $1) ORDER BY time DESC, id LIMIT $2`, [
+      opts.vmId ?? null,
+      opts.limit ?? 10_000,
+    ]);
+    return rows.map((r) => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
   }
 
   /** Recovery points whose id starts with `prefix` (hex), at most `limit`: enough to tell unique from ambiguous. */
   async recoveryPointsByPrefix(prefix: string, limit = 2): Promise<CatalogRecoveryPoint[]> {
     if (!/^[0-9a-f]+$/.test(prefix)) return [];
-    const rows = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
-      `SELECT * FROM recovery_points WHERE id LIKE $1 ORDER BY id LIMIT $2`, [`${prefix}%`, limit]);
-    return rows.map(r => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
+    const rows = await this.db.query<{
+      id: string;
+      vm_id: string;
+      run_id: string;
+      time: Date | string;
+      point: RecoveryPoint;
+    }>(`SELECT * FROM recovery_points WHERE id LIKE $1 ORDER BY id LIMIT $2`, [`${prefix}%`, limit]);
+    return rows.map((r) => ({ id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point }));
   }
 
   /** Ids of runs starting with `prefix`, at most `limit`. */
   async runIdsByPrefix(prefix: string, limit = 2): Promise<string[]> {
     if (!/^[0-9a-f-]+$/.test(prefix)) return [];
-    const rows = await this.db.query<{ id: string }>('SELECT id FROM runs WHERE id LIKE $1 ORDER BY id LIMIT $2', [`${prefix}%`, limit]);
-    return rows.map(r => r.id);
+    const rows = await this.db.query<{ id: string }>('SELECT id FROM runs WHERE id LIKE $1 ORDER BY id LIMIT $2', [
+      `${prefix}%`,
+      limit,
+    ]);
+    return rows.map((r) => r.id);
   }
 
   async getRecoveryPoint(id: string): Promise<CatalogRecoveryPoint | undefined> {
-    const [r] = await this.db.query<{ id: string; vm_id: string; run_id: string; time: Date | string; point: RecoveryPoint }>(
-      'SELECT * FROM recovery_points WHERE id = $1', [id]);
+    const [r] = await this.db.query<{
+      id: string;
+      vm_id: string;
+      run_id: string;
+      time: Date | string;
+      point: RecoveryPoint;
+    }>('SELECT * FROM recovery_points WHERE id = $1', [id]);
     return r && { id: r.id, vmId: r.vm_id, runId: r.run_id, time: iso(r.time), point: r.point };
   }
 
@@ -167,25 +211,43 @@ export class SqlRunStore implements RunStore {
   async leaseRun(runId: string, owner: string, leaseMs: number): Promise<boolean> {
     const rows = await this.db.query(
       `UPDATE runs SET owner = $2, owner_until = now() + $3::float8 * interval '1 millisecond'
-       WHERE id = $1 AND (owner IS NULL OR owner = $2 OR owner_until < now()) RETURNING id`, [runId, owner, leaseMs]);
+       WHERE id = $1 AND (owner IS NULL OR owner = $2 OR owner_until < now()) RETURNING id`,
+      [runId, owner, leaseMs],
+    );
     return rows.length > 0;
   }
 
   async releaseRun(runId: string, owner: string): Promise<void> {
-    await this.db.query('UPDATE runs SET owner = NULL, owner_until = NULL WHERE id = $1 AND owner = $2', [runId, owner]);
+    await this.db.query('UPDATE runs SET owner = NULL, owner_until = NULL WHERE id = $1 AND owner = $2', [
+      runId,
+      owner,
+    ]);
   }
 
   /** What became of the transfer job of one disk of a run, if it was queued. */
   async transferOutcome(runId: string, diskId: string): Promise<TransferOutcome | undefined> {
-    const [row] = await this.db.query<{ state: TransferOutcome['state']; result: unknown; progress: unknown; last_error: string | null }>(
-      'SELECT state, result, progress, last_error FROM jobs WHERE dedupe_key = $1', [transferKey(runId, diskId)]);
-    return row && { state: row.state, result: row.result ?? undefined, progress: row.progress ?? undefined, ...(row.last_error ? { error: row.last_error } : {}) };
+    const [row] = await this.db.query<{
+      state: TransferOutcome['state'];
+      result: unknown;
+      progress: unknown;
+      last_error: string | null;
+    }>('SELECT state, result, progress, last_error FROM jobs WHERE dedupe_key = $1', [transferKey(runId, diskId)]);
+    return (
+      row && {
+        state: row.state,
+        result: row.result ?? undefined,
+        progress: row.progress ?? undefined,
+        ...(row.last_error ? { error: row.last_error } : {}),
+      }
+    );
   }
 
   /** Queues the transfer of one disk on `transfer:<region>`; enqueueing it again is a no-op. */
   async enqueueTransfer(runId: string, disk: RunDisk): Promise<void> {
     await this.queue.enqueue({
-      queue: transferQueue(disk.region), kind: 'transfer', payload: { runId, diskId: disk.diskId },
+      queue: transferQueue(disk.region),
+      kind: 'transfer',
+      payload: { runId, diskId: disk.diskId },
       dedupeKey: transferKey(runId, disk.diskId),
     });
   }
@@ -204,27 +266,40 @@ export class SqlRunStore implements RunStore {
     const rows = await this.db.query(
       `DELETE FROM jobs j WHERE state IN ('done', 'failed') AND updated_at < $1
          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = j.payload->>'runId' AND r.finished_at IS NULL)
-       RETURNING id`, [olderThan.toISOString()]);
+       RETURNING id`,
+      [olderThan.toISOString()],
+    );
     return rows.length;
   }
 
   async retentionOf(run: Run): Promise<{ policy: RetentionPolicy; timeZone: string } | undefined> {
     if (!run.policyId) return undefined;
     const [row] = await this.db.query<{ retention: RetentionPolicy; time_zone: string }>(
-      'SELECT retention, time_zone FROM policies WHERE id = $1', [run.policyId]);
+      'SELECT retention, time_zone FROM policies WHERE id = $1',
+      [run.policyId],
+    );
     return row && { policy: row.retention, timeZone: row.time_zone };
   }
 
   /** Refreshes the inventory cache with VMs just listed from the cloud (in one transaction). */
   async upsertVms(vms: CloudVm[], seenAt: Date = new Date()): Promise<void> {
     if (!vms.length) return;
-    await this.db.transaction(async tx => {
+    await this.db.transaction(async (tx) => {
       for (const vm of vms) {
         await tx.query(
           `INSERT INTO vms (id, name, region, resource_group, tags, disks, seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, resource_group = excluded.resource_group,
              tags = excluded.tags, disks = excluded.disks, seen_at = excluded.seen_at`,
-          [vm.id, vm.name, vm.region, vm.resourceGroup, JSON.stringify(vm.tags ?? {}), JSON.stringify(vm.disks ?? []), seenAt.toISOString()]);
+          [
+            vm.id,
+            vm.name,
+            vm.region,
+            vm.resourceGroup,
+            JSON.stringify(vm.tags ?? {}),
+            JSON.stringify(vm.disks ?? []),
+            seenAt.toISOString(),
+          ],
+        );
       }
     });
   }
@@ -245,14 +320,41 @@ export class SqlRunStore implements RunStore {
   }
 }
 
-interface GoldenRow { disk_id: string; snapshot_id: string; fixed_index: string; recovery_point_id: string; updated_at: Date | string }
-
-function goldenFromRow(r: GoldenRow): Golden {
-  return { diskId: r.disk_id, snapshotId: r.snapshot_id, fixedIndex: r.fixed_index, recoveryPointId: r.recovery_point_id };
+interface GoldenRow {
+  disk_id: string;
+  snapshot_id: string;
+  fixed_index: string;
+  recovery_point_id: string;
+  updated_at: Date | string;
 }
 
-interface VmRow { id: string; name: string; region: string; resource_group: string; tags: Record<string, string>; disks: CloudVm['disks']; seen_at: Date | string }
+function goldenFromRow(r: GoldenRow): Golden {
+  return {
+    diskId: r.disk_id,
+    snapshotId: r.snapshot_id,
+    fixedIndex: r.fixed_index,
+    recoveryPointId: r.recovery_point_id,
+  };
+}
+
+interface VmRow {
+  id: string;
+  name: string;
+  region: string;
+  resource_group: string;
+  tags: Record<string, string>;
+  disks: CloudVm['disks'];
+  seen_at: Date | string;
+}
 
 function vmFromRow(r: VmRow): InventoryVm {
-  return { id: r.id, name: r.name, region: r.region, resourceGroup: r.resource_group, tags: r.tags, disks: r.disks, seenAt: iso(r.seen_at) };
+  return {
+    id: r.id,
+    name: r.name,
+    region: r.region,
+    resourceGroup: r.resource_group,
+    tags: r.tags,
+    disks: r.disks,
+    seenAt: iso(r.seen_at),
+  };
 }

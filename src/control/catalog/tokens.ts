@@ -22,11 +22,13 @@ export class TokenStore {
   /** Creates a token; the secret is returned only here, never stored. */
   async create(name: string, role: Role, opts: { expiresAt?: Date } = {}): Promise<{ token: string; info: ApiToken }> {
     if (typeof name !== 'string' || !name.trim()) throw new InvalidInputError('name', 'must be a non-empty string');
-    if (!(Roles as readonly string[]).includes(role)) throw new InvalidInputError('role', `must be one of ${Roles.join(', ')}`);
+    if (!(Roles as readonly string[]).includes(role))
+      throw new InvalidInputError('role', `must be one of ${Roles.join(', ')}`);
     const token = newToken();
     const [row] = await this.db.query<TokenRow>(
       'INSERT INTO api_tokens (id, name, role, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id, name, role, created_at, expires_at',
-      [randomUUID(), name.trim(), role, hashToken(token), opts.expiresAt?.toISOString() ?? null]);
+      [randomUUID(), name.trim(), role, hashToken(token), opts.expiresAt?.toISOString() ?? null],
+    );
     return { token, info: fromRow(row!) };
   }
 
@@ -34,13 +36,18 @@ export class TokenStore {
   async verify(token: string): Promise<ApiToken | undefined> {
     if (typeof token !== 'string' || !token) return undefined;
     const [row] = await this.db.query<TokenRow>(
-      'SELECT id, name, role, created_at, expires_at FROM api_tokens WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())', [hashToken(token)]);
+      'SELECT id, name, role, created_at, expires_at FROM api_tokens WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())',
+      [hashToken(token)],
+    );
     return row && fromRow(row);
   }
 
   async list(): Promise<ApiToken[]> {
-    return (await this.db.query<TokenRow>(
-      'SELECT id, name, role, created_at, expires_at FROM api_tokens WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at, id')).map(fromRow);
+    return (
+      await this.db.query<TokenRow>(
+        'SELECT id, name, role, created_at, expires_at FROM api_tokens WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at, id',
+      )
+    ).map(fromRow);
   }
 
   async revoke(id: string): Promise<boolean> {
@@ -53,8 +60,20 @@ export class TokenStore {
   }
 }
 
-interface TokenRow { id: string; name: string; role: Role; created_at: Date | string; expires_at?: Date | string | null }
+interface TokenRow {
+  id: string;
+  name: string;
+  role: Role;
+  created_at: Date | string;
+  expires_at?: Date | string | null;
+}
 
 function fromRow(r: TokenRow): ApiToken {
-  return { id: r.id, name: r.name, role: r.role, createdAt: new Date(r.created_at).toISOString(), ...(r.expires_at ? { expiresAt: new Date(r.expires_at).toISOString() } : {}) };
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    createdAt: new Date(r.created_at).toISOString(),
+    ...(r.expires_at ? { expiresAt: new Date(r.expires_at).toISOString() } : {}),
+  };
 }

@@ -26,15 +26,23 @@ export function buildMetrics(src: MetricsSources): Registry {
   collectDefaultMetrics({ register: registry, prefix: 'goldsnap_' });
 
   new Counter({
-    name: 'goldsnap_runs_total', help: 'Finished backup runs, by result', labelNames: ['result'], registers: [registry],
+    name: 'goldsnap_runs_total',
+    help: 'Finished backup runs, by result',
+    labelNames: ['result'],
+    registers: [registry],
     async collect() {
-      const rows = await src.db.query<{ step: string; n: number }>(`SELECT step, count(*)::int AS n FROM runs WHERE finished_at IS NOT NULL GROUP BY step`);
+      const rows = await src.db.query<{ step: string; n: number }>(
+        `SELECT step, count(*)::int AS n FROM runs WHERE finished_at IS NOT NULL GROUP BY step`,
+      );
       this.reset();
-      for (const result of ['succeeded', 'failed']) this.inc({ result }, Number(rows.find((r) => r.step === result)?.n ?? 0));
+      for (const result of ['succeeded', 'failed'])
+        this.inc({ result }, Number(rows.find((r) => r.step === result)?.n ?? 0));
     },
   });
   new Gauge({
-    name: 'goldsnap_runs_running', help: 'Backup runs not finished yet', registers: [registry],
+    name: 'goldsnap_runs_running',
+    help: 'Backup runs not finished yet',
+    registers: [registry],
     async collect() {
       const [row] = await src.db.query<{ n: number }>('SELECT count(*)::int AS n FROM runs WHERE finished_at IS NULL');
       this.set(Number(row?.n ?? 0));
@@ -46,23 +54,47 @@ export function buildMetrics(src: MetricsSources): Registry {
               count(*)::int AS runs,
               coalesce(sum((SELECT sum(coalesce((d->'stats'->>'readBytes')::bigint, 0)) FROM jsonb_array_elements(doc->'disks') d)), 0)::text AS read,
               coalesce(sum((SELECT sum(coalesce((d->'stats'->>'newStoredBytes')::bigint, 0)) FROM jsonb_array_elements(doc->'disks') d)), 0)::text AS stored
-       FROM runs WHERE finished_at IS NOT NULL`);
-    return { seconds: Number(row?.seconds ?? 0), runs: Number(row?.runs ?? 0), read: Number(row?.read ?? 0), stored: Number(row?.stored ?? 0) };
+       FROM runs WHERE finished_at IS NOT NULL`,
+    );
+    return {
+      seconds: Number(row?.seconds ?? 0),
+      runs: Number(row?.runs ?? 0),
+      read: Number(row?.read ?? 0),
+      stored: Number(row?.stored ?? 0),
+    };
   };
   new Counter({
-    name: 'goldsnap_run_duration_seconds_total', help: 'Time finished runs took, summed (divide by goldsnap_runs_total for the mean)', registers: [registry],
-    async collect() { this.reset(); this.inc((await totals()).seconds); },
+    name: 'goldsnap_run_duration_seconds_total',
+    help: 'Time finished runs took, summed (divide by goldsnap_runs_total for the mean)',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.inc((await totals()).seconds);
+    },
   });
   new Counter({
-    name: 'goldsnap_backup_read_bytes_total', help: 'Bytes read from source disks by backups', registers: [registry],
-    async collect() { this.reset(); this.inc((await totals()).read); },
+    name: 'goldsnap_backup_read_bytes_total',
+    help: 'Bytes read from source disks by backups',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.inc((await totals()).read);
+    },
   });
   new Counter({
-    name: 'goldsnap_backup_stored_bytes_total', help: 'Bytes backups added to the repository (new chunks, compressed and encrypted)', registers: [registry],
-    async collect() { this.reset(); this.inc((await totals()).stored); },
+    name: 'goldsnap_backup_stored_bytes_total',
+    help: 'Bytes backups added to the repository (new chunks, compressed and encrypted)',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.inc((await totals()).stored);
+    },
   });
   new Gauge({
-    name: 'goldsnap_proxies', help: 'Data proxies running now, by region', labelNames: ['region'], registers: [registry],
+    name: 'goldsnap_proxies',
+    help: 'Data proxies running now, by region',
+    labelNames: ['region'],
+    registers: [registry],
     collect() {
       this.reset();
       const byRegion = new Map<string, number>();
@@ -71,7 +103,10 @@ export function buildMetrics(src: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'goldsnap_queue_jobs', help: 'Jobs waiting (queued) or being worked on (running), by queue', labelNames: ['queue', 'state'], registers: [registry],
+    name: 'goldsnap_queue_jobs',
+    help: 'Jobs waiting (queued) or being worked on (running), by queue',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
     async collect() {
       this.reset();
       for (const [queue, d] of Object.entries(await src.queue.depth(''))) {
@@ -81,7 +116,10 @@ export function buildMetrics(src: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'goldsnap_vms', help: 'VMs in the inventory, by whether an enabled policy selects them', labelNames: ['protected'], registers: [registry],
+    name: 'goldsnap_vms',
+    help: 'VMs in the inventory, by whether an enabled policy selects them',
+    labelNames: ['protected'],
+    registers: [registry],
     async collect() {
       const policies = (await src.policies.list()).filter((p) => p.enabled);
       const vms = await src.runs.listVms();
@@ -91,7 +129,9 @@ export function buildMetrics(src: MetricsSources): Registry {
     },
   });
   new Gauge({
-    name: 'goldsnap_recovery_points', help: 'Recovery points in the catalog', registers: [registry],
+    name: 'goldsnap_recovery_points',
+    help: 'Recovery points in the catalog',
+    registers: [registry],
     async collect() {
       const [row] = await src.db.query<{ n: number }>('SELECT count(*)::int AS n FROM recovery_points');
       this.set(Number(row?.n ?? 0));
@@ -101,7 +141,9 @@ export function buildMetrics(src: MetricsSources): Registry {
     const backend = src.repository;
     let cached: { at: number; bytes: number } | undefined;
     new Gauge({
-      name: 'goldsnap_repository_bytes', help: 'Bytes the repository takes in its storage (listed at most once a minute)', registers: [registry],
+      name: 'goldsnap_repository_bytes',
+      help: 'Bytes the repository takes in its storage (listed at most once a minute)',
+      registers: [registry],
       async collect() {
         if (!cached || Date.now() - cached.at > 60_000) {
           let bytes = 0;

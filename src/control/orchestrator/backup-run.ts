@@ -25,7 +25,13 @@ export interface RunStore {
   getGolden(diskId: string): Promise<Golden | undefined>;
   setGolden(golden: Golden): Promise<void>;
   /** Catalog row for a committed recovery point (the repository holds the point itself). */
-  recordRecoveryPoint(entry: { id: string; vmId: string; runId: string; time: string; point: RecoveryPoint }): Promise<void>;
+  recordRecoveryPoint(entry: {
+    id: string;
+    vmId: string;
+    runId: string;
+    time: string;
+    point: RecoveryPoint;
+  }): Promise<void>;
   forgetRecoveryPoint(id: string): Promise<void>;
   /** The catalog's recovery points (of one VM), newest first. */
   listRecoveryPoints(opts: { vmId?: string; limit?: number }): Promise<Array<{ id: string; point: RecoveryPoint }>>;
@@ -78,18 +84,25 @@ export async function advanceRun(ctx: RunContext, runId: string): Promise<'again
     if (step === 'succeeded' || step === 'failed') run.finishedAt = new Date().toISOString();
     await ctx.store.saveRun(run);
     ctx.log(`run ${run.id.slice(0, 8)} (${run.vmName}): ${step}${changes.error ? `: ${changes.error}` : ''}`);
-    return step === 'succeeded' || step === 'failed' ? 'done' as const : 'again' as const;
+    return step === 'succeeded' || step === 'failed' ? ('done' as const) : ('again' as const);
   };
   try {
     switch (run.step) {
-      case 'snapshot': return await snapshotStep(ctx, run, next);
-      case 'transfer': return await transferStep(ctx, run, next);
-      case 'commit': return await commitStep(ctx, run, next);
-      case 'promote': return await promoteStep(ctx, run, next);
-      case 'retention': return await retentionStep(ctx, run, next);
-      case 'cleanup': return await cleanupStep(ctx, run, next);
+      case 'snapshot':
+        return await snapshotStep(ctx, run, next);
+      case 'transfer':
+        return await transferStep(ctx, run, next);
+      case 'commit':
+        return await commitStep(ctx, run, next);
+      case 'promote':
+        return await promoteStep(ctx, run, next);
+      case 'retention':
+        return await retentionStep(ctx, run, next);
+      case 'cleanup':
+        return await cleanupStep(ctx, run, next);
       case 'succeeded':
-      case 'failed': return 'done';
+      case 'failed':
+        return 'done';
     }
   } catch (err) {
     // Before commit, a failure abandons the run (its snapshots are deleted, the golden ones kept).
@@ -114,12 +127,30 @@ async function snapshotStep(ctx: RunContext, run: Run, next: Next) {
   for (const disk of run.disks) {
     if (disk.snapshotId) continue;
     const golden = await ctx.store.getGolden(disk.diskId);
-    const snapshot = await withSnapshotLimitWait(run, disk, () => ctx.store.saveRun(run), () => ctx.cloud.createSnapshot({
-      disk: { id: disk.diskId, name: disk.diskName, region: disk.region, sizeBytes: disk.sizeBytes, role: disk.role, lun: disk.lun },
-      name: `goldsnap-${run.id.slice(0, 8)}-${disk.diskName}`.slice(0, 80),
-      tags: runSnapshotTags(run, disk),
-    }));
-    Object.assign(disk, { snapshotId: snapshot.id, baseSnapshotId: golden?.snapshotId, parentFixedIndex: golden?.fixedIndex, bytesTotal: snapshot.sizeBytes });
+    const snapshot = await withSnapshotLimitWait(
+      run,
+      disk,
+      () => ctx.store.saveRun(run),
+      () =>
+        ctx.cloud.createSnapshot({
+          disk: {
+            id: disk.diskId,
+            name: disk.diskName,
+            region: disk.region,
+            sizeBytes: disk.sizeBytes,
+            role: disk.role,
+            lun: disk.lun,
+          },
+          name: `goldsnap-${run.id.slice(0, 8)}-${disk.diskName}`.slice(0, 80),
+          tags: runSnapshotTags(run, disk),
+        }),
+    );
+    Object.assign(disk, {
+      snapshotId: snapshot.id,
+      baseSnapshotId: golden?.snapshotId,
+      parentFixedIndex: golden?.fixedIndex,
+      bytesTotal: snapshot.sizeBytes,
+    });
     await ctx.store.saveRun(run);
   }
   // Every snapshot must be readable before any is read (an incremental snapshot's background
@@ -146,12 +177,20 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
     if (outcome.state === 'done') {
       const result = outcome.result as Partial<TransferJobResult> | undefined;
       if (result?.fixedIndex && result.stats) {
-        Object.assign(disk, { fixedIndex: result.fixedIndex, stats: result.stats, incremental: Boolean(result.incremental), transferred: true, bytesDone: disk.bytesTotal });
+        Object.assign(disk, {
+          fixedIndex: result.fixedIndex,
+          stats: result.stats,
+          incremental: Boolean(result.incremental),
+          transferred: true,
+          bytesDone: disk.bytesTotal,
+        });
         recordTransferRegion(run, disk, result);
         if (result.fullReadReason) {
           disk.fullReadReason = result.fullReadReason;
           (run.warnings ??= []).push(`disk ${disk.diskName} was read in full: ${result.fullReadReason}`);
-          ctx.log(`run ${run.id.slice(0, 8)} (${run.vmName}): warning: disk ${disk.diskName} was read in full: ${result.fullReadReason}`);
+          ctx.log(
+            `run ${run.id.slice(0, 8)} (${run.vmName}): warning: disk ${disk.diskName} was read in full: ${result.fullReadReason}`,
+          );
         }
       } else {
         disk.error = 'the transfer ended without a result';
@@ -168,9 +207,9 @@ async function transferStep(ctx: RunContext, run: Run, next: Next) {
       }
     }
   }
-  const failed = run.disks.find(d => d.error);
+  const failed = run.disks.find((d) => d.error);
   if (failed) throw new RunFailure(`transfer of disk ${failed.diskName} failed: ${failed.error}`);
-  if (run.disks.every(d => d.transferred)) return next('commit');
+  if (run.disks.every((d) => d.transferred)) return next('commit');
   if (changed) await ctx.store.saveRun(run);
   return 'wait' as const;
 }
@@ -183,8 +222,10 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
   // pays for reading the repository's points to find it.
   let existing;
   if (run.commitStarted) {
-    const points = await ctx.repo.listRecoveryPoints((id, err) => ctx.log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`));
-    existing = points.find(e => e.point.tags.includes(`run:${run.id}`));
+    const points = await ctx.repo.listRecoveryPoints((id, err) =>
+      ctx.log(`recovery point ${id.slice(0, 12)} is unreadable (${err.message}): run goldsnap repo check`),
+    );
+    existing = points.find((e) => e.point.tags.includes(`run:${run.id}`));
   } else {
     run.commitStarted = true;
     await ctx.store.saveRun(run);
@@ -193,12 +234,25 @@ async function commitStep(ctx: RunContext, run: Run, next: Next) {
   let point = existing?.point;
   if (!id || !point) {
     point = {
-      version: 1, time: run.startedAt ?? new Date().toISOString(), source, hostname: hostname(), consistency: run.consistency ?? 'per-disk',
+      version: 1,
+      time: run.startedAt ?? new Date().toISOString(),
+      source,
+      hostname: hostname(),
+      consistency: run.consistency ?? 'per-disk',
       ...(run.machine ? { machine: run.machine } : {}),
       tags: [`run:${run.id}`, `vm:${run.vmName}`, ...(run.policyId ? [policyTag(run.policyId)] : [])],
-      disks: run.disks.map(d => ({
-        name: d.diskName, sizeBytes: d.sizeBytes, chunkSize: ctx.repo.config.chunkSize, fixedIndex: d.fixedIndex!,
-        stats: d.stats!, source: { diskId: d.diskId, snapshotId: d.snapshotId!, role: d.role, ...(d.lun !== undefined ? { lun: d.lun } : {}) },
+      disks: run.disks.map((d) => ({
+        name: d.diskName,
+        sizeBytes: d.sizeBytes,
+        chunkSize: ctx.repo.config.chunkSize,
+        fixedIndex: d.fixedIndex!,
+        stats: d.stats!,
+        source: {
+          diskId: d.diskId,
+          snapshotId: d.snapshotId!,
+          role: d.role,
+          ...(d.lun !== undefined ? { lun: d.lun } : {}),
+        },
         ...(d.fullReadReason ? { fullReadReason: d.fullReadReason } : {}),
         ...(d.profile ? { profile: d.profile } : {}),
       })),
@@ -213,13 +267,19 @@ async function promoteStep(ctx: RunContext, run: Run, next: Next) {
   for (const disk of run.disks) {
     const golden = await ctx.store.getGolden(disk.diskId);
     if (golden?.snapshotId !== disk.snapshotId) {
-      await ctx.store.setGolden({ diskId: disk.diskId, snapshotId: disk.snapshotId!, fixedIndex: disk.fixedIndex!, recoveryPointId: run.recoveryPointId! });
+      await ctx.store.setGolden({
+        diskId: disk.diskId,
+        snapshotId: disk.snapshotId!,
+        fixedIndex: disk.fixedIndex!,
+        recoveryPointId: run.recoveryPointId!,
+      });
     }
   }
   // The old goldens go only now that every disk's new one is promoted (the disk points of one
   // restore point go together). Deleting an absent one is fine, so an interrupted promote repeats.
   for (const disk of run.disks) {
-    if (disk.baseSnapshotId && disk.baseSnapshotId !== disk.snapshotId) await ctx.cloud.deleteSnapshot(disk.baseSnapshotId);
+    if (disk.baseSnapshotId && disk.baseSnapshotId !== disk.snapshotId)
+      await ctx.cloud.deleteSnapshot(disk.baseSnapshotId);
   }
   return next('retention');
 }
@@ -229,8 +289,10 @@ async function retentionStep(ctx: RunContext, run: Run, next: Next) {
   if (retention) {
     // A policy thins out only its own points: a VM in an hourly and a monthly policy keeps both.
     const tag = policyTag(run.policyId!);
-    const points = (await ctx.store.listRecoveryPoints({ vmId: run.vmId, limit: Number.MAX_SAFE_INTEGER })).filter(e => e.point.tags.includes(tag));
-    for (const d of applyRetention(points, e => new Date(e.point.time), retention.policy, retention.timeZone)) {
+    const points = (await ctx.store.listRecoveryPoints({ vmId: run.vmId, limit: Number.MAX_SAFE_INTEGER })).filter(
+      (e) => e.point.tags.includes(tag),
+    );
+    for (const d of applyRetention(points, (e) => new Date(e.point.time), retention.policy, retention.timeZone)) {
       // Every rule keeps the newest point, which is the one the golden snapshots belong to.
       if (d.keep || d.item.id === run.recoveryPointId) continue;
       // Catalog first: a crash in between leaves an unlisted point for prune, never a listed one that is gone.
@@ -247,13 +309,13 @@ async function cleanupStep(ctx: RunContext, run: Run, next: Next) {
   for (const d of run.disks) if (d.snapshotId) own.set(d.snapshotId, undefined);
   for (const s of await ctx.cloud.listGoldsnapSnapshots()) if (s.tags.goldsnapRun === run.id) own.set(s.id, s);
   for (const id of own.keys()) {
-    const disk = run.disks.find(d => d.snapshotId === id);
+    const disk = run.disks.find((d) => d.snapshotId === id);
     const golden = disk ? await ctx.store.getGolden(disk.diskId) : undefined;
     if (golden?.snapshotId === id) continue;
     await ctx.cloud.deleteSnapshot(id);
   }
   await deleteOwnVmPoints(ctx.cloud, run, async (id) => {
-    const disk = run.disks.find(d => d.snapshotId?.toLowerCase() === id.toLowerCase());
+    const disk = run.disks.find((d) => d.snapshotId?.toLowerCase() === id.toLowerCase());
     return disk !== undefined && (await ctx.store.getGolden(disk.diskId))?.snapshotId === disk.snapshotId;
   });
   return next('failed');

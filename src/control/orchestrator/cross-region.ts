@@ -17,7 +17,9 @@ export function recordTransferRegion(run: Run, disk: RunDisk, result: Partial<Tr
   if (result.proxyRegion.toLowerCase() === diskRegion.toLowerCase()) return;
   const bytes = result.stats?.readBytes ?? 0;
   run.crossRegion = { transfers: (run.crossRegion?.transfers ?? 0) + 1, bytes: (run.crossRegion?.bytes ?? 0) + bytes };
-  (run.warnings ??= []).push(`disk ${disk.diskName} (in ${diskRegion}) was read by a data proxy in ${result.proxyRegion}: ${bytes} bytes crossed regions; run its region's proxies there (--proxy-launcher aci, or a proxy started in ${diskRegion})`);
+  (run.warnings ??= []).push(
+    `disk ${disk.diskName} (in ${diskRegion}) was read by a data proxy in ${result.proxyRegion}: ${bytes} bytes crossed regions; run its region's proxies there (--proxy-launcher aci, or a proxy started in ${diskRegion})`,
+  );
   crossRegionTotals.transfers += 1;
   crossRegionTotals.bytes += bytes;
 }

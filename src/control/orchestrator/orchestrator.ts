@@ -4,7 +4,13 @@ import type { Cloud, CloudVm } from '../../cloud/cloud.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
 import { matchesSelection, type Policy, type PolicyStore } from '../catalog/policies.ts';
-import { type ControlQueue, type JobPayloads, ORCHESTRATOR_QUEUE, type RestoreJobPayload, transferQueue } from '../jobs.ts';
+import {
+  type ControlQueue,
+  type JobPayloads,
+  ORCHESTRATOR_QUEUE,
+  type RestoreJobPayload,
+  transferQueue,
+} from '../jobs.ts';
 import type { Job, JobOf } from '../queue/job-queue.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
@@ -53,9 +59,11 @@ export class Orchestrator {
 
   start(intervalMs = 500): void {
     const loop = () => {
-      this.ticking = this.tick().catch((err) => this.deps.log(`orchestrator: ${errorMessage(err)}`)).finally(() => {
-        if (this.timer) this.timer = setTimeout(loop, intervalMs);
-      });
+      this.ticking = this.tick()
+        .catch((err) => this.deps.log(`orchestrator: ${errorMessage(err)}`))
+        .finally(() => {
+          if (this.timer) this.timer = setTimeout(loop, intervalMs);
+        });
     };
     this.timer = setTimeout(loop, 0);
   }
@@ -69,11 +77,18 @@ export class Orchestrator {
     this.timer = undefined;
     this.stopping = true;
     await this.ticking;
-    await Promise.race([Promise.all(this.advancing.values()), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    await Promise.race([
+      Promise.all(this.advancing.values()),
+      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+    ]);
   }
 
   async tick(): Promise<void> {
-    for (let job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000); job; job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000)) {
+    for (
+      let job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000);
+      job;
+      job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000)
+    ) {
       await this.handleOrchestratorJob(job);
     }
     for (const run of await this.deps.runs.listRuns({ active: true, limit: 1000 })) this.advance(run.id);
@@ -128,7 +143,9 @@ export class Orchestrator {
       const runId = snapshot.tags.goldsnapRun;
       const run = runId ? await this.deps.runs.findRun(runId) : undefined;
       if (!run) {
-        this.deps.log(`snapshot ${snapshot.name} carries Goldsnap's tag but no run of this catalog made it: left alone`);
+        this.deps.log(
+          `snapshot ${snapshot.name} carries Goldsnap's tag but no run of this catalog made it: left alone`,
+        );
         continue;
       }
       if (run.step !== 'succeeded' && run.step !== 'failed') continue;
@@ -136,7 +153,9 @@ export class Orchestrator {
       this.deps.log(`snapshot ${snapshot.name} of finished run ${run.id.slice(0, 8)} was left behind: deleted`);
       deleted.push(snapshot.id);
     }
-    deleted.push(...await sweepLeakedVmPoints(this.deps.cloud, golden, (id) => this.deps.runs.findRun(id), this.deps.log));
+    deleted.push(
+      ...(await sweepLeakedVmPoints(this.deps.cloud, golden, (id) => this.deps.runs.findRun(id), this.deps.log)),
+    );
     return deleted;
   }
 
@@ -156,12 +175,26 @@ export class Orchestrator {
   async startRun(vm: CloudVm, policy?: Policy, scheduledFor?: string): Promise<{ run: Run; created: boolean }> {
     const id = randomUUID();
     const run = await this.deps.runs.createRun({
-      id, vmId: vm.id, vmName: vm.name, ...(policy ? { policyId: policy.id } : {}), ...(scheduledFor ? { scheduledFor } : {}),
-      ...(policy ? runConsistency(policy.consistency) : {}), ...(vm.profile ? { machine: vm.profile } : {}),
-      step: 'snapshot', createdAt: new Date().toISOString(),
+      id,
+      vmId: vm.id,
+      vmName: vm.name,
+      ...(policy ? { policyId: policy.id } : {}),
+      ...(scheduledFor ? { scheduledFor } : {}),
+      ...(policy ? runConsistency(policy.consistency) : {}),
+      ...(vm.profile ? { machine: vm.profile } : {}),
+      step: 'snapshot',
+      createdAt: new Date().toISOString(),
       disks: vm.disks.map((d) => ({
-        diskId: d.id, diskName: d.name, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }), ...(d.profile ? { profile: d.profile } : {}),
-        bytesDone: 0, bytesTotal: d.sizeBytes, transferred: false,
+        diskId: d.id,
+        diskName: d.name,
+        region: d.region,
+        sizeBytes: d.sizeBytes,
+        role: d.role,
+        ...(d.lun === undefined ? {} : { lun: d.lun }),
+        ...(d.profile ? { profile: d.profile } : {}),
+        bytesDone: 0,
+        bytesTotal: d.sizeBytes,
+        transferred: false,
       })),
     });
     this.advance(run.id);
@@ -176,7 +209,10 @@ export class Orchestrator {
     if (this.advancing.has(runId) || this.stopping) return;
     const loop = (async () => {
       let leased = false;
-      const renew = setInterval(() => void this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS).catch(() => undefined), RUN_LEASE_MS / 3);
+      const renew = setInterval(
+        () => void this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS).catch(() => undefined),
+        RUN_LEASE_MS / 3,
+      );
       try {
         leased = await this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS);
         while (leased && !this.stopping && (await advanceRun(this.ctx, runId)) === 'again');
@@ -217,7 +253,11 @@ export class Orchestrator {
       // Without its golden snapshot (deleted by hand), a disk is read in full again: still correct.
       const base = disk.baseSnapshotId ? await this.deps.cloud.getSnapshot(disk.baseSnapshotId) : undefined;
       return {
-        jobId: job.id, kind: 'transfer', runId: run.id, diskName: disk.diskName, snapshot,
+        jobId: job.id,
+        kind: 'transfer',
+        runId: run.id,
+        diskName: disk.diskName,
+        snapshot,
         ...(base && disk.parentFixedIndex ? { base, parentFixedIndex: disk.parentFixedIndex } : {}),
       };
     }
@@ -246,9 +286,12 @@ export class Orchestrator {
   async proxyFail(jobId: number, workerId: string, error: string): Promise<void> {
     const job = await this.deps.queue.get(jobId);
     const outcome = await this.deps.queue.fail(jobId, workerId, error, { retryAfterMs: 2000 });
-    this.deps.log(`job ${jobId} (${job?.kind}) failed on ${workerId}: ${error}${outcome === 'queued' ? ' (will retry)' : ''}`);
+    this.deps.log(
+      `job ${jobId} (${job?.kind}) failed on ${workerId}: ${error}${outcome === 'queued' ? ' (will retry)' : ''}`,
+    );
     if (outcome === 'failed' && job?.kind === 'transfer') this.advance(job.payload.runId);
-    if (outcome === 'failed' && job?.kind === 'restore') await this.sweepFailedRestores().catch((err: Error) => this.deps.log(`restore sweep: ${err.message}`));
+    if (outcome === 'failed' && job?.kind === 'restore')
+      await this.sweepFailedRestores().catch((err: Error) => this.deps.log(`restore sweep: ${err.message}`));
   }
 
   /** Queues a restore on the target region's proxies; follow it with the returned job id. */

@@ -11,7 +11,16 @@ import type { DiskBackupStats, DiskProfile, MachineProfile } from '../../reposit
  * The golden snapshot of a disk is replaced (promote) only after the recovery point made from the
  * new snapshot is committed; a run that fails before commit deletes its new snapshots (cleanup).
  */
-export const RunSteps = ['snapshot', 'transfer', 'commit', 'promote', 'retention', 'succeeded', 'cleanup', 'failed'] as const;
+export const RunSteps = [
+  'snapshot',
+  'transfer',
+  'commit',
+  'promote',
+  'retention',
+  'succeeded',
+  'cleanup',
+  'failed',
+] as const;
 export type RunStep = (typeof RunSteps)[number];
 
 export function isFinished(step: RunStep): boolean {

@@ -16,7 +16,13 @@ const MAX_BACKOFF_MS = 60_000;
  * most `maxWaitMs` counted from the first refusal (kept on the disk, so a resumed run does not
  * start its wait over). The 500-per-disk limit is not waited for.
  */
-export async function withSnapshotLimitWait<T>(run: Run, disk: RunDisk, save: () => Promise<void>, take: () => Promise<T>, maxWaitMs = SNAPSHOT_LIMIT_WAIT_MS): Promise<T> {
+export async function withSnapshotLimitWait<T>(
+  run: Run,
+  disk: RunDisk,
+  save: () => Promise<void>,
+  take: () => Promise<T>,
+  maxWaitMs = SNAPSHOT_LIMIT_WAIT_MS,
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await take();
@@ -24,12 +30,16 @@ export async function withSnapshotLimitWait<T>(run: Run, disk: RunDisk, save: ()
       if (!(err instanceof SnapshotLimitError) || !err.transient) throw err;
       if (!disk.snapshotLimitSince) {
         disk.snapshotLimitSince = new Date().toISOString();
-        (run.warnings ??= []).push(`disk ${disk.diskName}: Azure refused its snapshot (${err.limit === 'per-window' ? '7 incremental snapshots per disk per 5 minutes' : '3 pending background copies per disk'}); the run waits up to ${Math.round(maxWaitMs / 1000)} s and tries again`);
+        (run.warnings ??= []).push(
+          `disk ${disk.diskName}: Azure refused its snapshot (${err.limit === 'per-window' ? '7 incremental snapshots per disk per 5 minutes' : '3 pending background copies per disk'}); the run waits up to ${Math.round(maxWaitMs / 1000)} s and tries again`,
+        );
         await save();
       }
       const remaining = Date.parse(disk.snapshotLimitSince) + maxWaitMs - Date.now();
       if (remaining <= 0) {
-        throw new Error(`${err.message} Waited ${Math.round(maxWaitMs / 1000)} s for it to clear (GOLDSNAP_SNAPSHOT_LIMIT_WAIT_MS); it did not. Spread this disk's backups further apart or wait, then run again.`);
+        throw new Error(
+          `${err.message} Waited ${Math.round(maxWaitMs / 1000)} s for it to clear (GOLDSNAP_SNAPSHOT_LIMIT_WAIT_MS); it did not. Spread this disk's backups further apart or wait, then run again.`,
+        );
       }
       const backoff = err.retryAfterMs ?? Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** attempt);
       await new Promise((resolve) => setTimeout(resolve, Math.min(backoff, remaining)));

@@ -9,7 +9,15 @@ export function runConsistency(option: ConsistencyOption | undefined): Pick<Run,
   const timeoutSeconds = option.scriptTimeoutSeconds ?? DEFAULT_SCRIPT_TIMEOUT_SECONDS;
   return {
     wantConsistency: 'application',
-    ...(option.preScript || option.postScript ? { scripts: { ...(option.preScript ? { pre: option.preScript } : {}), ...(option.postScript ? { post: option.postScript } : {}), timeoutSeconds } } : {}),
+    ...(option.preScript || option.postScript
+      ? {
+          scripts: {
+            ...(option.preScript ? { pre: option.preScript } : {}),
+            ...(option.postScript ? { post: option.postScript } : {}),
+            timeoutSeconds,
+          },
+        }
+      : {}),
   };
 }
 
@@ -17,15 +25,31 @@ export function runConsistency(option: ConsistencyOption | undefined): Pick<Run,
  * Runs a guest script; true when it succeeded. A failure or timeout is a warning on the run, not
  * an error: the backup goes on (crash-consistent after a failed pre-script).
  */
-async function guestScript(ctx: RunContext, run: Run, which: 'pre' | 'post', script: string, timeoutSeconds: number): Promise<boolean> {
+async function guestScript(
+  ctx: RunContext,
+  run: Run,
+  which: 'pre' | 'post',
+  script: string,
+  timeoutSeconds: number,
+): Promise<boolean> {
   if (!ctx.cloud.runScript) {
     warn(ctx, run, `the ${ctx.cloud.kind} cloud cannot run scripts in the guest: the ${which}-script was skipped`);
     return false;
   }
-  const r = await ctx.cloud.runScript({ id: run.vmId }, script, timeoutSeconds).catch((err: Error) => ({ ok: false, timedOut: false, exitCode: undefined, output: err.message }));
+  const r = await ctx.cloud
+    .runScript({ id: run.vmId }, script, timeoutSeconds)
+    .catch((err: Error) => ({ ok: false, timedOut: false, exitCode: undefined, output: err.message }));
   if (r.ok) return true;
-  const why = r.timedOut ? `did not finish within ${timeoutSeconds} s` : r.exitCode !== undefined ? `failed with exit status ${r.exitCode}` : 'failed';
-  warn(ctx, run, `the ${which}-script ${why}${r.output ? ` (${r.output.replace(/\s+/g, ' ').trim().slice(0, 300)})` : ''}`);
+  const why = r.timedOut
+    ? `did not finish within ${timeoutSeconds} s`
+    : r.exitCode !== undefined
+      ? `failed with exit status ${r.exitCode}`
+      : 'failed';
+  warn(
+    ctx,
+    run,
+    `the ${which}-script ${why}${r.output ? ` (${r.output.replace(/\s+/g, ' ').trim().slice(0, 300)})` : ''}`,
+  );
   return false;
 }
 
@@ -46,7 +70,11 @@ function warn(ctx: RunContext, run: Run, message: string): void {
  */
 export async function takeVmPoint(ctx: RunContext, run: Run): Promise<Consistency> {
   if (!ctx.cloud.createVmPoint) {
-    warn(ctx, run, `the ${ctx.cloud.kind} cloud cannot take one instant of a VM: each disk is snapshotted on its own (per-disk consistency)`);
+    warn(
+      ctx,
+      run,
+      `the ${ctx.cloud.kind} cloud cannot take one instant of a VM: each disk is snapshotted on its own (per-disk consistency)`,
+    );
     return 'per-disk';
   }
   let wanted = run.wantConsistency ?? 'crash';
@@ -61,8 +89,18 @@ export async function takeVmPoint(ctx: RunContext, run: Run): Promise<Consistenc
   try {
     point = await ctx.cloud.createVmPoint({
       vm: {
-        id: vm.id, name: vm.name, region: vm.region, resourceGroup: vm.resourceGroup,
-        disks: run.disks.map((d) => ({ id: d.diskId, name: d.diskName, region: d.region, sizeBytes: d.sizeBytes, role: d.role, ...(d.lun === undefined ? {} : { lun: d.lun }) })),
+        id: vm.id,
+        name: vm.name,
+        region: vm.region,
+        resourceGroup: vm.resourceGroup,
+        disks: run.disks.map((d) => ({
+          id: d.diskId,
+          name: d.diskName,
+          region: d.region,
+          sizeBytes: d.sizeBytes,
+          role: d.role,
+          ...(d.lun === undefined ? {} : { lun: d.lun }),
+        })),
       },
       name: vmPointName(run),
       consistency: wanted,
@@ -79,15 +117,25 @@ export async function takeVmPoint(ctx: RunContext, run: Run): Promise<Consistenc
   for (const disk of run.disks) {
     const own = point.disks.find((s) => s.diskId.toLowerCase() === disk.diskId.toLowerCase())!;
     const golden = await ctx.store.getGolden(disk.diskId);
-    Object.assign(disk, { snapshotId: own.id, baseSnapshotId: golden?.snapshotId, parentFixedIndex: golden?.fixedIndex, bytesTotal: own.sizeBytes });
+    Object.assign(disk, {
+      snapshotId: own.id,
+      baseSnapshotId: golden?.snapshotId,
+      parentFixedIndex: golden?.fixedIndex,
+      bytesTotal: own.sizeBytes,
+    });
   }
   run.vmPointId = point.id;
-  if (wanted === 'application' && point.consistency !== 'application') warn(ctx, run, 'the restore point is crash-consistent, not application-consistent as the policy asks');
+  if (wanted === 'application' && point.consistency !== 'application')
+    warn(ctx, run, 'the restore point is crash-consistent, not application-consistent as the policy asks');
   return point.consistency;
 }
 
 /** Deletes the run's own VM point (also one made but not yet recorded), unless it holds a golden. */
-export async function deleteOwnVmPoints(cloud: Cloud, run: Run, isGolden: (snapshotId: string) => Promise<boolean>): Promise<void> {
+export async function deleteOwnVmPoints(
+  cloud: Cloud,
+  run: Run,
+  isGolden: (snapshotId: string) => Promise<boolean>,
+): Promise<void> {
   if (!cloud.listGoldsnapVmPoints || !cloud.deleteVmPoint) return;
   for (const p of await cloud.listGoldsnapVmPoints()) {
     if (p.runId !== run.id && p.id.toLowerCase() !== run.vmPointId?.toLowerCase()) continue;

@@ -1,4 +1,8 @@
-import type { ContainerGroup, ContainerInstanceManagementClient, EnvironmentVariable } from '@azure/arm-containerinstance';
+import type {
+  ContainerGroup,
+  ContainerInstanceManagementClient,
+  EnvironmentVariable,
+} from '@azure/arm-containerinstance';
 import { GOLDSNAP_TAG } from '../../cloud/cloud.ts';
 import { type ControlQueue, regionOfQueue, transferQueueDepths } from '../jobs.ts';
 import type { LauncherCredentials, ProxyInfo, ProxyLauncher } from './launcher.ts';
@@ -79,7 +83,9 @@ export class AciProxyLauncher implements ProxyLauncher {
       if (group.tags?.[GOLDSNAP_TAG] !== 'true' || !group.tags[PROXY_REGION_TAG] || !group.name) continue;
       if ([...this.groups.values()].some((t) => t.name === group.name)) continue;
       await this.delete(group.name, group.tags[CREDENTIAL_TAG]);
-      this.opts.log(`proxy container group ${group.name} (${group.location}) was left behind by an earlier server: deleted`);
+      this.opts.log(
+        `proxy container group ${group.name} (${group.location}) was left behind by an earlier server: deleted`,
+      );
     }
   }
 
@@ -94,13 +100,23 @@ export class AciProxyLauncher implements ProxyLauncher {
   private async reconcileOnce(): Promise<void> {
     const depths = await transferQueueDepths(this.opts.queue);
     const now = Date.now();
-    const busy = new Set(Object.entries(depths).filter(([, d]) => d.queued + d.running > 0).flatMap(([q]) => regionOfQueue(q) ?? []));
+    const busy = new Set(
+      Object.entries(depths)
+        .filter(([, d]) => d.queued + d.running > 0)
+        .flatMap(([q]) => regionOfQueue(q) ?? []),
+    );
     // Regions are launched side by side: a container group can take a minute to start on Azure.
-    const wanted = [...busy].filter((region) => !this.groups.has(region) && (this.backoff.get(region)?.until ?? 0) <= now);
-    await Promise.all(wanted.map((region) => this.create(region).catch((err) => {
-      this.opts.log(`proxy for ${region}: container group not created: ${errorMessage(err)}`);
-      this.fail(region);
-    })));
+    const wanted = [...busy].filter(
+      (region) => !this.groups.has(region) && (this.backoff.get(region)?.until ?? 0) <= now,
+    );
+    await Promise.all(
+      wanted.map((region) =>
+        this.create(region).catch((err) => {
+          this.opts.log(`proxy for ${region}: container group not created: ${errorMessage(err)}`);
+          this.fail(region);
+        }),
+      ),
+    );
     for (const [region, t] of this.groups) {
       if (busy.has(region)) t.idleSince = undefined;
       else t.idleSince ??= now;
@@ -110,10 +126,12 @@ export class AciProxyLauncher implements ProxyLauncher {
       }
       if (now - t.checkedAt < this.opts.pollMs) continue;
       t.checkedAt = now;
-      const group = await this.opts.client.containerGroups.get(this.opts.resourceGroup, t.name).catch((err: { statusCode?: number }) => {
-        if (err.statusCode === 404) return undefined;
-        throw err;
-      });
+      const group = await this.opts.client.containerGroups
+        .get(this.opts.resourceGroup, t.name)
+        .catch((err: { statusCode?: number }) => {
+          if (err.statusCode === 404) return undefined;
+          throw err;
+        });
       if (!group) {
         this.groups.delete(region);
         await this.opts.credentials.revoke(t.credentialId);
@@ -124,7 +142,12 @@ export class AciProxyLauncher implements ProxyLauncher {
       t.state = group.instanceView?.state ?? group.provisioningState ?? 'Unknown';
       if (group.provisioningState === 'Failed' || container?.state === 'Terminated') {
         const code = container?.exitCode;
-        await this.remove(region, t, `container ${container?.state ?? 'failed'}${code === undefined ? '' : `, exit ${code}`}${container?.detailStatus ? ` (${container.detailStatus})` : ''}`, code !== 0);
+        await this.remove(
+          region,
+          t,
+          `container ${container?.state ?? 'failed'}${code === undefined ? '' : `, exit ${code}`}${container?.detailStatus ? ` (${container.detailStatus})` : ''}`,
+          code !== 0,
+        );
       }
     }
   }
@@ -146,25 +169,45 @@ export class AciProxyLauncher implements ProxyLauncher {
       osType: 'Linux',
       restartPolicy: 'Never',
       sku: 'Standard',
-      containers: [{
-        name: 'proxy', image: this.opts.image, command, environmentVariables,
-        resources: { requests: { cpu: this.opts.cpu, memoryInGB: this.opts.memoryInGB } },
-      }],
-      ...(this.opts.identity ? { identity: { type: 'UserAssigned', userAssignedIdentities: { [this.opts.identity]: {} } } } : {}),
+      containers: [
+        {
+          name: 'proxy',
+          image: this.opts.image,
+          command,
+          environmentVariables,
+          resources: { requests: { cpu: this.opts.cpu, memoryInGB: this.opts.memoryInGB } },
+        },
+      ],
+      ...(this.opts.identity
+        ? { identity: { type: 'UserAssigned', userAssignedIdentities: { [this.opts.identity]: {} } } }
+        : {}),
       ...(this.opts.registry ? { imageRegistryCredentials: [this.opts.registry] } : {}),
     };
     // Tracked before the call returns, so that a crash between the two still finds it by tag.
-    const tracked: Tracked = { name, credentialId: credential.id, startedAt: new Date().toISOString(), state: 'Pending', checkedAt: Date.now() };
+    const tracked: Tracked = {
+      name,
+      credentialId: credential.id,
+      startedAt: new Date().toISOString(),
+      state: 'Pending',
+      checkedAt: Date.now(),
+    };
     this.groups.set(region, tracked);
     try {
-      const made = await this.opts.client.containerGroups.beginCreateOrUpdateAndWait(this.opts.resourceGroup, name, group, this.lro);
+      const made = await this.opts.client.containerGroups.beginCreateOrUpdateAndWait(
+        this.opts.resourceGroup,
+        name,
+        group,
+        this.lro,
+      );
       tracked.state = made.instanceView?.state ?? made.provisioningState ?? 'Pending';
     } catch (err) {
       this.groups.delete(region);
       await this.delete(name, credential.id).catch(() => undefined);
       throw err;
     }
-    this.opts.log(`proxy for ${region} started: container group ${name} in ${region} (${this.opts.cpu} CPU, ${this.opts.memoryInGB} GB)`);
+    this.opts.log(
+      `proxy for ${region} started: container group ${name} in ${region} (${this.opts.cpu} CPU, ${this.opts.memoryInGB} GB)`,
+    );
   }
 
   private async remove(region: string, t: Tracked, why: string, failed: boolean): Promise<void> {
@@ -187,14 +230,21 @@ export class AciProxyLauncher implements ProxyLauncher {
   }
 
   list(): ProxyInfo[] {
-    return [...this.groups.entries()].map(([region, t]) => ({ region, containerGroup: t.name, state: t.state, startedAt: t.startedAt }));
+    return [...this.groups.entries()].map(([region, t]) => ({
+      region,
+      containerGroup: t.name,
+      state: t.state,
+      startedAt: t.startedAt,
+    }));
   }
 
   /** A server that stops cleanly removes its proxies. */
   async stopAll(): Promise<void> {
     await this.reconciling?.catch(() => undefined);
     for (const [region, t] of [...this.groups]) {
-      await this.remove(region, t, 'the server stopped', false).catch((err) => this.opts.log(`proxy container group ${t.name}: not deleted: ${errorMessage(err)}`));
+      await this.remove(region, t, 'the server stopped', false).catch((err) =>
+        this.opts.log(`proxy container group ${t.name}: not deleted: ${errorMessage(err)}`),
+      );
     }
   }
 }

@@ -15,16 +15,16 @@
 export type ProxyLauncherConfig =
   | { kind: 'local' }
   | {
-    kind: 'aci';
-    image: string;
-    resourceGroup: string;
-    cpu: number;
-    memoryInGB: number;
-    identity?: string;
-    registry?: { server: string; username: string; password: string };
-    publicUrl?: string;
-    pollMs: number;
-  };
+      kind: 'aci';
+      image: string;
+      resourceGroup: string;
+      cpu: number;
+      memoryInGB: number;
+      identity?: string;
+      registry?: { server: string; username: string; password: string };
+      publicUrl?: string;
+      pollMs: number;
+    };
 
 export const DEFAULT_PROXY_IMAGE = 'goldsnap-proxy:0.1.0';
 
@@ -35,15 +35,24 @@ export function launcherConfigFromEnv(kind: string, env: NodeJS.ProcessEnv = pro
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
     const n = Number(raw);
-    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name}=${raw}: must be a number from ${min} to ${max}`);
+    if (!Number.isFinite(n) || n < min || n > max)
+      throw new Error(`${name}=${raw}: must be a number from ${min} to ${max}`);
     return n;
   };
   const registry = env.GOLDSNAP_ACI_REGISTRY_SERVER
-    ? { server: env.GOLDSNAP_ACI_REGISTRY_SERVER, username: env.GOLDSNAP_ACI_REGISTRY_USERNAME ?? '', password: env.GOLDSNAP_ACI_REGISTRY_PASSWORD ?? '' }
+    ? {
+        server: env.GOLDSNAP_ACI_REGISTRY_SERVER,
+        username: env.GOLDSNAP_ACI_REGISTRY_USERNAME ?? '',
+        password: env.GOLDSNAP_ACI_REGISTRY_PASSWORD ?? '',
+      }
     : undefined;
-  if (registry && (!registry.username || !registry.password)) throw new Error('GOLDSNAP_ACI_REGISTRY_SERVER needs GOLDSNAP_ACI_REGISTRY_USERNAME and GOLDSNAP_ACI_REGISTRY_PASSWORD');
+  if (registry && (!registry.username || !registry.password))
+    throw new Error(
+      'GOLDSNAP_ACI_REGISTRY_SERVER needs GOLDSNAP_ACI_REGISTRY_USERNAME and GOLDSNAP_ACI_REGISTRY_PASSWORD',
+    );
   const resourceGroup = env.GOLDSNAP_ACI_RESOURCE_GROUP || 'goldsnap-proxies';
-  if (!/^[-\w._()]{1,90}$/.test(resourceGroup)) throw new Error(`GOLDSNAP_ACI_RESOURCE_GROUP=${resourceGroup}: not a resource group name`);
+  if (!/^[-\w._()]{1,90}$/.test(resourceGroup))
+    throw new Error(`GOLDSNAP_ACI_RESOURCE_GROUP=${resourceGroup}: not a resource group name`);
   return {
     kind: 'aci',
     image: env.GOLDSNAP_PROXY_IMAGE || DEFAULT_PROXY_IMAGE,

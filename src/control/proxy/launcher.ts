@@ -65,7 +65,8 @@ export class LocalProxyLauncher implements ProxyLauncher {
     const depths = await transferQueueDepths(this.opts.queue);
     for (const [queue, depth] of Object.entries(depths)) {
       const region = regionOfQueue(queue);
-      if (!region || depth.queued + depth.running === 0 || this.children.has(region) || this.launching.has(region)) continue;
+      if (!region || depth.queued + depth.running === 0 || this.children.has(region) || this.launching.has(region))
+        continue;
       if ((this.backoff.get(region)?.until ?? 0) > Date.now()) continue;
       this.launching.add(region);
       try {
@@ -80,7 +81,15 @@ export class LocalProxyLauncher implements ProxyLauncher {
   private launch(region: string, credential?: { id: string; token: string }): void {
     const env: NodeJS.ProcessEnv = { ...this.opts.env(), GOLDSNAP_PROXY_LOCATION: this.opts.serverRegion ?? region };
     if (credential) env.GOLDSNAP_PROXY_TOKEN = credential.token;
-    const args = ['--disable-warning=ExperimentalWarning', CLI, 'proxy', '--region', region, '--idle', String(this.opts.idleSeconds)];
+    const args = [
+      '--disable-warning=ExperimentalWarning',
+      CLI,
+      'proxy',
+      '--region',
+      region,
+      '--idle',
+      String(this.opts.idleSeconds),
+    ];
     if (this.opts.bandwidth) args.push('--bandwidth', this.opts.bandwidth);
     // The IPC channel ties the proxy to this server: if the server dies, the proxy sees the
     // channel close and exits, and its jobs' leases run out for the next server's proxies.
@@ -93,7 +102,12 @@ export class LocalProxyLauncher implements ProxyLauncher {
       this.children.delete(region);
       this.opts.log(`proxy for ${region} (pid ${info.pid}) ended: ${how}`);
       // Its credential goes with it: nobody else ever saw the secret.
-      if (credential) this.opts.credentials?.revoke(credential.id).catch((err) => this.opts.log(`proxy credential ${credential.id.slice(0, 8)}: not revoked: ${errorMessage(err)}`));
+      if (credential)
+        this.opts.credentials
+          ?.revoke(credential.id)
+          .catch((err) =>
+            this.opts.log(`proxy credential ${credential.id.slice(0, 8)}: not revoked: ${errorMessage(err)}`),
+          );
       // A proxy that cannot start (repository or cloud unreachable) is not relaunched in a tight loop.
       if (failed) {
         const waitMs = Math.min(60_000, (this.backoff.get(region)?.waitMs ?? 500) * 2);
@@ -111,11 +125,14 @@ export class LocalProxyLauncher implements ProxyLauncher {
   }
 
   async stopAll(): Promise<void> {
-    const exits = [...this.children.values()].map(({ child }) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }));
+    const exits = [...this.children.values()].map(
+      ({ child }) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
+    );
     await Promise.all(exits);
   }
 }

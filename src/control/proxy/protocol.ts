@@ -9,7 +9,15 @@ import type { CloudRestoreResult } from '../restore/restore-to-cloud.ts';
  * database credentials, only a proxy token, the repository and the cloud.
  */
 export type ProxyWork =
-  | { jobId: number; kind: 'transfer'; runId: string; diskName: string; snapshot: CloudSnapshot; base?: CloudSnapshot; parentFixedIndex?: string }
+  | {
+      jobId: number;
+      kind: 'transfer';
+      runId: string;
+      diskName: string;
+      snapshot: CloudSnapshot;
+      base?: CloudSnapshot;
+      parentFixedIndex?: string;
+    }
   | { jobId: number; kind: 'restore'; restore: RestoreJobPayload };
 
 export interface TransferJobResult {

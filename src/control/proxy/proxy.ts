@@ -54,37 +54,64 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
     let progress: ProxyProgress = { doneBytes: 0, totalBytes: 0 };
     let lost = false;
     const beat = async () => {
-      const ok = await call<{ ok: boolean }>('POST', `/internal/proxy/jobs/${work.jobId}/heartbeat`, { workerId, progress }).catch(() => ({ ok: true }));
+      const ok = await call<{ ok: boolean }>('POST', `/internal/proxy/jobs/${work.jobId}/heartbeat`, {
+        workerId,
+        progress,
+      }).catch(() => ({ ok: true }));
       if (!ok.ok) lost = true;
     };
     const timer = setInterval(() => void beat(), Math.min(1000, PROXY_LEASE_MS / 3));
     const onProgress = (p: ProxyProgress) => {
-      if (lost) throw new Error('the server called this job off: its lease ran out (another proxy has it) or its run no longer needs it');
+      if (lost)
+        throw new Error(
+          'the server called this job off: its lease ran out (another proxy has it) or its run no longer needs it',
+        );
       progress = p;
     };
     try {
-      const result = work.kind === 'transfer'
-        ? await (async () => {
-          opts.log(`${workerId}: transfer ${work.diskName} of run ${work.runId.slice(0, 8)} (${work.base ? 'changed blocks' : 'full'})`);
-          const r = await transferDisk(opts.repo, opts.cloud, pool, {
-            snapshot: work.snapshot, base: work.base, parentFixedIndex: work.parentFixedIndex, onProgress, bandwidth: opts.bandwidth,
-          });
-          return {
-            fixedIndex: r.fixedIndex, stats: r.stats, incremental: r.incremental, proxyRegion: opts.location ?? opts.region, diskRegion: work.snapshot.region,
-            ...(r.fullReadReason ? { fullReadReason: r.fullReadReason } : {}),
-          };
-        })()
-        : await (async () => {
-          opts.log(`${workerId}: restore ${work.restore.pointId.slice(0, 8)} as ${work.restore.name} in ${work.restore.region}`);
-          const entry = await opts.repo.resolveRecoveryPoint(work.restore.pointId);
-          return restoreToCloud(opts.repo, opts.cloud, { ...work.restore, point: entry.point, pointId: entry.id, onProgress, bandwidth: opts.bandwidth });
-        })();
+      const result =
+        work.kind === 'transfer'
+          ? await (async () => {
+              opts.log(
+                `${workerId}: transfer ${work.diskName} of run ${work.runId.slice(0, 8)} (${work.base ? 'changed blocks' : 'full'})`,
+              );
+              const r = await transferDisk(opts.repo, opts.cloud, pool, {
+                snapshot: work.snapshot,
+                base: work.base,
+                parentFixedIndex: work.parentFixedIndex,
+                onProgress,
+                bandwidth: opts.bandwidth,
+              });
+              return {
+                fixedIndex: r.fixedIndex,
+                stats: r.stats,
+                incremental: r.incremental,
+                proxyRegion: opts.location ?? opts.region,
+                diskRegion: work.snapshot.region,
+                ...(r.fullReadReason ? { fullReadReason: r.fullReadReason } : {}),
+              };
+            })()
+          : await (async () => {
+              opts.log(
+                `${workerId}: restore ${work.restore.pointId.slice(0, 8)} as ${work.restore.name} in ${work.restore.region}`,
+              );
+              const entry = await opts.repo.resolveRecoveryPoint(work.restore.pointId);
+              return restoreToCloud(opts.repo, opts.cloud, {
+                ...work.restore,
+                point: entry.point,
+                pointId: entry.id,
+                onProgress,
+                bandwidth: opts.bandwidth,
+              });
+            })();
       clearInterval(timer);
       await call('POST', `/internal/proxy/jobs/${work.jobId}/complete`, { workerId, result });
     } catch (err) {
       clearInterval(timer);
       opts.log(`${workerId}: job ${work.jobId} failed: ${errorMessage(err)}`);
-      await call('POST', `/internal/proxy/jobs/${work.jobId}/fail`, { workerId, error: errorMessage(err) }).catch(() => undefined);
+      await call('POST', `/internal/proxy/jobs/${work.jobId}/fail`, { workerId, error: errorMessage(err) }).catch(
+        () => undefined,
+      );
     }
   }
 }
@@ -95,7 +122,9 @@ function proxyClient(serverUrl: string, token: string) {
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await fetch(new URL(path, serverUrl), {
-          method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
         });
         const text = await res.text();
         if (!res.ok) throw new Error(`server answered ${res.status} to ${path}: ${text.slice(0, 300)}`);

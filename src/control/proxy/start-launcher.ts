@@ -27,14 +27,22 @@ export interface StartLauncherOptions {
 }
 
 /** Secrets a proxy in a container may need to reach the repository, when the server has them. */
-const STORAGE_SECRETS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AZURE_STORAGE_CONNECTION_STRING'];
+const STORAGE_SECRETS = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_REGION',
+  'AZURE_STORAGE_CONNECTION_STRING',
+];
 
 /**
  * Builds the server's proxy launcher and the per-region credentials its proxies present.
  * Credentials a launcher issued are revoked when its proxy ends; those of a server on this host
  * that died (its pid gone) are revoked here, at the next start.
  */
-export async function startProxyLauncher(o: StartLauncherOptions): Promise<{ launcher: ProxyLauncher; credentials: ProxyCredentialStore; legacyProxyToken?: string }> {
+export async function startProxyLauncher(
+  o: StartLauncherOptions,
+): Promise<{ launcher: ProxyLauncher; credentials: ProxyCredentialStore; legacyProxyToken?: string }> {
   const config = launcherConfigFromEnv(o.config);
   const credentials = new ProxyCredentialStore(o.db);
   const issuer = `launcher:${hostname()}:${process.pid}`;
@@ -55,12 +63,19 @@ export async function startProxyLauncher(o: StartLauncherOptions): Promise<{ lau
   };
   const legacyProxyToken = process.env.GOLDSNAP_PROXY_TOKEN || undefined;
   if (legacyProxyToken) {
-    o.log('GOLDSNAP_PROXY_TOKEN is set: proxies presenting it may claim work of any region (deprecated); give each remote proxy its own credential (goldsnap proxies credentials create --region <region>) and unset it');
+    o.log(
+      'GOLDSNAP_PROXY_TOKEN is set: proxies presenting it may claim work of any region (deprecated); give each remote proxy its own credential (goldsnap proxies credentials create --region <region>) and unset it',
+    );
   }
 
   if (config.kind === 'local') {
     const launcher = new LocalProxyLauncher({
-      queue: o.queue, idleSeconds: o.idleSeconds, bandwidth: o.bandwidth, log: o.log, credentials: issue, env: o.localEnv,
+      queue: o.queue,
+      idleSeconds: o.idleSeconds,
+      bandwidth: o.bandwidth,
+      log: o.log,
+      credentials: issue,
+      env: o.localEnv,
       ...(o.serverRegion ? { serverRegion: o.serverRegion } : {}),
     });
     return { launcher, credentials, legacyProxyToken };
@@ -74,8 +89,14 @@ export async function startProxyLauncher(o: StartLauncherOptions): Promise<{ lau
     client = new ContainerInstanceManagementClient(e.credential, e.subscriptionId, e.compute);
   } else if (o.azureSubscriptionId) {
     // Containers in Azure cannot reach a server on this machine's loopback address.
-    if (!config.publicUrl) throw new Error('the aci proxy launcher needs GOLDSNAP_PUBLIC_URL: the URL by which containers in Azure reach this server (e.g. https://goldsnap.example.com)');
-    if (!config.identity) o.log('GOLDSNAP_ACI_IDENTITY is not set: the proxy containers get no managed identity, so they cannot read snapshots unless their environment carries other Azure credentials');
+    if (!config.publicUrl)
+      throw new Error(
+        'the aci proxy launcher needs GOLDSNAP_PUBLIC_URL: the URL by which containers in Azure reach this server (e.g. https://goldsnap.example.com)',
+      );
+    if (!config.identity)
+      o.log(
+        'GOLDSNAP_ACI_IDENTITY is not set: the proxy containers get no managed identity, so they cannot read snapshots unless their environment carries other Azure credentials',
+      );
     const { DefaultAzureCredential } = await import('@azure/identity');
     client = new ContainerInstanceManagementClient(new DefaultAzureCredential(), o.azureSubscriptionId);
   } else {
@@ -87,19 +108,34 @@ export async function startProxyLauncher(o: StartLauncherOptions): Promise<{ lau
   // A user-assigned identity is found by DefaultAzureCredential through its client id.
   if (process.env.GOLDSNAP_ACI_IDENTITY_CLIENT_ID) plain.AZURE_CLIENT_ID = process.env.GOLDSNAP_ACI_IDENTITY_CLIENT_ID;
   const launcher = new AciProxyLauncher({
-    queue: o.queue, client, resourceGroup: config.resourceGroup, image: config.image, cpu: config.cpu, memoryInGB: config.memoryInGB,
-    idleSeconds: o.idleSeconds, bandwidth: o.bandwidth, credentials: issue, pollMs: config.pollMs, log: o.log,
+    queue: o.queue,
+    client,
+    resourceGroup: config.resourceGroup,
+    image: config.image,
+    cpu: config.cpu,
+    memoryInGB: config.memoryInGB,
+    idleSeconds: o.idleSeconds,
+    bandwidth: o.bandwidth,
+    credentials: issue,
+    pollMs: config.pollMs,
+    log: o.log,
     lroPollMs: o.emulatorConnectionFile ? 50 : 2000,
     ...(config.identity ? { identity: config.identity } : {}),
     ...(config.registry ? { registry: config.registry } : {}),
     env: () => plain,
     secureEnv: () => {
-      const secrets: Record<string, string> = { GOLDSNAP_SERVER_URL: config.publicUrl ?? o.serverUrl(), GOLDSNAP_REPOSITORY: o.repository, GOLDSNAP_PASSWORD: o.passphrase };
+      const secrets: Record<string, string> = {
+        GOLDSNAP_SERVER_URL: config.publicUrl ?? o.serverUrl(),
+        GOLDSNAP_REPOSITORY: o.repository,
+        GOLDSNAP_PASSWORD: o.passphrase,
+      };
       for (const k of STORAGE_SECRETS) if (process.env[k]) secrets[k] = process.env[k];
       return secrets;
     },
   });
-  o.log(`data proxies: Azure Container Instances, image ${config.image}, ${config.cpu} CPU / ${config.memoryInGB} GB, in resource group ${config.resourceGroup}`);
+  o.log(
+    `data proxies: Azure Container Instances, image ${config.image}, ${config.cpu} CPU / ${config.memoryInGB} GB, in resource group ${config.resourceGroup}`,
+  );
   return { launcher, credentials, legacyProxyToken };
 }
 

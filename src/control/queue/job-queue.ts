@@ -65,18 +65,37 @@ export interface QueueDepth {
 }
 
 interface JobRow {
-  id: string | number; queue: string; kind: string; payload: unknown; dedupe_key: string | null; state: JobState;
-  attempts: number; max_attempts: number; run_after: Date | string; locked_by: string | null; lease_until: Date | string | null;
-  progress: unknown; result: unknown; last_error: string | null; created_at: Date | string; updated_at: Date | string;
+  id: string | number;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  dedupe_key: string | null;
+  state: JobState;
+  attempts: number;
+  max_attempts: number;
+  run_after: Date | string;
+  locked_by: string | null;
+  lease_until: Date | string | null;
+  progress: unknown;
+  result: unknown;
+  last_error: string | null;
+  created_at: Date | string;
+  updated_at: Date | string;
 }
-
 
 /** Rows carry the kind they were enqueued with, and only kinds of the map are enqueued. */
 function jobFromRow<M extends PayloadMap>(r: JobRow): JobOf<M> {
   const job: Job = {
-    id: Number(r.id), queue: r.queue, kind: r.kind, payload: r.payload, state: r.state,
-    attempts: Number(r.attempts), maxAttempts: Number(r.max_attempts), runAfter: iso(r.run_after),
-    createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
+    id: Number(r.id),
+    queue: r.queue,
+    kind: r.kind,
+    payload: r.payload,
+    state: r.state,
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    runAfter: iso(r.run_after),
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
   };
   if (r.dedupe_key !== null) job.dedupeKey = r.dedupe_key;
   if (r.locked_by !== null) job.lockedBy = r.locked_by;
@@ -105,15 +124,27 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
   }
 
   /** Adds a job, or returns the existing one with the same dedupe key. Pass `tx` to enqueue inside a transaction. */
-  async enqueue<K extends keyof M & string>(req: EnqueueRequest<M[K], K>, tx: Queryable = this.db): Promise<Job<M[K], K>> {
+  async enqueue<K extends keyof M & string>(
+    req: EnqueueRequest<M[K], K>,
+    tx: Queryable = this.db,
+  ): Promise<Job<M[K], K>> {
     if (!req.queue || !req.kind) throw new Error('a job needs a queue and a kind');
     const maxAttempts = req.maxAttempts ?? 5;
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`maxAttempts must be a whole number ≥ 1, not ${maxAttempts}`);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
+      throw new Error(`maxAttempts must be a whole number ≥ 1, not ${maxAttempts}`);
     const [row] = await tx.query<JobRow>(
       `INSERT INTO jobs (queue, kind, payload, dedupe_key, max_attempts, run_after)
        VALUES ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()))
        ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
-      [req.queue, req.kind, JSON.stringify(req.payload ?? {}), req.dedupeKey ?? null, maxAttempts, req.runAfter?.toISOString() ?? null]);
+      [
+        req.queue,
+        req.kind,
+        JSON.stringify(req.payload ?? {}),
+        req.dedupeKey ?? null,
+        maxAttempts,
+        req.runAfter?.toISOString() ?? null,
+      ],
+    );
     if (row) {
       // Local waiters are woken a moment later so that a caller's transaction has had time to commit.
       setImmediate(() => this.#events.emit('enqueued', req.queue));
@@ -133,7 +164,9 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
     await this.db.query(
       `UPDATE jobs SET state = 'failed', last_error = coalesce(last_error || '; ', '') || 'lease of ' || coalesce(locked_by, '?') || ' expired on the last attempt',
               lease_until = NULL, updated_at = now()
-       WHERE queue = $1 AND state = 'running' AND lease_until < now() AND attempts >= max_attempts`, [queue]);
+       WHERE queue = $1 AND state = 'running' AND lease_until < now() AND attempts >= max_attempts`,
+      [queue],
+    );
     const [row] = await this.db.query<JobRow>(
       `UPDATE jobs SET state = 'running', locked_by = $2, lease_until = now() + $3::float8 * interval '1 millisecond',
               attempts = attempts + 1, updated_at = now()
@@ -143,7 +176,9 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
          ORDER BY run_after, id
          LIMIT 1
          FOR UPDATE SKIP LOCKED)
-       RETURNING *`, [queue, workerId, ms(leaseMs)]);
+       RETURNING *`,
+      [queue, workerId, ms(leaseMs)],
+    );
     return row && jobFromRow<M>(row);
   }
 
@@ -151,19 +186,26 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
    * Claims a job, waiting for one if there is none: wakes on local enqueues at once and polls the
    * database every `pollMs` for others. Returns undefined if `signal` aborts first.
    */
-  async claimNext(queue: string, workerId: string, leaseMs: number, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<JobOf<M> | undefined> {
+  async claimNext(
+    queue: string,
+    workerId: string,
+    leaseMs: number,
+    opts: { pollMs?: number; signal?: AbortSignal } = {},
+  ): Promise<JobOf<M> | undefined> {
     const pollMs = opts.pollMs ?? 1000;
     while (!opts.signal?.aborted) {
       const job = await this.claim(queue, workerId, leaseMs);
       if (job) return job;
-      await new Promise<void>(resolve => {
+      await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
           this.#events.off('enqueued', onEnqueued);
           opts.signal?.removeEventListener('abort', done);
           resolve();
         };
-        const onEnqueued = (q: string) => { if (q === queue) done(); };
+        const onEnqueued = (q: string) => {
+          if (q === queue) done();
+        };
         const timer = setTimeout(done, pollMs);
         this.#events.on('enqueued', onEnqueued);
         opts.signal?.addEventListener('abort', done, { once: true });
@@ -177,7 +219,8 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
     const rows = await this.db.query(
       `UPDATE jobs SET lease_until = now() + $3::float8 * interval '1 millisecond', progress = coalesce($4::jsonb, progress), updated_at = now()
        WHERE id = $1 AND locked_by = $2 AND state = 'running' RETURNING id`,
-      [jobId, workerId, ms(leaseMs), json(progress)]);
+      [jobId, workerId, ms(leaseMs), json(progress)],
+    );
     return rows.length > 0;
   }
 
@@ -186,7 +229,8 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
     const rows = await this.db.query(
       `UPDATE jobs SET state = 'done', result = $3::jsonb, lease_until = NULL, updated_at = now()
        WHERE id = $1 AND locked_by = $2 AND state = 'running' RETURNING id`,
-      [jobId, workerId, json(result)]);
+      [jobId, workerId, json(result)],
+    );
     return rows.length > 0;
   }
 
@@ -194,7 +238,12 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
    * Records a failed attempt: the job is queued again after `retryAfterMs` unless it has used its
    * attempts (or `permanent`), then it is failed. Returns the new state, or 'lost' if the lease was lost.
    */
-  async fail(jobId: number, workerId: string, error: string | Error, opts: { retryAfterMs?: number; permanent?: boolean } = {}): Promise<'queued' | 'failed' | 'lost'> {
+  async fail(
+    jobId: number,
+    workerId: string,
+    error: string | Error,
+    opts: { retryAfterMs?: number; permanent?: boolean } = {},
+  ): Promise<'queued' | 'failed' | 'lost'> {
     const message = (error instanceof Error ? error.message : String(error)).slice(0, 4000);
     const [row] = await this.db.query<{ state: 'queued' | 'failed' }>(
       `UPDATE jobs SET
@@ -202,7 +251,8 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
          run_after = CASE WHEN $5::boolean OR attempts >= max_attempts THEN run_after ELSE now() + $4::float8 * interval '1 millisecond' END,
          last_error = $3, lease_until = NULL, updated_at = now()
        WHERE id = $1 AND locked_by = $2 AND state = 'running' RETURNING state`,
-      [jobId, workerId, message, ms(opts.retryAfterMs ?? 0), opts.permanent ?? false]);
+      [jobId, workerId, message, ms(opts.retryAfterMs ?? 0), opts.permanent ?? false],
+    );
     return row ? row.state : 'lost';
   }
 
@@ -214,14 +264,15 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
   /** Jobs whose payload has `field` equal to `value` (e.g. a run's transfers by runId), oldest first. */
   async listByPayload(field: string, value: string): Promise<JobOf<M>[]> {
     const rows = await this.db.query<JobRow>('SELECT * FROM jobs WHERE payload->>$1 = $2 ORDER BY id', [field, value]);
-    return rows.map(r => jobFromRow<M>(r));
+    return rows.map((r) => jobFromRow<M>(r));
   }
 
   async list(opts: { queue?: string; state?: JobState; limit?: number } = {}): Promise<JobOf<M>[]> {
     const rows = await this.db.query<JobRow>(
       `SELECT * FROM jobs WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2) ORDER BY id DESC LIMIT $3`,
-      [opts.queue ?? null, opts.state ?? null, opts.limit ?? 100]);
-    return rows.map(r => jobFromRow<M>(r));
+      [opts.queue ?? null, opts.state ?? null, opts.limit ?? 100],
+    );
+    return rows.map((r) => jobFromRow<M>(r));
   }
 
   /**
@@ -236,9 +287,12 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
               count(*) FILTER (WHERE state = 'queued' AND run_after <= now())::int AS ready,
               count(*) FILTER (WHERE state = 'running')::int AS running
        FROM jobs WHERE state IN ('queued', 'running') AND left(queue, length($1)) = $1
-       GROUP BY queue ORDER BY queue`, [queuePrefix]);
+       GROUP BY queue ORDER BY queue`,
+      [queuePrefix],
+    );
     const out: Record<string, QueueDepth> = {};
-    for (const r of rows) out[r.queue] = { queued: Number(r.queued), ready: Number(r.ready), running: Number(r.running) };
+    for (const r of rows)
+      out[r.queue] = { queued: Number(r.queued), ready: Number(r.ready), running: Number(r.running) };
     return out;
   }
 }

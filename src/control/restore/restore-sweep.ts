@@ -7,10 +7,19 @@ import type { ControlQueue } from '../jobs.ts';
  * and the disks it made are found here by their tags (goldsnapRestore = the restore's id). Disks
  * attached to a VM are never touched: a VM was made from them, so that restore had finished.
  */
-export async function sweepFailedRestores(cloud: Cloud, queue: ControlQueue, log: (line: string) => void): Promise<string[]> {
+export async function sweepFailedRestores(
+  cloud: Cloud,
+  queue: ControlQueue,
+  log: (line: string) => void,
+): Promise<string[]> {
   if (!cloud.listGoldsnapDisks) return [];
-  const failed = new Set((await queue.db.query<{ restore_id: string | null }>(
-    `SELECT payload->>'restoreId' AS restore_id FROM jobs WHERE kind = 'restore' AND state = 'failed'`)).map((r) => r.restore_id));
+  const failed = new Set(
+    (
+      await queue.db.query<{ restore_id: string | null }>(
+        `SELECT payload->>'restoreId' AS restore_id FROM jobs WHERE kind = 'restore' AND state = 'failed'`,
+      )
+    ).map((r) => r.restore_id),
+  );
   const deleted: string[] = [];
   for (const disk of await cloud.listGoldsnapDisks()) {
     const restoreId = disk.tags.goldsnapRestore;

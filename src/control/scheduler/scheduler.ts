@@ -40,10 +40,12 @@ export class Scheduler {
     const fires: Fire[] = [];
     for (const { id } of ids) {
       try {
-        const fire = await this.db.transaction(tx => this.#fireIfDue(tx, id, now));
+        const fire = await this.db.transaction((tx) => this.#fireIfDue(tx, id, now));
         if (fire) {
           fires.push(fire);
-          this.log(`policy ${id} fired for ${fire.scheduledFor}${fire.missed > 1 ? ` (${fire.missed - 1} earlier occurrence(s) missed while down)` : ''}`);
+          this.log(
+            `policy ${id} fired for ${fire.scheduledFor}${fire.missed > 1 ? ` (${fire.missed - 1} earlier occurrence(s) missed while down)` : ''}`,
+          );
         }
       } catch (err) {
         this.log(`policy ${id}: scheduling failed: ${errorMessage(err)}`);
@@ -57,18 +59,29 @@ export class Scheduler {
     const [row] = await tx.query<PolicyRow>('SELECT * FROM policies WHERE id = $1 AND enabled FOR UPDATE', [policyId]);
     if (!row) return undefined;
     const policy = policyFromRow(row);
-    const [last] = await tx.query<{ at: Date | string | null }>('SELECT max(scheduled_for) AS at FROM schedule_fires WHERE policy_id = $1', [policyId]);
+    const [last] = await tx.query<{ at: Date | string | null }>(
+      'SELECT max(scheduled_for) AS at FROM schedule_fires WHERE policy_id = $1',
+      [policyId],
+    );
     // An edit (new cron, re-enabled …) restarts the schedule: occurrences before it are not caught up.
     const since = new Date(Math.max(last?.at ? new Date(last.at).getTime() : 0, new Date(policy.updatedAt).getTime()));
     const due = dueOccurrence(policy, since, now);
     if (!due) return undefined;
     const scheduledFor = due.latest.toISOString();
     const inserted = await tx.query(
-      'INSERT INTO schedule_fires (policy_id, scheduled_for) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING policy_id', [policyId, scheduledFor]);
+      'INSERT INTO schedule_fires (policy_id, scheduled_for) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING policy_id',
+      [policyId, scheduledFor],
+    );
     if (!inserted.length) return undefined;
-    const job = await this.queue.enqueue({
-      queue: ORCHESTRATOR_QUEUE, kind: 'policy-fire', payload: { policyId, scheduledFor }, dedupeKey: `fire:${policyId}:${scheduledFor}`,
-    }, tx);
+    const job = await this.queue.enqueue(
+      {
+        queue: ORCHESTRATOR_QUEUE,
+        kind: 'policy-fire',
+        payload: { policyId, scheduledFor },
+        dedupeKey: `fire:${policyId}:${scheduledFor}`,
+      },
+      tx,
+    );
     return { policyId, scheduledFor, missed: due.count, jobId: job.id };
   }
 
@@ -77,7 +90,7 @@ export class Scheduler {
     if (!this.#stopped) return;
     this.#stopped = false;
     const loop = async () => {
-      this.#running = this.tick().catch(err => this.log(`scheduler tick failed: ${errorMessage(err)}`));
+      this.#running = this.tick().catch((err) => this.log(`scheduler tick failed: ${errorMessage(err)}`));
       await this.#running;
       this.#running = undefined;
       if (!this.#stopped) {
@@ -98,7 +111,9 @@ export class Scheduler {
 
   /** The next `n` occurrences of the policy after `from`, as ISO strings, for display. */
   static nextRuns(policy: Pick<Policy, 'cron' | 'timeZone'>, n: number, from: Date = new Date()): string[] {
-    return cronOf(policy).nextRuns(n, from).map(d => d.toISOString());
+    return cronOf(policy)
+      .nextRuns(n, from)
+      .map((d) => d.toISOString());
   }
 
   nextRuns(policy: Pick<Policy, 'cron' | 'timeZone'>, n: number, from: Date = new Date()): string[] {
@@ -114,7 +129,11 @@ function cronOf(policy: Pick<Policy, 'cron' | 'timeZone'>): Cron {
  * The latest occurrence in (since, now], and how many there were (counted up to 1000, enough to
  * say "missed some"). Undefined if none.
  */
-export function dueOccurrence(policy: Pick<Policy, 'cron' | 'timeZone'>, since: Date, now: Date): { latest: Date; count: number } | undefined {
+export function dueOccurrence(
+  policy: Pick<Policy, 'cron' | 'timeZone'>,
+  since: Date,
+  now: Date,
+): { latest: Date; count: number } | undefined {
   const cron = cronOf(policy);
   const first = cron.nextRun(since);
   if (!first || first.getTime() > now.getTime()) return undefined;

@@ -6,9 +6,23 @@ import { pino, type Logger } from 'pino';
  * paths below are censored should a caller log them.
  */
 export function jsonLogger(): Logger {
-  return pino({
-    base: { service: 'goldsnap-server', pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', '*.token', '*.secret', '*.password', '*.passphrase'], censor: '***' },
-  }, pino.destination({ fd: 2, sync: true }));
+  return pino(
+    {
+      base: { service: 'goldsnap-server', pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'headers.authorization',
+          '*.token',
+          '*.secret',
+          '*.password',
+          '*.passphrase',
+        ],
+        censor: '***',
+      },
+    },
+    pino.destination({ fd: 2, sync: true }),
+  );
 }

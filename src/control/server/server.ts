@@ -80,7 +80,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     let cloud: Cloud;
     const cloudEnv: NodeJS.ProcessEnv = {};
     if (opts.azureSubscriptionId) {
-      cloud = await openCloud({ kind: 'azure', subscriptionId: opts.azureSubscriptionId, subscriptionIds: opts.azureSubscriptionIds });
+      cloud = await openCloud({
+        kind: 'azure',
+        subscriptionId: opts.azureSubscriptionId,
+        subscriptionIds: opts.azureSubscriptionIds,
+      });
       cloudEnv.GOLDSNAP_CLOUD = 'azure';
       cloudEnv.AZURE_SUBSCRIPTION_ID = opts.azureSubscriptionId;
       if (opts.azureSubscriptionIds?.length) cloudEnv.AZURE_SUBSCRIPTION_IDS = opts.azureSubscriptionIds.join(',');
@@ -92,7 +96,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     } else {
       const { startEmulator } = await import('../../emulator/emulator.ts');
       const emulator = await startEmulator({
-        dataDir: join(dataDir, 'emulator'), port: 0, ...(opts.emulatorFaults ? { faults: opts.emulatorFaults } : {}),
+        dataDir: join(dataDir, 'emulator'),
+        port: 0,
+        ...(opts.emulatorFaults ? { faults: opts.emulatorFaults } : {}),
         ...(opts.emulatorSubscriptions ? { subscriptions: opts.emulatorSubscriptions } : {}),
       });
       if (emulator.faults) log(`emulator: fault profile ${JSON.stringify(emulator.faults.profile)}`);
@@ -135,18 +141,49 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const scheduler = new Scheduler({ db, queue, log });
     let url = '';
     const { launcher, credentials, legacyProxyToken } = await startProxyLauncher({
-      db, queue, log, config: opts.proxyLauncher ?? 'local', idleSeconds: opts.proxyIdleSeconds, bandwidth: opts.proxyBandwidth,
-      serverRegion: opts.serverRegion, cloudEnv, serverUrl: () => url, repository: location, passphrase,
+      db,
+      queue,
+      log,
+      config: opts.proxyLauncher ?? 'local',
+      idleSeconds: opts.proxyIdleSeconds,
+      bandwidth: opts.proxyBandwidth,
+      serverRegion: opts.serverRegion,
+      cloudEnv,
+      serverUrl: () => url,
+      repository: location,
+      passphrase,
       emulatorConnectionFile: cloudEnv.GOLDSNAP_CLOUD === 'emulator' ? cloudEnv.GOLDSNAP_EMULATOR : undefined,
       azureSubscriptionId: opts.azureSubscriptionId,
-      localEnv: () => ({ ...process.env, ...cloudEnv, GOLDSNAP_SERVER_URL: url, GOLDSNAP_REPOSITORY: location, GOLDSNAP_PASSWORD: passphrase }),
+      localEnv: () => ({
+        ...process.env,
+        ...cloudEnv,
+        GOLDSNAP_SERVER_URL: url,
+        GOLDSNAP_REPOSITORY: location,
+        GOLDSNAP_PASSWORD: passphrase,
+      }),
     });
     const alerter = new Alerter({
-      db, runs, policies, mail: mailSettingsFromEnv(), log,
-      scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'), retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
+      db,
+      runs,
+      policies,
+      mail: mailSettingsFromEnv(),
+      log,
+      scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'),
+      retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
     });
     const api = await buildApi({
-      runs, policies, tokens, queue, orchestrator, scheduler, launcher, proxyToken: legacyProxyToken, proxyCredentials: credentials, alerter, repo, cloud,
+      runs,
+      policies,
+      tokens,
+      queue,
+      orchestrator,
+      scheduler,
+      launcher,
+      proxyToken: legacyProxyToken,
+      proxyCredentials: credentials,
+      alerter,
+      repo,
+      cloud,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     await api.listen({ host: opts.host, port: opts.port });
@@ -161,13 +198,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // Hourly housekeeping: snapshots finished runs left behind, and jobs finished over 30 days ago.
     const sweep = async () => {
       await orchestrator.sweepLeakedSnapshots().catch((err) => log(`snapshot sweep: ${errorMessage(err)}`));
-      await runs.purgeJobs(new Date(Date.now() - 30 * 86_400_000)).catch((err) => log(`job purge: ${errorMessage(err)}`));
+      await runs
+        .purgeJobs(new Date(Date.now() - 30 * 86_400_000))
+        .catch((err) => log(`job purge: ${errorMessage(err)}`));
     };
     await sweep();
     const sweeper = setInterval(() => void sweep(), 3600_000);
     closers.push(async () => clearInterval(sweeper));
     if (opts.demo && (await policies.list()).length === 0) {
-      const policy = await policies.create({ name: 'demo-hourly', cron: '0 * * * *', timeZone: 'UTC', selection: { resourceGroups: ['rg-prod-weu', 'rg-dev-eus'] }, retention: { last: 3, daily: 7, weekly: 4 } });
+      const policy = await policies.create({
+        name: 'demo-hourly',
+        cron: '0 * * * *',
+        timeZone: 'UTC',
+        selection: { resourceGroups: ['rg-prod-weu', 'rg-dev-eus'] },
+        retention: { last: 3, daily: 7, weekly: 4 },
+      });
       log(`demo: created policy ${policy.name}; starting its first run now`);
       await orchestrator.firePolicy(policy.id, new Date().toISOString());
     }
@@ -178,7 +223,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => scheduler.stop());
     alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
     closers.push(() => alerter.stop());
-    const reconcile = setInterval(() => void launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)), 500);
+    const reconcile = setInterval(
+      () => void launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)),
+      500,
+    );
     closers.push(async () => clearInterval(reconcile));
 
     await writeFile(join(dataDir, 'server.json'), JSON.stringify({ url, pid: process.pid }) + '\n');
@@ -199,7 +247,11 @@ function envNumber(name: string): number | undefined {
   return n;
 }
 
-async function openOrInitRepository(location: string, passphrase: string, log: (line: string) => void): Promise<Repository> {
+async function openOrInitRepository(
+  location: string,
+  passphrase: string,
+  log: (line: string) => void,
+): Promise<Repository> {
   const backend = openBackend(location);
   if (await backend.stat('config')) return Repository.open(backend, passphrase);
   log(`repository: creating a new one at ${backend.location}`);
@@ -216,7 +268,9 @@ async function embeddedPassphrase(dataDir: string, log: (line: string) => void):
   if (existsSync(path)) return (await readFile(path, 'utf8')).trim();
   await mkdir(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
   await writeFile(path, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
-  log(`repository passphrase: generated into ${path} (set GOLDSNAP_PASSWORD_FILE to keep your own elsewhere; without it the repository cannot be read)`);
+  log(
+    `repository passphrase: generated into ${path} (set GOLDSNAP_PASSWORD_FILE to keep your own elsewhere; without it the repository cannot be read)`,
+  );
   return (await readFile(path, 'utf8')).trim();
 }
 

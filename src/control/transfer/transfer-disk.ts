@@ -37,16 +37,26 @@ export interface TransferResult {
  * repository. The fixed index is stored; the recovery point is committed later by the orchestrator
  * once every disk of the VM is transferred.
  */
-export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerPool, req: TransferRequest): Promise<TransferResult> {
+export async function transferDisk(
+  repo: Repository,
+  cloud: Cloud,
+  pool: WorkerPool,
+  req: TransferRequest,
+): Promise<TransferResult> {
   // Without the parent's fixed index (forgotten and pruned by hand), the disk is read in full again.
-  let parent = req.base && req.parentFixedIndex ? await repo.loadFixedIndex(req.parentFixedIndex).catch(() => undefined) : undefined;
+  let parent =
+    req.base && req.parentFixedIndex
+      ? await repo.loadFixedIndex(req.parentFixedIndex).catch(() => undefined)
+      : undefined;
   let fullReadReason: string | undefined;
-  let ranges = parent ? await cloud.changedRanges(req.base!, req.snapshot).catch((err: unknown) => {
-    // Azure computes no diff across snapshot families or a resize past 4 TiB: read the disk in full.
-    if (!(err instanceof DiffRefusedError)) throw err;
-    fullReadReason = err.reason;
-    return undefined;
-  }) : undefined;
+  let ranges = parent
+    ? await cloud.changedRanges(req.base!, req.snapshot).catch((err: unknown) => {
+        // Azure computes no diff across snapshot families or a resize past 4 TiB: read the disk in full.
+        if (!(err instanceof DiffRefusedError)) throw err;
+        fullReadReason = err.reason;
+        return undefined;
+      })
+    : undefined;
   if (fullReadReason) parent = undefined;
   const incremental = Boolean(parent);
   // A first backup reads the allocated ranges over an all-zero parent: what is never written stays zero.
@@ -59,12 +69,24 @@ export async function transferDisk(repo: Repository, cloud: Cloud, pool: WorkerP
     const index = await repo.loadIndex(session.excludedPacks);
     const packs = new PackWriter(repo, index);
     const { index: disk, stats } = await backupDisk({
-      reader, chunkSize: repo.config.chunkSize, pool, packs, changed: ranges, onProgress: req.onProgress,
+      reader,
+      chunkSize: repo.config.chunkSize,
+      pool,
+      packs,
+      changed: ranges,
+      onProgress: req.onProgress,
       parent: parent ?? new FixedIndex(req.snapshot.sizeBytes, repo.config.chunkSize),
     });
     await packs.flush();
     const fixedIndex = await repo.saveFixedIndex(disk);
-    return { fixedIndex, sizeBytes: disk.sizeBytes, chunkSize: disk.chunkSize, stats, incremental, ...(fullReadReason ? { fullReadReason } : {}) };
+    return {
+      fixedIndex,
+      sizeBytes: disk.sizeBytes,
+      chunkSize: disk.chunkSize,
+      stats,
+      incremental,
+      ...(fullReadReason ? { fullReadReason } : {}),
+    };
   } finally {
     await session?.end();
     await reader.close();

@@ -2,7 +2,8 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { ObjectNotFoundError, type Backend, type ObjectInfo } from './backend.ts';
 import { splitLocation } from './location.ts';
 
-export const AZURE_LOCATION_FORMS = 'azure://container/prefix (account from AZURE_STORAGE_ACCOUNT/AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING) ' +
+export const AZURE_LOCATION_FORMS =
+  'azure://container/prefix (account from AZURE_STORAGE_ACCOUNT/AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING) ' +
   'or azure:http(s)://host:port/account/container/prefix (an explicit endpoint such as Azurite)';
 
 /** Azurite's published development account key; used only for the account of that name. */
@@ -26,7 +27,10 @@ export interface AzureLocation {
  */
 export function parseAzureLocation(location: string): AzureLocation {
   const { endpoint: url, segments } = splitLocation(location, {
-    scheme: 'azure', label: 'Azure', forms: AZURE_LOCATION_FORMS, plainForm: 'azure://container/prefix',
+    scheme: 'azure',
+    label: 'Azure',
+    forms: AZURE_LOCATION_FORMS,
+    plainForm: 'azure://container/prefix',
     noQuery: 'SAS tokens are not accepted in the location',
     credentials: 'the key comes from AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING',
   });
@@ -48,18 +52,23 @@ export function parseAzureLocation(location: string): AzureLocation {
 
 function checkContainer(container: string, location: string): string {
   if (!container) throw new Error(`Azure location ${location} names no container: use ${AZURE_LOCATION_FORMS}`);
-  if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(container)) throw new Error(`Azure location ${location}: ${JSON.stringify(container)} is not a valid container name`);
+  if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(container))
+    throw new Error(`Azure location ${location}: ${JSON.stringify(container)} is not a valid container name`);
   return container;
 }
 
 function checkName(name: string): string {
-  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) || name.split('/').some(p => p === '..' || p === '.')) {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) || name.split('/').some((p) => p === '..' || p === '.')) {
     throw new Error(`invalid object name ${JSON.stringify(name)}`);
   }
   return name;
 }
 
-interface RestErrorLike { statusCode?: number; code?: string; details?: { errorCode?: string } }
+interface RestErrorLike {
+  statusCode?: number;
+  code?: string;
+  details?: { errorCode?: string };
+}
 const statusOf = (err: unknown) => (err as RestErrorLike)?.statusCode;
 const errorCode = (err: unknown) => (err as RestErrorLike)?.details?.errorCode ?? (err as RestErrorLike)?.code;
 
@@ -106,7 +115,8 @@ export class AzureBlobBackend implements Backend {
       const c = this.credentials;
       let service;
       if (c.kind === 'connection-string') service = sdk.BlobServiceClient.fromConnectionString(c.connectionString);
-      else if (c.kind === 'key') service = new sdk.BlobServiceClient(c.serviceUrl, new sdk.StorageSharedKeyCredential(c.account, c.key));
+      else if (c.kind === 'key')
+        service = new sdk.BlobServiceClient(c.serviceUrl, new sdk.StorageSharedKeyCredential(c.account, c.key));
       else {
         const { DefaultAzureCredential } = await import('@azure/identity');
         service = new sdk.BlobServiceClient(c.serviceUrl, new DefaultAzureCredential());
@@ -123,7 +133,9 @@ export class AzureBlobBackend implements Backend {
 
   async create(): Promise<void> {
     if (await this.stat('config')) {
-      throw new Error(`${this.location} already holds a repository (it has a config); choose an empty container or prefix`);
+      throw new Error(
+        `${this.location} already holds a repository (it has a config); choose an empty container or prefix`,
+      );
     }
     await (await this.connect()).createIfNotExists();
   }
@@ -136,7 +148,7 @@ export class AzureBlobBackend implements Backend {
   async get(name: string, offset?: number, length?: number): Promise<Buffer> {
     const blob = await this.blob(name);
     if (length === 0) {
-      if (!await this.stat(name)) throw new ObjectNotFoundError(name, this.location);
+      if (!(await this.stat(name))) throw new ObjectNotFoundError(name, this.location);
       return Buffer.alloc(0);
     }
     let res;
@@ -171,10 +183,16 @@ export class AzureBlobBackend implements Backend {
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     const container = await this.connect();
     try {
-      for await (const page of container.listBlobsFlat({ prefix: this.blobPrefix + prefix }).byPage({ maxPageSize: this.listPageSize })) {
+      for await (const page of container
+        .listBlobsFlat({ prefix: this.blobPrefix + prefix })
+        .byPage({ maxPageSize: this.listPageSize })) {
         for (const b of page.segment.blobItems) {
           if (!b.name.startsWith(this.blobPrefix)) continue;
-          yield { name: b.name.slice(this.blobPrefix.length), size: b.properties.contentLength ?? 0, mtime: b.properties.lastModified };
+          yield {
+            name: b.name.slice(this.blobPrefix.length),
+            size: b.properties.contentLength ?? 0,
+            mtime: b.properties.lastModified,
+          };
         }
       }
     } catch (err) {
@@ -202,10 +220,13 @@ function credentialsFor(where: AzureLocation, env: NodeJS.ProcessEnv, location: 
     if (key) return { kind: 'key', serviceUrl: where.serviceUrl, account, key };
     return { kind: 'default-azure-credential', serviceUrl: where.serviceUrl };
   }
-  if (env.AZURE_STORAGE_CONNECTION_STRING) return { kind: 'connection-string', connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
+  if (env.AZURE_STORAGE_CONNECTION_STRING)
+    return { kind: 'connection-string', connectionString: env.AZURE_STORAGE_CONNECTION_STRING };
   const account = env.AZURE_STORAGE_ACCOUNT;
   if (!account) {
-    throw new Error(`${location} needs a storage account: set AZURE_STORAGE_ACCOUNT (and AZURE_STORAGE_KEY) or AZURE_STORAGE_CONNECTION_STRING`);
+    throw new Error(
+      `${location} needs a storage account: set AZURE_STORAGE_ACCOUNT (and AZURE_STORAGE_KEY) or AZURE_STORAGE_CONNECTION_STRING`,
+    );
   }
   const serviceUrl = `https://${account}.blob.core.windows.net`;
   if (env.AZURE_STORAGE_KEY) return { kind: 'key', serviceUrl, account, key: env.AZURE_STORAGE_KEY };

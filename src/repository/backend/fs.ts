@@ -15,22 +15,31 @@ export class FsBackend implements Backend {
   }
 
   private path(name: string): string {
-    if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) || name.split('/').some(p => p === '..' || p === '.')) {
+    if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) || name.split('/').some((p) => p === '..' || p === '.')) {
       throw new Error(`invalid object name ${JSON.stringify(name)}`);
     }
     return join(this.root, ...name.split('/'));
   }
 
   async create(): Promise<void> {
-    if (await stat(join(this.root, 'config')).then(() => true, () => false)) {
+    if (
+      await stat(join(this.root, 'config')).then(
+        () => true,
+        () => false,
+      )
+    ) {
       throw new Error(`${this.root} already holds a repository (it has a config); choose an empty folder`);
     }
-    await mkdir(this.root, { recursive: true }).catch(err => { throw describeFsError(err, 'create the repository folder', this.root); });
+    await mkdir(this.root, { recursive: true }).catch((err) => {
+      throw describeFsError(err, 'create the repository folder', this.root);
+    });
   }
 
   async put(name: string, data: Uint8Array): Promise<void> {
     const path = this.path(name);
-    await writeFileAtomic(path, data).catch(err => { throw describeFsError(err, `write ${name} in ${this.root}`, path); });
+    await writeFileAtomic(path, data).catch((err) => {
+      throw describeFsError(err, `write ${name} in ${this.root}`, path);
+    });
   }
 
   async get(name: string, offset?: number, length?: number): Promise<Buffer> {
@@ -65,12 +74,12 @@ export class FsBackend implements Backend {
   }
 
   list(prefix: string): AsyncIterable<ObjectInfo> {
-    return this.walk(prefix, name => !name.endsWith('.tmp'));
+    return this.walk(prefix, (name) => !name.endsWith('.tmp'));
   }
 
   /** Temp files of writes that never finished (a full disk, a killed process): `…/<name>.<random>.tmp`. */
   listLeftovers(): AsyncIterable<ObjectInfo> {
-    return this.walk('', name => name.endsWith('.tmp'));
+    return this.walk('', (name) => name.endsWith('.tmp'));
   }
 
   private async *walk(prefix: string, wanted: (name: string) => boolean): AsyncIterable<ObjectInfo> {
@@ -80,19 +89,26 @@ export class FsBackend implements Backend {
         const full = join(dir, e.name);
         if (e.isDirectory()) yield* walk.call(this, full);
         else if (e.isFile() && wanted(e.name)) {
-          const name = full.slice(this.root.length + 1).split(sep).join('/');
+          const name = full
+            .slice(this.root.length + 1)
+            .split(sep)
+            .join('/');
           if (!name.startsWith(prefix)) continue;
           const s = await stat(full).catch(() => undefined);
           if (s) yield { name, size: s.size, mtime: s.mtime };
         }
       }
     };
-    const top = prefix.includes('/') ? join(this.root, ...prefix.slice(0, prefix.lastIndexOf('/')).split('/')) : this.root;
+    const top = prefix.includes('/')
+      ? join(this.root, ...prefix.slice(0, prefix.lastIndexOf('/')).split('/'))
+      : this.root;
     yield* walk.call(this, top);
   }
 
   async delete(name: string): Promise<void> {
-    await rm(this.path(name), { force: true }).catch(err => { throw describeFsError(err, `delete ${name} in ${this.root}`, this.path(name)); });
+    await rm(this.path(name), { force: true }).catch((err) => {
+      throw describeFsError(err, `delete ${name} in ${this.root}`, this.path(name));
+    });
   }
 
   async close(): Promise<void> {}

@@ -23,7 +23,10 @@ export function splitLocation(location: string, s: LocationScheme): { endpoint?:
   if (!location.startsWith(`${s.scheme}:`)) throw new Error(`not an ${s.label} location: use ${s.forms}`);
   const rest = location.slice(s.scheme.length + 1);
   if (rest.startsWith('//')) {
-    if (/[?#@]/.test(rest)) throw new Error(`${s.label} location must be ${s.plainForm} without credentials, query or fragment; ${s.credentials}`);
+    if (/[?#@]/.test(rest))
+      throw new Error(
+        `${s.label} location must be ${s.plainForm} without credentials, query or fragment; ${s.credentials}`,
+      );
     return { segments: rest.slice(2).split('/').filter(Boolean) };
   }
   if (!/^https?:\/\//i.test(rest)) throw new Error(`unknown ${s.label} location ${location}: use ${s.forms}`);
@@ -31,11 +34,18 @@ export function splitLocation(location: string, s: LocationScheme): { endpoint?:
   try {
     url = new URL(rest);
   } catch {
-    throw new Error(`${s.label} location ${location.replace(/\/\/[^/]*@/, '//…@')} has an invalid endpoint URL: use ${s.forms}`);
+    throw new Error(
+      `${s.label} location ${location.replace(/\/\/[^/]*@/, '//…@')} has an invalid endpoint URL: use ${s.forms}`,
+    );
   }
   if (url.username || url.password) {
-    throw new Error(`${s.label} location ${s.scheme}:${url.protocol}//…@${url.host}${url.pathname} must not hold credentials: ${s.credentials}`);
+    throw new Error(
+      `${s.label} location ${s.scheme}:${url.protocol}//…@${url.host}${url.pathname} must not hold credentials: ${s.credentials}`,
+    );
   }
-  if (url.search || url.hash) throw new Error(`${s.label} location ${s.scheme}:${url.origin}${url.pathname} must not have a query (${s.noQuery}) or fragment`);
+  if (url.search || url.hash)
+    throw new Error(
+      `${s.label} location ${s.scheme}:${url.origin}${url.pathname} must not have a query (${s.noQuery}) or fragment`,
+    );
   return { endpoint: url, segments: url.pathname.split('/').filter(Boolean).map(decodeURIComponent) };
 }

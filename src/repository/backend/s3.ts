@@ -12,7 +12,8 @@ export interface S3Location {
   prefix: string;
 }
 
-export const S3_LOCATION_FORMS = 's3:http(s)://host:port/bucket/prefix (an S3-compatible service) or s3://bucket/prefix (AWS)';
+export const S3_LOCATION_FORMS =
+  's3:http(s)://host:port/bucket/prefix (an S3-compatible service) or s3://bucket/prefix (AWS)';
 
 /**
  * Parses `s3:http(s)://host:port/bucket/prefix` or `s3://bucket/prefix`. Credentials never go in the
@@ -21,30 +22,44 @@ export const S3_LOCATION_FORMS = 's3:http(s)://host:port/bucket/prefix (an S3-co
  */
 export function parseS3Location(location: string): S3Location {
   const { endpoint, segments } = splitLocation(location, {
-    scheme: 's3', label: 'S3', forms: S3_LOCATION_FORMS, plainForm: 's3://bucket/prefix', noQuery: 'presigned URLs are not accepted',
+    scheme: 's3',
+    label: 'S3',
+    forms: S3_LOCATION_FORMS,
+    plainForm: 's3://bucket/prefix',
+    noQuery: 'presigned URLs are not accepted',
     credentials: 'credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS default credential chain',
   });
   const [bucket = '', ...prefix] = segments;
-  return { ...(endpoint ? { endpoint: endpoint.origin } : {}), bucket: checkBucket(bucket, location), prefix: prefix.join('/') };
+  return {
+    ...(endpoint ? { endpoint: endpoint.origin } : {}),
+    bucket: checkBucket(bucket, location),
+    prefix: prefix.join('/'),
+  };
 }
 
 function checkBucket(bucket: string, location: string): string {
   if (!bucket) throw new Error(`S3 location ${location} names no bucket: use ${S3_LOCATION_FORMS}`);
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new Error(`S3 location ${location}: ${JSON.stringify(bucket)} is not a valid bucket name`);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+    throw new Error(`S3 location ${location}: ${JSON.stringify(bucket)} is not a valid bucket name`);
   return bucket;
 }
 
 function checkName(name: string): string {
-  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) || name.split('/').some(p => p === '..' || p === '.')) {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) || name.split('/').some((p) => p === '..' || p === '.')) {
     throw new Error(`invalid object name ${JSON.stringify(name)}`);
   }
   return name;
 }
 
-interface SdkError { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } }
+interface SdkError {
+  name?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
 const status = (err: unknown) => (err as SdkError)?.$metadata?.httpStatusCode;
 const code = (err: unknown) => (err as SdkError)?.name ?? (err as SdkError)?.Code;
-const isNotFound = (err: unknown) => status(err) === 404 || ['NoSuchKey', 'NotFound', 'NoSuchBucket'].includes(code(err) ?? '');
+const isNotFound = (err: unknown) =>
+  status(err) === 404 || ['NoSuchKey', 'NotFound', 'NoSuchBucket'].includes(code(err) ?? '');
 
 export interface S3BackendOptions {
   /** Where credentials and the region are read from (default process.env). */
@@ -79,9 +94,14 @@ export class S3Backend implements Backend {
   private connect(): Promise<{ sdk: S3Module; client: S3Client }> {
     this.ready ??= (async () => {
       const sdk = await import('@aws-sdk/client-s3');
-      const credentials = this.env.AWS_ACCESS_KEY_ID && this.env.AWS_SECRET_ACCESS_KEY
-        ? { accessKeyId: this.env.AWS_ACCESS_KEY_ID, secretAccessKey: this.env.AWS_SECRET_ACCESS_KEY, sessionToken: this.env.AWS_SESSION_TOKEN || undefined }
-        : undefined; // the SDK's default chain: profiles, SSO, web identity, instance metadata…
+      const credentials =
+        this.env.AWS_ACCESS_KEY_ID && this.env.AWS_SECRET_ACCESS_KEY
+          ? {
+              accessKeyId: this.env.AWS_ACCESS_KEY_ID,
+              secretAccessKey: this.env.AWS_SECRET_ACCESS_KEY,
+              sessionToken: this.env.AWS_SESSION_TOKEN || undefined,
+            }
+          : undefined; // the SDK's default chain: profiles, SSO, web identity, instance metadata…
       if (this.where.endpoint) {
         return {
           sdk,
@@ -114,41 +134,58 @@ export class S3Backend implements Backend {
 
   async create(): Promise<void> {
     if (await this.stat('config')) {
-      throw new Error(`${this.location} already holds a repository (it has a config); choose an empty bucket or prefix`);
+      throw new Error(
+        `${this.location} already holds a repository (it has a config); choose an empty bucket or prefix`,
+      );
     }
     const { sdk, client } = await this.connect();
-    const bucketExists = () => client.send(new sdk.HeadBucketCommand({ Bucket: this.where.bucket })).then(() => true, err => {
-      if (isNotFound(err)) return false;
-      throw err;
-    });
+    const bucketExists = () =>
+      client.send(new sdk.HeadBucketCommand({ Bucket: this.where.bucket })).then(
+        () => true,
+        (err) => {
+          if (isNotFound(err)) return false;
+          throw err;
+        },
+      );
     if (await bucketExists()) return;
     const region = await client.config.region();
     try {
-      await client.send(new sdk.CreateBucketCommand({
-        Bucket: this.where.bucket,
-        ...(region !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: region as never } } : {}),
-      }));
+      await client.send(
+        new sdk.CreateBucketCommand({
+          Bucket: this.where.bucket,
+          ...(region !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: region as never } } : {}),
+        }),
+      );
     } catch (err) {
       if (code(err) === 'BucketAlreadyOwnedByYou') return;
       // Someone created it since HeadBucket. Some S3-compatible services (s3rver, for one) say
       // BucketAlreadyExists even to the owner: the bucket is fine if we can reach it.
-      if (code(err) === 'BucketAlreadyExists' && await bucketExists().catch(() => false)) return;
-      if (code(err) === 'BucketAlreadyExists') throw new Error(`bucket ${this.where.bucket} belongs to another account: choose another bucket name for ${this.location}`);
+      if (code(err) === 'BucketAlreadyExists' && (await bucketExists().catch(() => false))) return;
+      if (code(err) === 'BucketAlreadyExists')
+        throw new Error(
+          `bucket ${this.where.bucket} belongs to another account: choose another bucket name for ${this.location}`,
+        );
       throw err;
     }
   }
 
   async put(name: string, data: Uint8Array): Promise<void> {
     const { sdk, client } = await this.connect();
-    await client.send(new sdk.PutObjectCommand({
-      Bucket: this.where.bucket, Key: this.key(name), Body: data, ContentLength: data.byteLength, ContentType: 'application/octet-stream',
-    }));
+    await client.send(
+      new sdk.PutObjectCommand({
+        Bucket: this.where.bucket,
+        Key: this.key(name),
+        Body: data,
+        ContentLength: data.byteLength,
+        ContentType: 'application/octet-stream',
+      }),
+    );
   }
 
   async get(name: string, offset?: number, length?: number): Promise<Buffer> {
     const key = this.key(name);
     if (length === 0) {
-      if (!await this.stat(name)) throw new ObjectNotFoundError(name, this.location);
+      if (!(await this.stat(name))) throw new ObjectNotFoundError(name, this.location);
       return Buffer.alloc(0);
     }
     const ranged = offset !== undefined && (offset > 0 || length !== undefined);
@@ -169,7 +206,8 @@ export class S3Backend implements Backend {
     }
     let buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     // A server that ignores Range answers 200 with the whole object.
-    if (range && res.$metadata.httpStatusCode === 200) buf = buf.subarray(offset, length === undefined ? undefined : offset! + length);
+    if (range && res.$metadata.httpStatusCode === 200)
+      buf = buf.subarray(offset, length === undefined ? undefined : offset! + length);
     return buf;
   }
 
@@ -190,9 +228,14 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await client.send(new sdk.ListObjectsV2Command({
-          Bucket: this.where.bucket, Prefix: this.keyPrefix + prefix, ContinuationToken: token, MaxKeys: this.listPageSize,
-        }));
+        page = await client.send(
+          new sdk.ListObjectsV2Command({
+            Bucket: this.where.bucket,
+            Prefix: this.keyPrefix + prefix,
+            ContinuationToken: token,
+            MaxKeys: this.listPageSize,
+          }),
+        );
       } catch (err) {
         if (code(err) === 'NoSuchBucket') return; // no bucket, no objects: like a folder that is not there yet
         throw err;

@@ -29,34 +29,48 @@ export function auditRoutes(app: ApiServer, { deps, needs }: RouteContext): void
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       const caller = req.caller ?? (bearer ? await deps.tokens.verify(bearer) : undefined);
       await audit.record({
-        actor: caller?.name ?? null, actorRole: caller?.role ?? null, tokenId: caller?.id ?? null,
+        actor: caller?.name ?? null,
+        actorRole: caller?.role ?? null,
+        tokenId: caller?.id ?? null,
         action: `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`,
-        target: params.id ?? (Object.values(params)[0] ?? null),
-        details: req.body && typeof req.body === 'object' ? req.body as Record<string, unknown> : {},
-        status: reply.statusCode, ip: req.ip ?? null, via: via(req),
+        target: params.id ?? Object.values(params)[0] ?? null,
+        details: req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {},
+        status: reply.statusCode,
+        ip: req.ip ?? null,
+        via: via(req),
       });
     } catch (err) {
       // The change is made already; a lost audit line is reported, never turned into a failure.
       req.log.error({ err }, 'audit log: could not record a change');
-      process.stderr.write(`${new Date().toISOString()} audit log: could not record ${req.method} ${req.url}: ${errorMessage(err)}\n`);
+      process.stderr.write(
+        `${new Date().toISOString()} audit log: could not record ${req.method} ${req.url}: ${errorMessage(err)}\n`,
+      );
     }
   });
 
-  app.get('/api/audit', {
-    onRequest: needs('admin'),
-    schema: {
-      summary: 'The audit log: changes made through the API, newest first (total in X-Total-Count)',
-      querystring: {
-        type: 'object', additionalProperties: false,
-        properties: {
-          actor: { type: 'string', minLength: 1 }, action: { type: 'string', minLength: 1 }, since: { type: 'string', format: 'date-time' },
-          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, offset: { type: 'integer', minimum: 0, default: 0 },
+  app.get(
+    '/api/audit',
+    {
+      onRequest: needs('admin'),
+      schema: {
+        summary: 'The audit log: changes made through the API, newest first (total in X-Total-Count)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            actor: { type: 'string', minLength: 1 },
+            action: { type: 'string', minLength: 1 },
+            since: { type: 'string', format: 'date-time' },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            offset: { type: 'integer', minimum: 0, default: 0 },
+          },
         },
       },
     },
-  }, async (req, reply) => {
-    const { entries, total } = await audit.list(req.query);
-    reply.header('x-total-count', String(total));
-    return entries;
-  });
+    async (req, reply) => {
+      const { entries, total } = await audit.list(req.query);
+      reply.header('x-total-count', String(total));
+      return entries;
+    },
+  );
 }

@@ -3,7 +3,8 @@ import type { ApiServer } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
 
 const runsQuery = {
-  type: 'object', additionalProperties: false,
+  type: 'object',
+  additionalProperties: false,
   properties: {
     status: { type: 'string', enum: ['running', 'finished', 'succeeded', 'failed'] },
     vm: { type: 'string', minLength: 1, description: 'VM id or name' },
@@ -26,16 +27,31 @@ const runsQuery = {
  * derived `summary`); the number of matches is in `X-Total-Count`, the next page in `Link`.
  */
 export function runRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
-  app.get('/api/runs', { onRequest: needs('viewer'), schema: { summary: 'Backup runs, newest first, filtered and paged (total in X-Total-Count)', querystring: runsQuery } },
+  app.get(
+    '/api/runs',
+    {
+      onRequest: needs('viewer'),
+      schema: {
+        summary: 'Backup runs, newest first, filtered and paged (total in X-Total-Count)',
+        querystring: runsQuery,
+      },
+    },
     async (req, reply) => {
       const { vmId, active, ...q } = req.query;
-      const filter: RunFilter = { ...q, vm: q.vm ?? vmId, status: q.status ?? (active === undefined ? undefined : active ? 'running' : 'finished') };
+      const filter: RunFilter = {
+        ...q,
+        vm: q.vm ?? vmId,
+        status: q.status ?? (active === undefined ? undefined : active ? 'running' : 'finished'),
+      };
       const { runs, total } = await queryRuns(deps.runs.db, filter);
       reply.header('x-total-count', String(total));
       if (q.offset + runs.length < total) {
-        const next = new URLSearchParams(Object.entries({ ...req.query, offset: q.offset + runs.length }).map(([k, v]) => [k, String(v)]));
+        const next = new URLSearchParams(
+          Object.entries({ ...req.query, offset: q.offset + runs.length }).map(([k, v]) => [k, String(v)]),
+        );
         reply.header('link', `</api/runs?${next}>; rel="next"`);
       }
       return runs.map((run) => ({ ...run, summary: summarizeRun(run) }));
-    });
+    },
+  );
 }

@@ -10,7 +10,13 @@ import { RunDetail, Runs } from './pages/Runs.tsx';
 import { Tokens } from './pages/Tokens.tsx';
 import { errorMessage } from '../../../util/errors.ts';
 
-const pages = [['dashboard', 'Dashboard'], ['runs', 'Runs'], ['policies', 'Policies'], ['restore', 'Restore'], ['tokens', 'Tokens']] as const;
+const pages = [
+  ['dashboard', 'Dashboard'],
+  ['runs', 'Runs'],
+  ['policies', 'Policies'],
+  ['restore', 'Restore'],
+  ['tokens', 'Tokens'],
+] as const;
 
 export function App() {
   const route = useRoute();
@@ -21,18 +27,42 @@ export function App() {
     route.splice(0, route.length, 'dashboard');
   }
   const [token, setToken] = useState(savedToken());
-  if (!token) return <SignIn onSignedIn={(t) => { saveToken(t); setToken(t); }} />;
+  if (!token)
+    return (
+      <SignIn
+        onSignedIn={(t) => {
+          saveToken(t);
+          setToken(t);
+        }}
+      />
+    );
   const page = route[0] ?? 'dashboard';
-  const signOut = () => { saveToken(null); setToken(null); };
+  const signOut = () => {
+    saveToken(null);
+    setToken(null);
+  };
   return (
     <>
       <header className="top">
         <span className="brand">Goldsnap</span>
         <nav>
-          {pages.map(([id, label]) => <a key={id} href={`#/${id}`} data-view={id} className={page === id || (page === 'files' && id === 'restore') ? 'current' : ''}>{label}</a>)}
+          {pages.map(([id, label]) => (
+            <a
+              key={id}
+              href={`#/${id}`}
+              data-view={id}
+              className={page === id || (page === 'files' && id === 'restore') ? 'current' : ''}
+            >
+              {label}
+            </a>
+          ))}
         </nav>
-        <span className="zone" title="Every time in the console is shown in this zone">Times in {zone}</span>
-        <button type="button" className="link" onClick={signOut}>Sign out</button>
+        <span className="zone" title="Every time in the console is shown in this zone">
+          Times in {zone}
+        </span>
+        <button type="button" className="link" onClick={signOut}>
+          Sign out
+        </button>
       </header>
       <main id={`page-${page}`}>
         {page === 'dashboard' && <Dashboard />}
@@ -63,12 +93,27 @@ function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
     <main className="signin">
       <h1>Goldsnap</h1>
       <form id="login" onSubmit={submit}>
-        <label>API token <input id="token" name="token" type="password" autoComplete="current-password" required /></label>
+        <label>
+          API token <input id="token" name="token" type="password" autoComplete="current-password" required />
+        </label>
         <button type="submit">Sign in</button>
-        <p className="hint">The server wrote an admin token to <code>&lt;data&gt;/admin-token</code> on its first start; <code>goldsnap tokens create</code> makes more.</p>
-        {status && <p id="status" className="error" role="alert">{status}</p>}
+        <p className="hint">
+          The server wrote an admin token to <code>&lt;data&gt;/admin-token</code> on its first start;{' '}
+          <code>goldsnap tokens create</code> makes more.
+        </p>
+        {status && (
+          <p id="status" className="error" role="alert">
+            {status}
+          </p>
+        )}
       </form>
-      {methods?.oidc && <p><a id="oidc" className="button" href="/auth/oidc/login">Sign in with your organisation (OpenID Connect)</a></p>}
+      {methods?.oidc && (
+        <p>
+          <a id="oidc" className="button" href="/auth/oidc/login">
+            Sign in with your organisation (OpenID Connect)
+          </a>
+        </p>
+      )}
     </main>
   );
 }

@@ -1,7 +1,15 @@
 /** The operator's time zone: every time in the console is shown in it, and it is named on screen. */
 export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-const dateTime = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+const dateTime = new Intl.DateTimeFormat('en-CA', {
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+});
 
 export function when(iso: string | undefined | null): string {
   if (!iso) return '';
@@ -10,14 +18,25 @@ export function when(iso: string | undefined | null): string {
 
 /** A time in another zone (a policy's), with that zone named. */
 export function whenIn(iso: string, timeZone: string): string {
-  const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const f = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  });
   return `${f.format(new Date(iso)).replace(',', '')} ${timeZone}`;
 }
 
 export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
 }
 

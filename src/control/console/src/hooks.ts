@@ -5,14 +5,27 @@ import { useCallback, useEffect, useRef, useState } from 'react';
  * (only changed text and attributes are patched), so the element under the pointer is never
  * replaced and a click landing during a refresh is not lost.
  */
-export function usePoll<T>(load: () => Promise<T>, ms: number, deps: unknown[] = []): { data?: T; error?: string; reload: () => void; ticks: number } {
+export function usePoll<T>(
+  load: () => Promise<T>,
+  ms: number,
+  deps: unknown[] = [],
+): { data?: T; error?: string; reload: () => void; ticks: number } {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<string>();
   const [ticks, setTicks] = useState(0);
   const loader = useRef(load);
   loader.current = load;
   const reload = useCallback(() => {
-    loader.current().then((d) => { setData(d); setError(undefined); }, (e: Error) => setError(e.message)).finally(() => setTicks((t) => t + 1));
+    loader
+      .current()
+      .then(
+        (d) => {
+          setData(d);
+          setError(undefined);
+        },
+        (e: Error) => setError(e.message),
+      )
+      .finally(() => setTicks((t) => t + 1));
   }, []);
   useEffect(() => {
     reload();

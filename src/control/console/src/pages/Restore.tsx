@@ -6,7 +6,10 @@ import { errorMessage } from '../../../../util/errors.ts';
 
 /** Restore wizard: point → disks → where (region, resource group, name, VM) → progress. */
 export function Restore({ pointId }: { pointId?: string }) {
-  const { data, error } = usePoll(async () => ({ points: await get<RecoveryPointEntry[]>('/api/recovery-points'), vms: await get<Vm[]>('/api/vms') }), 0);
+  const { data, error } = usePoll(
+    async () => ({ points: await get<RecoveryPointEntry[]>('/api/recovery-points'), vms: await get<Vm[]>('/api/vms') }),
+    0,
+  );
   const [point, setPoint] = useState<RecoveryPointEntry>();
   const [disks, setDisks] = useState<string[]>();
   const [job, setJob] = useState<RestoreView>();
@@ -16,11 +19,17 @@ export function Restore({ pointId }: { pointId?: string }) {
   }, [pointId, data, point]);
   useEffect(() => {
     if (!job || job.state === 'done' || job.state === 'failed') return undefined;
-    const timer = setInterval(() => void get<RestoreView>(`/api/restores/${job.id}`).then(setJob, (e: Error) => setFailure(e.message)), 1000);
+    const timer = setInterval(
+      () => void get<RestoreView>(`/api/restores/${job.id}`).then(setJob, (e: Error) => setFailure(e.message)),
+      1000,
+    );
     return () => clearInterval(timer);
   }, [job]);
   if (!data) return <p className={error ? 'error' : 'muted'}>{error ?? 'Loading…'}</p>;
-  const vmName = (p: RecoveryPointEntry) => data.vms.find((v) => v.id === p.vmId)?.name ?? p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ?? p.vmId.split('/').pop();
+  const vmName = (p: RecoveryPointEntry) =>
+    data.vms.find((v) => v.id === p.vmId)?.name ??
+    p.point.tags.find((t) => t.startsWith('vm:'))?.slice(3) ??
+    p.vmId.split('/').pop();
   const regions = [...new Set(['westeurope', 'eastus', ...data.vms.map((v) => v.region)])].sort();
   const groups = [...new Set(data.vms.map((v) => v.resourceGroup))].sort();
 
@@ -30,8 +39,12 @@ export function Restore({ pointId }: { pointId?: string }) {
     const text = (k: string) => String(f.get(k) ?? '').trim();
     try {
       const { data: started } = await call<RestoreView>('POST', '/api/restores', {
-        recoveryPointId: point!.id, name: text('name'), region: text('region'), ...(text('resourceGroup') ? { resourceGroup: text('resourceGroup') } : {}),
-        disks, createVm: f.get('createVm') === 'on',
+        recoveryPointId: point!.id,
+        name: text('name'),
+        region: text('region'),
+        ...(text('resourceGroup') ? { resourceGroup: text('resourceGroup') } : {}),
+        disks,
+        createVm: f.get('createVm') === 'on',
       });
       setJob(started);
       setFailure(undefined);
@@ -44,12 +57,22 @@ export function Restore({ pointId }: { pointId?: string }) {
     <>
       <h1>Restore</h1>
       <ol className="steps">
-        <li className={!point ? 'current' : ''}>Recovery point</li><li className={point && !disks ? 'current' : ''}>Disks</li>
-        <li className={disks && !job ? 'current' : ''}>Where</li><li className={job ? 'current' : ''}>Progress</li>
+        <li className={!point ? 'current' : ''}>Recovery point</li>
+        <li className={point && !disks ? 'current' : ''}>Disks</li>
+        <li className={disks && !job ? 'current' : ''}>Where</li>
+        <li className={job ? 'current' : ''}>Progress</li>
       </ol>
       {!point && (
         <table id="points">
-          <thead><tr><th>VM</th><th>Time</th><th>Consistency</th><th>Disks</th><th /></tr></thead>
+          <thead>
+            <tr>
+              <th>VM</th>
+              <th>Time</th>
+              <th>Consistency</th>
+              <th>Disks</th>
+              <th />
+            </tr>
+          </thead>
           <tbody>
             {data.points.map((p) => (
               <tr key={p.id}>
@@ -57,30 +80,85 @@ export function Restore({ pointId }: { pointId?: string }) {
                 <td data-label="Time">{when(p.time)}</td>
                 <td data-label="Consistency">{p.point.consistency ?? 'per-disk'}</td>
                 <td data-label="Disks">{p.point.disks.map((d) => `${d.name} (${bytes(d.sizeBytes)})`).join(', ')}</td>
-                <td className="actions"><button type="button" onClick={() => setPoint(p)}>Restore</button> <a href={`#/files/${p.id}`}>Files</a></td>
+                <td className="actions">
+                  <button type="button" onClick={() => setPoint(p)}>
+                    Restore
+                  </button>{' '}
+                  <a href={`#/files/${p.id}`}>Files</a>
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
       {point && !disks && (
-        <form id="restore-disks" className="panel" onSubmit={(e) => { e.preventDefault(); setDisks(new FormData(e.currentTarget).getAll('disk').map(String)); }}>
-          <h2>{vmName(point)} at {when(point.time)}: which disks?</h2>
-          {point.point.disks.map((d) => <label key={d.name}><input type="checkbox" name="disk" value={d.name} defaultChecked /> {d.name} ({bytes(d.sizeBytes)})</label>)}
-          <p><button type="button" onClick={() => setPoint(undefined)}>Back</button> <button type="submit">Next</button></p>
+        <form
+          id="restore-disks"
+          className="panel"
+          onSubmit={(e) => {
+            e.preventDefault();
+            setDisks(new FormData(e.currentTarget).getAll('disk').map(String));
+          }}
+        >
+          <h2>
+            {vmName(point)} at {when(point.time)}: which disks?
+          </h2>
+          {point.point.disks.map((d) => (
+            <label key={d.name}>
+              <input type="checkbox" name="disk" value={d.name} defaultChecked /> {d.name} ({bytes(d.sizeBytes)})
+            </label>
+          ))}
+          <p>
+            <button type="button" onClick={() => setPoint(undefined)}>
+              Back
+            </button>{' '}
+            <button type="submit">Next</button>
+          </p>
         </form>
       )}
       {point && disks && !job && (
         <form id="restore" className="panel" onSubmit={submit}>
           <h2>Where to</h2>
-          <label>Name of the new VM (prefix of the new disks) <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}" /></label>
-          <label>Region <input name="region" list="regions" required defaultValue={data.vms.find((v) => v.id === point.vmId)?.region} /></label>
-          <datalist id="regions">{regions.map((r) => <option key={r} value={r} />)}</datalist>
-          <label>Resource group <input name="resourceGroup" list="groups" placeholder="default: <name>-restore" /></label>
-          <datalist id="groups">{groups.map((g) => <option key={g} value={g} />)}</datalist>
-          <label><input type="checkbox" name="createVm" /> Also create a VM from the restored disks</label>
-          {failure && <p className="error" role="alert">{failure}</p>}
-          <p><button type="button" onClick={() => setDisks(undefined)}>Back</button> <button type="submit">Restore</button></p>
+          <label>
+            Name of the new VM (prefix of the new disks){' '}
+            <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}" />
+          </label>
+          <label>
+            Region{' '}
+            <input
+              name="region"
+              list="regions"
+              required
+              defaultValue={data.vms.find((v) => v.id === point.vmId)?.region}
+            />
+          </label>
+          <datalist id="regions">
+            {regions.map((r) => (
+              <option key={r} value={r} />
+            ))}
+          </datalist>
+          <label>
+            Resource group <input name="resourceGroup" list="groups" placeholder="default: <name>-restore" />
+          </label>
+          <datalist id="groups">
+            {groups.map((g) => (
+              <option key={g} value={g} />
+            ))}
+          </datalist>
+          <label>
+            <input type="checkbox" name="createVm" /> Also create a VM from the restored disks
+          </label>
+          {failure && (
+            <p className="error" role="alert">
+              {failure}
+            </p>
+          )}
+          <p>
+            <button type="button" onClick={() => setDisks(undefined)}>
+              Back
+            </button>{' '}
+            <button type="submit">Restore</button>
+          </p>
         </form>
       )}
       {job && (
@@ -88,10 +166,22 @@ export function Restore({ pointId }: { pointId?: string }) {
           {job.state === 'done' && job.result ? (
             <>
               <h2>Restored</h2>
-              <ul>{job.result.disks.map((d) => <li key={d.id}>{d.name} ({d.region})</li>)}{job.result.vm && <li>VM {job.result.vm.name}</li>}</ul>
+              <ul>
+                {job.result.disks.map((d) => (
+                  <li key={d.id}>
+                    {d.name} ({d.region})
+                  </li>
+                ))}
+                {job.result.vm && <li>VM {job.result.vm.name}</li>}
+              </ul>
             </>
-          ) : job.state === 'failed' ? <p className="error">Restore failed: {job.error}</p> : (
-            <p>Restoring{job.progress?.disk ? ` ${job.progress.disk}` : ''}… <progress value={job.progress?.doneBytes ?? 0} max={Math.max(1, job.progress?.totalBytes ?? 0)} /></p>
+          ) : job.state === 'failed' ? (
+            <p className="error">Restore failed: {job.error}</p>
+          ) : (
+            <p>
+              Restoring{job.progress?.disk ? ` ${job.progress.disk}` : ''}…{' '}
+              <progress value={job.progress?.doneBytes ?? 0} max={Math.max(1, job.progress?.totalBytes ?? 0)} />
+            </p>
           )}
           {failure && <p className="error">{failure}</p>}
         </section>
