@@ -225,7 +225,7 @@ async function main(): Promise<void> {
   for (const r of rows) {
     const verdict = r.target === undefined ? '' : `≥${r.target}× ${r.ratio >= r.target ? 'met' : 'MISSED'}`;
     console.log(
-      `${r.what.padEnd(24)}${r.goldsnap.toFixed(1).padStart(10)}${r.restic.toFixed(1).padStart(10)}${(r.ratio.toFixed(2) + '×').padStart(9)}  ${verdict}`,
+      `${r.what.padEnd(24)}${r.goldsnap.toFixed(1).padStart(10)}${r.restic.toFixed(1).padStart(10)}${(`${r.ratio.toFixed(2)}×`).padStart(9)}  ${verdict}`,
     );
   }
 

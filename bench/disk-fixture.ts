@@ -79,7 +79,7 @@ export function ensureDiskFixture(dir: string, log: (line: string) => void): Dis
   rmSync(fixture.base, { force: true });
   execFileSync(
     'mkfs.ext4',
-    ['-q', '-F', '-d', rootfs, '-E', 'root_owner=0:0', fixture.base, String(IMAGE_SIZE / 1024) + 'k'],
+    ['-q', '-F', '-d', rootfs, '-E', 'root_owner=0:0', fixture.base, `${String(IMAGE_SIZE / 1024)}k`],
     { stdio: 'inherit' },
   );
 
@@ -138,7 +138,7 @@ function changeFilesystem(image: string, rootfs: string): void {
     copied += st.size;
     if (copied > 8 * 1024 ** 2) break;
   }
-  writeFileSync(join(work, 'debugfs-commands.txt'), commands.join('\n') + '\n');
+  writeFileSync(join(work, 'debugfs-commands.txt'), `${commands.join('\n')}\n`);
   execFileSync('debugfs', ['-w', '-f', join(work, 'debugfs-commands.txt'), image], {
     stdio: ['ignore', 'ignore', 'ignore'],
   });

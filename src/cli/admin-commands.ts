@@ -12,7 +12,7 @@ function roleArg(value: string): string {
 }
 
 function when(iso: string): string {
-  return iso.replace('T', ' ').slice(0, 19) + 'Z';
+  return `${iso.replace('T', ' ').slice(0, 19)}Z`;
 }
 
 /** `goldsnap tokens`: API tokens for people and automation (admin only). */

@@ -80,7 +80,7 @@ export function alertsCommand(): Command {
       table([
         ['WHEN', 'KIND', 'SUBJECT', 'DELIVERIES'],
         ...list.map((e) => [
-          e.createdAt.replace('T', ' ').slice(0, 19) + 'Z',
+          `${e.createdAt.replace('T', ' ').slice(0, 19)}Z`,
           e.kind,
           e.subject,
           e.deliveries

@@ -39,7 +39,7 @@ function print(opts: RepoOptions, json: unknown, text: string): void {
 /** Runs `work` with a progress bar, stopping the bar before anything else is printed. */
 async function withProgress<T>(
   label: string,
-  opts: RepoOptions,
+  _opts: RepoOptions,
   work: (update: (p: { doneBytes: number; totalBytes: number }) => void) => Promise<T>,
 ): Promise<T> {
   const bar = new ProgressBar(label);

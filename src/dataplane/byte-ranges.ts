@@ -17,9 +17,16 @@ export function parseChangedRanges(text: string, diskSize: number, what: string)
     throw new Error(`${what} is not JSON (${errorMessage(err)}); expected [{"offset": 0, "length": 4096}, …]`);
   }
   if (!Array.isArray(raw)) throw new Error(`${what} must be a JSON array of {"offset", "length"} objects`);
-  return raw.map((r: any, i) => {
-    const { offset, length } = r ?? {};
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+  return raw.map((r: unknown, i) => {
+    const { offset, length } = (r ?? {}) as { offset?: unknown; length?: unknown };
+    if (
+      typeof offset !== 'number' ||
+      typeof length !== 'number' ||
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0
+    ) {
       throw new Error(
         `${what}: range #${i} ${JSON.stringify(r)} needs non-negative integer "offset" and "length" in bytes`,
       );

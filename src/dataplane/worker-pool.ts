@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { MasterKey } from '../repository/crypto.ts';
 import { DEFAULT_ZSTD_LEVEL } from '../repository/compression.ts';
-import { transferable, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
+import type { WorkerReply, WorkerRequest } from './worker-protocol.ts';
 
 interface Pending {
   resolve: (reply: WorkerReply) => void;

@@ -142,7 +142,7 @@ async function fillDisk(core: EmulatorCore, d: DiskRec, fill: DiskFill, rnd: () 
     if (kind === 'text') {
       fillText(buf, rnd);
       // Sprinkle zeroed holes inside text regions.
-      if (rnd() < 0.5) buf.fill(0, 256 * 1024, 384 * 1024 > len ? len : 384 * 1024);
+      if (rnd() < 0.5) buf.fill(0, 256 * 1024, Math.min(384 * 1024, len));
     } else randomFill(buf, rnd);
     batch.push({ offset: off, data: buf, length: len });
     batchBytes += len;

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { ExtentStore, type PageWrite, type Range } from './extent-store.ts';
+import type { ExtentStore, PageWrite, Range } from './extent-store.ts';
 import { Mutex } from '../util/mutex.ts';
 import { currentSubscription, inCurrentSubscription } from './subscriptions.ts';
 import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
@@ -1113,7 +1113,7 @@ export class EmulatorCore {
     if (!rec) return { status: 204 };
     for (const did of [rec.osDiskId, ...rec.dataDisks.map((d) => d.diskId)]) {
       const d = this.st.disks[keyOf(did)];
-      if (d && d.managedBy && keyOf(d.managedBy) === keyOf(id)) delete d.managedBy;
+      if (d?.managedBy && keyOf(d.managedBy) === keyOf(id)) delete d.managedBy;
     }
     delete this.st.virtualMachines[keyOf(id)];
     const op = this.newOperation(rec.location, 'vm', this.timings.delete);

@@ -5,7 +5,6 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
-  API_VERSION_DEFAULT,
   ArmError,
   DEFAULT_TIMINGS,
   EmulatorCore,
@@ -262,7 +261,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   };
   if (st.moreSubscriptionIds?.length) connection.subscriptionIds = hostedSubscriptions(st);
   const connectionFile = join(dataDir, 'connection.json');
-  await writeFileAtomic(connectionFile, JSON.stringify(connection, null, 2) + '\n');
+  await writeFileAtomic(connectionFile, `${JSON.stringify(connection, null, 2)}\n`);
 
   function authorized(req: IncomingMessage, res: ServerResponse): boolean {
     const auth = header(req, 'authorization');

@@ -52,7 +52,7 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
     emu.control.startTicker({ intervalMs, fraction });
   }
   process.stdout.write(
-    JSON.stringify({
+    `${JSON.stringify({
       event: 'ready',
       armEndpoint: emu.armEndpoint,
       subscriptionId: emu.subscriptionId,
@@ -60,7 +60,7 @@ export async function runEmulatorProgram(args: string[]): Promise<void> {
       connectionFile: emu.connectionFile,
       vms: emu.control.listVms().length,
       seeded,
-    }) + '\n',
+    })}\n`,
   );
   let stopping = false;
   const stop = (sig: string) => {

@@ -72,7 +72,7 @@ function renderCollection(
   return { name: c.name, id: c.id, type: COLLECTION_TYPE, location: c.location, tags: c.tags, properties: props };
 }
 
-function renderPoint(core: EmulatorCore, p: RestorePointRec): Record<string, unknown> {
+function renderPoint(_core: EmulatorCore, p: RestorePointRec): Record<string, unknown> {
   return {
     name: p.name,
     id: p.id,

@@ -80,10 +80,11 @@ export function packEntriesToIndex(entries: PackEntry[]) {
   }));
 }
 
-export function validateIndexFile(raw: any, name: string): IndexFile {
-  if (!raw || !Array.isArray(raw.packs)) throw new Error(`index ${name} is malformed: no pack list`);
-  for (const p of raw.packs) {
-    if (typeof p.id !== 'string' || !Array.isArray(p.chunks))
+export function validateIndexFile(raw: unknown, name: string): IndexFile {
+  const packs = (raw as { packs?: unknown } | null)?.packs;
+  if (!Array.isArray(packs)) throw new Error(`index ${name} is malformed: no pack list`);
+  for (const p of packs as Array<{ id?: unknown; chunks?: unknown } | null>) {
+    if (typeof p?.id !== 'string' || !Array.isArray(p.chunks))
       throw new Error(`index ${name} is malformed: bad pack entry`);
   }
   return raw as IndexFile;

@@ -78,7 +78,15 @@ function validateSizes(chunkSize: number, packSize: number): void {
 }
 
 export function parseConfig(bytes: Buffer, location: string): RepositoryConfig {
-  let raw: any;
+  // Untrusted until checked field by field below.
+  let raw: {
+    format?: unknown;
+    version?: unknown;
+    id?: unknown;
+    created?: unknown;
+    chunkSize?: unknown;
+    packSize?: unknown;
+  } | null;
   try {
     raw = JSON.parse(bytes.toString('utf8'));
   } catch {
@@ -88,16 +96,19 @@ export function parseConfig(bytes: Buffer, location: string): RepositoryConfig {
   }
   if (raw?.format !== FORMAT_NAME)
     throw new Error(`${location} is not a goldsnap repository (its config says format ${JSON.stringify(raw?.format)})`);
+  if (typeof raw.version !== 'number' || !Number.isInteger(raw.version) || raw.version < OLDEST_READABLE_VERSION)
+    throw new Error(`${location} uses unknown repository format version ${JSON.stringify(raw.version)}`);
   if (raw.version > FORMAT_VERSION) {
     throw new Error(
       `${location} uses repository format ${raw.version}, newer than this goldsnap reads (${FORMAT_VERSION}): upgrade goldsnap`,
     );
   }
-  if (!Number.isInteger(raw.version) || raw.version < OLDEST_READABLE_VERSION)
-    throw new Error(`${location} uses unknown repository format version ${raw.version}`);
   if (typeof raw.id !== 'string' || !/^[0-9a-f]{32}$/.test(raw.id) || typeof raw.created !== 'string') {
     throw new Error(`${location} has a damaged config (its id or creation time is not well-formed)`);
   }
+  if (typeof raw.chunkSize !== 'number' || typeof raw.packSize !== 'number') {
+    throw new Error(`${location} has a damaged config (its chunk or pack size is not a number)`);
+  }
   validateSizes(raw.chunkSize, raw.packSize);
-  return raw as RepositoryConfig;
+  return raw as unknown as RepositoryConfig;
 }

@@ -73,15 +73,15 @@ export interface RecoveryPoint {
   disks: DiskRecord[];
 }
 
-export function validateRecoveryPoint(raw: any, id: string): RecoveryPoint {
+export function validateRecoveryPoint(raw: unknown, id: string): RecoveryPoint {
+  const p = raw as { version?: unknown; time?: unknown; source?: unknown; disks?: unknown } | null;
   const ok =
-    raw &&
-    raw.version === 1 &&
-    typeof raw.time === 'string' &&
-    typeof raw.source === 'string' &&
-    Array.isArray(raw.disks) &&
-    raw.disks.every(
-      (d: any) => typeof d.name === 'string' && typeof d.fixedIndex === 'string' && Number.isSafeInteger(d.sizeBytes),
+    p?.version === 1 &&
+    typeof p.time === 'string' &&
+    typeof p.source === 'string' &&
+    Array.isArray(p.disks) &&
+    (p.disks as Array<{ name?: unknown; fixedIndex?: unknown; sizeBytes?: unknown } | null>).every(
+      (d) => typeof d?.name === 'string' && typeof d.fixedIndex === 'string' && Number.isSafeInteger(d.sizeBytes),
     );
   if (!ok) throw new Error(`recovery point ${id} is malformed`);
   return raw as RecoveryPoint;

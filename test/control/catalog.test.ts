@@ -358,7 +358,7 @@ forEachBackend('catalog', (b) => {
     const { token, info } = await tokens.create('ci', 'operator');
     assert.match(token, /^gs_/);
     assert.deepEqual(await tokens.verify(token), info);
-    assert.equal(await tokens.verify(token + 'x'), undefined);
+    assert.equal(await tokens.verify(`${token}x`), undefined);
     const rows = await b.db.query<{ token_hash: string }>('SELECT token_hash FROM api_tokens');
     assert.ok(!JSON.stringify(rows).includes(token));
     await assert.rejects(tokens.create('x', 'root' as any), (e: InvalidInputError) => e.field === 'role');

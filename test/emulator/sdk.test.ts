@@ -107,7 +107,7 @@ test('incremental snapshots, SAS reads, allocated ranges and diffs reconstruct t
   });
   const after = await emu.control.readDisk(osId);
   assert.notDeepEqual(after, base);
-  const snap2 = await c.snapshots.beginCreateOrUpdateAndWait(
+  const _snap2 = await c.snapshots.beginCreateOrUpdateAndWait(
     'rg-a',
     'snap-2',
     {

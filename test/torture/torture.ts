@@ -14,7 +14,7 @@
  * Prints trials run, kills, recovery points verified bit for bit and data lost (must be 0); exits
  * 1 when anything was lost or a check failed. `test/torture/torture.test.ts` runs a short pass.
  */
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

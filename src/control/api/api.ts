@@ -13,7 +13,7 @@ import type { ProxyLauncher } from '../proxy/launcher.ts';
 import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { Cloud } from '../../cloud/cloud.ts';
-import { planRestore, type RestoreInput } from '../restore/restore-request.ts';
+import { planRestore } from '../restore/restore-request.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
 import { registerFileRoutes } from './files-routes.ts';
 import type { Logger } from 'pino';
@@ -295,13 +295,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const { body } = req;
       const matches = await deps.runs.recoveryPointsByPrefix(body.recoveryPointId.toLowerCase());
       if (matches.length !== 1) {
-        return reply
-          .code(matches.length ? 400 : 404)
-          .send({
-            error: matches.length
-              ? `recovery point prefix ${body.recoveryPointId} is ambiguous`
-              : `no recovery point ${body.recoveryPointId}`,
-          });
+        return reply.code(matches.length ? 400 : 404).send({
+          error: matches.length
+            ? `recovery point prefix ${body.recoveryPointId} is ambiguous`
+            : `no recovery point ${body.recoveryPointId}`,
+        });
       }
       const point = matches[0];
       const vm = await deps.runs.getVm(point.vmId);
@@ -322,7 +320,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     async (req) => {
       const { id } = req.params;
       const job = /^\d{1,15}$/.test(id) ? await deps.queue.get(Number(id)) : undefined;
-      if (!job || job.kind !== 'restore') throw new NotFoundError('restore', id);
+      if (job?.kind !== 'restore') throw new NotFoundError('restore', id);
       return restoreView(job);
     },
   );

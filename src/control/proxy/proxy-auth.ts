@@ -27,12 +27,10 @@ export function proxyAuth(deps: ProxyAuthDeps) {
     if (deps.legacyToken && equalSecret(token, deps.legacyToken)) return;
     const credential = token ? await deps.credentials?.verify(token) : undefined;
     if (!credential)
-      return reply
-        .code(401)
-        .send({
-          error:
-            'not a data proxy of this server: unknown or revoked proxy credential (make one with goldsnap proxies credentials create --region <region>)',
-        });
+      return reply.code(401).send({
+        error:
+          'not a data proxy of this server: unknown or revoked proxy credential (make one with goldsnap proxies credentials create --region <region>)',
+      });
     const refuse = (wanted: string) =>
       reply.code(403).send({
         error: `proxy credential ${credential.id.slice(0, 8)} (${credential.name}) is for region ${credential.region}; it cannot take work of region ${wanted}: run this proxy with --region ${credential.region}, or make a credential for ${wanted}`,

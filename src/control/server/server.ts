@@ -229,7 +229,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     );
     closers.push(async () => clearInterval(reconcile));
 
-    await writeFile(join(dataDir, 'server.json'), JSON.stringify({ url, pid: process.pid }) + '\n');
+    await writeFile(join(dataDir, 'server.json'), `${JSON.stringify({ url, pid: process.pid })}\n`);
     closers.push(() => rm(join(dataDir, 'server.json'), { force: true }));
     return { url, close };
   } catch (err) {
@@ -267,7 +267,7 @@ async function embeddedPassphrase(dataDir: string, log: (line: string) => void):
   const path = join(dataDir, 'secrets', 'repository-passphrase');
   if (existsSync(path)) return (await readFile(path, 'utf8')).trim();
   await mkdir(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
-  await writeFile(path, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  await writeFile(path, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
   log(
     `repository passphrase: generated into ${path} (set GOLDSNAP_PASSWORD_FILE to keep your own elsewhere; without it the repository cannot be read)`,
   );
@@ -279,6 +279,6 @@ async function bootstrapAdminToken(tokens: TokenStore, dataDir: string, log: (li
   if ((await tokens.count()) > 0) return;
   const { token } = await tokens.create('admin', 'admin');
   const path = join(dataDir, 'admin-token');
-  await writeFile(path, token + '\n', { mode: 0o600 });
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
   log(`API: admin token written to ${path}`);
 }

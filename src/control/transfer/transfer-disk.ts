@@ -1,6 +1,6 @@
 import { backupDisk, type Progress } from '../../dataplane/backup-disk.ts';
 import { throttleReader } from '../../dataplane/throttle.ts';
-import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import type { WorkerPool } from '../../dataplane/worker-pool.ts';
 import type { Cloud, CloudSnapshot } from '../../cloud/cloud.ts';
 import { DiffRefusedError } from '../../cloud/diff-refused.ts';
 import { FixedIndex } from '../../repository/fixed-index.ts';

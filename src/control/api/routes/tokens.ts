@@ -19,11 +19,9 @@ export function tokenRoutes(app: ApiServer, { deps, needs }: RouteContext): void
       // Sign-in sessions expire: only lasting admin tokens keep the server manageable.
       const admins = (await deps.tokens.list()).filter((t) => t.role === 'admin' && !t.expiresAt);
       if (token.role === 'admin' && !token.expiresAt && admins.length === 1) {
-        return reply
-          .code(409)
-          .send({
-            error: `token ${token.name} is the last admin token: create another admin token first, or nobody could manage tokens`,
-          });
+        return reply.code(409).send({
+          error: `token ${token.name} is the last admin token: create another admin token first, or nobody could manage tokens`,
+        });
       }
       await deps.tokens.revoke(token.id);
       return reply.code(200).send({ revoked: token });

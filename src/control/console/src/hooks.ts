@@ -32,17 +32,18 @@ export function usePoll<T>(
     if (!ms) return undefined;
     const timer = setInterval(reload, ms);
     return () => clearInterval(timer);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // biome-ignore lint/correctness/useExhaustiveDependencies: the caller's deps say when to poll anew; reload is stable
   }, deps);
   return { data, error, reload, ticks };
 }
 
+const readRoute = () => window.location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+
 /** The location hash as a route: `#/runs/abc` → ['runs', 'abc']. */
 export function useRoute(): string[] {
-  const read = () => window.location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
-  const [route, setRoute] = useState(read);
+  const [route, setRoute] = useState(readRoute);
   useEffect(() => {
-    const onHash = () => setRoute(read());
+    const onHash = () => setRoute(readRoute());
     window.addEventListener('hashchange', onHash);
     return () => window.removeEventListener('hashchange', onHash);
   }, []);

@@ -166,7 +166,7 @@ export function Files({ pointId }: { pointId: string }) {
               /
             </button>
             {crumbs.map((c, i) => (
-              <span key={i}>
+              <span key={`/${crumbs.slice(0, i + 1).join('/')}`}>
                 {' '}
                 {i > 0 && '/ '}
                 <button type="button" className="link" onClick={() => open(`/${crumbs.slice(0, i + 1).join('/')}`)}>
