@@ -1,6 +1,6 @@
 /**
  * Azure's documented limits that the emulator enforces (docs/emulator.md lists each with its
- * source, /work/shared/azure-facts.md). Tests may lower them to reach them with small disks;
+ * source). Tests may lower them to reach them with small disks;
  * the defaults are Azure's.
  */
 export interface AzureLimits {
