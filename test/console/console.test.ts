@@ -1,31 +1,18 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
+import { consoleSkipReason, launchChromium, SCREENSHOTS } from '../support/browser.ts';
 
 /**
  * The web console (React, built by `npm run build:console`) in a real browser: Debian's chromium,
  * which .ci/run installs. Screenshots of every page, wide and 390 px narrow, go to
  * GOLDSNAP_SCREENSHOTS (default .screenshots/console in the repository, ignored by git).
  */
-const CHROMIUM =
-  process.env.CHROMIUM_PATH ??
-  (process.env.PATH ?? '')
-    .split(delimiter)
-    .map((dir) => join(dir, 'chromium'))
-    .find((path) => existsSync(path));
-const BUILT = existsSync(fileURLToPath(new URL('../../dist/console/index.html', import.meta.url)));
-const skip = !(CHROMIUM && existsSync(CHROMIUM))
-  ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
-  : !BUILT
-    ? 'the console is not built: npm run build:console (npm test does it)'
-    : false;
-const SHOTS =
-  process.env.GOLDSNAP_SCREENSHOTS ?? fileURLToPath(new URL('../../.screenshots/console/', import.meta.url));
+const skip = consoleSkipReason();
+const SHOTS = SCREENSHOTS;
 
 let server: ServerUnderTest;
 let browser: Browser;
@@ -35,19 +22,7 @@ before(async () => {
   server = await ServerUnderTest.create({ catalog: 'pglite' });
   await server.start();
   await mkdir(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

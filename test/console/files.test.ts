@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { Run } from '../../src/control/orchestrator/run-model.ts';
 import { tempDir } from '../support/disk-images.ts';
 import {
@@ -17,6 +15,7 @@ import {
   MiB,
 } from '../support/file-systems.ts';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
+import { consoleSkipReason, launchChromium, SCREENSHOTS } from '../support/browser.ts';
 
 /**
  * The console's Files page in a real browser (Debian's chromium): a VM whose disk holds a GPT
@@ -24,20 +23,10 @@ import { ServerUnderTest } from '../support/goldsnap-server.ts';
  * downloads files, whose bytes must be the source's. Needs root and /dev/fuse like the other
  * file-level restore tests.
  */
-const CHROMIUM =
-  process.env.CHROMIUM_PATH ??
-  (process.env.PATH ?? '')
-    .split(delimiter)
-    .map((dir) => join(dir, 'chromium'))
-    .find((path) => existsSync(path));
-const BUILT = existsSync(fileURLToPath(new URL('../../dist/console/index.html', import.meta.url)));
-const skip = !(CHROMIUM && existsSync(CHROMIUM))
-  ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
-  : !BUILT
-    ? 'the console is not built: npm run build:console (npm test does it)'
-    : (fileSystemTestsSkipReason(['mkfs.ext4', 'sfdisk', 'nbdfuse', 'fuse2fs', 'fusermount3', 'tar']) ?? false);
-const SHOTS =
-  process.env.GOLDSNAP_SCREENSHOTS ?? fileURLToPath(new URL('../../.screenshots/console/', import.meta.url));
+const skip =
+  consoleSkipReason() ||
+  (fileSystemTestsSkipReason(['mkfs.ext4', 'sfdisk', 'nbdfuse', 'fuse2fs', 'fusermount3', 'tar']) ?? false);
+const SHOTS = SCREENSHOTS;
 const exec = promisify(execFile);
 
 test("the console browses a recovery point's files, searches by name and downloads files as archives; usable at 390 px", {
@@ -79,19 +68,7 @@ test("the console browses a recovery point's files, searches by name and downloa
   assert.equal(run.step, 'succeeded', run.error);
 
   await mkdir(SHOTS, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const context = await browser.newContext({
     timezoneId: 'Europe/Paris',

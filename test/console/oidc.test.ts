@@ -1,30 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import Provider from 'oidc-provider';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
+import { consoleSkipReason, launchChromium } from '../support/browser.ts';
 
 /**
  * Console sign-in through OpenID Connect, against a real provider (oidc-provider) run on loopback
  * by the test, whose users' groups map to Goldsnap roles. Driven in Chromium.
  */
-const CHROMIUM =
-  process.env.CHROMIUM_PATH ??
-  (process.env.PATH ?? '')
-    .split(delimiter)
-    .map((dir) => join(dir, 'chromium'))
-    .find((path) => existsSync(path));
-const BUILT = existsSync(fileURLToPath(new URL('../../dist/console/index.html', import.meta.url)));
-const skip = !(CHROMIUM && existsSync(CHROMIUM))
-  ? 'no chromium on PATH: apt-get install chromium (or set CHROMIUM_PATH)'
-  : !BUILT
-    ? 'the console is not built: npm run build:console (npm test does it)'
-    : false;
+const skip = consoleSkipReason();
 
 const groupsOf: Record<string, string[]> = {
   alice: ['staff', 'backup-admins'],
@@ -76,19 +63,7 @@ before(async () => {
     },
   });
   await server.start(['--port', String(port)]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
