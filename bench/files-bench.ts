@@ -61,7 +61,7 @@ export async function benchFileRestore(input: FilesBenchInput): Promise<FilesBen
     '--name',
     'disk.img',
     '--source',
-    'bench-files',
+    'bench', // the bench's image with a file added: the same disk, so an incremental of its point
     '--parent',
     input.parentId,
     '--changed',
