@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
-import type { Run } from '../../src/control/orchestrator/run-model.ts';
 import { tempDir } from '../support/disk-images.ts';
 import {
   fileSystemTestsSkipReason,
@@ -15,6 +14,7 @@ import {
   MiB,
 } from '../support/file-systems.ts';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
+import { backUpVmHoldingImage } from '../support/vm-holding-image.ts';
 import { consoleSkipReason, launchChromium, SCREENSHOTS } from '../support/browser.ts';
 
 /**
@@ -42,29 +42,7 @@ test("the console browses a recovery point's files, searches by name and downloa
   const server = await ServerUnderTest.create({ catalog: 'pglite' });
   t.after(() => server.dispose());
   await server.start();
-  const vm = await server.createVm({
-    name: 'files-vm',
-    resourceGroup: 'rg-files',
-    region: 'westeurope',
-    disks: [{ name: 'files-vm-os', sizeBytes: 48 * MiB, role: 'os', fill: 'zeros' }],
-  });
-  const bytes = await readFile(image);
-  for (let at = 0; at < bytes.length; at += MiB) {
-    const piece = bytes.subarray(at, at + MiB);
-    if (piece.some((b) => b !== 0))
-      await server.emulator('POST', 'vms/files-vm/writes', {
-        writes: [{ diskName: 'files-vm-os', offset: at, dataBase64: piece.toString('base64') }],
-      });
-  }
-  const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
-  const run = await server.waitFor(
-    'the backup to end',
-    async () => {
-      const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
-      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-    },
-    300_000,
-  );
+  const run = await backUpVmHoldingImage(server, 'files-vm', image);
   assert.equal(run.step, 'succeeded', run.error);
 
   await mkdir(SHOTS, { recursive: true });

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Run } from '../../src/control/orchestrator/run-model.ts';
 import { tempDir } from '../support/disk-images.ts';
 import {
   fileSystemTestsSkipReason,
@@ -13,6 +11,7 @@ import {
   readTree,
 } from '../support/file-systems.ts';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
+import { backUpVmHoldingImage } from '../support/vm-holding-image.ts';
 
 const skip = fileSystemTestsSkipReason(['mkfs.ext4', 'sfdisk', 'nbdfuse', 'fuse2fs', 'fusermount3', 'tar']);
 
@@ -27,30 +26,8 @@ test('files ls and get through the server, for a recovery point of a protected V
   const server = await ServerUnderTest.create({ catalog: 'pglite' });
   t.after(() => server.dispose());
   await server.start();
-  // The VM's OS disk holds the partitioned ext4 disk: the emulator's VM writes it, 1 MiB at a time.
-  const vm = await server.createVm({
-    name: 'files-1',
-    resourceGroup: 'rg-files',
-    region: 'westeurope',
-    disks: [{ name: 'files-1-os', sizeBytes: 48 * MiB, role: 'os', fill: 'zeros' }],
-  });
-  const bytes = await readFile(image);
-  for (let at = 0; at < bytes.length; at += MiB) {
-    const piece = bytes.subarray(at, at + MiB);
-    if (piece.some((b) => b !== 0))
-      await server.emulator('POST', `vms/files-1/writes`, {
-        writes: [{ diskName: 'files-1-os', offset: at, dataBase64: piece.toString('base64') }],
-      });
-  }
-  const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
-  const run = await server.waitFor(
-    'the backup to end',
-    async () => {
-      const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
-      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-    },
-    300_000,
-  );
+  // The VM's OS disk holds the partitioned ext4 disk.
+  const run = await backUpVmHoldingImage(server, 'files-1', image);
   assert.equal(run.step, 'succeeded', run.error);
   const point = run.recoveryPointId!;
 

@@ -1,3 +1,5 @@
+import type { FileEntry } from '../../../files/file-ops.ts';
+
 /** The console's client of the REST API: the token lives in this tab's session storage only. */
 const TOKEN_KEY = 'goldsnap-token';
 
@@ -147,16 +149,8 @@ export interface AuditEntry {
   ip: string | null;
   via: string | null;
 }
-export interface FileEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: string;
-  target?: string;
-}
+/** A file of a recovery point, as the files API lists it (the server's own type). */
+export type { FileEntry };
 export interface FileListing {
   disk: string;
   partition: number;
