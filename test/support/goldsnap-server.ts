@@ -9,6 +9,7 @@ import pg from 'pg';
 import { openCloud } from '../../src/cloud/open-cloud.ts';
 import type { Cloud } from '../../src/cloud/cloud.ts';
 import { GOLDSNAP_BIN, goldsnap, type CliResult } from './goldsnap-cli.ts';
+import { seedPGliteCatalog } from './pglite-template.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -52,6 +53,7 @@ export class ServerUnderTest {
         await c.end();
       });
     }
+    await seedPGliteCatalog(join(dataDir, 'catalog'));
     return new ServerUnderTest(dataDir, env);
   }
 
