@@ -11,9 +11,10 @@ import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
  * end succeeded or failed with a clear error; after each server: exactly one golden snapshot per
  * disk, the incremental recovery point restores bit for bit, and no snapshot, disk or SAS is left.
  *
- * `npm run chaos` runs 30 servers (CHAOS_RUNS, seeds from CHAOS_SEED); `npm test` runs 2.
+ * `npm run chaos` runs 30 servers (CHAOS_RUNS, seeds from CHAOS_SEED); `npm test` runs seed 1 only
+ * and `.ci/run` adds seeds 2 to 7.
  */
-const RUNS = Number(process.env.CHAOS_RUNS ?? 2);
+const RUNS = Number(process.env.CHAOS_RUNS ?? 1);
 const FIRST_SEED = Number(process.env.CHAOS_SEED ?? 1);
 
 type Run = {
