@@ -95,46 +95,43 @@ test('prune while a backup that reuses doomed chunks is running keeps what that 
   const a = join(dir, 'a.img');
   await makeDiskImage(a, 32 * MiB, 31);
   const old = await goldsnapJson(['repo', 'backup-image', a, '--repo', repo, '--source', 'vm-a']);
-  // b shares a's data (so its backup reuses a's chunks), then a long stretch of new data that
-  // keeps its backup running while prune starts.
+  // b shares a's data (so its backup reuses a's chunks), then new data.
   const b = join(dir, 'b.img');
   await copyFile(a, b);
-  await truncate(b, 416 * MiB);
-  await overwrite(b, [{ offset: 32 * MiB, length: 384 * MiB }]);
+  await truncate(b, 48 * MiB);
+  await overwrite(b, [{ offset: 32 * MiB, length: 16 * MiB }]);
   await makeDiskImage(join(dir, 'c.img'), MiB, 32);
   await goldsnapJson(['repo', 'backup-image', join(dir, 'c.img'), '--repo', repo, '--source', 'vm-a']);
 
-  const backup = startGoldsnap([
-    'repo',
-    'backup-image',
-    b,
-    '--repo',
-    repo,
-    '--source',
-    'vm-b',
-    '--workers',
-    '1',
-    '--json',
-  ]);
+  // The backup is held still (SIGSTOP) once its session has started, before it reads the index,
+  // and let go only when prune says it waits for it: so the backup always reuses chunks that
+  // prune has already planned to delete, whatever the machine's speed.
+  const backup = startGoldsnap(['repo', 'backup-image', b, '--repo', repo, '--source', 'vm-b', '--json']);
   const backupDone = finished(backup);
-  await waitFor(
-    'the backup session to start',
-    async () => (await readdir(join(repo, 'sessions')).catch(() => [])).length > 0,
+  t.after(() => void backup.kill('SIGKILL')); // never leave a stopped process behind a failed test
+  // A session marker in place, not its temp file: prune takes a half-written marker for a dead one.
+  await waitFor('the backup session to start', async () =>
+    (await readdir(join(repo, 'sessions')).catch(() => [])).some((name) => !name.endsWith('.tmp')),
   );
-  // a's recovery point goes: its chunks are now used only by the backup still running.
+  backup.kill('SIGSTOP');
+  // a's recovery point goes: its chunks are now used only by the backup held still.
   await goldsnapJson(['repo', 'forget', '--repo', repo, '--keep-last', '1', '--source', 'vm-a']);
-  const prune = await goldsnap(['repo', 'prune', '--repo', repo, '--grace', '0', '--json']);
-  assert.equal(prune.code, 0, prune.stderr);
+  const pruning = startGoldsnap(['repo', 'prune', '--repo', repo, '--grace', '0', '--json']);
+  const pruneDone = finished(pruning);
+  let pruneSaid = '';
+  pruning.stderr!.on('data', (d: Buffer) => {
+    pruneSaid += d.toString();
+  });
+  await waitFor('prune to wait for the running backup', async () => /waiting for 1 running backup/.test(pruneSaid));
+  backup.kill('SIGCONT');
   const b1 = await backupDone;
   assert.equal(b1.code, 0, b1.stderr);
-  if (/waiting for 1 running backup/.test(prune.stderr)) {
-    assert.ok(
-      JSON.parse(prune.stdout).newPacks > 0,
-      'chunks the running backup reused were copied out of the doomed packs',
-    );
-  } else {
-    t.diagnostic('the backup ended before prune looked; the race was not exercised');
-  }
+  const prune = await pruneDone;
+  assert.equal(prune.code, 0, prune.stderr);
+  assert.ok(
+    JSON.parse(prune.stdout).newPacks > 0,
+    'chunks the running backup reused were copied out of the doomed packs',
+  );
 
   const out = join(dir, 'out.img');
   await goldsnapJson(['repo', 'restore-image', JSON.parse(b1.stdout).snapshot, out, '--repo', repo]);
