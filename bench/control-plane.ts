@@ -52,7 +52,10 @@ export interface ControlPlaneResult {
   transferFloorSeconds: number;
   /** (schedule → all committed) − transfer floor: what the control plane added to the whole. */
   controlPlaneAddedSeconds: number;
-  /** Per run: its time from the scheduled instant to its end minus its transfers and its waits for a busy proxy. */
+  /**
+   * Per run: the scheduled instant → its end, less its transfers and the time its region's proxy
+   * was busy with others before it got to this run's (NaN without the jobs' claimed_at).
+   */
   perRunOverheadSeconds: { mean: number; p50: number; p95: number; max: number };
   /** Per run: the scheduled instant → its first transfer queued (fire, run creation, snapshots, a turn to run). */
   perRunBeforeTransfersSeconds: { p50: number; p95: number };
@@ -316,9 +319,10 @@ export async function benchControlPlane(opts: ControlPlaneOptions = optionsFromE
     const end = Math.max(...runs.map((r) => Date.parse(r.doc.finishedAt ?? r.doc.createdAt)));
 
     // Per run: from the scheduled instant to its end, less the time its transfers ran and the time
-    // they waited while their region's proxy was busy with other transfers (the data path's queue,
-    // not the control plane's). What is left: fire, run creation, snapshots, queueing with an idle
-    // proxy, taking in results, commit, promote, retention.
+    // before they were claimed during which its region's proxy was busy with other transfers: the
+    // run could not have ended sooner on that data path. What is left is the control plane's: time
+    // its region's proxy sat idle before it got to the run (fire, run creation, snapshots, proxy
+    // start, claim latency) and taking in results, commit, promote, retention after.
     const jobsOfRun = new Map<string, typeof jobs>();
     for (const j of jobs) jobsOfRun.set(j.run_id, [...(jobsOfRun.get(j.run_id) ?? []), j]);
     const overheads: number[] = [];
@@ -326,7 +330,7 @@ export async function benchControlPlane(opts: ControlPlaneOptions = optionsFromE
     const heads: number[] = [];
     const idleWaits: number[] = [];
     for (const r of runs) {
-      if (!r.doc.finishedAt) continue;
+      if (!r.doc.finishedAt || !claimedAt) continue;
       const own = jobsOfRun.get(r.id) ?? [];
       const running = union(
         own.filter((j) => j.claimed_at).map((j) => [j.claimed_at!.getTime(), j.updated_at.getTime()]),
@@ -334,7 +338,9 @@ export async function benchControlPlane(opts: ControlPlaneOptions = optionsFromE
       const waiting = union(
         own.map((j) => [j.created_at.getTime(), (j.claimed_at ?? j.updated_at).getTime()] as Interval),
       );
-      const waitingOnBusyProxy = intersect(waiting, busy.get(own[0]?.queue ?? '') ?? []);
+      const lastClaim = Math.max(scheduled, ...own.map((j) => (j.claimed_at ?? j.updated_at).getTime()));
+      const regionBusy = busy.get(own[0]?.queue ?? '') ?? [];
+      const waitingOnBusyProxy = intersect([[scheduled, lastClaim]], regionBusy);
       if (own.length) {
         heads.push((Math.min(...own.map((j) => j.created_at.getTime())) - scheduled) / 1000);
         idleWaits.push(

@@ -226,10 +226,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // Proxies start when a transfer or restore is queued (notified by the catalog, from any
     // server), and every few seconds anyway: a proxy that quit just as work came, a back-off over.
     const reconcile = coalesced(() => launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)));
-    const unlisten = await queue.onChange((change) => {
-      if (!change || (change.state === 'queued' && regionOfQueue(change.queue) !== undefined)) reconcile();
-    });
-    closers.push(unlisten);
+    const unlisten = await queue
+      .onChange((change) => {
+        if (!change || (change.state === 'queued' && regionOfQueue(change.queue) !== undefined)) reconcile();
+      })
+      .catch((err) => log(`proxy launcher: cannot listen for queued work, polling only: ${errorMessage(err)}`));
+    if (unlisten) closers.push(unlisten);
     const reconciler = setInterval(reconcile, envNumber('GOLDSNAP_LAUNCHER_POLL_MS') ?? 5000);
     closers.push(async () => clearInterval(reconciler));
     reconcile();
