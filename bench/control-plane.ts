@@ -375,7 +375,7 @@ export async function benchControlPlane(opts: ControlPlaneOptions = optionsFromE
       transferFloorSeconds: floor / 1000,
       controlPlaneAddedSeconds: total - floor / 1000,
       perRunOverheadSeconds: {
-        mean: overheads.reduce((a, b) => a + b, 0) / Math.max(1, overheads.length),
+        mean: overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : Number.NaN,
         p50: quantile(overheads, 0.5),
         p95: quantile(overheads, 0.95),
         max: overheads[overheads.length - 1] ?? Number.NaN,
