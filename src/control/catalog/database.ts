@@ -23,6 +23,13 @@ export interface Queryable {
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `fn` with the payload of every NOTIFY on `channel`, from any process on this catalog
+   * (PostgreSQL: a dedicated LISTEN connection; PGlite: its own listen, one process). After the
+   * LISTEN connection was lost and made again, `fn` gets `undefined`: notifications may have been
+   * missed meanwhile, so look at everything. Returns a function that stops listening.
+   */
+  listen(channel: string, fn: (payload: string | undefined) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -64,6 +71,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
     // pg's messages do not contain the password, but say which server we tried without it.
     throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${errorMessage(err)}`);
   }
+  const listener = new PgListener(url);
   return {
     kind: 'postgres',
     async query<T>(sql: string, params?: unknown[]) {
@@ -97,10 +105,86 @@ async function openPostgres(url: string, max: number): Promise<Database> {
         client.release(broken);
       }
     },
+    listen(channel, fn) {
+      return listener.listen(channel, fn);
+    },
     async close() {
+      await listener.close();
       await pool.end();
     },
   };
+}
+
+/**
+ * One LISTEN connection per process, outside the pool (a pooled client would be handed out for
+ * queries). When it drops it is made again with a doubling wait, and every listener is told
+ * (`undefined`) that it may have missed notifications.
+ */
+class PgListener {
+  readonly #url: string;
+  readonly #handlers = new Map<string, Set<(payload: string | undefined) => void>>();
+  #client: Promise<pg.Client> | undefined;
+  #closed = false;
+  #retryMs = 250;
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(url: string) {
+    this.#url = url;
+  }
+
+  async listen(channel: string, fn: (payload: string | undefined) => void): Promise<() => Promise<void>> {
+    let set = this.#handlers.get(channel);
+    const first = !set;
+    if (!set) this.#handlers.set(channel, (set = new Set()));
+    set.add(fn);
+    const client = await (this.#client ??= this.#connect());
+    if (first) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    return async () => {
+      set.delete(fn);
+    };
+  }
+
+  async #connect(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: this.#url });
+    client.on('notification', (n) => {
+      for (const fn of this.#handlers.get(n.channel) ?? []) fn(n.payload ?? '');
+    });
+    const lost = () => {
+      if (this.#closed || this.#client === undefined) return;
+      this.#client = undefined;
+      client.end().catch(() => {});
+      this.#retry = setTimeout(() => void this.#reconnect(), this.#retryMs);
+      this.#retry.unref();
+      this.#retryMs = Math.min(30_000, this.#retryMs * 2);
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    await client.connect();
+    return client;
+  }
+
+  async #reconnect(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      const client = await (this.#client ??= this.#connect());
+      for (const channel of this.#handlers.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      this.#retryMs = 250;
+      for (const set of this.#handlers.values()) for (const fn of set) fn(undefined);
+    } catch {
+      this.#client = undefined;
+      this.#retry = setTimeout(() => void this.#reconnect(), this.#retryMs);
+      this.#retry.unref();
+      this.#retryMs = Math.min(30_000, this.#retryMs * 2);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) await (await client.catch(() => undefined))?.end().catch(() => {});
+  }
 }
 
 async function openPGlite(dir: string): Promise<Database> {
@@ -131,6 +215,17 @@ async function openPGlite(dir: string): Promise<Database> {
           }),
         ),
       );
+    },
+    listen(channel, fn) {
+      // PGlite delivers NOTIFY (from triggers too) to listeners of the same instance, which is the
+      // only one on its data folder: every writer of this catalog is in this process.
+      return exclusive(async () => {
+        const unlisten = await db.listen(channel, (payload) => fn(payload));
+        return () =>
+          exclusive(async () => {
+            if (!closed) await unlisten();
+          });
+      });
     },
     close() {
       return exclusive(async () => {

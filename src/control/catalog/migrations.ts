@@ -210,6 +210,32 @@ export const migrations: readonly Migration[] = [
     // NULL reads as crash-consistent, what every policy made before this got.
     sql: `ALTER TABLE policies ADD COLUMN consistency jsonb;`,
   },
+  {
+    version: 11,
+    name: 'jobs notify their changes; when a job was claimed',
+    // Servers LISTEN on goldsnap_jobs instead of polling (docs/control-plane.md, "Wake-ups"). A
+    // trigger, so that every writer notifies, whichever process and code path: the notification
+    // leaves at commit, when the change is visible. Heartbeats that change nothing stay silent.
+    sql: `
+      ALTER TABLE jobs ADD COLUMN claimed_at timestamptz;
+      CREATE FUNCTION goldsnap_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('goldsnap_jobs', json_build_object('queue', NEW.queue, 'state', NEW.state, 'runId', NEW.payload->>'runId')::text);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION goldsnap_jobs_notify();
+      CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs FOR EACH ROW
+        WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.progress IS DISTINCT FROM NEW.progress)
+        EXECUTE FUNCTION goldsnap_jobs_notify();
+    `,
+  },
+  {
+    version: 12,
+    name: 'index of unfinished jobs',
+    // Finished jobs stay 30 days (thousands per fire at scale): claims and queue depths look only
+    // at the unfinished ones.
+    sql: `CREATE INDEX jobs_unfinished ON jobs (queue, run_after) WHERE state IN ('queued', 'running');`,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

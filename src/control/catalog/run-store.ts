@@ -115,6 +115,17 @@ export class SqlRunStore implements RunStore {
     return rows.map((r) => r.doc);
   }
 
+  /**
+   * Ids of the unfinished runs no server holds (no lease, or one that ran out), oldest first: the
+   * orchestrator's safety-net poll advances them. Ids only, not the run documents.
+   */
+  async activeRunIdsToAdvance(): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT id FROM runs WHERE finished_at IS NULL AND (owner IS NULL OR owner_until < now()) ORDER BY created_at, id`,
+    );
+    return rows.map((r) => r.id);
+  }
+
   /** The unfinished run of a VM, if any (the newest, should there be several). */
   async activeRunForVm(vmId: string): Promise<Run | undefined> {
     const [row] = await this.db.query<{ doc: Run }>(
@@ -281,27 +292,26 @@ export class SqlRunStore implements RunStore {
     return row && { policy: row.retention, timeZone: row.time_zone };
   }
 
-  /** Refreshes the inventory cache with VMs just listed from the cloud (in one transaction). */
+  /** Refreshes the inventory cache with VMs just listed from the cloud (one statement, whatever their number). */
   async upsertVms(vms: CloudVm[], seenAt: Date = new Date()): Promise<void> {
     if (!vms.length) return;
-    await this.db.transaction(async (tx) => {
-      for (const vm of vms) {
-        await tx.query(
-          `INSERT INTO vms (id, name, region, resource_group, tags, disks, seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, resource_group = excluded.resource_group,
-             tags = excluded.tags, disks = excluded.disks, seen_at = excluded.seen_at`,
-          [
-            vm.id,
-            vm.name,
-            vm.region,
-            vm.resourceGroup,
-            JSON.stringify(vm.tags ?? {}),
-            JSON.stringify(vm.disks ?? []),
-            seenAt.toISOString(),
-          ],
-        );
-      }
-    });
+    // One row per id (the statement may not touch a row twice).
+    const rows = [...new Map(vms.map((vm) => [vm.id, vm])).values()].map((vm) => ({
+      id: vm.id,
+      name: vm.name,
+      region: vm.region,
+      resource_group: vm.resourceGroup,
+      tags: vm.tags ?? {},
+      disks: vm.disks ?? [],
+    }));
+    await this.db.query(
+      `INSERT INTO vms (id, name, region, resource_group, tags, disks, seen_at)
+       SELECT id, name, region, resource_group, tags, disks, $2::timestamptz
+       FROM jsonb_to_recordset($1::jsonb) AS v(id text, name text, region text, resource_group text, tags jsonb, disks jsonb)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, resource_group = excluded.resource_group,
+         tags = excluded.tags, disks = excluded.disks, seen_at = excluded.seen_at`,
+      [JSON.stringify(rows), seenAt.toISOString()],
+    );
   }
 
   /** Drops VMs the inventory has not seen since `before` (deleted from the cloud). Returns how many. */

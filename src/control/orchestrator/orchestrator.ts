@@ -8,10 +8,11 @@ import {
   type ControlQueue,
   type JobPayloads,
   ORCHESTRATOR_QUEUE,
+  regionOfQueue,
   type RestoreJobPayload,
   transferQueue,
 } from '../jobs.ts';
-import type { Job, JobOf } from '../queue/job-queue.ts';
+import type { Job, JobChange, JobOf } from '../queue/job-queue.ts';
 import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
 import { runConsistency, sweepLeakedVmPoints } from './vm-point.ts';
@@ -35,21 +36,46 @@ const RESTORE_SWEEP_MS = Number(process.env.GOLDSNAP_RESTORE_SWEEP_MS ?? 60_000)
 const RUN_LEASE_MS = Number(process.env.GOLDSNAP_RUN_LEASE_MS ?? 15_000);
 
 /**
+ * The safety net under the notifications: this often every unfinished run and the orchestrator
+ * queue are looked at anyway, for a missed notification and for runs whose server died (their
+ * lease ran out, which nothing notifies).
+ */
+export const ORCHESTRATOR_POLL_MS = Number(process.env.GOLDSNAP_ORCHESTRATOR_POLL_MS ?? 10_000);
+
+/** Runs one server advances at once; the others wait their turn (a policy may start thousands). */
+const RUN_CONCURRENCY = Number(process.env.GOLDSNAP_RUN_CONCURRENCY ?? 32);
+
+/** A step that failed from commit on is tried again after this long. */
+const RETRY_MS = 2000;
+
+/**
  * The control plane's engine room: turns policy fires into runs, advances every active run through
  * its durable steps (backup-run.ts), and serves data proxies their transfer and restore jobs. All
  * state is in the catalog, so a server killed at any instant picks up where it was on restart.
  * A run is written only by the server holding its lease in the catalog; proxies write only their
  * jobs, which the run's transfer step reads. So several servers may share one catalog.
+ *
+ * Nothing polls at a fast pace: the catalog notifies every job change (queue/job-queue.ts,
+ * onChange), from whichever process made it. A policy fire queued wakes the orchestrator queue; a
+ * transfer claimed, progressing, done or failed wakes its run. A slow poll is the safety net.
  */
 export class Orchestrator {
   private readonly deps: OrchestratorDeps;
   private readonly ctx: RunContext;
   /** Runs being advanced by this process, and the loops doing it (awaited on stop). */
   private readonly advancing = new Map<string, Promise<void>>();
+  /** Runs woken while being advanced: advanced once more when their loop ends (no lost wake-up). */
+  private readonly again = new Set<string>();
+  /** Runs waiting for one of the RUN_CONCURRENCY slots, oldest first. */
+  private readonly pending = new Set<string>();
+  private readonly retries = new Set<NodeJS.Timeout>();
   private readonly workerId = `server-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  private timer?: NodeJS.Timeout;
+  private poller?: NodeJS.Timeout;
+  private unlisten?: Promise<(() => Promise<void>) | undefined>;
   private stopping = false;
   private ticking?: Promise<void>;
+  private fullWanted = false;
+  private queueWanted = false;
   private restoresSweptAt = 0;
 
   constructor(deps: OrchestratorDeps) {
@@ -57,15 +83,16 @@ export class Orchestrator {
     this.ctx = { store: deps.runs, cloud: deps.cloud, repo: deps.repo, log: deps.log };
   }
 
-  start(intervalMs = 500): void {
-    const loop = () => {
-      this.ticking = this.tick()
-        .catch((err) => this.deps.log(`orchestrator: ${errorMessage(err)}`))
-        .finally(() => {
-          if (this.timer) this.timer = setTimeout(loop, intervalMs);
-        });
-    };
-    this.timer = setTimeout(loop, 0);
+  /** Listens for job changes and looks at everything now and every `pollMs` (the safety net). */
+  start(pollMs = ORCHESTRATOR_POLL_MS): void {
+    this.unlisten = this.deps.queue
+      .onChange((change) => this.onJobChange(change))
+      .catch((err) => {
+        this.deps.log(`orchestrator: cannot listen for job changes, polling every ${pollMs} ms: ${errorMessage(err)}`);
+        return undefined;
+      });
+    this.poller = setInterval(() => this.wake(true), pollMs);
+    this.wake(true);
   }
 
   /**
@@ -73,9 +100,12 @@ export class Orchestrator {
    * for a snapshot's copy, say) is left: its run resumes where it was at the next start.
    */
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    clearInterval(this.poller);
+    this.poller = undefined;
     this.stopping = true;
+    for (const t of this.retries) clearTimeout(t);
+    this.pending.clear();
+    await (await this.unlisten)?.().catch(() => undefined);
     await this.ticking;
     await Promise.race([
       Promise.all(this.advancing.values()),
@@ -83,18 +113,58 @@ export class Orchestrator {
     ]);
   }
 
+  private onJobChange(change: JobChange): void {
+    // The LISTEN connection was made again: what changed meanwhile is unknown.
+    if (!change) {
+      this.wake(true);
+      return;
+    }
+    if (change.queue === ORCHESTRATOR_QUEUE) {
+      if (change.state === 'queued') this.wake(false);
+      return;
+    }
+    // A transfer claimed, progressing, done or failed: its run takes it in. (Queued: the run itself did it.)
+    if (change.runId && change.state !== 'queued' && regionOfQueue(change.queue) !== undefined)
+      this.advance(change.runId);
+  }
+
+  /** Claims the orchestrator queue (and with `full`, looks at every unfinished run) soon, once. */
+  private wake(full: boolean): void {
+    if (this.stopping) return;
+    if (full) this.fullWanted = true;
+    else this.queueWanted = true;
+    this.ticking ??= (async () => {
+      try {
+        while ((this.fullWanted || this.queueWanted) && !this.stopping) {
+          const all = this.fullWanted;
+          this.fullWanted = this.queueWanted = false;
+          await (all ? this.tick() : this.claimFires()).catch((err) =>
+            this.deps.log(`orchestrator: ${errorMessage(err)}`),
+          );
+        }
+      } finally {
+        this.ticking = undefined;
+      }
+    })();
+  }
+
+  /** Everything: the orchestrator queue, every unfinished run no live server holds, the restore sweep. */
   async tick(): Promise<void> {
+    await this.claimFires();
+    for (const id of await this.deps.runs.activeRunIdsToAdvance()) this.advance(id);
+    if (Date.now() - this.restoresSweptAt > RESTORE_SWEEP_MS) {
+      this.restoresSweptAt = Date.now();
+      await this.sweepFailedRestores();
+    }
+  }
+
+  private async claimFires(): Promise<void> {
     for (
       let job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000);
       job;
       job = await this.deps.queue.claim(ORCHESTRATOR_QUEUE, this.workerId, 60_000)
     ) {
       await this.handleOrchestratorJob(job);
-    }
-    for (const run of await this.deps.runs.listRuns({ active: true, limit: 1000 })) this.advance(run.id);
-    if (Date.now() - this.restoresSweptAt > RESTORE_SWEEP_MS) {
-      this.restoresSweptAt = Date.now();
-      await this.sweepFailedRestores();
     }
   }
 
@@ -202,30 +272,59 @@ export class Orchestrator {
   }
 
   /**
-   * Advances a run until it waits for transfers or is done: one loop per run in this process, and
-   * only while this server holds the run's lease in the catalog.
+   * Advances a run until it waits for transfers or is done: one loop per run in this process, at
+   * most RUN_CONCURRENCY at once, and only while this server holds the run's lease in the catalog.
+   * A run woken while its loop is going is advanced once more after it.
    */
   private advance(runId: string): void {
-    if (this.advancing.has(runId) || this.stopping) return;
-    const loop = (async () => {
-      let leased = false;
-      const renew = setInterval(
-        () => void this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS).catch(() => undefined),
-        RUN_LEASE_MS / 3,
-      );
-      try {
-        leased = await this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS);
-        while (leased && !this.stopping && (await advanceRun(this.ctx, runId)) === 'again');
-      } catch (err) {
-        // Steps from commit on are retried on the next tick rather than abandoned.
-        this.deps.log(`run ${runId.slice(0, 8)}: ${errorMessage(err)} (will retry)`);
-      } finally {
-        clearInterval(renew);
-        if (leased) await this.deps.runs.releaseRun(runId, this.workerId).catch(() => undefined);
-        this.advancing.delete(runId);
+    if (this.stopping) return;
+    if (this.advancing.has(runId)) {
+      this.again.add(runId);
+      return;
+    }
+    this.pending.add(runId);
+    this.pump();
+  }
+
+  private pump(): void {
+    for (const runId of this.pending) {
+      if (this.advancing.size >= RUN_CONCURRENCY || this.stopping) return;
+      this.pending.delete(runId);
+      if (this.advancing.has(runId)) this.again.add(runId);
+      else this.advancing.set(runId, this.advanceLoop(runId));
+    }
+  }
+
+  private async advanceLoop(runId: string): Promise<void> {
+    // Started from pump(), which sets the map entry after this returns its promise.
+    await Promise.resolve();
+    let leased = false;
+    let failed = false;
+    const renew = setInterval(
+      () => void this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS).catch(() => undefined),
+      RUN_LEASE_MS / 3,
+    );
+    try {
+      leased = await this.deps.runs.leaseRun(runId, this.workerId, RUN_LEASE_MS);
+      while (leased && !this.stopping && (await advanceRun(this.ctx, runId)) === 'again');
+    } catch (err) {
+      // Steps from commit on are retried a little later rather than abandoned.
+      failed = true;
+      this.deps.log(`run ${runId.slice(0, 8)}: ${errorMessage(err)} (will retry)`);
+    } finally {
+      clearInterval(renew);
+      if (leased) await this.deps.runs.releaseRun(runId, this.workerId).catch(() => undefined);
+      this.advancing.delete(runId);
+      if (this.again.delete(runId) && !failed) this.pending.add(runId);
+      if (failed && !this.stopping) {
+        const t = setTimeout(() => {
+          this.retries.delete(t);
+          this.advance(runId);
+        }, RETRY_MS);
+        this.retries.add(t);
       }
-    })();
-    this.advancing.set(runId, loop);
+      this.pump();
+    }
   }
 
   // -- data proxies --------------------------------------------------------------------------

@@ -55,6 +55,16 @@ export interface EnqueueRequest<P = unknown, K extends string = string> {
   maxAttempts?: number;
 }
 
+/** The channel every change of a job's state or progress is notified on (trigger of migration 11). */
+export const JOBS_CHANNEL = 'goldsnap_jobs';
+
+/**
+ * A job changed, in this process or another: a job was enqueued, claimed, finished, failed, or
+ * reported progress. `undefined` means notifications may have been missed (the LISTEN connection
+ * was made again): look at everything.
+ */
+export type JobChange = { queue: string; state: JobState; runId?: string } | undefined;
+
 export interface QueueDepth {
   /** Waiting, due now or later. */
   queued: number;
@@ -115,12 +125,29 @@ const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
   readonly db: Database;
-  /** Wakes local waiters when a job is enqueued through this process (other processes: polling). */
+  /** Job changes as the database notifies them (JOBS_CHANNEL), for claimNext's waiters. */
   readonly #events = new EventEmitter();
+  #listening: Promise<unknown> | undefined;
 
   constructor(db: Database) {
     this.db = db;
     this.#events.setMaxListeners(0);
+  }
+
+  /**
+   * Calls `fn` on every job change on this catalog, from any process (the database's NOTIFY,
+   * sent at commit). Returns a function that stops it.
+   */
+  onChange(fn: (change: JobChange) => void): Promise<() => Promise<void>> {
+    return this.db.listen(JOBS_CHANNEL, (payload) => {
+      if (payload === undefined) return fn(undefined);
+      try {
+        const { queue, state, runId } = JSON.parse(payload) as { queue: string; state: JobState; runId: string | null };
+        fn(runId ? { queue, state, runId } : { queue, state });
+      } catch {
+        fn(undefined);
+      }
+    });
   }
 
   /** Adds a job, or returns the existing one with the same dedupe key. Pass `tx` to enqueue inside a transaction. */
@@ -145,11 +172,8 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
         req.runAfter?.toISOString() ?? null,
       ],
     );
-    if (row) {
-      // Local waiters are woken a moment later so that a caller's transaction has had time to commit.
-      setImmediate(() => this.#events.emit('enqueued', req.queue));
-      return jobFromRow<M>(row) as Job<M[K], K>;
-    }
+    // Waiters (here and in other processes) are woken by the row's trigger, at commit.
+    if (row) return jobFromRow<M>(row) as Job<M[K], K>;
     const [existing] = await tx.query<JobRow>('SELECT * FROM jobs WHERE dedupe_key = $1', [req.dedupeKey]);
     if (!existing) throw new Error(`job with dedupe key ${req.dedupeKey} vanished while enqueueing`);
     return jobFromRow<M>(existing) as Job<M[K], K>;
@@ -169,7 +193,7 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
     );
     const [row] = await this.db.query<JobRow>(
       `UPDATE jobs SET state = 'running', locked_by = $2, lease_until = now() + $3::float8 * interval '1 millisecond',
-              attempts = attempts + 1, updated_at = now()
+              attempts = attempts + 1, claimed_at = now(), updated_at = now()
        WHERE id = (
          SELECT id FROM jobs
          WHERE queue = $1 AND ((state = 'queued' AND run_after <= now()) OR (state = 'running' AND lease_until < now() AND attempts < max_attempts))
@@ -183,8 +207,9 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
   }
 
   /**
-   * Claims a job, waiting for one if there is none: wakes on local enqueues at once and polls the
-   * database every `pollMs` for others. Returns undefined if `signal` aborts first.
+   * Claims a job, waiting for one if there is none: wakes when the database notifies a change of
+   * the queue (from any process), and looks every `pollMs` anyway (jobs due later, expired leases,
+   * a missed notification). Returns undefined if `signal` aborts first.
    */
   async claimNext(
     queue: string,
@@ -193,9 +218,21 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
     opts: { pollMs?: number; signal?: AbortSignal } = {},
   ): Promise<JobOf<M> | undefined> {
     const pollMs = opts.pollMs ?? 1000;
+    // Only a job becoming queued (enqueued, or queued again after a failure) makes one claimable.
+    this.#listening ??= this.onChange((change) => {
+      if (change === undefined || change.state === 'queued') this.#events.emit('enqueued', change?.queue);
+    });
+    await this.#listening;
     while (!opts.signal?.aborted) {
-      const job = await this.claim(queue, workerId, leaseMs);
+      // Listening before claiming: a job enqueued between the claim and the wait still wakes it.
+      let woken = false;
+      const early = (q: string | undefined) => {
+        if (q === undefined || q === queue) woken = true;
+      };
+      this.#events.on('enqueued', early);
+      const job = await this.claim(queue, workerId, leaseMs).finally(() => this.#events.off('enqueued', early));
       if (job) return job;
+      if (woken) continue;
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
@@ -203,8 +240,8 @@ export class JobQueue<M extends PayloadMap = Record<string, unknown>> {
           opts.signal?.removeEventListener('abort', done);
           resolve();
         };
-        const onEnqueued = (q: string) => {
-          if (q === queue) done();
+        const onEnqueued = (q: string | undefined) => {
+          if (q === undefined || q === queue) done();
         };
         const timer = setTimeout(done, pollMs);
         this.#events.on('enqueued', onEnqueued);

@@ -18,7 +18,7 @@ import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { startProxyLauncher } from '../proxy/start-launcher.ts';
-import type { JobPayloads } from '../jobs.ts';
+import { type JobPayloads, regionOfQueue } from '../jobs.ts';
 import { JobQueue } from '../queue/job-queue.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { errorMessage } from '../../util/errors.ts';
@@ -217,17 +217,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await orchestrator.firePolicy(policy.id, new Date().toISOString());
     }
 
-    orchestrator.start(500);
+    orchestrator.start(envNumber('GOLDSNAP_ORCHESTRATOR_POLL_MS'));
     closers.push(() => orchestrator.stop());
     scheduler.start(opts.schedulerIntervalMs);
     closers.push(() => scheduler.stop());
     alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
     closers.push(() => alerter.stop());
-    const reconcile = setInterval(
-      () => void launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)),
-      500,
-    );
-    closers.push(async () => clearInterval(reconcile));
+    // Proxies start when a transfer or restore is queued (notified by the catalog, from any
+    // server), and every few seconds anyway: a proxy that quit just as work came, a back-off over.
+    const reconcile = coalesced(() => launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)));
+    const unlisten = await queue
+      .onChange((change) => {
+        if (!change || (change.state === 'queued' && regionOfQueue(change.queue) !== undefined)) reconcile();
+      })
+      .catch((err) => log(`proxy launcher: cannot listen for queued work, polling only: ${errorMessage(err)}`));
+    if (unlisten) closers.push(unlisten);
+    const reconciler = setInterval(reconcile, envNumber('GOLDSNAP_LAUNCHER_POLL_MS') ?? 5000);
+    closers.push(async () => clearInterval(reconciler));
+    reconcile();
 
     await writeFile(join(dataDir, 'server.json'), `${JSON.stringify({ url, pid: process.pid })}\n`);
     closers.push(() => rm(join(dataDir, 'server.json'), { force: true }));
@@ -236,6 +243,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await close();
     throw err;
   }
+}
+
+/** `fn` run now, or once more after the run under way if one is: never two at once, no call lost. */
+function coalesced(fn: () => Promise<void>): () => void {
+  let running = false;
+  let again = false;
+  const run = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    void fn().finally(() => {
+      running = false;
+      if (again) {
+        again = false;
+        run();
+      }
+    });
+  };
+  return run;
 }
 
 /** A number from the environment (tuning knobs tests turn down), or undefined when unset. */
