@@ -211,7 +211,7 @@ export const migrations: readonly Migration[] = [
     sql: `ALTER TABLE policies ADD COLUMN consistency jsonb;`,
   },
   {
-    version: 11,
+    version: 9,
     name: 'jobs notify their changes; when a job was claimed',
     // Servers LISTEN on goldsnap_jobs instead of polling (docs/control-plane.md, "Wake-ups"). A
     // trigger, so that every writer notifies, whichever process and code path: the notification
@@ -230,7 +230,7 @@ export const migrations: readonly Migration[] = [
     `,
   },
   {
-    version: 12,
+    version: 10,
     name: 'index of unfinished jobs',
     // Finished jobs stay 30 days (thousands per fire at scale): claims and queue depths look only
     // at the unfinished ones.

@@ -55,7 +55,7 @@ export interface EnqueueRequest<P = unknown, K extends string = string> {
   maxAttempts?: number;
 }
 
-/** The channel every change of a job's state or progress is notified on (trigger of migration 11). */
+/** The channel every change of a job's state or progress is notified on (trigger of migration 9). */
 export const JOBS_CHANNEL = 'goldsnap_jobs';
 
 /**
