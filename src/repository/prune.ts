@@ -250,7 +250,9 @@ async function sweepPlanned(
 /**
  * Leftovers of processes that died: session markers no live process refreshes, and temp files
  * of writes that never finished, older than the grace period and than the oldest live session
- * (a running backup's temp file is younger than its session).
+ * (a running backup's temp file is younger than its session). A session marker's temp file is
+ * kept for as long as a marker may go unrefreshed, whatever the grace: prune --grace 0 beside a
+ * backup that is just starting must not take its marker away.
  */
 export async function findLeftovers(
   repo: Repository,
@@ -262,9 +264,15 @@ export async function findLeftovers(
   const live = all.filter((s) => isLive(s.marker, staleAfterMs, now));
   const protectedSince = Math.min(now - graceMs, ...live.map((s) => sessionStart(repo, s.marker.started)));
   const temporary: { name: string; size: number }[] = [];
+  // A session marker's own first write comes before its session exists, so nothing above protects
+  // it: its temp file goes only once it is as old as a marker that stopped being refreshed.
+  const markerProtectedSince = Math.min(protectedSince, now - staleAfterMs);
+  const markerPrefix = objectName(ObjectType.session, '');
   if (repo.backend.listLeftovers) {
-    for await (const t of repo.backend.listLeftovers())
-      if (t.mtime.getTime() < protectedSince) temporary.push({ name: t.name, size: t.size });
+    for await (const t of repo.backend.listLeftovers()) {
+      const since = t.name.startsWith(markerPrefix) ? markerProtectedSince : protectedSince;
+      if (t.mtime.getTime() < since) temporary.push({ name: t.name, size: t.size });
+    }
   }
   return { sessions: all.filter((s) => !live.includes(s)).map((s) => s.id), temporary };
 }

@@ -109,7 +109,8 @@ test('prune while a backup that reuses doomed chunks is running keeps what that 
   const backup = startGoldsnap(['repo', 'backup-image', b, '--repo', repo, '--source', 'vm-b', '--json']);
   const backupDone = finished(backup);
   t.after(() => void backup.kill('SIGKILL')); // never leave a stopped process behind a failed test
-  // A session marker in place, not its temp file: prune takes a half-written marker for a dead one.
+  // The session marker in place, not its temp file: until it is renamed, the session does not
+  // exist for prune, which would go ahead without waiting.
   await waitFor('the backup session to start', async () =>
     (await readdir(join(repo, 'sessions')).catch(() => [])).some((name) => !name.endsWith('.tmp')),
   );

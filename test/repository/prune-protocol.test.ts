@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupImage } from '../../src/dataplane/backup-image.ts';
@@ -64,4 +65,29 @@ test('prune gives up cleanly when an earlier backup outlasts --wait', async (t) 
   );
   assert.deepEqual(await readdir(join(dir, 'repo', 'prune')), [], 'the plan is withdrawn');
   assert.ok((await readdir(join(dir, 'repo', 'data'))).length > 0, 'no pack was deleted');
+});
+
+test("prune --grace 0 leaves a session marker being written, and a dead writer's goes in time", async (t) => {
+  const dir = await tempDir(t);
+  const repo = await Repository.init(new FsBackend(join(dir, 'repo')), 'pw');
+  // What a backup that is just starting has on disk: its marker's temp file, not yet renamed.
+  // Nothing else can protect it (its session does not exist yet), so only its age can.
+  await mkdir(join(dir, 'repo', 'sessions'), { recursive: true });
+  const starting = join(dir, 'repo', 'sessions', `${'a'.repeat(32)}.0123456789ab.tmp`);
+  const dead = join(dir, 'repo', 'sessions', `${'b'.repeat(32)}.0123456789ab.tmp`);
+  const pack = join(dir, 'repo', 'data', 'ab', `ab${'0'.repeat(62)}.0123456789ab.tmp`);
+  for (const f of [starting, dead, pack]) {
+    await mkdir(dirname(f), { recursive: true });
+    await writeFile(f, 'x');
+  }
+  // Ages well clear of the clock's granularity: a minute for the marker being written (grace 0
+  // would take it), an hour for the dead one and for a pack's temp file.
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  const anHourAgo = new Date(Date.now() - 3600_000);
+  await utimes(starting, aMinuteAgo, aMinuteAgo);
+  for (const f of [dead, pack]) await utimes(f, anHourAgo, anHourAgo);
+  const report = await prune(repo, { graceMs: 0, staleAfterMs: 10 * 60_000 });
+  assert.equal(report.deletedLeftovers, 2, 'the dead marker and the pack temp file go');
+  assert.ok(existsSync(starting), 'the marker being written stays');
+  assert.ok(!existsSync(dead) && !existsSync(pack));
 });
