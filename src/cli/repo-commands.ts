@@ -142,7 +142,7 @@ export function repoCommands(): Command {
     .option('--tag <tag>', 'tag the recovery point (repeatable)', collect)
     .option('--parent <id>', 'the previous recovery point of this disk: unchanged chunks are taken from it')
     .option('--changed <file>', 'JSON list of {offset, length} byte ranges changed since --parent; only those are read')
-    .option('--workers <n>', 'worker threads (default: one per core)', countArg)
+    .option('--workers <n>', 'chunks worked on in parallel, in cores (default: one per core)', countArg)
     .action(
       async (
         image: string,
@@ -188,7 +188,7 @@ export function repoCommands(): Command {
       '--salvage',
       'restore all that can be read, write zeros where data is damaged, list those ranges and exit 3',
     )
-    .option('--workers <n>', 'worker threads (default: one per core)', countArg)
+    .option('--workers <n>', 'chunks worked on in parallel, in cores (default: one per core)', countArg)
     .action(
       async (
         snapshot: string,

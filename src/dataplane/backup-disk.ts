@@ -4,6 +4,7 @@ import type { PackWriter } from '../repository/pack-writer.ts';
 import type { DiskBackupStats } from '../repository/recovery-point.ts';
 import { chunkPositionsTouched, type ByteRange } from './byte-ranges.ts';
 import type { DiskReader } from './disk-io.ts';
+import { touchesData } from './sparse-map.ts';
 import type { WorkerPool } from './worker-pool.ts';
 
 export interface Progress {
@@ -27,8 +28,8 @@ export interface BackupDiskOptions {
 const IN_FLIGHT_PER_WORKER = 4;
 
 /**
- * Backs up one disk: reads the chunk positions that need reading, hashes each on the worker pool,
- * skips all-zero chunks, looks each id up, and has only the new ones compressed, encrypted and
+ * Backs up one disk: reads the chunk positions that need reading (not those in holes of a sparse
+ * image, which are zero chunks unread), hashes each on the worker pool, skips all-zero chunks, looks each id up, and has only the new ones compressed, encrypted and
  * packed. Returns the disk's fixed index (not yet stored: the caller stores it after flushing the
  * pack writer, so that nothing ever refers to a chunk that is not findable).
  *
@@ -68,8 +69,18 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
   let failure: Error | undefined;
   const tasks = new Set<Promise<void>>();
 
+  let doneBytes = 0;
+  const holes = reader.dataRanges;
   const backupChunk = async (position: number) => {
     const length = index.lengthAt(position);
+    // A chunk that lies in a hole of a sparse image is zeros: no need to read it.
+    if (holes && !touchesData(holes, position * chunkSize, length)) {
+      index.setZero(position);
+      stats.zeroChunks++;
+      doneBytes += length;
+      opts.onProgress?.({ doneBytes, totalBytes });
+      return;
+    }
     const buffer = pool.buffer(length);
     await reader.read(position * chunkSize, new Uint8Array(buffer));
     stats.readBytes += length;
@@ -88,7 +99,8 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
         await pool.drop(digest.handle);
       }
     }
-    opts.onProgress?.({ doneBytes: stats.readBytes, totalBytes });
+    doneBytes += length;
+    opts.onProgress?.({ doneBytes, totalBytes });
   };
 
   for (const position of positions) {

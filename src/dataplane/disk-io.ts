@@ -1,11 +1,18 @@
 import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { describeFsError } from '../repository/backend/fs-errors.ts';
+import type { ByteRange } from './byte-ranges.ts';
+import { dataRanges } from './sparse-map.ts';
 
 /** A source of disk bytes: an image file, a block device, or (later) a cloud snapshot. */
 export interface DiskReader {
   readonly sizeBytes: number;
   /** Fills `into` with the `into.length` bytes at `offset`. */
   read(offset: number, into: Uint8Array): Promise<void>;
+  /**
+   * Where the disk holds data, sorted, when the source knows (a sparse image file): the rest reads
+   * as zeros and need not be read. Undefined: every byte may be data.
+   */
+  readonly dataRanges?: readonly ByteRange[];
   close(): Promise<void>;
 }
 
@@ -40,8 +47,11 @@ export async function openImageReader(path: string): Promise<DiskReader> {
     );
   });
   const fh = await open(path, 'r');
+  // A regular file may be sparse; a block device says it is all data, so asking costs nothing.
+  const ranges = (await stat(path)).isFile() ? dataRanges(fh.fd, sizeBytes) : undefined;
   return {
     sizeBytes,
+    dataRanges: ranges,
     async read(offset, into) {
       let done = 0;
       while (done < into.length) {

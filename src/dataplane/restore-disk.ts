@@ -1,6 +1,6 @@
 import type { ChunkIndex, ChunkLocation } from '../repository/chunk-index.ts';
 import { ObjectNotFoundError } from '../repository/backend/backend.ts';
-import { mapLimit } from '../repository/concurrency.ts';
+import { mapLimit, Semaphore } from '../repository/concurrency.ts';
 import type { FixedIndex } from '../repository/fixed-index.ts';
 import type { Repository } from '../repository/repository.ts';
 import type { Progress } from './backup-disk.ts';
@@ -33,6 +33,7 @@ const MAX_RUN_BYTES = 8 * 1024 * 1024;
 /** Reading a gap this small is cheaper than another request. */
 const MAX_GAP_BYTES = 256 * 1024;
 const RUNS_IN_FLIGHT = 3;
+const CHUNKS_IN_FLIGHT_PER_CORE = 4;
 
 /** What a restore could not read: byte ranges of the disk written as zeros (salvage only). */
 export interface RestoreDiskResult {
@@ -82,7 +83,18 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
       report(disk.lengthAt(p));
     }
   };
+  // Chunks being opened at once, across runs: enough to keep every core busy, few enough that
+  // memory holds only that many plaintexts (a run can hold dozens of chunks).
+  const opening = new Semaphore(pool.size * CHUNKS_IN_FLIGHT_PER_CORE);
   const place = async (id: string, positions: number[], location: ChunkLocation, sealed: Buffer) => {
+    await opening.acquire();
+    try {
+      await placeHeld(id, positions, location, sealed);
+    } finally {
+      opening.release();
+    }
+  };
+  const placeHeld = async (id: string, positions: number[], location: ChunkLocation, sealed: Buffer) => {
     let plain: Buffer;
     try {
       plain = await pool.open(

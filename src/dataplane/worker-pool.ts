@@ -1,62 +1,37 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import type { MasterKey } from '../repository/crypto.ts';
-import { DEFAULT_ZSTD_LEVEL } from '../repository/compression.ts';
-import type { WorkerReply, WorkerRequest } from './worker-protocol.ts';
-
-interface Pending {
-  resolve: (reply: WorkerReply) => void;
-  reject: (err: Error) => void;
-}
-
-/** One chunk worker thread and the requests it has in flight. */
-class ChunkWorker {
-  readonly thread: Worker;
-  readonly pending = new Map<number, Pending>();
-
-  constructor(key: MasterKey, zstdLevel: number) {
-    this.thread = new Worker(new URL('./chunk-worker.ts', import.meta.url), {
-      workerData: { dataKey: key.dataKey, idKey: key.idKey, zstdLevel },
-    });
-    this.thread.on('message', (reply: WorkerReply) => {
-      const p = this.pending.get(reply.seq)!;
-      this.pending.delete(reply.seq);
-      if (reply.error) p.reject(new Error(reply.error));
-      else p.resolve(reply);
-    });
-    this.thread.on('error', (err) => this.failAll(err));
-    this.thread.on('exit', (code) => this.failAll(new Error(`chunk worker exited with code ${code}`)));
-  }
-
-  private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  call(req: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
-    return new Promise((resolve, reject) => {
-      this.pending.set(req.seq, { resolve, reject });
-      this.thread.postMessage(req, transfer);
-    });
-  }
-}
+import { compressAsync, DEFAULT_ZSTD_LEVEL, decompressAsync } from '../repository/compression.ts';
+import {
+  chunkIdAsync,
+  importChunkKeys,
+  sealAsync,
+  unsealAsync,
+  type ChunkKeys,
+  type MasterKey,
+} from '../repository/crypto.ts';
+import { chunkAad } from '../repository/pack.ts';
 
 /**
- * Worker threads for the CPU-heavy part of the pipeline (hash, compress, encrypt and back), one
- * per core by default. A chunk digested on a worker is sealed on the same worker, which holds it.
+ * The CPU-heavy part of the chunk pipeline: hash, compress, encrypt, and back. Every step runs on
+ * libuv's thread pool (WebCrypto's HMAC and AES-GCM, zlib's async zstd), so chunks are worked on
+ * on every core while the main thread only reads, looks ids up and packs. Worker threads did this
+ * before; each cost a JavaScript runtime and a zstd context, about 90 MiB, for no gain in speed.
+ *
+ * `size` is how many cores' worth of chunks the pipelines keep in flight; the thread pool itself
+ * has UV_THREADPOOL_SIZE threads (the CLI sets it from the core count before the pool starts).
  */
 export class WorkerPool {
-  private readonly workers: ChunkWorker[];
-  private seq = 0;
-  /** Chunk buffers handed back by workers, reused for the next reads instead of new allocations. */
+  readonly size: number;
+  private readonly zstdLevel: number;
+  private readonly keys: Promise<ChunkKeys>;
+  /** Chunk buffers done with, reused for the next reads instead of new allocations. */
   private readonly spare: ArrayBuffer[] = [];
 
   constructor(key: MasterKey, size = availableParallelism(), zstdLevel = DEFAULT_ZSTD_LEVEL) {
-    this.workers = Array.from({ length: Math.max(1, size) }, () => new ChunkWorker(key, zstdLevel));
-  }
-
-  get size(): number {
-    return this.workers.length;
+    this.size = Math.max(1, size);
+    this.zstdLevel = zstdLevel;
+    this.keys = importChunkKeys(key);
+    // A failure surfaces at the first use; this keeps it from being an unhandled rejection first.
+    this.keys.catch(() => {});
   }
 
   /** A buffer for reading a chunk of `length` bytes; give it to `digest`, which takes it over. */
@@ -65,12 +40,9 @@ export class WorkerPool {
     return i >= 0 ? this.spare.splice(i, 1)[0] : new ArrayBuffer(length);
   }
 
-  private keep(reply: WorkerReply): void {
-    if (reply.recycled && this.spare.length < 64) this.spare.push(reply.recycled);
-  }
-
-  private leastBusy(): ChunkWorker {
-    return this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  private recycle(buffer: ArrayBuffer): void {
+    // More spares than chunks in flight would never be used.
+    if (this.spare.length < this.size * 8) this.spare.push(buffer);
   }
 
   /** Hashes a chunk; unless it is all zeros, the returned handle must be sealed or dropped. */
@@ -78,28 +50,26 @@ export class WorkerPool {
     buffer: ArrayBuffer,
     length: number,
   ): Promise<{ zero: true } | { zero: false; id: Buffer; handle: ChunkHandle }> {
-    // Zero chunks (most of a sparse disk) are found here with a memcmp: a round trip to a worker
-    // costs more than the check.
-    if (isAllZero(new Uint8Array(buffer, 0, length))) {
-      if (this.spare.length < 64) this.spare.push(buffer);
+    const data = new Uint8Array(buffer, 0, length);
+    // Zero chunks (most of a sparse disk) are found with a memcmp, cheaper than a hash.
+    if (isAllZero(data)) {
+      this.recycle(buffer);
       return { zero: true };
     }
-    const worker = this.leastBusy();
-    const seq = ++this.seq;
-    const reply = await worker.call({ op: 'digest', seq, buffer, length }, [buffer]);
-    this.keep(reply);
-    const id = Buffer.from(reply.id!);
-    return { zero: false, id, handle: { worker, seq, id } };
+    const id = await chunkIdAsync(await this.keys, data);
+    return { zero: false, id, handle: { buffer, length, id } };
   }
 
   async seal(handle: ChunkHandle): Promise<{ sealed: Buffer; compression: number; rawLength: number }> {
-    const reply = await handle.worker.call({ op: 'seal', seq: handle.seq, id: copyOf(handle.id) });
-    this.keep(reply);
-    return { sealed: Buffer.from(reply.sealed!), compression: reply.compression!, rawLength: reply.rawLength! };
+    const data = new Uint8Array(handle.buffer, 0, handle.length);
+    const { data: body, compression } = await compressAsync(data, this.zstdLevel);
+    const sealed = await sealAsync(await this.keys, body, chunkAad(handle.id));
+    this.recycle(handle.buffer);
+    return { sealed, compression, rawLength: handle.length };
   }
 
   async drop(handle: ChunkHandle): Promise<void> {
-    this.keep(await handle.worker.call({ op: 'drop', seq: handle.seq }));
+    this.recycle(handle.buffer);
   }
 
   /** Decrypts and decompresses a stored chunk; with `verifyId`, also re-hashes it against its id. */
@@ -111,23 +81,24 @@ export class WorkerPool {
     where: string,
     verifyId = false,
   ): Promise<Buffer> {
-    // A copy: `sealed` is usually a slice of a larger read, which other chunks still need.
-    const sealedCopy = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length) as ArrayBuffer;
-    const reply = await this.leastBusy().call(
-      { op: 'open', seq: ++this.seq, id: copyOf(id), sealed: sealedCopy, compression, rawLength, where, verifyId },
-      [sealedCopy],
-    );
-    return Buffer.from(reply.plain!);
+    const keys = await this.keys;
+    const what = `chunk ${id.toString('hex')} in ${where}`;
+    const body = await unsealAsync(keys, sealed, chunkAad(id), what);
+    const plain = await decompressAsync(body, compression, rawLength, what);
+    if (verifyId && !(await chunkIdAsync(keys, plain)).equals(id)) {
+      throw new Error(`${what} does not hash to its id: its content is wrong`);
+    }
+    return plain;
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.thread.terminate()));
-  }
+  /** Nothing to stop: the thread pool belongs to the process. Kept so callers need not know. */
+  async close(): Promise<void> {}
 }
 
+/** A hashed chunk waiting to be sealed or dropped: its plaintext buffer stays with the pool. */
 export interface ChunkHandle {
-  worker: ChunkWorker;
-  seq: number;
+  buffer: ArrayBuffer;
+  length: number;
   id: Buffer;
 }
 
@@ -136,9 +107,4 @@ let zeros = Buffer.alloc(0);
 function isAllZero(data: Uint8Array): boolean {
   if (zeros.length < data.byteLength) zeros = Buffer.alloc(data.byteLength);
   return Buffer.compare(data, zeros.subarray(0, data.byteLength)) === 0;
-}
-
-/** Ids stay in use on this side after a call, so they travel as copies (32 bytes). */
-function copyOf(id: Buffer): ArrayBuffer {
-  return id.buffer.slice(id.byteOffset, id.byteOffset + id.length) as ArrayBuffer;
 }

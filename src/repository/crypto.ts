@@ -1,4 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, webcrypto } from 'node:crypto';
+
+const { subtle } = webcrypto;
 
 /**
  * The repository's secret keys. `dataKey` encrypts everything; `idKey` keys the chunk-id hash so
@@ -36,6 +38,63 @@ export function chunkId(idKey: Buffer, plaintext: Uint8Array): Buffer {
 /** Storage id of an object: SHA-256 of its stored (sealed) bytes, so a reader can verify what it got. */
 export function storageId(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * The repository keys as WebCrypto keys, for the chunk path: WebCrypto's HMAC and AES-GCM run on
+ * libuv's thread pool, so chunks are hashed and sealed on every core without worker threads (each
+ * of which costs a JavaScript runtime). Same algorithms, same bytes as `chunkId`, `seal`, `unseal`.
+ */
+export interface ChunkKeys {
+  data: webcrypto.CryptoKey;
+  id: webcrypto.CryptoKey;
+}
+
+/** WebCrypto's types want views of plain ArrayBuffers; Buffers are, or are copied by Node. */
+type View = Uint8Array<ArrayBuffer>;
+
+export async function importChunkKeys(key: MasterKey): Promise<ChunkKeys> {
+  const [data, id] = await Promise.all([
+    subtle.importKey('raw', key.dataKey, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']),
+    subtle.importKey('raw', key.idKey, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']),
+  ]);
+  return { data, id };
+}
+
+/** `chunkId`, off the main thread. */
+export async function chunkIdAsync(keys: ChunkKeys, plaintext: Uint8Array): Promise<Buffer> {
+  return Buffer.from(await subtle.sign('HMAC', keys.id, plaintext as View));
+}
+
+/** `seal`, off the main thread: nonce | ciphertext | tag, the same box. */
+export async function sealAsync(keys: ChunkKeys, plaintext: Uint8Array, associatedData: Uint8Array): Promise<Buffer> {
+  const nonce = randomBytes(NONCE_BYTES);
+  const body = await subtle.encrypt(
+    { name: 'AES-GCM', iv: nonce, additionalData: associatedData as View },
+    keys.data,
+    plaintext as View,
+  );
+  return Buffer.concat([nonce, new Uint8Array(body)], NONCE_BYTES + body.byteLength);
+}
+
+/** `unseal`, off the main thread; throws AuthenticationError naming `what` if the box was altered. */
+export async function unsealAsync(
+  keys: ChunkKeys,
+  sealed: Uint8Array,
+  associatedData: Uint8Array,
+  what: string,
+): Promise<Buffer> {
+  if (sealed.length < SEAL_OVERHEAD) throw new AuthenticationError(what);
+  try {
+    const plain = await subtle.decrypt(
+      { name: 'AES-GCM', iv: sealed.subarray(0, NONCE_BYTES) as View, additionalData: associatedData as View },
+      keys.data,
+      sealed.subarray(NONCE_BYTES) as View,
+    );
+    return Buffer.from(plain);
+  } catch {
+    throw new AuthenticationError(what);
+  }
 }
 
 export function randomHex(bytes: number): string {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { copyFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, open, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MiB, makeDiskImage, overwrite, sha256File, tempDir } from '../support/disk-images.ts';
@@ -40,7 +41,9 @@ test('an incremental backup reads only the changed ranges and restores the new c
   const image = join(dir, 'disk.img');
   await makeDiskImage(image, 32 * MiB, 11);
   const full = await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--name', 'disk0']);
-  assert.equal(full.stats.readBytes, 32 * MiB);
+  // The image is sparse: its holes are not read (see the test on holes below).
+  assert.equal(full.stats.readChunks, 32);
+  assert.ok(full.stats.readBytes < 32 * MiB && full.stats.readBytes > 0);
 
   const changed = [
     { offset: 3 * MiB + 4096, length: 8192 },
@@ -74,6 +77,54 @@ test('an incremental backup reads only the changed ranges and restores the new c
   await goldsnapJson(['repo', 'restore-image', incr.snapshot, restored, '--repo', repo]);
   assert.equal(await sha256File(restored), expected);
 });
+
+test('holes in a sparse image are not read, and it restores bit for bit', async (t) => {
+  const { dir, repo } = await newRepo(t);
+  const image = join(dir, 'sparse.img');
+  const size = 256 * MiB;
+  // 256 MiB of which 3 chunks hold data: a whole first chunk, 8 KiB across no boundary in the
+  // middle, and the last bytes of the file; the rest was never written.
+  const fh = await open(image, 'w');
+  await fh.truncate(size);
+  await fh.write(randomBytes(MiB), 0, MiB, 0);
+  await fh.write(randomBytes(8192), 0, 8192, 128 * MiB + 4096);
+  await fh.write(randomBytes(100), 0, 100, size - 100);
+  await fh.close();
+
+  const backup = await goldsnapJson(['repo', 'backup-image', image, '--repo', repo, '--name', 'sparse']);
+  assert.equal(backup.stats.readChunks, 256);
+  assert.equal(backup.stats.readBytes, 3 * MiB, 'only the chunks that hold data are read');
+  assert.equal(backup.stats.zeroChunks, 253);
+  assert.equal(backup.stats.newChunks, 3);
+
+  const restored = join(dir, 'restored.img');
+  await goldsnapJson(['repo', 'restore-image', backup.snapshot, restored, '--repo', repo]);
+  assert.equal((await stat(restored)).size, size);
+  assert.equal(await sha256File(restored), await sha256File(image));
+
+  // The same content, fully allocated (zeros written out): every byte is read, and the chunks are
+  // the same ones, so nothing new is stored.
+  const dense = join(dir, 'dense.img');
+  await copyFileDense(image, dense);
+  const again = await goldsnapJson(['repo', 'backup-image', dense, '--repo', repo, '--name', 'sparse']);
+  assert.equal(again.stats.readBytes, size);
+  assert.equal(again.stats.zeroChunks, 253);
+  assert.equal(again.stats.newChunks, 0);
+});
+
+/** Copies a file writing every byte, holes as zeros, so the copy has no holes. */
+async function copyFileDense(from: string, to: string): Promise<void> {
+  const src = await open(from, 'r');
+  const dst = await open(to, 'w');
+  const buf = Buffer.alloc(8 * MiB);
+  for (let offset = 0; ; offset += buf.length) {
+    const { bytesRead } = await src.read(buf, 0, buf.length, offset);
+    if (bytesRead === 0) break;
+    await dst.write(buf, 0, bytesRead, offset);
+  }
+  await src.close();
+  await dst.close();
+}
 
 test('identical data in two images is stored once', async (t) => {
   const { dir, repo } = await newRepo(t);
