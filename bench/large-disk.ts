@@ -12,7 +12,17 @@
  * copying the same ranges back from the base image, so no second copy of the disk is needed.
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { GiB, log, MiB } from './measure.ts';
 
@@ -46,6 +56,7 @@ export function ensureLargeDisk(dir: string, sizeBytes: number, dataBytes: numbe
   const disk: LargeDisk = { path: join(dir, `${name}.img`), sizeBytes, dataBytes: extentCount * EXTENT, extents };
   const done = join(dir, `${name}.v1.done`);
   if (existsSync(done) && existsSync(disk.path)) return disk;
+  mkdirSync(dir, { recursive: true });
 
   log(`making the large image: ${sizeBytes / GiB} GiB sparse, ${disk.dataBytes / GiB} GiB of data (once)`);
   rmSync(disk.path, { force: true });
