@@ -27,7 +27,7 @@ import { join, resolve } from 'node:path';
 import { ensureDiskFixture, ensureTools, IMAGE_SIZE } from './disk-fixture.ts';
 import { benchFileRestore } from './files-bench.ts';
 import { measureFloor } from './floor.ts';
-import { applyChanges, changeSet, ensureLargeDisk, undoChanges } from './large-disk.ts';
+import { applyChanges, changeSet, ensureLargeDisk, undoChanges, warmExtents } from './large-disk.ts';
 import { copySparse, dirBytes, GiB, log, median, MiB, sameContent, uptime, warm } from './measure.ts';
 import { type BackupResult, makeTool, sizeLabel, TOOLS, type ToolName } from './tools.ts';
 
@@ -214,6 +214,7 @@ function largeScenario(results: Record<string, unknown>, save: () => void) {
   for (const config of configs) {
     const tool = makeTool(config.name, join(dir, `${config.name}${config.chunkSize ?? ''}`), ctx, config.chunkSize);
     tool.init();
+    warmExtents(image, disk);
     const full = tool.backup(src, 'large full backup');
     const fullSize = tool.size();
     const indexBytes =
