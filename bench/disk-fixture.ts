@@ -23,7 +23,7 @@ export const IMAGE_SIZE = 2 * 1024 ** 3;
 /** The granularity at which a cloud reports changed blocks (Azure page ranges are coarser in practice). */
 export const CHANGE_GRANULARITY = 64 * 1024;
 
-const PACKAGES = ['restic', 'debootstrap', 'e2fsprogs', 'time'];
+const PACKAGES = ['restic', 'borgbackup', 'debootstrap', 'e2fsprogs', 'time'];
 const TREE_PACKAGES = 'python3,perl,git,less,vim-tiny,openssh-client,ca-certificates,curl';
 
 export interface DiskFixture {
@@ -35,7 +35,7 @@ export interface DiskFixture {
 }
 
 export function ensureTools(log: (line: string) => void): void {
-  const missing = ['restic', 'debootstrap', 'mkfs.ext4', 'debugfs'].filter((tool) => !onPath(tool));
+  const missing = ['restic', 'borg', 'debootstrap', 'mkfs.ext4', 'debugfs'].filter((tool) => !onPath(tool));
   if (!existsSync('/usr/bin/time')) missing.push('time');
   if (missing.length === 0) return;
   log(`installing ${PACKAGES.join(' ')} with apt-get (missing: ${missing.join(', ')})`);
