@@ -425,7 +425,8 @@ async function productRep(info: EmulatorConnectionInfo, connectionFile: string, 
   const data = join(work, `server-${vm}`);
   rmSync(data, { recursive: true, force: true });
   const server = start(
-    ['server', '--data', data, '--port', '0', '--proxy-idle', '120', '--scheduler-interval', '3600000'],
+    // A proxy writes its CPU profile only when it exits on its own (idle), not when killed.
+    ['server', '--data', data, '--port', '0', '--proxy-idle', PROFILE ? '2' : '120', '--scheduler-interval', '3600000'],
     { GOLDSNAP_EMULATOR: connectionFile, GOLDSNAP_PASSWORD: PASSWORD, DATABASE_URL: '' },
     'server',
   );
@@ -446,6 +447,7 @@ async function productRep(info: EmulatorConnectionInfo, connectionFile: string, 
     log(`${vm}: writing ${(disks.changedBytes / MiB).toFixed(1)} MiB of scattered changes`);
     await applyChanges(info, vm, disks);
     const incr = await run('incremental');
+    if (PROFILE) await waitFor(server, /proxy for \S+ \(pid \d+\) ended: exit 0/, server.out.lastIndexOf('done: read'));
     return { full, incr };
   } finally {
     await stop(server);
