@@ -62,6 +62,11 @@ const ACCESS_SECONDS = 3600;
 const SAS_PER_FAMILY = 5;
 /** Get Page Ranges on a whole large disk can time out; Azure advises asking in segments. */
 const PAGE_RANGE_SEGMENT = 8 * 1024 ** 3;
+/**
+ * Chunk reads a data proxy keeps in flight per disk: each waits a round trip to the storage
+ * service, which the worker pool alone (4 per worker) does not cover.
+ */
+const READS_IN_FLIGHT = 16;
 /** Put Page takes at most 4 MiB per request. */
 const MAX_PUT_PAGE = 4 * 1024 ** 2;
 
@@ -610,6 +615,7 @@ export class AzureCloud implements Cloud {
     let closed = false;
     return {
       sizeBytes: snapshot.sizeBytes,
+      readAhead: READS_IN_FLIGHT,
       read: async (offset, into) => {
         // A SAS that expires mid-disk is renewed and the read goes on where it was.
         await lease.run(async (url, aad) => {

@@ -33,7 +33,7 @@ const IN_FLIGHT_PER_WORKER = 4;
  * packed. Returns the disk's fixed index (not yet stored: the caller stores it after flushing the
  * pack writer, so that nothing ever refers to a chunk that is not findable).
  *
- * Memory: at most IN_FLIGHT_PER_WORKER × workers chunks in flight, each held once as plaintext
+ * Memory: at most IN_FLIGHT_PER_WORKER × workers chunks (or the reader's readAhead, if more) in flight, each held once as plaintext
  * and once sealed, plus what the pack writer holds (see PackWriter).
  */
 export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: FixedIndex; stats: DiskBackupStats }> {
@@ -65,7 +65,7 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
     newStoredBytes: 0,
   };
   const totalBytes = positions.reduce((sum, p) => sum + index.lengthAt(p), 0);
-  const slots = new Semaphore(pool.size * IN_FLIGHT_PER_WORKER);
+  const slots = new Semaphore(Math.max(pool.size * IN_FLIGHT_PER_WORKER, reader.readAhead ?? 0));
   let failure: Error | undefined;
   const tasks = new Set<Promise<void>>();
 

@@ -6,6 +6,11 @@ import { dataRanges } from './sparse-map.ts';
 /** A source of disk bytes: an image file, a block device, or (later) a cloud snapshot. */
 export interface DiskReader {
   readonly sizeBytes: number;
+  /**
+   * How many reads this source wants in flight (default: what the worker pool needs). A source
+   * over the network, whose every read waits a round trip, hides that wait with more.
+   */
+  readonly readAhead?: number;
   /** Fills `into` with the `into.length` bytes at `offset`. */
   read(offset: number, into: Uint8Array): Promise<void>;
   /**

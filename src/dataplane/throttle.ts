@@ -18,6 +18,7 @@ export function throttleReader(reader: DiskReader, bytesPerSecond: number): Disk
   const take = budget(bytesPerSecond);
   return {
     sizeBytes: reader.sizeBytes,
+    ...(reader.readAhead ? { readAhead: reader.readAhead } : {}),
     read: async (offset, into) => {
       await take(into.byteLength);
       await reader.read(offset, into);

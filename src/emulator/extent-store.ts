@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileAtomic, writeNewFile } from './durable.ts';
@@ -161,15 +161,19 @@ export class ExtentStore {
       }
     }
     try {
+      // The extents of a range are read at once, each straight into its place in `out`: one at a
+      // time, a 1 MiB read waited on 16 file reads in a row and the emulator, not the client, set
+      // the pace of every backup through it.
+      const reads: Promise<void>[] = [];
       for (let idx = Math.floor(offset / EXTENT_SIZE); idx * EXTENT_SIZE < offset + length; idx++) {
         const ext = m.get(idx);
         if (!ext) continue;
-        const data = await this.#readExtent(ext);
         const base = idx * EXTENT_SIZE;
         const from = Math.max(offset, base);
         const to = Math.min(offset + length, base + EXTENT_SIZE);
-        data.copy(out, from - offset, from - base, to - base);
+        reads.push(this.#readExtentInto(ext, from - base, out.subarray(from - offset, to - offset)));
       }
+      await Promise.all(reads);
     } finally {
       for (const ext of pinned) this.#ref(ext, -1);
     }
@@ -223,6 +227,18 @@ export class ExtentStore {
     }
     this.#refs.delete(ext);
     unlink(this.#extentPath(ext)).catch(() => {});
+  }
+
+  /** Reads `into.length` bytes of extent `ext` from `at` into `into`. */
+  async #readExtentInto(ext: string, at: number, into: Buffer): Promise<void> {
+    const h = await open(this.#extentPath(ext), 'r');
+    try {
+      const { bytesRead } = await h.read(into, 0, into.length, at);
+      if (bytesRead !== into.length)
+        throw new Error(`extent ${ext} is shorter than ${EXTENT_SIZE} bytes (read ${bytesRead} from ${at})`);
+    } finally {
+      await h.close();
+    }
   }
 
   async #readExtent(ext: string): Promise<Buffer> {

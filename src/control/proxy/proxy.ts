@@ -75,6 +75,7 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
               opts.log(
                 `${workerId}: transfer ${work.diskName} of run ${work.runId.slice(0, 8)} (${work.base ? 'changed blocks' : 'full'})`,
               );
+              const started = Date.now();
               const r = await transferDisk(opts.repo, opts.cloud, pool, {
                 snapshot: work.snapshot,
                 base: work.base,
@@ -82,6 +83,10 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
                 onProgress,
                 bandwidth: opts.bandwidth,
               });
+              const seconds = (Date.now() - started) / 1000;
+              opts.log(
+                `${workerId}: transfer ${work.diskName} of run ${work.runId.slice(0, 8)} done: read ${(r.stats.readBytes / 1024 ** 2).toFixed(1)} MiB in ${seconds.toFixed(2)} s (${(r.stats.readBytes / 1024 ** 2 / Math.max(seconds, 0.001)).toFixed(1)} MiB/s), stored ${(r.stats.newStoredBytes / 1024 ** 2).toFixed(1)} MiB`,
+              );
               return {
                 fixedIndex: r.fixedIndex,
                 stats: r.stats,
