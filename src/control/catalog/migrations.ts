@@ -210,6 +210,22 @@ export const migrations: readonly Migration[] = [
     // NULL reads as crash-consistent, what every policy made before this got.
     sql: `ALTER TABLE policies ADD COLUMN consistency jsonb;`,
   },
+  {
+    version: 9,
+    name: 'console sign-ins under way',
+    // An OpenID Connect login between the redirect to the provider and its answer: kept here, not
+    // in one process, so the callback may reach a restarted server or another one on this catalog.
+    sql: `
+      CREATE TABLE oidc_logins (
+        state         text PRIMARY KEY,
+        verifier      text NOT NULL,
+        nonce         text NOT NULL,
+        redirect_uri  text NOT NULL,
+        expires_at    timestamptz NOT NULL
+      );
+      CREATE INDEX oidc_logins_expires ON oidc_logins (expires_at);
+    `,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */
