@@ -16,6 +16,7 @@ import { PolicyStore } from '../catalog/policies.ts';
 import { importFromRepository } from '../catalog/rebuild.ts';
 import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
+import { SecretBox } from '../catalog/secret-box.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { startProxyLauncher } from '../proxy/start-launcher.ts';
 import type { JobPayloads } from '../jobs.ts';
@@ -167,6 +168,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       runs,
       policies,
       mail: mailSettingsFromEnv(),
+      secrets: SecretBox.fromMasterKey(repo.key),
       log,
       scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'),
       retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
