@@ -4,7 +4,7 @@ import { InvalidInputError, NotFoundError } from '../catalog/errors.ts';
 import { SecretBox } from '../catalog/secret-box.ts';
 import { errorMessage } from '../../util/errors.ts';
 
-export const AlertKinds = ['run-failed', 'schedule-missed', 'vm-unprotected'] as const;
+export const AlertKinds = ['run-failed', 'schedule-missed', 'vm-unprotected', 'check-failed'] as const;
 export type AlertKind = (typeof AlertKinds)[number];
 
 /** Where alerts go: a webhook (JSON POST signed with HMAC-SHA256) or e-mail recipients. */

@@ -25,6 +25,8 @@ import { consoleRoutes } from './routes/console.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { oidcRoutes } from './routes/oidc.ts';
 import { runRoutes } from './routes/runs.ts';
+import { checkRoutes } from './routes/checks.ts';
+import type { RepositoryChecker } from '../checks/repository-checker.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { idParam } from './schemas.ts';
 import { installStrictValidation } from './validation.ts';
@@ -43,6 +45,8 @@ export interface ApiDeps {
   proxyCredentials?: ProxyCredentialStore;
   /** Alert detection and delivery (routes under /api/alerts). */
   alerter?: Alerter;
+  /** Scheduled repository checks (routes under /api/checks). */
+  checker?: RepositoryChecker;
   /** The repository, for file-level restore and its size in /metrics. */
   repo?: Repository;
   /** Logs each request (JSON, without credentials) when given. */
@@ -360,6 +364,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   tokenRoutes(app, { deps, needs });
   auditRoutes(app, { deps, needs });
   alertRoutes(app, { deps, needs });
+  checkRoutes(app, { deps, needs });
   metricsRoutes(app, { deps, needs });
   oidcRoutes(app, { deps, needs });
 

@@ -17,6 +17,7 @@ import { importFromRepository } from '../catalog/rebuild.ts';
 import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
 import { SecretBox } from '../catalog/secret-box.ts';
+import { checkSettingsFromEnv, RepositoryChecker } from '../checks/repository-checker.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { startProxyLauncher } from '../proxy/start-launcher.ts';
 import type { JobPayloads } from '../jobs.ts';
@@ -173,6 +174,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'),
       retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
     });
+    const checker = new RepositoryChecker({ db, repo, alerts: alerter.store, settings: checkSettingsFromEnv(), log });
     const api = await buildApi({
       runs,
       policies,
@@ -184,6 +186,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       proxyToken: legacyProxyToken,
       proxyCredentials: credentials,
       alerter,
+      checker,
       repo,
       cloud,
       ...(opts.logger ? { logger: opts.logger } : {}),
@@ -225,6 +228,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => scheduler.stop());
     alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
     closers.push(() => alerter.stop());
+    checker.start();
+    closers.push(() => checker.stop());
     const reconcile = setInterval(
       () => void launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)),
       500,
