@@ -55,7 +55,8 @@ export class RepositoryChecker {
   private readonly log: (line: string) => void;
   private readonly server = `${hostname()}:${process.pid}`;
   private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  /** Checks under way (a scheduled one and some started by hand), awaited by stop(). */
+  private readonly running = new Set<Promise<unknown>>();
   private stopped = true;
 
   constructor(opts: {
@@ -86,18 +87,22 @@ export class RepositoryChecker {
       this.server,
     );
     if (!check) return undefined;
-    const done = this.check(check, readDataPercent);
-    this.running = done;
-    return done;
+    return this.track(this.check(check, readDataPercent));
   }
 
   /** Starts a check by hand and answers at once with its record (running). */
   async startCheck(readDataPercent = this.settings.readDataPercent): Promise<RepositoryCheck> {
     const check = await this.store.begin(null, readDataPercent > 0 ? `${readDataPercent}%` : 'none', this.server);
-    this.running = this.check(check!, readDataPercent).catch((err) =>
+    void this.track(this.check(check!, readDataPercent)).catch((err) =>
       this.log(`repository check: ${errorMessage(err)}`),
     );
     return check!;
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work)).catch(() => undefined);
+    return work;
   }
 
   private async check(check: RepositoryCheck, readDataPercent: number): Promise<RepositoryCheck> {
@@ -169,6 +174,6 @@ export class RepositoryChecker {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
+    await Promise.allSettled([...this.running]);
   }
 }
