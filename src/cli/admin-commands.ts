@@ -21,7 +21,7 @@ export function tokensCommand(): Command {
   common(
     tokens.command('list', { isDefault: true }).description('list tokens (names, roles, ids; never their secrets)'),
   ).action(async (opts: ClientOptions) => {
-    const list = await new ApiClient(opts).call<ApiToken[]>('GET', '/api/tokens');
+    const list = await new ApiClient(opts).call<ApiToken[]>('GET', '/api/tokens?limit=1000');
     out(opts, list, () =>
       table([
         ['ID', 'NAME', 'ROLE', 'CREATED'],
@@ -63,11 +63,23 @@ export function auditCommand(): Command {
     .option('--actor <name>', 'only changes made with this token name')
     .option('--action <text>', 'only actions containing this text, e.g. policies')
     .option('--since <time>', 'only changes at or after this time (ISO 8601)')
+    .option('--until <time>', 'only changes before this time (ISO 8601)')
+    .option('--search <text>', 'only changes whose actor, action, object or address contains this text')
+    .option('--refused', 'only requests that were refused (status 400 and up)')
     .option('--limit <n>', 'how many, newest first', countArg, 50)
     .option('--offset <n>', 'skip this many first', countArg, 0)
     .action(
       async (
-        opts: ClientOptions & { actor?: string; action?: string; since?: string; limit: number; offset: number },
+        opts: ClientOptions & {
+          actor?: string;
+          action?: string;
+          since?: string;
+          until?: string;
+          search?: string;
+          refused?: boolean;
+          limit: number;
+          offset: number;
+        },
       ) => {
         const api = new ApiClient(opts);
         const q = new URLSearchParams({
@@ -76,6 +88,9 @@ export function auditCommand(): Command {
           ...(opts.actor ? { actor: opts.actor } : {}),
           ...(opts.action ? { action: opts.action } : {}),
           ...(opts.since ? { since: opts.since } : {}),
+          ...(opts.until ? { until: opts.until } : {}),
+          ...(opts.search ? { q: opts.search } : {}),
+          ...(opts.refused ? { outcome: 'refused' } : {}),
         });
         const list = await api.call<AuditEntry[]>('GET', `/api/audit?${q}`);
         const total = Number(api.lastHeaders?.get('x-total-count') ?? list.length);

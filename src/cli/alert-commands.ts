@@ -1,9 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { AlertChannel, AlertDelivery, AlertEvent } from '../control/alerts/alert-store.ts';
+import { type AlertChannel, type AlertDelivery, type AlertEvent, AlertKinds } from '../control/alerts/alert-store.ts';
 import { ApiClient, common, out, table, type ClientOptions } from './control-commands.ts';
 import { collect } from './parse.ts';
 
-const kinds = ['run-failed', 'schedule-missed', 'vm-unprotected'];
+const kinds: readonly string[] = AlertKinds;
 
 function eventArg(value: string, previous: string[] = []): string[] {
   if (!kinds.includes(value))
@@ -14,7 +14,7 @@ function eventArg(value: string, previous: string[] = []): string[] {
 /** `goldsnap alerts`: where alerts go (webhooks, e-mail) and what was raised. */
 export function alertsCommand(): Command {
   const alerts = new Command('alerts').description(
-    'alerts on failed runs, missed schedules and unprotected VMs: channels and events',
+    'alerts on failed runs, missed schedules, unprotected VMs and failed repository checks: channels and events',
   );
   common(alerts.command('channels').description('list alert channels')).action(async (opts: ClientOptions) => {
     const list = await new ApiClient(opts).call<AlertChannel[]>('GET', '/api/alerts/channels');

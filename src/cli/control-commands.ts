@@ -193,7 +193,7 @@ async function vmIdsOf(api: ApiClient, refs: string[]): Promise<string[]> {
   if (refs.every((r) => r.startsWith('/subscriptions/'))) return refs;
   const vms = await api.call<Array<{ id: string; name: string; resourceGroup: string }>>(
     'GET',
-    '/api/vms?refresh=true',
+    '/api/vms?refresh=true&limit=1000',
   );
   return refs.map((ref) => {
     if (ref.startsWith('/subscriptions/')) return ref;
@@ -222,7 +222,7 @@ export function controlCommands(): Command[] {
           tags: Record<string, string>;
           disks: Array<{ name: string; sizeBytes: number; role: string; golden?: { snapshotId: string } }>;
         }>
-      >('GET', `/api/vms${opts.refresh ? '?refresh=true' : ''}`);
+      >('GET', `/api/vms?limit=1000${opts.refresh ? '&refresh=true' : ''}`);
       out(opts, list, () =>
         table([
           ['NAME', 'REGION', 'RESOURCE GROUP', 'DISKS', 'GOLDEN', 'TAGS'],
@@ -254,7 +254,7 @@ export function controlCommands(): Command[] {
           retention: Record<string, number>;
           nextRuns: string[];
         }>
-      >('GET', '/api/policies');
+      >('GET', '/api/policies?limit=1000');
       out(opts, list, () =>
         table([
           ['NAME', 'SCHEDULE', 'ENABLED', 'SELECTS', 'KEEPS', 'NEXT RUN'],
@@ -451,7 +451,7 @@ export function controlCommands(): Command[] {
           time: string;
           point: { tags: string[]; consistency?: string; disks: Array<{ name: string; sizeBytes: number }> };
         }>
-      >('GET', `/api/recovery-points${opts.vm ? `?vmId=${encodeURIComponent(opts.vm)}` : ''}`);
+      >('GET', `/api/recovery-points?limit=1000${opts.vm ? `&vm=${encodeURIComponent(opts.vm)}` : ''}`);
       out(opts, list, () =>
         table([
           ['ID', 'TIME', 'VM', 'CONSISTENCY', 'DISKS'],

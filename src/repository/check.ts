@@ -41,6 +41,8 @@ export interface CheckOptions {
   readData?: boolean;
   /** Needed for readData. */
   pool?: ChunkOpener;
+  /** With readData, read only the packs this picks (a sample per scheduled check); default: all. */
+  readPack?: (pack: string) => boolean;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -169,7 +171,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           indexNeedsRepair = true;
         }
       }
-      if (opts.readData) await readPackData(repo, opts.pool!, pack, size, entries, report);
+      if (opts.readData && (opts.readPack?.(pack) ?? true))
+        await readPackData(repo, opts.pool!, pack, size, entries, report);
     } catch (err) {
       report.errors.push(`${what}: ${errorMessage(err)}`);
     } finally {

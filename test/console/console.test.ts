@@ -32,7 +32,7 @@ after(async () => {
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
-test('the console: sign in, dashboard, back up, runs and their detail, policy forms, restore wizard, tokens; usable at 390 px', {
+test('the console: sign in, dashboard, back up, runs and their detail, policy forms, restore wizard, tokens, audit log; lists searched and paged; usable at 390 px', {
   skip,
 }, async () => {
   await server.createVm({
@@ -72,6 +72,15 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   assert.equal(await button!.evaluate((el) => el.isConnected), true, 'the refresh kept the element under the pointer');
   await button!.click();
   await page.waitForSelector('#message:has-text("Backup of console-vm started")');
+  // The chart is drawn (uPlot, canvas); the VM list is searched and filtered by the server.
+  await page.waitForSelector('#daily-chart canvas');
+  await page.fill('#vm-filters input[name="q"]', 'console');
+  await page.waitForSelector('#vm-page-info:has-text("1–1 of 1")');
+  await page.selectOption('#vm-filters select[name="protected"]', 'true');
+  await page.waitForSelector('#vm-page-info:has-text("No VM matches")');
+  await page.selectOption('#vm-filters select[name="protected"]', '');
+  await page.fill('#vm-filters input[name="q"]', '');
+  await row.waitFor();
   await shot(page, 'dashboard');
 
   // Runs: the run succeeds; filters and the detail page.
@@ -107,13 +116,23 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await page.waitForSelector('#policies tbody tr:has-text("console-nightly"):has-text("last 3, 7 daily")');
   await policy.locator('button', { hasText: 'Pause' }).click();
   await page.waitForSelector('#policies tbody tr.paused:has-text("console-nightly")');
+  await page.selectOption('#policy-filters select[name="enabled"]', 'true');
+  await page.waitForSelector('#policy-page-info:has-text("No policy matches")');
+  await page.selectOption('#policy-filters select[name="enabled"]', 'false');
+  await page.fill('#policy-filters input[name="q"]', 'nightly');
+  await page.waitForSelector('#policy-page-info:has-text("1–1 of 1")');
   await shot(page, 'policies');
   await policy.locator('button', { hasText: 'Delete' }).click();
   await page.waitForSelector('#message:has-text("console-nightly deleted")');
-  assert.equal(await page.locator('#policies tbody tr', { hasText: 'console-nightly' }).count(), 0);
+  // The list reloads after the message: wait for the row to go rather than count at once.
+  await page.locator('#policies tbody tr', { hasText: 'console-nightly' }).waitFor({ state: 'detached' });
 
   // Restore wizard: point, disks, where, progress.
   await page.click('nav a[data-view="restore"]');
+  await page.fill('#point-filters input[name="vm"]', 'no-such-vm');
+  await page.waitForSelector('#point-page-info:has-text("No recovery point matches")');
+  await page.fill('#point-filters input[name="vm"]', 'console-vm');
+  await page.waitForSelector('#point-page-info:has-text("1–1 of 1")');
   await page.click('#points tbody tr:has-text("console-vm") button:has-text("Restore")');
   await page.click('#restore-disks button[type="submit"]');
   await page.fill('#restore input[name="name"]', 'from-console');
@@ -123,6 +142,13 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await page.waitForSelector('#restore-result:has-text("Restored")', { timeout: 120_000 });
   assert.match((await page.textContent('#restore-result')) ?? '', /from-console-console-vm-os \(eastus\)/);
   await shot(page, 'restore-done');
+  // The restore is listed (server-side filters) once the wizard is left.
+  await page.click('nav a[data-view="runs"]');
+  await page.click('nav a[data-view="restore"]');
+  await page.selectOption('#restore-filters select[name="state"]', 'done');
+  await page.waitForSelector('#restores tbody tr:has-text("from-console")');
+  await page.fill('#restore-filters input[name="q"]', 'no-such-restore');
+  await page.waitForSelector('#restore-page-info:has-text("No restore matches")');
 
   // Tokens: created (secret shown once), listed, revoked; the audit log shows it.
   await page.click('nav a[data-view="tokens"]');
@@ -130,17 +156,37 @@ test('the console: sign in, dashboard, back up, runs and their detail, policy fo
   await page.selectOption('#token-form select[name="role"]', 'operator');
   await page.click('#token-form button[type="submit"]');
   assert.match((await page.textContent('#new-token')) ?? '', /gs_/);
+  await page.selectOption('#token-filters select[name="role"]', 'operator');
+  await page.waitForSelector('#token-page-info:has-text("1–1 of 1")');
+  await shot(page, 'tokens');
   await page.click('#tokens tbody tr:has-text("robot") button:has-text("Revoke")');
   await page.waitForSelector('#message:has-text("robot revoked")');
+  await page.waitForSelector('#token-page-info:has-text("No token matches")');
+
+  // Audit log: its own page, searched by who, what, outcome and time.
+  await page.click('nav a[data-view="audit"]');
   await page.waitForSelector('#audit tbody tr:has-text("DELETE /api/tokens/:id")');
   assert.match((await page.textContent('#audit')) ?? '', /admin \(admin\).*POST \/api\/tokens/s);
-  await shot(page, 'tokens');
+  await page.fill('#audit-filters input[name="action"]', 'DELETE /api/tokens');
+  await page.waitForSelector('#audit-page-info:has-text("1–1 of 1")');
+  await page.fill('#audit-filters input[name="actor"]', 'robot');
+  await page.waitForSelector('#audit-page-info:has-text("No change matches")');
+  await page.fill('#audit-filters input[name="actor"]', 'admin');
+  await page.waitForSelector('#audit-page-info:has-text("1–1 of 1")');
+  await page.fill('#audit-filters input[name="since"]', '2099-01-01T00:00');
+  await page.waitForSelector('#audit-page-info:has-text("No change matches")');
+  await page.fill('#audit-filters input[name="since"]', '');
+  await page.fill('#audit-filters input[name="action"]', '');
+  await page.fill('#audit-filters input[name="actor"]', '');
+  await page.waitForSelector('#audit tbody tr:has-text("PATCH /api/policies/:id")');
+  await shot(page, 'audit');
 
   // 390 px wide: nothing overflows sideways on any page.
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const view of ['dashboard', 'runs', 'policies', 'restore', 'tokens']) {
+  for (const view of ['dashboard', 'runs', 'policies', 'restore', 'tokens', 'audit']) {
     await page.click(`nav a[data-view="${view}"]`);
     await page.waitForSelector(`#page-${view} h1`);
+    await page.waitForSelector(`#page-${view} table`);
     await page.waitForLoadState('networkidle');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `${view} fits 390 px (is ${width} px wide)`);

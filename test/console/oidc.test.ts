@@ -30,10 +30,12 @@ async function freePort(): Promise<number> {
 let server: ServerUnderTest;
 let idp: Server;
 let browser: Browser;
+let port: number;
 
 before(async () => {
   if (skip) return;
-  const [idpPort, port] = [await freePort(), await freePort()];
+  const idpPort = await freePort();
+  port = await freePort();
   const provider = new Provider(`http://127.0.0.1:${idpPort}`, {
     clients: [
       {
@@ -114,4 +116,27 @@ test('OpenID Connect sign-in: groups map to roles; no matching group, no access'
 
   const audit = (await server.api('GET', '/api/audit?action=SIGN-IN')).body as Array<{ actor: string; action: string }>;
   assert.deepEqual(audit.map((a) => a.actor).sort(), ['oidc:alice', 'oidc:bob']);
+});
+
+test('a sign-in survives a server restart between the redirect to the provider and its answer', { skip }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(server.url);
+  await page.click('#oidc');
+  await page.waitForSelector('input[name="login"]');
+  // The login under way is in the catalog, not in the process that sent the browser away.
+  await server.stop();
+  await server.start(['--port', String(port)]);
+  await page.fill('input[name="login"]', 'alice');
+  await page.fill('input[name="password"]', 'anything');
+  await page.click('button[type="submit"]');
+  await page.click('button[type="submit"]'); // the provider's consent page
+  await page.waitForSelector('#page-dashboard h1');
+  assert.equal(new URL(page.url()).hash, '#/dashboard');
+  await context.close();
+
+  // A callback whose state was already used (or never issued) is refused.
+  const replay = await fetch(new URL('/auth/oidc/callback?code=x&state=never-issued', server.url));
+  assert.equal(replay.status, 400);
+  assert.match(await replay.text(), /unknown or took over 10 minutes/);
 });

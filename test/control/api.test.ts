@@ -249,6 +249,86 @@ describe('REST API', () => {
     assert.match(text.stdout, /auditor-view\s+viewer\s+POST \/api\/runs\s+403/);
   });
 
+  test('every list is searched, filtered and paged by the server; a wrong filter is a 400 naming it', async () => {
+    const list = async (path: string) => {
+      const res = await fetch(new URL(path, server.url), { headers: { authorization: `Bearer ${server.adminToken}` } });
+      const body = await res.json();
+      return {
+        status: res.status,
+        body,
+        total: Number(res.headers.get('x-total-count')),
+        next: res.headers.get('link'),
+      };
+    };
+    const refused = async (path: string, field: string) => {
+      const r = await list(path);
+      assert.equal(r.status, 400, `${path} is refused`);
+      assert.equal(r.body.field, field, `${path} names ${field}`);
+    };
+
+    const vms = await list('/api/vms?q=page-a');
+    assert.deepEqual(
+      vms.body.map((v: { name: string }) => v.name),
+      ['page-a'],
+    );
+    assert.equal(vms.total, 1);
+    const firstVm = await list('/api/vms?limit=1');
+    assert.equal(firstVm.body.length, 1);
+    assert.ok(firstVm.total >= 2);
+    assert.match(firstVm.next ?? '', /^<\/api\/vms\?limit=1&offset=1>; rel="next"$/);
+    assert.equal((await list('/api/vms?protected=false&q=page-a')).total, 1, 'no policy selects page-a');
+    await refused('/api/vms?protected=maybe', 'protected');
+    await refused('/api/vms?colour=red', 'colour');
+
+    const policies = await list('/api/policies?q=stri');
+    assert.deepEqual(
+      policies.body.map((p: { name: string }) => p.name),
+      ['strict'],
+    );
+    await refused('/api/policies?enabled=banana', 'enabled');
+
+    const tokens = await list('/api/tokens?role=viewer&q=auditor');
+    assert.deepEqual(
+      tokens.body.map((t: { name: string }) => t.name),
+      ['auditor-view'],
+    );
+    assert.equal((await list('/api/tokens?kind=session')).total, 0, 'no console sign-in yet');
+    await refused('/api/tokens?role=root', 'role');
+
+    const pageA = vms.body[0].id as string;
+    const points = await list('/api/recovery-points?vm=page-a');
+    assert.ok(points.total > 0);
+    assert.ok(points.body.every((p: { vmId: string }) => p.vmId === pageA));
+    assert.equal((await list(`/api/recovery-points?vm=${encodeURIComponent(pageA)}`)).total, points.total);
+    assert.equal((await list('/api/recovery-points?vm=page-a&since=2099-01-01T00:00:00Z')).total, 0);
+    const onePoint = await list('/api/recovery-points?vm=page-a&limit=1');
+    assert.equal(onePoint.body.length, 1);
+    assert.equal(onePoint.next !== null, points.total > 1);
+    await refused('/api/recovery-points?since=yesterday', 'since');
+
+    const restores = await list('/api/restores?state=done');
+    assert.equal(restores.status, 200);
+    assert.deepEqual(restores.body, []);
+    assert.equal(restores.total, 0);
+    await refused('/api/restores?state=bogus', 'state');
+
+    const refusedChanges = await list('/api/audit?outcome=refused&actor=auditor-view');
+    assert.ok(refusedChanges.total >= 1);
+    assert.ok(
+      refusedChanges.body.every(
+        (e: { status: number; actor: string }) => e.status >= 400 && e.actor === 'auditor-view',
+      ),
+    );
+    assert.equal((await list('/api/audit?until=2000-01-01T00:00:00Z')).total, 0);
+    const aboutStrict = await list('/api/audit?q=strict');
+    assert.ok(
+      aboutStrict.body.some(
+        (e: { action: string; target: string }) => e.action === 'PATCH /api/policies/:id' && e.target === 'strict',
+      ),
+    );
+    await refused('/api/audit?outcome=maybe', 'outcome');
+  });
+
   test('CLI output: plain progress lines to 100% when stderr is not a terminal; policies read as sentences, next run in their zone', async () => {
     await server.createVm({
       ...smallVm('out-1'),

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Queryable } from '../catalog/database.ts';
 import { InvalidInputError, NotFoundError } from '../catalog/errors.ts';
+import { SecretBox } from '../catalog/secret-box.ts';
 import { errorMessage } from '../../util/errors.ts';
 
-export const AlertKinds = ['run-failed', 'schedule-missed', 'vm-unprotected'] as const;
+export const AlertKinds = ['run-failed', 'schedule-missed', 'vm-unprotected', 'check-failed'] as const;
 export type AlertKind = (typeof AlertKinds)[number];
 
 /** Where alerts go: a webhook (JSON POST signed with HMAC-SHA256) or e-mail recipients. */
@@ -44,11 +45,41 @@ export interface DueDelivery {
   attempts: number;
 }
 
-/** Alert channels, events and deliveries in the catalog. */
+/** Where a channel's sealed secret belongs (the associated data of its box). */
+const secretPlace = (channelId: string) => `alert_channels.secret:${channelId}`;
+
+/** Alert channels, events and deliveries in the catalog. Webhook secrets are stored sealed (catalog/secret-box.ts). */
 export class AlertStore {
   readonly db: Queryable;
-  constructor(db: Queryable) {
+  private readonly box: SecretBox;
+  constructor(db: Queryable, box: SecretBox) {
     this.db = db;
+    this.box = box;
+  }
+
+  /** Seals the plaintext secrets an older server stored; returns how many. Idempotent. */
+  async sealPlaintextSecrets(): Promise<number> {
+    const rows = await this.db.query<{ id: string; secret: string }>(
+      'SELECT id, secret FROM alert_channels WHERE secret IS NOT NULL',
+    );
+    let sealed = 0;
+    for (const r of rows.filter((x) => !SecretBox.isSealed(x.secret))) {
+      await this.db.query('UPDATE alert_channels SET secret = $2 WHERE id = $1 AND secret = $3', [
+        r.id,
+        this.box.seal(r.secret, secretPlace(r.id)),
+        r.secret,
+      ]);
+      sealed++;
+    }
+    return sealed;
+  }
+
+  /** A channel's signing secret, opened. */
+  async secretOf(channelId: string): Promise<string | null> {
+    const [row] = await this.db.query<{ secret: string | null }>('SELECT secret FROM alert_channels WHERE id = $1', [
+      channelId,
+    ]);
+    return row?.secret ? this.box.open(row.secret, secretPlace(channelId)) : null;
   }
 
   /**
@@ -79,7 +110,14 @@ export class AlertStore {
     try {
       await this.db.query(
         'INSERT INTO alert_channels (id, name, kind, target, secret, events) VALUES ($1, $2, $3, $4, $5, $6)',
-        [id, input.name, input.kind, input.target, secret, JSON.stringify(input.events ?? [])],
+        [
+          id,
+          input.name,
+          input.kind,
+          input.target,
+          secret && this.box.seal(secret, secretPlace(id)),
+          JSON.stringify(input.events ?? []),
+        ],
       );
     } catch (err) {
       if (/unique|duplicate/i.test(errorMessage(err)))
@@ -159,7 +197,7 @@ export class AlertStore {
         details: r.details,
         createdAt: new Date(r.ev_created_at).toISOString(),
       },
-      channel: { ...channelFromRow(r), secret: r.secret },
+      channel: { ...channelFromRow(r), secret: r.secret && this.box.open(r.secret, secretPlace(r.id)) },
     }));
   }
 

@@ -1,6 +1,7 @@
 import type { Database } from '../catalog/database.ts';
 import type { PolicyStore } from '../catalog/policies.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
+import type { SecretBox } from '../catalog/secret-box.ts';
 import { AlertStore } from './alert-store.ts';
 import { failedRuns, missedSchedules, unprotectedVms, type NewAlert } from './detect.ts';
 import { AlertSender, type MailSettings } from './senders.ts';
@@ -11,6 +12,8 @@ export interface AlerterOptions {
   runs: SqlRunStore;
   policies: PolicyStore;
   mail: MailSettings;
+  /** Seals webhook secrets in the catalog. */
+  secrets: SecretBox;
   log: (line: string) => void;
   /** A schedule occurrence not fired this long after it was due is missed (default 5 min). */
   scheduleGraceMs?: number;
@@ -37,7 +40,7 @@ export class Alerter {
 
   constructor(opts: AlerterOptions) {
     this.opts = opts;
-    this.store = new AlertStore(opts.db);
+    this.store = new AlertStore(opts.db, opts.secrets);
     this.sender = new AlertSender(opts.mail);
   }
 
@@ -87,12 +90,8 @@ export class Alerter {
   /** Sends a test event to one channel now, outside the catalog's events; throws what went wrong. */
   async sendTest(channelRef: string): Promise<void> {
     const channel = await this.store.getChannel(channelRef);
-    const [withSecret] = await this.opts.db.query<{ secret: string | null }>(
-      'SELECT secret FROM alert_channels WHERE id = $1',
-      [channel.id],
-    );
     await this.sender.send(
-      { ...channel, secret: withSecret?.secret ?? null },
+      { ...channel, secret: await this.store.secretOf(channel.id) },
       {
         key: `test:${Date.now()}`,
         kind: 'run-failed',
@@ -106,7 +105,12 @@ export class Alerter {
   start(intervalMs = 30_000): void {
     if (!this.stopped) return;
     this.stopped = false;
+    const sealed = this.store.sealPlaintextSecrets().then(
+      (n) => n > 0 && this.opts.log(`alerts: sealed ${n} webhook secret(s) stored in plaintext by an older server`),
+      (err) => this.opts.log(`alerts: could not seal plaintext webhook secrets: ${errorMessage(err)}`),
+    );
     const loop = async () => {
+      await sealed;
       this.running = this.tick().catch((err) => this.opts.log(`alerts: ${errorMessage(err)}`));
       await this.running;
       this.running = undefined;

@@ -25,6 +25,11 @@ import { consoleRoutes } from './routes/console.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { oidcRoutes } from './routes/oidc.ts';
 import { runRoutes } from './routes/runs.ts';
+import { checkRoutes } from './routes/checks.ts';
+import { mentions, pageHeaders, pageOf, pageQuery, textQuery, timeRangeQuery } from './routes/paging.ts';
+import { matchesSelection } from '../catalog/policies.ts';
+import { queryRecoveryPoints, queryRestoreIds } from '../catalog/list-queries.ts';
+import type { RepositoryChecker } from '../checks/repository-checker.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { idParam } from './schemas.ts';
 import { installStrictValidation } from './validation.ts';
@@ -43,6 +48,8 @@ export interface ApiDeps {
   proxyCredentials?: ProxyCredentialStore;
   /** Alert detection and delivery (routes under /api/alerts). */
   alerter?: Alerter;
+  /** Scheduled repository checks (routes under /api/checks). */
+  checker?: RepositoryChecker;
   /** The repository, for file-level restore and its size in /metrics. */
   repo?: Repository;
   /** Logs each request (JSON, without credentials) when given. */
@@ -158,25 +165,69 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     {
       preHandler: needs('viewer'),
       schema: {
-        summary: 'VMs in the cloud account, with their disks',
-        querystring: { type: 'object', properties: { refresh: { type: 'boolean' } } },
+        summary: 'VMs in the cloud account, with their disks; filtered and paged (total in X-Total-Count)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            refresh: { type: 'boolean' },
+            region: { type: 'string', minLength: 1 },
+            resourceGroup: { type: 'string', minLength: 1 },
+            protected: { type: 'boolean', description: 'selected by an enabled policy, or not' },
+            ...textQuery,
+            ...pageQuery,
+          },
+        },
       },
     },
-    async (req) => {
-      if (req.query.refresh) await deps.orchestrator.refreshInventory();
+    async (req, reply) => {
+      const q = req.query;
+      if (q.refresh) await deps.orchestrator.refreshInventory();
       const golden = new Map((await deps.runs.listGolden()).map((g) => [g.diskId, g]));
-      return (await deps.runs.listVms()).map((vm) => ({
+      const active = (await deps.policies.list()).filter((p) => p.enabled);
+      const vms = (await deps.runs.listVms()).map((vm) => ({
         ...vm,
-        disks: vm.disks.map((d) => ({ ...d, golden: golden.get(d.id) })),
+        protected: active.some((p) => matchesSelection(p.selection, vm)),
       }));
+      return pageOf(
+        req,
+        reply,
+        '/api/vms',
+        vms,
+        (vm) =>
+          (q.region === undefined || vm.region === q.region) &&
+          (q.resourceGroup === undefined || vm.resourceGroup.toLowerCase() === q.resourceGroup.toLowerCase()) &&
+          (q.protected === undefined || vm.protected === q.protected) &&
+          mentions(q.q, vm.name, vm.id, vm.resourceGroup, vm.region, ...Object.values(vm.tags ?? {})),
+      ).map((vm) => ({ ...vm, disks: vm.disks.map((d) => ({ ...d, golden: golden.get(d.id) })) }));
     },
   );
 
-  app.get('/api/policies', { preHandler: needs('viewer'), schema: { summary: 'Backup policies' } }, async () => {
-    return Promise.all(
-      (await deps.policies.list()).map(async (p) => ({ ...p, nextRuns: deps.scheduler.nextRuns(p, 3) })),
-    );
-  });
+  app.get(
+    '/api/policies',
+    {
+      preHandler: needs('viewer'),
+      schema: {
+        summary: 'Backup policies, filtered and paged (total in X-Total-Count)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { enabled: { type: 'boolean' }, ...textQuery, ...pageQuery },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { enabled, q } = req.query;
+      const page = pageOf(
+        req,
+        reply,
+        '/api/policies',
+        await deps.policies.list(),
+        (p) => (enabled === undefined || p.enabled === enabled) && mentions(q, p.name, p.id, p.cron),
+      );
+      return page.map((p) => ({ ...p, nextRuns: deps.scheduler.nextRuns(p, 3) }));
+    },
+  );
   app.post(
     '/api/policies',
     {
@@ -254,11 +305,31 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     {
       preHandler: needs('viewer'),
       schema: {
-        summary: 'Recovery points, newest first',
-        querystring: { type: 'object', properties: { vmId: { type: 'string' } } },
+        summary: 'Recovery points, newest first, filtered and paged (total in X-Total-Count)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            vm: { type: 'string', minLength: 1, description: 'VM id or name' },
+            vmId: { type: 'string', minLength: 1, description: 'older name of vm' },
+            ...timeRangeQuery,
+            q: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 200,
+              description: 'text in the VM name, point id or a disk name',
+            },
+            ...pageQuery,
+          },
+        },
       },
     },
-    async (req) => deps.runs.listRecoveryPoints({ vmId: req.query.vmId, limit: 1000 }),
+    async (req, reply) => {
+      const { vmId, ...q } = req.query;
+      const { points, total } = await queryRecoveryPoints(deps.runs.db, { ...q, vm: q.vm ?? vmId });
+      pageHeaders(req, reply, '/api/recovery-points', points.length, total);
+      return points;
+    },
   );
   app.get(
     '/api/golden-snapshots',
@@ -315,6 +386,31 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   );
   app.get(
+    '/api/restores',
+    {
+      preHandler: needs('viewer'),
+      schema: {
+        summary: 'Restores, newest first, filtered and paged (total in X-Total-Count)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: ['queued', 'running', 'done', 'failed'] },
+            ...timeRangeQuery,
+            q: { type: 'string', minLength: 1, maxLength: 200, description: 'text in the request or the error' },
+            ...pageQuery,
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { ids, total } = await queryRestoreIds(deps.runs.db, req.query);
+      const jobs = await Promise.all(ids.map((id) => deps.queue.get(id)));
+      pageHeaders(req, reply, '/api/restores', ids.length, total);
+      return jobs.filter((j) => j !== undefined).map(restoreView);
+    },
+  );
+  app.get(
     '/api/restores/:id',
     { preHandler: needs('viewer'), schema: { summary: 'Progress and result of a restore', params: idParam } },
     async (req) => {
@@ -360,6 +456,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   tokenRoutes(app, { deps, needs });
   auditRoutes(app, { deps, needs });
   alertRoutes(app, { deps, needs });
+  checkRoutes(app, { deps, needs });
   metricsRoutes(app, { deps, needs });
   oidcRoutes(app, { deps, needs });
 

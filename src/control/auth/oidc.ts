@@ -1,5 +1,6 @@
 import * as client from 'openid-client';
 import { Roles, type Role } from '../api/auth.ts';
+import type { Queryable } from '../catalog/database.ts';
 
 /**
  * Console sign-in through an OpenID Connect provider (authorization code flow with PKCE). The
@@ -64,12 +65,8 @@ export function roleForGroups(groups: unknown, roleOfGroup: Map<string, Role>): 
   return best;
 }
 
-interface PendingLogin {
-  verifier: string;
-  nonce: string;
-  redirectUri: string;
-  expires: number;
-}
+/** How long a sign-in may take between the redirect to the provider and its answer. */
+const LOGIN_MS = 600_000;
 
 export interface SignedIn {
   name: string;
@@ -79,11 +76,15 @@ export interface SignedIn {
 export class OidcSignIn {
   readonly settings: OidcSettings;
   private config?: Promise<client.Configuration>;
-  /** Logins under way, by state (10 minutes at most). Held in this process: one server answers both legs. */
-  private readonly pending = new Map<string, PendingLogin>();
+  /**
+   * Logins under way are rows of `oidc_logins` (by state, 10 minutes at most): the callback may
+   * reach a server restarted since the redirect, or another server process on the same catalog.
+   */
+  private readonly db: Queryable;
 
-  constructor(settings: OidcSettings) {
+  constructor(settings: OidcSettings, db: Queryable) {
     this.settings = settings;
+    this.db = db;
   }
 
   private configuration(): Promise<client.Configuration> {
@@ -105,12 +106,15 @@ export class OidcSignIn {
   /** Where to send the browser to sign in. */
   async startLogin(redirectUri: string): Promise<URL> {
     const config = await this.configuration();
-    const now = Date.now();
-    for (const [k, v] of this.pending) if (v.expires < now) this.pending.delete(k);
+    await this.db.query('DELETE FROM oidc_logins WHERE expires_at < now()');
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
-    this.pending.set(state, { verifier, nonce, redirectUri, expires: now + 600_000 });
+    await this.db.query(
+      `INSERT INTO oidc_logins (state, verifier, nonce, redirect_uri, expires_at)
+       VALUES ($1, $2, $3, $4, now() + $5::float8 * interval '1 millisecond')`,
+      [state, verifier, nonce, redirectUri, LOGIN_MS],
+    );
     return client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
       scope: this.settings.scopes,
@@ -124,10 +128,12 @@ export class OidcSignIn {
   /** Completes a login from the provider's redirect: who signed in, and the role their groups give. */
   async finishLogin(callbackUrl: URL): Promise<SignedIn> {
     const state = callbackUrl.searchParams.get('state') ?? '';
-    const login = this.pending.get(state);
-    if (!login || login.expires < Date.now())
-      throw new SignInError('this sign-in is unknown or took over 10 minutes: start again');
-    this.pending.delete(state);
+    // Taken once: a replayed callback finds nothing.
+    const [login] = await this.db.query<{ verifier: string; nonce: string }>(
+      'DELETE FROM oidc_logins WHERE state = $1 AND expires_at >= now() RETURNING verifier, nonce',
+      [state],
+    );
+    if (!login) throw new SignInError('this sign-in is unknown or took over 10 minutes: start again');
     const config = await this.configuration();
     const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
       pkceCodeVerifier: login.verifier,

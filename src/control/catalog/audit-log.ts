@@ -22,9 +22,16 @@ export interface AuditEntry {
 export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'>;
 
 export interface AuditQuery {
+  /** Who: the token name, exactly (`admin`, `oidc:alice`). */
   actor?: string;
+  /** Text in the action (`PATCH`, `/api/policies`, `SIGN-IN`). */
   action?: string;
+  /** Text in the actor, action, target or client address. */
+  q?: string;
+  /** `ok` (2xx, 3xx) or `refused` (4xx, 5xx). */
+  outcome?: 'ok' | 'refused';
   since?: string;
+  until?: string;
   limit?: number;
   offset?: number;
 }
@@ -71,10 +78,20 @@ export class AuditLog {
   /** Newest first, with the number of entries that match in all. */
   async list(q: AuditQuery = {}): Promise<{ entries: AuditEntry[]; total: number }> {
     const where = `WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action ILIKE '%' || $2 || '%')
-      AND ($3::timestamptz IS NULL OR at >= $3)`;
-    const params = [q.actor ?? null, q.action ?? null, q.since ?? null];
+      AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
+      AND ($5::text IS NULL OR actor ILIKE '%' || $5 || '%' OR action ILIKE '%' || $5 || '%'
+           OR target ILIKE '%' || $5 || '%' OR ip ILIKE '%' || $5 || '%')
+      AND ($6::text IS NULL OR ($6 = 'ok') = (status < 400))`;
+    const params = [
+      q.actor ?? null,
+      q.action ?? null,
+      q.since ?? null,
+      q.until ?? null,
+      q.q ?? null,
+      q.outcome ?? null,
+    ];
     const rows = await this.db.query<AuditRow>(
-      `SELECT * FROM audit_log ${where} ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5`,
+      `SELECT * FROM audit_log ${where} ORDER BY at DESC, id DESC LIMIT $7 OFFSET $8`,
       [...params, q.limit ?? 100, q.offset ?? 0],
     );
     const [count] = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_log ${where}`, params);

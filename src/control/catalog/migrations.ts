@@ -236,6 +236,47 @@ export const migrations: readonly Migration[] = [
     // at the unfinished ones.
     sql: `CREATE INDEX jobs_unfinished ON jobs (queue, run_after) WHERE state IN ('queued', 'running');`,
   },
+  {
+    version: 11,
+    name: 'console sign-ins under way',
+    // An OpenID Connect login between the redirect to the provider and its answer: kept here, not
+    // in one process, so the callback may reach a restarted server or another one on this catalog.
+    sql: `
+      CREATE TABLE oidc_logins (
+        state         text PRIMARY KEY,
+        verifier      text NOT NULL,
+        nonce         text NOT NULL,
+        redirect_uri  text NOT NULL,
+        expires_at    timestamptz NOT NULL
+      );
+      CREATE INDEX oidc_logins_expires ON oidc_logins (expires_at);
+    `,
+  },
+  {
+    version: 12,
+    name: 'scheduled repository checks',
+    // One row per check the server ran (metadata, or with a read-data sample), with what it found.
+    // A scheduled occurrence is claimed once by inserting its row: one server of several checks it.
+    sql: `
+      CREATE TABLE repository_checks (
+        id               bigserial PRIMARY KEY,
+        scheduled_for    timestamptz UNIQUE,
+        started_at       timestamptz NOT NULL DEFAULT now(),
+        finished_at      timestamptz,
+        read_data        text NOT NULL DEFAULT 'none',
+        state            text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'passed', 'failed')),
+        errors           jsonb NOT NULL DEFAULT '[]',
+        warnings         jsonb NOT NULL DEFAULT '[]',
+        advice           jsonb NOT NULL DEFAULT '[]',
+        packs            integer NOT NULL DEFAULT 0,
+        chunks           integer NOT NULL DEFAULT 0,
+        recovery_points  integer NOT NULL DEFAULT 0,
+        bytes_read       bigint NOT NULL DEFAULT 0,
+        server           text
+      );
+      CREATE INDEX repository_checks_started ON repository_checks (started_at DESC, id DESC);
+    `,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across server processes. */

@@ -16,6 +16,8 @@ import { PolicyStore } from '../catalog/policies.ts';
 import { importFromRepository } from '../catalog/rebuild.ts';
 import { SqlRunStore } from '../catalog/run-store.ts';
 import { TokenStore } from '../catalog/tokens.ts';
+import { SecretBox } from '../catalog/secret-box.ts';
+import { checkSettingsFromEnv, RepositoryChecker } from '../checks/repository-checker.ts';
 import { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { startProxyLauncher } from '../proxy/start-launcher.ts';
 import { type JobPayloads, regionOfQueue } from '../jobs.ts';
@@ -167,10 +169,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       runs,
       policies,
       mail: mailSettingsFromEnv(),
+      secrets: SecretBox.fromMasterKey(repo.key),
       log,
       scheduleGraceMs: envNumber('GOLDSNAP_ALERT_SCHEDULE_GRACE_MS'),
       retryMs: envNumber('GOLDSNAP_ALERT_RETRY_MS'),
     });
+    const checker = new RepositoryChecker({ db, repo, alerts: alerter.store, settings: checkSettingsFromEnv(), log });
     const api = await buildApi({
       runs,
       policies,
@@ -182,6 +186,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       proxyToken: legacyProxyToken,
       proxyCredentials: credentials,
       alerter,
+      checker,
       repo,
       cloud,
       ...(opts.logger ? { logger: opts.logger } : {}),
@@ -223,6 +228,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     closers.push(() => scheduler.stop());
     alerter.start(envNumber('GOLDSNAP_ALERT_INTERVAL_MS') ?? 30_000);
     closers.push(() => alerter.stop());
+    checker.start();
+    closers.push(() => checker.stop());
     // Proxies start when a transfer or restore is queued (notified by the catalog, from any
     // server), and every few seconds anyway: a proxy that quit just as work came, a back-off over.
     const reconcile = coalesced(() => launcher.reconcile().catch((err) => log(`proxy launcher: ${errorMessage(err)}`)));

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { AuditLog } from '../../catalog/audit-log.ts';
 import type { ApiServer } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
+import { pageHeaders, pageQuery, textQuery, timeRangeQuery } from './paging.ts';
 import { errorMessage } from '../../../util/errors.ts';
 
 const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -58,18 +59,19 @@ export function auditRoutes(app: ApiServer, { deps, needs }: RouteContext): void
           type: 'object',
           additionalProperties: false,
           properties: {
-            actor: { type: 'string', minLength: 1 },
-            action: { type: 'string', minLength: 1 },
-            since: { type: 'string', format: 'date-time' },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            offset: { type: 'integer', minimum: 0, default: 0 },
+            actor: { type: 'string', minLength: 1, description: 'token name, exactly' },
+            action: { type: 'string', minLength: 1, description: 'text in the action (PATCH, /api/policies…)' },
+            outcome: { type: 'string', enum: ['ok', 'refused'] },
+            ...textQuery,
+            ...timeRangeQuery,
+            ...pageQuery,
           },
         },
       },
     },
     async (req, reply) => {
       const { entries, total } = await audit.list(req.query);
-      reply.header('x-total-count', String(total));
+      pageHeaders(req, reply, '/api/audit', entries.length, total);
       return entries;
     },
   );

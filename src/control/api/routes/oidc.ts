@@ -24,7 +24,7 @@ function page(reply: FastifyReply, status: number, message: string) {
  */
 export function oidcRoutes(app: FastifyInstance, { deps }: RouteContext): void {
   const settings = oidcSettingsFromEnv();
-  const oidc = settings && new OidcSignIn(settings);
+  const oidc = settings && new OidcSignIn(settings, deps.runs.db);
   const audit = new AuditLog(deps.runs.db);
   const redirectUri = (host: string, protocol: string) =>
     process.env.GOLDSNAP_OIDC_REDIRECT_URI || `${protocol}://${host}/auth/oidc/callback`;

@@ -1,6 +1,7 @@
 import { queryRuns, summarizeRun, type RunFilter } from '../../catalog/run-query.ts';
 import type { ApiServer } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
+import { pageHeaders, pageQuery, timeRangeQuery } from './paging.ts';
 
 const runsQuery = {
   type: 'object',
@@ -11,11 +12,9 @@ const runsQuery = {
     policy: { type: 'string', minLength: 1, description: 'policy id or name' },
     kind: { type: 'string', enum: ['full', 'incremental'] },
     trigger: { type: 'string', enum: ['policy', 'user'] },
-    since: { type: 'string', format: 'date-time' },
-    until: { type: 'string', format: 'date-time' },
+    ...timeRangeQuery,
     q: { type: 'string', minLength: 1, maxLength: 200, description: 'text in the VM name, run id or error' },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    offset: { type: 'integer', minimum: 0, default: 0 },
+    ...pageQuery,
     // Older names, kept for existing clients.
     vmId: { type: 'string', minLength: 1 },
     active: { type: 'boolean' },
@@ -44,13 +43,7 @@ export function runRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
         status: q.status ?? (active === undefined ? undefined : active ? 'running' : 'finished'),
       };
       const { runs, total } = await queryRuns(deps.runs.db, filter);
-      reply.header('x-total-count', String(total));
-      if (q.offset + runs.length < total) {
-        const next = new URLSearchParams(
-          Object.entries({ ...req.query, offset: q.offset + runs.length }).map(([k, v]) => [k, String(v)]),
-        );
-        reply.header('link', `</api/runs?${next}>; rel="next"`);
-      }
+      pageHeaders(req, reply, '/api/runs', runs.length, total);
       return runs.map((run) => ({ ...run, summary: summarizeRun(run) }));
     },
   );

@@ -2,13 +2,42 @@ import { NotFoundError } from '../../catalog/errors.ts';
 import type { ApiToken } from '../../catalog/tokens.ts';
 import { type ApiServer, idParam } from '../schemas.ts';
 import type { RouteContext } from './context.ts';
+import { mentions, pageOf, pageQuery, textQuery } from './paging.ts';
+import { Roles } from '../auth.ts';
 
 /** API tokens: listed (never their secrets) and revoked by admins. Creating one is POST /api/tokens. */
 export function tokenRoutes(app: ApiServer, { deps, needs }: RouteContext): void {
   app.get(
     '/api/tokens',
-    { onRequest: needs('admin'), schema: { summary: 'API tokens (names, roles, ids; never the secrets)' } },
-    async () => deps.tokens.list(),
+    {
+      onRequest: needs('admin'),
+      schema: {
+        summary: 'API tokens (names, roles, ids; never the secrets), filtered and paged (total in X-Total-Count)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            role: { type: 'string', enum: [...Roles] },
+            kind: { type: 'string', enum: ['lasting', 'session'], description: 'session: expires (console sign-ins)' },
+            ...textQuery,
+            ...pageQuery,
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { role, kind, q } = req.query;
+      return pageOf(
+        req,
+        reply,
+        '/api/tokens',
+        await deps.tokens.list(),
+        (t) =>
+          (role === undefined || t.role === role) &&
+          (kind === undefined || (kind === 'session') === Boolean(t.expiresAt)) &&
+          mentions(q, t.name, t.id),
+      );
+    },
   );
 
   app.delete(

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { call, get, saveToken, savedToken, type Token } from './api.ts';
 import { zone } from './format.ts';
 import { usePoll, useRoute } from './hooks.ts';
+import { Audit } from './pages/Audit.tsx';
 import { Dashboard } from './pages/Dashboard.tsx';
 import { Files } from './pages/Files.tsx';
 import { Policies } from './pages/Policies.tsx';
@@ -16,6 +17,7 @@ const pages = [
   ['policies', 'Policies'],
   ['restore', 'Restore'],
   ['tokens', 'Tokens'],
+  ['audit', 'Audit'],
 ] as const;
 
 export function App() {
@@ -70,6 +72,7 @@ export function App() {
         {page === 'policies' && <Policies />}
         {page === 'restore' && <Restore pointId={route[1]} />}
         {page === 'tokens' && <Tokens />}
+        {page === 'audit' && <Audit />}
         {page === 'files' && route[1] && <Files pointId={route[1]} />}
       </main>
     </>
@@ -83,7 +86,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
     e.preventDefault();
     const token = String(new FormData(e.currentTarget).get('token') ?? '').trim();
     try {
-      await call<Token[]>('GET', '/api/vms', undefined, token);
+      await call<Token[]>('GET', '/api/vms?limit=1', undefined, token);
       onSignedIn(token);
     } catch (err) {
       setStatus(errorMessage(err));

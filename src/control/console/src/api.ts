@@ -103,6 +103,22 @@ export interface Vm {
   resourceGroup: string;
   tags: Record<string, string>;
   disks: Array<{ id: string; name: string; sizeBytes: number; role: string; golden?: { snapshotId: string } }>;
+  /** Selected by an enabled policy (computed by the server). */
+  protected?: boolean;
+}
+/** A repository check the server ran (GET /api/checks). */
+export interface RepositoryCheck {
+  id: string;
+  scheduledFor: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  readData: string;
+  state: 'running' | 'passed' | 'failed';
+  errors: string[];
+  warnings: string[];
+  packs: number;
+  recoveryPoints: number;
+  bytesRead: number;
 }
 export interface Policy {
   id: string;
@@ -130,6 +146,8 @@ export interface Token {
   name: string;
   role: string;
   createdAt: string;
+  /** Console sign-ins expire. */
+  expiresAt?: string;
 }
 export interface RestoreView {
   id: string;
@@ -148,6 +166,8 @@ export interface AuditEntry {
   status: number;
   ip: string | null;
   via: string | null;
+  /** The request body, secrets removed. */
+  details: Record<string, unknown>;
 }
 /** A file of a recovery point, as the files API lists it (the server's own type). */
 export type { FileEntry };

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { call, get, type Policy, type Vm } from '../api.ts';
 import { whenIn, zone } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { Filters, Pager, useListQuery, usePagedList } from '../list.tsx';
 import { errorMessage } from '../../../../util/errors.ts';
 
 const RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
@@ -30,10 +31,11 @@ function describeRetention(p: Policy): string {
 }
 
 export function Policies() {
-  const { data, error, reload } = usePoll(
-    async () => ({ policies: await get<Policy[]>('/api/policies'), vms: await get<Vm[]>('/api/vms') }),
-    5000,
-  );
+  const list = useListQuery({ q: '', enabled: '' }, 20);
+  const { filters, set } = list;
+  const { data: page, error, reload } = usePagedList<Policy>('/api/policies', list, 5000);
+  const { data: vms } = usePoll(() => get<Vm[]>('/api/vms?limit=1000'), 10_000);
+  const data = page && vms ? { policies: page.items, total: page.total, vms } : undefined;
   const [editing, setEditing] = useState<Policy | 'new'>();
   const [message, setMessage] = useState<string>();
   const act = async (what: () => Promise<unknown>, done: string) => {
@@ -59,6 +61,19 @@ export function Policies() {
           New policy
         </button>
       </p>
+      <Filters id="policy-filters">
+        <label>
+          Search <input name="q" type="search" value={filters.q} onChange={set('q')} placeholder="name or schedule" />
+        </label>
+        <label>
+          State{' '}
+          <select name="enabled" value={filters.enabled} onChange={set('enabled')}>
+            <option value="">any</option>
+            <option value="true">active</option>
+            <option value="false">paused</option>
+          </select>
+        </label>
+      </Filters>
       {editing && (
         <PolicyForm
           policy={editing === 'new' ? undefined : editing}
@@ -124,6 +139,13 @@ export function Policies() {
           ))}
         </tbody>
       </table>
+      <Pager
+        list={list}
+        shown={data.policies.length}
+        total={data.total}
+        id="policy-page-info"
+        none="No policy matches"
+      />
     </>
   );
 }

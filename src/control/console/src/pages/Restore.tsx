@@ -2,21 +2,23 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { call, get, type RecoveryPointEntry, type RestoreView, type Vm } from '../api.ts';
 import { bytes, when } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { Filters, Pager, TimeFilter, useListQuery, usePagedList } from '../list.tsx';
 import { errorMessage } from '../../../../util/errors.ts';
 
 /** Restore wizard: point → disks → where (region, resource group, name, VM) → progress. */
 export function Restore({ pointId }: { pointId?: string }) {
-  const { data, error } = usePoll(
-    async () => ({ points: await get<RecoveryPointEntry[]>('/api/recovery-points'), vms: await get<Vm[]>('/api/vms') }),
-    0,
-  );
+  const { data, error } = usePoll(async () => ({ vms: await get<Vm[]>('/api/vms?limit=1000') }), 0);
   const [point, setPoint] = useState<RecoveryPointEntry>();
   const [disks, setDisks] = useState<string[]>();
   const [job, setJob] = useState<RestoreView>();
   const [failure, setFailure] = useState<string>();
   useEffect(() => {
-    if (pointId && data && !point) setPoint(data.points.find((p) => p.id.startsWith(pointId)));
-  }, [pointId, data, point]);
+    if (pointId && !point)
+      void get<RecoveryPointEntry[]>(`/api/recovery-points?limit=1&q=${encodeURIComponent(pointId)}`).then(
+        (found) => setPoint(found.find((p) => p.id.startsWith(pointId))),
+        (e: Error) => setFailure(e.message),
+      );
+  }, [pointId, point]);
   useEffect(() => {
     if (!job || job.state === 'done' || job.state === 'failed') return undefined;
     const timer = setInterval(
@@ -63,33 +65,10 @@ export function Restore({ pointId }: { pointId?: string }) {
         <li className={job ? 'current' : ''}>Progress</li>
       </ol>
       {!point && (
-        <table id="points">
-          <thead>
-            <tr>
-              <th>VM</th>
-              <th>Time</th>
-              <th>Consistency</th>
-              <th>Disks</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {data.points.map((p) => (
-              <tr key={p.id}>
-                <td data-label="VM">{vmName(p)}</td>
-                <td data-label="Time">{when(p.time)}</td>
-                <td data-label="Consistency">{p.point.consistency ?? 'per-disk'}</td>
-                <td data-label="Disks">{p.point.disks.map((d) => `${d.name} (${bytes(d.sizeBytes)})`).join(', ')}</td>
-                <td className="actions">
-                  <button type="button" onClick={() => setPoint(p)}>
-                    Restore
-                  </button>{' '}
-                  <a href={`#/files/${p.id}`}>Files</a>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <>
+          <PointList vmName={vmName} onPick={setPoint} />
+          <RestoreList />
+        </>
       )}
       {point && !disks && (
         <form
@@ -187,5 +166,140 @@ export function Restore({ pointId }: { pointId?: string }) {
         </section>
       )}
     </>
+  );
+}
+
+/** Recovery points to restore from: searched, filtered and paged by the server. */
+function PointList({
+  vmName,
+  onPick,
+}: {
+  vmName: (p: RecoveryPointEntry) => string | undefined;
+  onPick: (p: RecoveryPointEntry) => void;
+}) {
+  const list = useListQuery({ q: '', vm: '', since: '', until: '' }, 20);
+  const { filters, set } = list;
+  const { data, error } = usePagedList<RecoveryPointEntry>('/api/recovery-points', list, 5000);
+  return (
+    <section>
+      <Filters id="point-filters">
+        <label>
+          Search{' '}
+          <input name="q" type="search" value={filters.q} onChange={set('q')} placeholder="VM, point id or disk" />
+        </label>
+        <label>
+          VM <input name="vm" value={filters.vm} onChange={set('vm')} placeholder="name or id" />
+        </label>
+        <TimeFilter label="From" name="since" value={filters.since} onChange={set('since')} />
+        <TimeFilter label="Until" name="until" value={filters.until} onChange={set('until')} />
+      </Filters>
+      {error && <p className="error">{error}</p>}
+      {data && (
+        <>
+          <table id="points">
+            <thead>
+              <tr>
+                <th>VM</th>
+                <th>Time</th>
+                <th>Consistency</th>
+                <th>Disks</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {data.items.map((p) => (
+                <tr key={p.id}>
+                  <td data-label="VM">{vmName(p)}</td>
+                  <td data-label="Time">{when(p.time)}</td>
+                  <td data-label="Consistency">{p.point.consistency ?? 'per-disk'}</td>
+                  <td data-label="Disks">{p.point.disks.map((d) => `${d.name} (${bytes(d.sizeBytes)})`).join(', ')}</td>
+                  <td className="actions">
+                    <button type="button" onClick={() => onPick(p)}>
+                      Restore
+                    </button>{' '}
+                    <a href={`#/files/${p.id}`}>Files</a>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <Pager
+            list={list}
+            shown={data.items.length}
+            total={data.total}
+            id="point-page-info"
+            none="No recovery point matches"
+          />
+        </>
+      )}
+    </section>
+  );
+}
+
+/** Restores made, newest first: searched, filtered and paged by the server. */
+function RestoreList() {
+  const list = useListQuery({ q: '', state: '' }, 10);
+  const { filters, set } = list;
+  const { data, error } = usePagedList<RestoreView & { createdAt: string; request: { name?: string } }>(
+    '/api/restores',
+    list,
+    3000,
+  );
+  return (
+    <section>
+      <h2>Restores</h2>
+      <Filters id="restore-filters">
+        <label>
+          Search{' '}
+          <input name="q" type="search" value={filters.q} onChange={set('q')} placeholder="name, region or error" />
+        </label>
+        <label>
+          State{' '}
+          <select name="state" value={filters.state} onChange={set('state')}>
+            <option value="">any</option>
+            <option value="queued">queued</option>
+            <option value="running">running</option>
+            <option value="done">done</option>
+            <option value="failed">failed</option>
+          </select>
+        </label>
+      </Filters>
+      {error && <p className="error">{error}</p>}
+      {data && (
+        <>
+          <table id="restores">
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>State</th>
+                <th>Requested</th>
+                <th>Result</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.items.map((r) => (
+                <tr key={r.id}>
+                  <td data-label="Name">{r.request?.name ?? r.id}</td>
+                  <td data-label="State" className={`step ${r.state === 'done' ? 'succeeded' : r.state}`}>
+                    {r.state}
+                  </td>
+                  <td data-label="Requested">{when(r.createdAt)}</td>
+                  <td data-label="Result">
+                    {r.error ?? (r.result ? r.result.disks.map((d) => `${d.name} (${d.region})`).join(', ') : '')}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <Pager
+            list={list}
+            shown={data.items.length}
+            total={data.total}
+            id="restore-page-info"
+            none="No restore matches"
+          />
+        </>
+      )}
+    </section>
   );
 }

@@ -1,7 +1,7 @@
-import { useState } from 'react';
-import { call, get, type Run } from '../api.ts';
+import { get, type Run } from '../api.ts';
 import { bytes, duration, when } from '../format.ts';
 import { usePoll } from '../hooks.ts';
+import { Filters, Pager, TimeFilter, useListQuery, usePagedList } from '../list.tsx';
 
 const PAGE = 20;
 
@@ -10,29 +10,13 @@ function progressOf(r: Run): { done: number; total: number } {
 }
 
 export function Runs() {
-  const [filters, setFilters] = useState({ status: '', kind: '', trigger: '', q: '' });
-  const [offset, setOffset] = useState(0);
-  const query = new URLSearchParams({
-    limit: String(PAGE),
-    offset: String(offset),
-    ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)),
-  });
-  const { data, error } = usePoll(
-    async () => {
-      const { data: runs, headers } = await call<Run[]>('GET', `/api/runs?${query}`);
-      return { runs, total: Number(headers.get('x-total-count') ?? runs.length) };
-    },
-    2000,
-    [query.toString()],
-  );
-  const set = (k: keyof typeof filters) => (e: { target: { value: string } }) => {
-    setFilters({ ...filters, [k]: e.target.value });
-    setOffset(0);
-  };
+  const list = useListQuery({ status: '', kind: '', trigger: '', q: '', since: '', until: '' }, PAGE);
+  const { filters, set } = list;
+  const { data, error } = usePagedList<Run>('/api/runs', list, 2000);
   return (
     <>
       <h1>Runs</h1>
-      <form className="filters" id="run-filters" onSubmit={(e) => e.preventDefault()}>
+      <Filters id="run-filters">
         <label>
           Search{' '}
           <input name="q" type="search" value={filters.q} onChange={set('q')} placeholder="VM, run id or error" />
@@ -62,7 +46,9 @@ export function Runs() {
             <option value="user">a user</option>
           </select>
         </label>
-      </form>
+        <TimeFilter label="From" name="since" value={filters.since} onChange={set('since')} />
+        <TimeFilter label="Until" name="until" value={filters.until} onChange={set('until')} />
+      </Filters>
       {error && <p className="error">{error}</p>}
       {data && (
         <>
@@ -80,7 +66,7 @@ export function Runs() {
               </tr>
             </thead>
             <tbody>
-              {data.runs.map((r) => {
+              {data.items.map((r) => {
                 const p = progressOf(r);
                 const finished = r.step === 'succeeded' || r.step === 'failed';
                 return (
@@ -108,21 +94,7 @@ export function Runs() {
               })}
             </tbody>
           </table>
-          <p className="pager">
-            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
-              Newer
-            </button>
-            <span id="page-info">
-              {data.total ? `${offset + 1}–${offset + data.runs.length} of ${data.total}` : 'No run matches'}
-            </span>
-            <button
-              type="button"
-              disabled={offset + data.runs.length >= data.total}
-              onClick={() => setOffset(offset + PAGE)}
-            >
-              Older
-            </button>
-          </p>
+          <Pager list={list} shown={data.items.length} total={data.total} id="page-info" none="No run matches" />
         </>
       )}
     </>

@@ -1,14 +1,13 @@
 import { useState, type FormEvent } from 'react';
-import { call, get, type AuditEntry, type Token } from '../api.ts';
+import { call, type Token } from '../api.ts';
 import { when } from '../format.ts';
-import { usePoll } from '../hooks.ts';
+import { Filters, Pager, useListQuery, usePagedList } from '../list.tsx';
 import { errorMessage } from '../../../../util/errors.ts';
 
 export function Tokens() {
-  const { data, error, reload } = usePoll(
-    async () => ({ tokens: await get<Token[]>('/api/tokens'), audit: await get<AuditEntry[]>('/api/audit?limit=20') }),
-    5000,
-  );
+  const list = useListQuery({ q: '', role: '', kind: '' }, 20);
+  const { filters, set } = list;
+  const { data, error, reload } = usePagedList<Token>('/api/tokens', list, 5000);
   const [created, setCreated] = useState<{ token: string; info: Token }>();
   const [message, setMessage] = useState<string>();
   const create = async (e: FormEvent<HTMLFormElement>) => {
@@ -67,21 +66,45 @@ export function Tokens() {
           {message}
         </p>
       )}
+      <Filters id="token-filters">
+        <label>
+          Search <input name="q" type="search" value={filters.q} onChange={set('q')} placeholder="name or id" />
+        </label>
+        <label>
+          Role{' '}
+          <select name="role" value={filters.role} onChange={set('role')}>
+            <option value="">any</option>
+            <option value="viewer">viewer</option>
+            <option value="operator">operator</option>
+            <option value="admin">admin</option>
+          </select>
+        </label>
+        <label>
+          Kind{' '}
+          <select name="kind" value={filters.kind} onChange={set('kind')}>
+            <option value="">any</option>
+            <option value="lasting">lasting</option>
+            <option value="session">console sign-ins</option>
+          </select>
+        </label>
+      </Filters>
       <table id="tokens">
         <thead>
           <tr>
             <th>Name</th>
             <th>Role</th>
             <th>Created</th>
+            <th>Expires</th>
             <th />
           </tr>
         </thead>
         <tbody>
-          {data.tokens.map((t) => (
+          {data.items.map((t) => (
             <tr key={t.id}>
               <td data-label="Name">{t.name}</td>
               <td data-label="Role">{t.role}</td>
               <td data-label="Created">{when(t.createdAt)}</td>
+              <td data-label="Expires">{t.expiresAt ? when(t.expiresAt) : 'never'}</td>
               <td>
                 <button type="button" className="danger" onClick={() => void revoke(t)}>
                   Revoke
@@ -91,36 +114,10 @@ export function Tokens() {
           ))}
         </tbody>
       </table>
-      <h2>Recent changes (audit log)</h2>
-      <table id="audit">
-        <thead>
-          <tr>
-            <th>When</th>
-            <th>Who</th>
-            <th>What</th>
-            <th>Status</th>
-            <th>From</th>
-          </tr>
-        </thead>
-        <tbody>
-          {data.audit.map((a) => (
-            <tr key={a.id}>
-              <td data-label="When">{when(a.at)}</td>
-              <td data-label="Who">
-                {a.actor ?? '–'} {a.actorRole ? `(${a.actorRole})` : ''}
-              </td>
-              <td data-label="What">
-                {a.action}
-                {a.target ? ` ${a.target}` : ''}
-              </td>
-              <td data-label="Status">{a.status}</td>
-              <td data-label="From">
-                {a.ip} {a.via}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <Pager list={list} shown={data.items.length} total={data.total} id="token-page-info" none="No token matches" />
+      <p>
+        Every change made through the API is in the <a href="#/audit">audit log</a>.
+      </p>
     </>
   );
 }
