@@ -64,15 +64,7 @@ describe('data proxies in Azure Container Instances (emulated)', () => {
         throw err;
       });
   const runOf = async (id: string) => (await server.api('GET', `/api/runs/${id}`)).body as Run;
-  const finished = (id: string) =>
-    server.waitFor(
-      'the run to end',
-      async () => {
-        const r = await runOf(id);
-        return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-      },
-      180_000,
-    );
+  const finished = (id: string) => server.runEnded<Run>(id);
 
   test("a backup and a restore run in container groups of the disks' regions, deleted when idle", async () => {
     const vm = await server.createVm(vmSpec('aci-1'));

@@ -24,16 +24,7 @@ describe('crashes', () => {
     });
   }
 
-  async function finish(runId: string): Promise<Run> {
-    return server.waitFor(
-      'the run to end',
-      async () => {
-        const r = (await server.api('GET', `/api/runs/${runId}`)).body as Run;
-        return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-      },
-      120_000,
-    );
-  }
+  const finish = (runId: string) => server.runEnded<Run>(runId);
 
   test('kill -9 of a data proxy mid-transfer: another proxy takes the job up and the run succeeds', async () => {
     const vm = await server.createVm(vmSpec('crash-1'));

@@ -20,11 +20,7 @@ after(async () => server.dispose());
 
 const limits = (l: Record<string, number>) => server.emulator('POST', 'limits', l);
 const getRun = async (id: string) => (await server.api('GET', `/api/runs/${id}`)).body as Run;
-const finished = (id: string) =>
-  server.waitFor(`run ${id} to finish`, async () => {
-    const r = await getRun(id);
-    return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-  });
+const finished = (id: string) => server.runEnded<Run>(id);
 
 test('a run waits out a snapshot limit that clears with time, fails at once on 500 per disk, and after a bounded wait otherwise', async () => {
   // A Premium SSD v2 disk: no VM restore point, so each disk gets an incremental snapshot.

@@ -53,16 +53,7 @@ describe('one instant per VM', () => {
   });
   after(async () => server.dispose());
 
-  async function finish(runId: string): Promise<Run> {
-    return server.waitFor(
-      'the run to end',
-      async () => {
-        const r = (await server.api('GET', `/api/runs/${runId}`)).body as Run;
-        return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-      },
-      120_000,
-    );
-  }
+  const finish = (runId: string) => server.runEnded<Run>(runId);
 
   test('a VM writing to two disks without pause during the backup restores to one instant', async () => {
     const vm = await server.createVm(vmSpec('db-1'));

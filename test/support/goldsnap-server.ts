@@ -216,6 +216,14 @@ export class ServerUnderTest {
       await sleep(200);
     }
   }
+
+  /** Waits for run `runId` to end, succeeded or failed, and gives it as the API shows it. */
+  runEnded<R extends { step: string }>(runId: string): Promise<R> {
+    return this.waitFor(`run ${runId} to end`, async () => {
+      const r = (await this.api('GET', `/api/runs/${runId}`)).body as R;
+      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
+    });
+  }
 }
 
 export function sleep(ms: number): Promise<void> {

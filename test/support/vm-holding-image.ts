@@ -24,12 +24,5 @@ export async function backUpVmHoldingImage(server: ServerUnderTest, name: string
       });
   }
   const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
-  return server.waitFor(
-    'the backup to end',
-    async () => {
-      const r = (await server.api('GET', `/api/runs/${started.id}`)).body as Run;
-      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-    },
-    300_000,
-  );
+  return server.runEnded<Run>(started.id);
 }
