@@ -24,6 +24,9 @@ describe('metrics and structured logs', () => {
 
   test('/metrics counts runs by result, durations, bytes read and stored, VMs, queues and repository size', async () => {
     assert.equal((await scrape()).status, 401, 'metrics need a token');
+    const viewer = await server.cliJson<{ token: string }>(['tokens', 'create', 'prometheus', '--role', 'viewer']);
+    // A scrape before the first backup: the repository's size it lists then must not outlive the run.
+    assert.ok(value((await scrape(viewer.token)).text, 'goldsnap_repository_bytes')! < MiB);
     await server.createVm({
       name: 'metered',
       resourceGroup: 'rg-m',
@@ -34,7 +37,6 @@ describe('metrics and structured logs', () => {
     const run = await server.cliJson<{ step: string; error?: string }>(['runs', 'start', 'metered', '--wait']);
     assert.equal(run.step, 'succeeded', run.error);
 
-    const viewer = await server.cliJson<{ token: string }>(['tokens', 'create', 'prometheus', '--role', 'viewer']);
     const m = await scrape(viewer.token);
     assert.equal(m.status, 200);
     assert.match(m.type ?? '', /^text\/plain; version=0\.0\.4/);

@@ -139,16 +139,20 @@ export function buildMetrics(src: MetricsSources): Registry {
   });
   if (src.repository) {
     const backend = src.repository;
-    let cached: { at: number; bytes: number } | undefined;
+    // Listing a large repository is slow, so its size is kept for a minute, but not across a new
+    // or forgotten recovery point: the dashboard divides by it right after the first backup.
+    let cached: { at: number; points: number; bytes: number } | undefined;
     new Gauge({
       name: 'goldsnap_repository_bytes',
-      help: 'Bytes the repository takes in its storage (listed at most once a minute)',
+      help: 'Bytes the repository takes in its storage (listed at most once a minute, and when recovery points come or go)',
       registers: [registry],
       async collect() {
-        if (!cached || Date.now() - cached.at > 60_000) {
+        const [row] = await src.db.query<{ n: number }>('SELECT count(*)::int AS n FROM recovery_points');
+        const points = Number(row?.n ?? 0);
+        if (!cached || cached.points !== points || Date.now() - cached.at > 60_000) {
           let bytes = 0;
           for await (const o of backend.list('')) bytes += o.size;
-          cached = { at: Date.now(), bytes };
+          cached = { at: Date.now(), points, bytes };
         }
         this.set(cached.bytes);
       },
