@@ -72,7 +72,7 @@ function validateSizes(chunkSize: number, packSize: number): void {
   }
   if (!Number.isInteger(packSize) || packSize < chunkSize || packSize > 1024 * MiB) {
     throw new Error(
-      `pack size ${packSize} is not allowed: use at least the chunk size and at most 1 GiB (default 32 MiB)`,
+      `pack size ${packSize} is not allowed: use at least the chunk size and at most 1 GiB (default ${DEFAULT_PACK_SIZE / MiB} MiB)`,
     );
   }
 }
