@@ -40,6 +40,7 @@ import { ComputeManagementClient } from '@azure/arm-compute';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { fixedVhdFooter } from '../src/cloud/vhd-footer.ts';
 import { emulatorClientOptions, readConnectionInfo, type EmulatorConnectionInfo } from '../src/emulator/client.ts';
+import { xorshift } from './disk-fixture.ts';
 
 const execFile = promisify(execFileCb);
 const root = resolve(import.meta.dirname, '..');
@@ -66,19 +67,6 @@ interface Disks {
 }
 
 // ------------------------------------------------------------------ the disk and its changes
-
-/** A fast deterministic generator (xorshift32). */
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 const WORDS =
   'request served user session cache miss hit upstream timeout retry connection pool query rows ms status ok error warn info debug GET POST /api/orders /api/users /health worker job queued done kernel systemd'.split(

@@ -168,7 +168,8 @@ function changeFilesystem(image: string, rootfs: string): void {
   rmSync(work, { recursive: true, force: true });
 }
 
-function xorshift(seed: number): () => number {
+/** A fast deterministic generator (xorshift32): the benches' data is the same for the same seed. */
+export function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;
@@ -180,7 +181,8 @@ function xorshift(seed: number): () => number {
   };
 }
 
-const WORDS =
+/** The vocabulary of the benches' log-like text. */
+export const WORDS =
   'request served user session cache miss hit upstream timeout retry connection pool query rows ms status ok error warn info debug GET POST /api/orders /api/users /health worker job queued done'.split(
     ' ',
   );

@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { GiB, log, MiB } from './measure.ts';
+import { WORDS, xorshift } from './disk-fixture.ts';
 
 export const EXTENT = 32 * MiB;
 export const WRITE_SIZE = 64 * 1024;
@@ -154,11 +155,6 @@ function writeAll(fd: number, buf: Buffer, position: number): void {
   for (let done = 0; done < buf.length; ) done += writeSync(fd, buf, done, buf.length - done, position + done);
 }
 
-const WORDS =
-  'request served user session cache miss hit upstream timeout retry connection pool query rows ms status ok error warn info debug GET POST /api/orders /api/users /health worker job queued done'.split(
-    ' ',
-  );
-
 /** The seeded generator of the data mix (see the top of this file). */
 class Mix {
   private readonly random: () => number;
@@ -213,16 +209,4 @@ class Mix {
       at += n;
     }
   }
-}
-
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
