@@ -12,26 +12,39 @@ export type Compression = (typeof Compression)[keyof typeof Compression];
 
 export const DEFAULT_ZSTD_LEVEL = 3;
 
+/** The stored form: zstd's output when it is smaller, the bytes as they are otherwise. */
+function smaller(plain: Uint8Array, packed: Uint8Array): { data: Uint8Array; compression: Compression } {
+  if (packed.length < plain.length) return { data: packed, compression: Compression.zstd };
+  return { data: plain, compression: Compression.none };
+}
+
+function unknownCompression(compression: number, what: string): Error {
+  return new Error(`${what} uses unknown compression ${compression}; a newer goldsnap wrote it`);
+}
+
+function checkedLength(plain: Buffer, rawLength: number | undefined, what: string): Buffer {
+  if (rawLength !== undefined && plain.length !== rawLength)
+    throw new Error(`${what} holds ${plain.length} bytes, expected ${rawLength}`);
+  return plain;
+}
+
+/** A stored blob's bytes as they are, without a copy. */
+const asBuffer = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+
 /** zstd-compresses, or keeps the bytes as they are when compression would not make them smaller. */
 export function compress(
   plain: Uint8Array,
   level = DEFAULT_ZSTD_LEVEL,
 ): { data: Uint8Array; compression: Compression } {
-  const packed = zstdCompressSync(plain, { params: { [constants.ZSTD_c_compressionLevel]: level } });
-  if (packed.length < plain.length) return { data: packed, compression: Compression.zstd };
-  return { data: plain, compression: Compression.none };
+  return smaller(plain, zstdCompressSync(plain, { params: { [constants.ZSTD_c_compressionLevel]: level } }));
 }
 
 /** Undoes `compress`; `rawLength`, when known, bounds the output and is checked. */
 export function decompress(data: Uint8Array, compression: number, rawLength: number | undefined, what: string): Buffer {
-  let plain: Buffer;
-  if (compression === Compression.none) plain = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  else if (compression === Compression.zstd)
-    plain = zstdDecompressSync(data, rawLength === undefined ? {} : { maxOutputLength: Math.max(rawLength, 1) });
-  else throw new Error(`${what} uses unknown compression ${compression}; a newer goldsnap wrote it`);
-  if (rawLength !== undefined && plain.length !== rawLength)
-    throw new Error(`${what} holds ${plain.length} bytes, expected ${rawLength}`);
-  return plain;
+  if (compression === Compression.none) return checkedLength(asBuffer(data), rawLength, what);
+  if (compression !== Compression.zstd) throw unknownCompression(compression, what);
+  const plain = zstdDecompressSync(data, rawLength === undefined ? {} : { maxOutputLength: Math.max(rawLength, 1) });
+  return checkedLength(plain, rawLength, what);
 }
 
 /**
@@ -46,8 +59,7 @@ export async function compressAsync(
     chunkSize: Math.max(64, plain.length + SLACK),
     params: { [constants.ZSTD_c_compressionLevel]: level },
   });
-  if (packed.length < plain.length) return { data: packed, compression: Compression.zstd };
-  return { data: plain, compression: Compression.none };
+  return smaller(plain, packed);
 }
 
 /** `decompress`, on libuv's thread pool (one pass: the output buffer holds the whole chunk). */
@@ -57,16 +69,13 @@ export async function decompressAsync(
   rawLength: number,
   what: string,
 ): Promise<Buffer> {
-  let plain: Buffer;
-  if (compression === Compression.none) plain = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  else if (compression === Compression.zstd)
-    plain = await zstdDecompressOnPool(data, {
-      maxOutputLength: Math.max(rawLength, 1),
-      chunkSize: Math.max(64, rawLength + SLACK),
-    }).catch((err) => {
-      throw new Error(`${what} cannot be decompressed: ${err.message}`);
-    });
-  else throw new Error(`${what} uses unknown compression ${compression}; a newer goldsnap wrote it`);
-  if (plain.length !== rawLength) throw new Error(`${what} holds ${plain.length} bytes, expected ${rawLength}`);
-  return plain;
+  if (compression === Compression.none) return checkedLength(asBuffer(data), rawLength, what);
+  if (compression !== Compression.zstd) throw unknownCompression(compression, what);
+  const plain = await zstdDecompressOnPool(data, {
+    maxOutputLength: Math.max(rawLength, 1),
+    chunkSize: Math.max(64, rawLength + SLACK),
+  }).catch((err) => {
+    throw new Error(`${what} cannot be decompressed: ${err.message}`);
+  });
+  return checkedLength(plain, rawLength, what);
 }

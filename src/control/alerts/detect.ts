@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import type { Queryable } from '../catalog/database.ts';
-import { matchesSelection, type Policy } from '../catalog/policies.ts';
+import { isProtected, type Policy } from '../catalog/policies.ts';
 import type { InventoryVm } from '../catalog/run-store.ts';
 import type { Run } from '../orchestrator/run-model.ts';
 import type { AlertEvent } from './alert-store.ts';
@@ -87,9 +87,8 @@ export async function missedSchedules(
 
 /** VMs of the inventory that no enabled policy selects: one event per VM. */
 export function unprotectedVms(vms: InventoryVm[], policies: Policy[]): NewAlert[] {
-  const active = policies.filter((p) => p.enabled);
   return vms
-    .filter((vm) => !active.some((p) => matchesSelection(p.selection, vm)))
+    .filter((vm) => !isProtected(vm, policies))
     .map((vm) => ({
       key: `vm-unprotected:${vm.id}`,
       kind: 'vm-unprotected',

@@ -27,7 +27,7 @@ import { oidcRoutes } from './routes/oidc.ts';
 import { runRoutes } from './routes/runs.ts';
 import { checkRoutes } from './routes/checks.ts';
 import { mentions, pageHeaders, pageOf, pageQuery, textQuery, timeRangeQuery } from './routes/paging.ts';
-import { matchesSelection } from '../catalog/policies.ts';
+import { isProtected } from '../catalog/policies.ts';
 import { queryRecoveryPoints, queryRestoreIds } from '../catalog/list-queries.ts';
 import type { RepositoryChecker } from '../checks/repository-checker.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -184,11 +184,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const q = req.query;
       if (q.refresh) await deps.orchestrator.refreshInventory();
       const golden = new Map((await deps.runs.listGolden()).map((g) => [g.diskId, g]));
-      const active = (await deps.policies.list()).filter((p) => p.enabled);
-      const vms = (await deps.runs.listVms()).map((vm) => ({
-        ...vm,
-        protected: active.some((p) => matchesSelection(p.selection, vm)),
-      }));
+      const policies = await deps.policies.list();
+      const vms = (await deps.runs.listVms()).map((vm) => ({ ...vm, protected: isProtected(vm, policies) }));
       return pageOf(
         req,
         reply,

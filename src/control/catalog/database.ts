@@ -153,9 +153,7 @@ class PgListener {
       if (this.#closed || this.#client === undefined) return;
       this.#client = undefined;
       client.end().catch(() => {});
-      this.#retry = setTimeout(() => void this.#reconnect(), this.#retryMs);
-      this.#retry.unref();
-      this.#retryMs = Math.min(30_000, this.#retryMs * 2);
+      this.#reconnectLater();
     };
     client.on('error', lost);
     client.on('end', lost);
@@ -172,10 +170,15 @@ class PgListener {
       for (const set of this.#handlers.values()) for (const fn of set) fn(undefined);
     } catch {
       this.#client = undefined;
-      this.#retry = setTimeout(() => void this.#reconnect(), this.#retryMs);
-      this.#retry.unref();
-      this.#retryMs = Math.min(30_000, this.#retryMs * 2);
+      this.#reconnectLater();
     }
+  }
+
+  /** The next try, after a wait that doubles up to 30 s (back to 250 ms once connected). */
+  #reconnectLater(): void {
+    this.#retry = setTimeout(() => void this.#reconnect(), this.#retryMs);
+    this.#retry.unref();
+    this.#retryMs = Math.min(30_000, this.#retryMs * 2);
   }
 
   async close(): Promise<void> {

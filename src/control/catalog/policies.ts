@@ -185,6 +185,11 @@ export function validatePolicyInput(input: unknown): Required<PolicyInput> {
   };
 }
 
+/** Is the VM protected: does an enabled policy of `policies` select it? */
+export function isProtected(vm: Pick<CloudVm, 'id' | 'resourceGroup' | 'tags'>, policies: Policy[]): boolean {
+  return policies.some((p) => p.enabled && matchesSelection(p.selection, vm));
+}
+
 /** Does the policy's selection pick this VM? */
 export function matchesSelection(
   selection: PolicySelection,

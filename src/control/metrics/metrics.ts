@@ -1,7 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Backend } from '../../repository/backend/backend.ts';
 import type { Queryable } from '../catalog/database.ts';
-import { matchesSelection, type PolicyStore } from '../catalog/policies.ts';
+import { isProtected, type PolicyStore } from '../catalog/policies.ts';
 import type { SqlRunStore } from '../catalog/run-store.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
 import type { ControlQueue } from '../jobs.ts';
@@ -121,9 +121,9 @@ export function buildMetrics(src: MetricsSources): Registry {
     labelNames: ['protected'],
     registers: [registry],
     async collect() {
-      const policies = (await src.policies.list()).filter((p) => p.enabled);
+      const policies = await src.policies.list();
       const vms = await src.runs.listVms();
-      const covered = vms.filter((vm) => policies.some((p) => matchesSelection(p.selection, vm))).length;
+      const covered = vms.filter((vm) => isProtected(vm, policies)).length;
       this.set({ protected: 'true' }, covered);
       this.set({ protected: 'false' }, vms.length - covered);
     },
