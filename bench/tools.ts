@@ -53,17 +53,10 @@ export function makeTool(name: ToolName, dir: string, ctx: ToolContext, chunkSiz
 
 function goldsnap(dir: string, ctx: ToolContext, timeFile: string, chunkSize?: number): Tool {
   const repo = join(dir, 'goldsnap-repo');
-  const node = join(ctx.root, 'node_modules', '.bin', 'node');
+  // bin/goldsnap, as a user runs it (it sets the compile cache and malloc's arenas).
+  const goldsnapBin = join(ctx.root, 'bin', 'goldsnap');
   const env = { GOLDSNAP_PASSWORD: PASSPHRASE };
-  const args = (a: string[]) => [
-    '--disable-warning=ExperimentalWarning',
-    join(ctx.root, 'src', 'cli', 'main.ts'),
-    'repo',
-    ...a,
-    '--repo',
-    repo,
-    '--json',
-  ];
+  const args = (a: string[]) => ['repo', ...a, '--repo', repo, '--json'];
   const label = chunkSize ? `goldsnap ${sizeLabel(chunkSize)}` : 'goldsnap';
   return {
     name: 'goldsnap',
@@ -72,13 +65,13 @@ function goldsnap(dir: string, ctx: ToolContext, timeFile: string, chunkSize?: n
     init() {
       rmSync(repo, { recursive: true, force: true });
       const extra = chunkSize ? ['--chunk-size', String(chunkSize)] : [];
-      execFileSync(node, args(['init', ...extra]), { env: { ...process.env, ...env }, stdio: 'ignore' });
+      execFileSync(goldsnapBin, args(['init', ...extra]), { env: { ...process.env, ...env }, stdio: 'ignore' });
     },
     backup(sourceDir, what, incremental) {
       const extra = incremental ? ['--parent', incremental.parent, '--changed', incremental.rangesFile] : [];
       const m = measure(
         `${label} ${what}`,
-        node,
+        goldsnapBin,
         args(['backup-image', join(sourceDir, 'disk.img'), '--name', 'disk.img', '--source', 'bench', ...extra]),
         { env, cwd: dir, timeFile },
       );
@@ -86,7 +79,7 @@ function goldsnap(dir: string, ctx: ToolContext, timeFile: string, chunkSize?: n
       return { ...m, id: out.snapshot, inToolSeconds: out.seconds, readBytes: out.stats.readBytes };
     },
     restore(id, target) {
-      return measure(`${label} restore`, node, args(['restore-image', id, target]), { env, cwd: dir, timeFile });
+      return measure(`${label} restore`, goldsnapBin, args(['restore-image', id, target]), { env, cwd: dir, timeFile });
     },
     size: () => dirBytes(repo),
     remove: () => rmSync(repo, { recursive: true, force: true }),

@@ -91,9 +91,9 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
     } else {
       index.set(position, digest.id);
       if (packs.claim(digest.id.toString('hex'))) {
-        const { sealed, compression, rawLength } = await pool.seal(digest.handle);
+        const { sealed, sealedLength, compression, rawLength } = await pool.seal(digest.handle);
         stats.newChunks++;
-        stats.newStoredBytes += sealed.length;
+        stats.newStoredBytes += sealedLength;
         await packs.add(digest.id, sealed, rawLength, compression);
       } else {
         await pool.drop(digest.handle);

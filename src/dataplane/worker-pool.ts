@@ -60,12 +60,15 @@ export class WorkerPool {
     return { zero: false, id, handle: { buffer, length, id } };
   }
 
-  async seal(handle: ChunkHandle): Promise<{ sealed: Buffer; compression: number; rawLength: number }> {
+  /** Compresses and encrypts a chunk; `sealed` is the box in parts, to be stored back to back. */
+  async seal(
+    handle: ChunkHandle,
+  ): Promise<{ sealed: readonly Uint8Array[]; sealedLength: number; compression: number; rawLength: number }> {
     const data = new Uint8Array(handle.buffer, 0, handle.length);
     const { data: body, compression } = await compressAsync(data, this.zstdLevel);
     const sealed = await sealAsync(await this.keys, body, chunkAad(handle.id));
     this.recycle(handle.buffer);
-    return { sealed, compression, rawLength: handle.length };
+    return { sealed, sealedLength: sealed[0].length + sealed[1].length, compression, rawLength: handle.length };
   }
 
   async drop(handle: ChunkHandle): Promise<void> {

@@ -66,15 +66,22 @@ export async function chunkIdAsync(keys: ChunkKeys, plaintext: Uint8Array): Prom
   return Buffer.from(await subtle.sign('HMAC', keys.id, plaintext as View));
 }
 
-/** `seal`, off the main thread: nonce | ciphertext | tag, the same box. */
-export async function sealAsync(keys: ChunkKeys, plaintext: Uint8Array, associatedData: Uint8Array): Promise<Buffer> {
+/**
+ * `seal`, off the main thread, as its two parts: the nonce, then ciphertext and tag. Stored back to
+ * back they are the same box; kept apart they save a copy of every chunk.
+ */
+export async function sealAsync(
+  keys: ChunkKeys,
+  plaintext: Uint8Array,
+  associatedData: Uint8Array,
+): Promise<[nonce: Buffer, body: Uint8Array]> {
   const nonce = randomBytes(NONCE_BYTES);
   const body = await subtle.encrypt(
     { name: 'AES-GCM', iv: nonce, additionalData: associatedData as View },
     keys.data,
     plaintext as View,
   );
-  return Buffer.concat([nonce, new Uint8Array(body)], NONCE_BYTES + body.byteLength);
+  return [nonce, new Uint8Array(body)];
 }
 
 /** `unseal`, off the main thread; throws AuthenticationError naming `what` if the box was altered. */

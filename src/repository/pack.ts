@@ -24,48 +24,73 @@ const HEADER_AAD = Buffer.from('goldsnap pack header');
 const ENTRY_BYTES = 1 + 1 + ID_BYTES + 4 + 4;
 const BLOB_TYPE_CHUNK = 0;
 
-/**
- * Collects sealed chunks into one pack, in one buffer that grows as needed and can be reused for
- * the next pack once this one is stored; hashes as it goes. `finish` appends the sealed header.
- */
-export class PackBuilder {
-  readonly entries: PackEntry[] = [];
-  private readonly hash: Hash = createHash('sha256');
-  private buffer: Buffer;
-  size = 0;
+/** Where a pack's bytes go as they are added: a buffer in memory, or a file being written. */
+export interface PackOutput {
+  /** Takes `bytes` for `offset`; it may keep them until it has written them (no copy is made). */
+  write(offset: number, bytes: Uint8Array): void;
+}
 
+/** A pack held whole in memory, in one buffer that grows as needed and can serve the next pack. */
+export class PackBuffer implements PackOutput {
+  buffer: Buffer;
   constructor(buffer: Buffer = Buffer.allocUnsafeSlow(1024 * 1024)) {
     this.buffer = buffer;
   }
 
-  private reserve(bytes: number): void {
-    if (this.size + bytes <= this.buffer.length) return;
-    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.size + bytes));
-    this.buffer.copy(bigger, 0, 0, this.size);
-    this.buffer = bigger;
+  write(offset: number, bytes: Uint8Array): void {
+    if (offset + bytes.length > this.buffer.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, offset + bytes.length));
+      this.buffer.copy(bigger, 0, 0, offset);
+      this.buffer = bigger;
+    }
+    this.buffer.set(bytes, offset);
+  }
+}
+
+/**
+ * Collects sealed chunks into one pack, hashing as it goes, and hands the bytes to `output`;
+ * `finish` appends the sealed header.
+ */
+export class PackBuilder {
+  readonly entries: PackEntry[] = [];
+  private readonly hash: Hash = createHash('sha256');
+  readonly output: PackOutput;
+  size = 0;
+
+  constructor(output: PackOutput = new PackBuffer()) {
+    this.output = output;
   }
 
   private append(bytes: Uint8Array): void {
-    this.reserve(bytes.length);
-    this.buffer.set(bytes, this.size);
+    this.output.write(this.size, bytes);
     this.hash.update(bytes);
     this.size += bytes.length;
   }
 
-  add(id: Buffer, sealed: Uint8Array, rawLength: number, compression: number): void {
-    this.entries.push({ id, offset: this.size, length: sealed.length, rawLength, compression });
-    this.append(sealed);
+  /** Adds a sealed chunk, given whole or as parts that are stored back to back. */
+  add(id: Buffer, sealed: Uint8Array | readonly Uint8Array[], rawLength: number, compression: number): void {
+    const parts = sealed instanceof Uint8Array ? [sealed] : sealed;
+    const length = parts.reduce((sum, p) => sum + p.length, 0);
+    this.entries.push({ id, offset: this.size, length, rawLength, compression });
+    for (const part of parts) this.append(part);
   }
 
-  /** The pack's bytes (a view of the builder's buffer) and its id, the SHA-256 of those bytes. */
-  finish(dataKey: Buffer): { id: string; data: Buffer; buffer: Buffer } {
+  /** Appends the sealed header; returns the pack's id, the SHA-256 of all its bytes. */
+  finish(dataKey: Buffer): string {
     const header = seal(dataKey, encodeHeader(this.entries), HEADER_AAD);
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(header.length);
     this.append(header);
     this.append(trailer);
-    return { id: this.hash.digest('hex'), data: this.buffer.subarray(0, this.size), buffer: this.buffer };
+    return this.hash.digest('hex');
   }
+}
+
+/** Builds a pack in memory: its id and its bytes (a view of the builder's buffer). */
+export function finishInMemory(builder: PackBuilder, dataKey: Buffer): { id: string; data: Buffer } {
+  const id = builder.finish(dataKey);
+  if (!(builder.output instanceof PackBuffer)) throw new Error('this pack is not built in memory');
+  return { id, data: builder.output.buffer.subarray(0, builder.size) };
 }
 
 function encodeHeader(entries: PackEntry[]): Buffer {

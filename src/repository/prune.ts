@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { packEntriesToIndex, type IndexFile } from './chunk-index.ts';
 import { mapLimit } from './concurrency.ts';
 import { DATA_PREFIX, ObjectType, formatBytes, idOfName, objectName, packObjectName } from './format.ts';
-import { PackBuilder } from './pack.ts';
+import { finishInMemory, PackBuilder } from './pack.ts';
 import type { Repository } from './repository.ts';
 import {
   DEFAULT_STALE_AFTER_MS,
@@ -357,7 +357,7 @@ async function copyUsedChunks(
   let builder = new PackBuilder();
   const closePack = async () => {
     if (builder.entries.length === 0) return;
-    const { id, data } = builder.finish(repo.key.dataKey);
+    const { id, data } = finishInMemory(builder, repo.key.dataKey);
     await repo.backend.put(packObjectName(id), data);
     written.push({ id, size: data.length, chunks: packEntriesToIndex(builder.entries) });
     builder = new PackBuilder();

@@ -284,6 +284,41 @@ suite('repository backends', { concurrency: true }, () => {
     });
   }
 
+  test('fs: a spooled object (a pack written as it fills) is seen by nobody until published, whole; a discarded one leaves nothing', async (t) => {
+    const b = closing(t, new FsBackend(join(await tempDir(t), 'repo')));
+    await b.create();
+    assert.ok(b.spool);
+    const data = randomBytes(3 * MiB + 17);
+    const spool = await b.spool('data/');
+    // Pieces written at the same time and out of order, as a backup's sealed chunks are.
+    const cuts = [0, 700_000, 1_500_000, 2_000_000, data.length];
+    await Promise.all(
+      cuts
+        .slice(0, -1)
+        .reverse()
+        .map((from, i, all) => spool.write(from, data.subarray(from, cuts[all.length - i]))),
+    );
+    assert.deepEqual(await listAll(b, 'data/'), [], 'nothing is listed before publish');
+    await spool.publish('data/ab/pack');
+    assert.ok((await b.get('data/ab/pack')).equals(data));
+    const leftovers = async () => {
+      const out: string[] = [];
+      for await (const o of b.listLeftovers?.() ?? []) out.push(o.name);
+      return out;
+    };
+    assert.deepEqual(await leftovers(), []);
+
+    const dropped = await b.spool('data/');
+    await dropped.write(0, data.subarray(0, 1000));
+    assert.equal((await leftovers()).length, 1, 'an unfinished spool is a leftover for prune');
+    await dropped.discard();
+    assert.deepEqual(await leftovers(), []);
+    assert.deepEqual(
+      (await listAll(b, 'data/')).map((o) => o.name),
+      ['data/ab/pack'],
+    );
+  });
+
   test('locations: accepted forms, normalisation, and errors that name the accepted forms', () => {
     assert.deepEqual(parseS3Location('s3:http://127.0.0.1:9000/bucket/some/prefix/'), {
       endpoint: 'http://127.0.0.1:9000',

@@ -31,9 +31,25 @@ export interface Backend {
    * `*.tmp` files); `delete` removes them. Object stores make a PUT whole or not at all and have none.
    */
   listLeftovers?(): AsyncIterable<ObjectInfo>;
+  /**
+   * Starts an object whose name is known only once it is whole (a pack is named by the hash of its
+   * bytes), written where it will live as its bytes come: a folder writes a temp file under
+   * `prefix` and renames it. Without this, such objects are built in memory and given to `put`.
+   */
+  spool?(prefix: string): Promise<ObjectSpool>;
   /** Remove an object; removing an absent object is not an error. */
   delete(name: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** An object being written piece by piece; nobody sees it before `publish`. */
+export interface ObjectSpool {
+  /** Writes `bytes` at `offset`. Writes may run at the same time, on bytes that do not overlap. */
+  write(offset: number, bytes: Uint8Array): Promise<void>;
+  /** Makes what was written durable and visible, whole, under `name`. */
+  publish(name: string): Promise<void>;
+  /** Removes what was written (after a failure). */
+  discard(): Promise<void>;
 }
 
 export class ObjectNotFoundError extends Error {

@@ -1,7 +1,8 @@
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
-import { writeFileAtomic } from '../../util/durable-file.ts';
-import { ObjectNotFoundError, type Backend, type ObjectInfo } from './backend.ts';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../../util/durable-file.ts';
+import { ObjectNotFoundError, type Backend, type ObjectInfo, type ObjectSpool } from './backend.ts';
 import { describeFsError } from './fs-errors.ts';
 
 /** A repository in a local folder. Writes go to a temp file, are fsynced, then renamed into place. */
@@ -40,6 +41,54 @@ export class FsBackend implements Backend {
     await writeFileAtomic(path, data).catch((err) => {
       throw describeFsError(err, `write ${name} in ${this.root}`, path);
     });
+  }
+
+  /**
+   * A temp file in the `prefix` folder (`spool.<random>.tmp`, which `list` skips and prune takes for
+   * a leftover only once it is older than every live session), fsynced and renamed on publish.
+   */
+  async spool(prefix: string): Promise<ObjectSpool> {
+    const dir = this.path(prefix.replace(/\/$/, ''));
+    const tmp = join(dir, `spool.${randomBytes(6).toString('hex')}.tmp`);
+    const failed = (err: unknown, what: string, path = tmp) => describeFsError(err, `${what} in ${this.root}`, path);
+    await mkdir(dir, { recursive: true }).catch((err) => {
+      throw failed(err, 'create a folder', dir);
+    });
+    const fh = await open(tmp, 'wx', 0o600).catch((err) => {
+      throw failed(err, 'start a pack');
+    });
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    };
+    return {
+      write: async (offset, bytes) => {
+        for (let done = 0; done < bytes.length; ) {
+          const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done).catch((err) => {
+            throw failed(err, 'write a pack');
+          });
+          done += bytesWritten;
+        }
+      },
+      publish: async (name) => {
+        const path = this.path(name);
+        try {
+          await fh.sync();
+          await close();
+          await mkdir(dirname(path), { recursive: true });
+          await rename(tmp, path);
+        } catch (err) {
+          throw failed(err, `write ${name}`, path);
+        }
+        await fsyncDir(dirname(path));
+      },
+      discard: async () => {
+        await close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+      },
+    };
   }
 
   async get(name: string, offset?: number, length?: number): Promise<Buffer> {
