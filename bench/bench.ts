@@ -16,12 +16,17 @@
  *    seeded change set) and count by their median. BENCH_LARGE=0 skips this part.
  * 4. Chunk-size study on the large disk: Goldsnap with 256 KiB, 1 MiB and 4 MiB chunks.
  * 5. File-level restore (bench/files-bench.ts).
+ * 6. The real data path (bench/data-path.ts, also `npm run bench:data-path`): a 2 GiB disk in the
+ *    emulator backed up through `goldsnap server`, against `repo backup-image` on the same bytes.
+ * 7. The control plane at scale (bench/control-plane.ts, also `npm run bench:control-plane`):
+ *    1,000 VMs with 3 small disks across 5 regions, one policy (CP_VMS and its other knobs).
  *
  * Knobs for a short trial: BENCH_RUNS, BENCH_SMALL=0, BENCH_LARGE=0, BENCH_LARGE_GIB (64),
- * BENCH_LARGE_DATA_GIB (8), BENCH_CHUNK_STUDY=0, BENCH_PEERS=0 (the large disk without restic and borg).
+ * BENCH_LARGE_DATA_GIB (8), BENCH_CHUNK_STUDY=0, BENCH_PEERS=0 (the large disk without restic and
+ * borg), BENCH_DATA_PATH=0, BENCH_CONTROL_PLANE=0.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureDiskFixture, ensureTools, IMAGE_SIZE } from './disk-fixture.ts';
@@ -42,6 +47,8 @@ const SMALL = env('BENCH_SMALL', 1) !== 0;
 const LARGE = env('BENCH_LARGE', 1) !== 0;
 const CHUNK_STUDY = env('BENCH_CHUNK_STUDY', 1) !== 0;
 const PEERS = env('BENCH_PEERS', 1) !== 0;
+const DATA_PATH = env('BENCH_DATA_PATH', 1) !== 0;
+const CONTROL_PLANE = env('BENCH_CONTROL_PLANE', 1) !== 0;
 const LARGE_SIZE = env('BENCH_LARGE_GIB', 64) * GiB;
 const LARGE_DATA = env('BENCH_LARGE_DATA_GIB', 8) * GiB;
 const LEVELS = [0.001, 0.02];
@@ -364,6 +371,18 @@ function rowsJson(rows: Row[]) {
   }));
 }
 
+/**
+ * Runs a bench that is also a script of its own (its tables print as they come) and takes the
+ * figures it writes to .bench/<json>.
+ */
+function separateBench(title: string, script: string, json: string): unknown {
+  console.log(`\n${title} (${script}; its knobs are in its header)`);
+  const out = join(root, '.bench', json);
+  rmSync(out, { force: true });
+  execFileSync(join(root, 'node_modules', '.bin', 'node'), [join(root, script)], { stdio: 'inherit' });
+  return JSON.parse(readFileSync(out, 'utf8'));
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   ensureTools(log);
@@ -417,6 +436,14 @@ async function main(): Promise<void> {
   } else console.log('\n2 GiB scenario, floor and file-level restore skipped (BENCH_SMALL=0)');
   if (LARGE) largeScenario(results, save);
   else console.log('\nlarge-disk scenario and chunk-size study skipped (BENCH_LARGE=0)');
+  if (DATA_PATH) {
+    results.dataPath = separateBench('The real data path', 'bench/data-path.ts', 'data-path.json');
+    save();
+  } else console.log('\ndata-path scenario skipped (BENCH_DATA_PATH=0)');
+  if (CONTROL_PLANE) {
+    results.controlPlane = separateBench('The control plane at scale', 'bench/control-plane.ts', 'control-plane.json');
+    save();
+  } else console.log('\ncontrol-plane scenario skipped (BENCH_CONTROL_PLANE=0)');
   results.totalSeconds = (Date.now() - started) / 1000;
   results.machine = { ...(results.machine as object), loadAtEnd: uptime() };
   save();

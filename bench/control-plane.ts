@@ -4,8 +4,7 @@
  * catalog of its own (created and dropped here). The policy's cron occurrence fires it; measured
  * while its runs go: time from the scheduled instant to the last run committed, the control plane's
  * time per run on top of the transfers, catalog size, server CPU, and API latency of GET /api/runs
- * and /api/vms polled meanwhile. Writes .bench/control-plane.json; bench.ts calls
- * `benchControlPlane()`.
+ * and /api/vms polled meanwhile. Writes .bench/control-plane.json; `npm run bench` runs it too.
  *
  * Knobs (environment): CP_VMS (1000), CP_DISKS per VM (3), CP_REGIONS (5), CP_DISK_KIB (256),
  * CP_PROXY_IDLE seconds (30), DATABASE_URL of a server to create the database on
