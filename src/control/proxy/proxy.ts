@@ -52,10 +52,11 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
         await Promise.race(serving);
         continue;
       }
-      if (serving.size === 0 && Date.now() - idleSince >= opts.idleMs) break;
+      const idleLeft = serving.size === 0 ? opts.idleMs - (Date.now() - idleSince) : opts.idleMs;
+      if (idleLeft <= 0) break;
       // Never held past the idle time, so an idle proxy still stops on time (at most one idle
       // time late when its last job ends while a claim is held).
-      const waitMs = Math.max(1, Math.min(PROXY_CLAIM_WAIT_MS, opts.idleMs));
+      const waitMs = Math.max(1, Math.min(PROXY_CLAIM_WAIT_MS, idleLeft));
       const asked = Date.now();
       const work = await call<ProxyWork | null>('POST', '/internal/proxy/claim', {
         region: opts.region,
