@@ -58,11 +58,17 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
       // time late when its last job ends while a claim is held).
       const waitMs = Math.max(1, Math.min(PROXY_CLAIM_WAIT_MS, idleLeft));
       const asked = Date.now();
-      const work = await call<ProxyWork | null>('POST', '/internal/proxy/claim', {
-        region: opts.region,
-        workerId,
-        waitMs,
-      });
+      let work: ProxyWork | null;
+      try {
+        work = await call<ProxyWork | null>('POST', '/internal/proxy/claim', { region: opts.region, workerId, waitMs });
+      } catch (err) {
+        // A refusal (4xx: bad credential, wrong region) is final. A server away for longer than
+        // the client's retries (a restart) is asked again until the idle time runs out.
+        if (errorMessage(err).startsWith('server answered 4')) throw err;
+        opts.log(`${workerId}: cannot claim work (${errorMessage(err)}); asking again`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
       if (!work) {
         // A server that answers at once (stopping, or one without long polls) is asked again
         // after a pause, not in a tight loop.
