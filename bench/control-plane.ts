@@ -7,7 +7,7 @@
  * and /api/vms polled meanwhile. Writes .bench/control-plane.json; `npm run bench` runs it too.
  *
  * Knobs (environment): CP_VMS (1000), CP_DISKS per VM (3), CP_REGIONS (5), CP_DISK_KIB (256),
- * CP_PROXY_IDLE seconds (30), DATABASE_URL of a server to create the database on
+ * CP_PROXY_IDLE seconds (30), CP_PROXY_JOBS (the server's --proxy-jobs; default the server's), DATABASE_URL of a server to create the database on
  * (postgres://postgres@127.0.0.1:5432/test), CP_SERVER_MAIN: another `src/cli/main.ts` to run as
  * the server (an older Goldsnap unpacked under this folder, to compare with; without the jobs'
  * claimed_at column its transfer floor is unknown).
@@ -31,6 +31,8 @@ export interface ControlPlaneOptions {
   regions: number;
   diskKiB: number;
   proxyIdleSeconds: number;
+  /** The server's --proxy-jobs (absent: its default). */
+  proxyJobs?: number;
   databaseUrl: string;
   /** The server's CLI entry point (default this tree's src/cli/main.ts). */
   serverMain?: string;
@@ -81,6 +83,7 @@ export function optionsFromEnv(env = process.env): ControlPlaneOptions {
     regions: Math.min(REGIONS.length, n('CP_REGIONS', 5)),
     diskKiB: n('CP_DISK_KIB', 256),
     proxyIdleSeconds: n('CP_PROXY_IDLE', 30),
+    ...(env.CP_PROXY_JOBS ? { proxyJobs: n('CP_PROXY_JOBS', 1) } : {}),
     databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     ...(env.CP_SERVER_MAIN ? { serverMain: resolve(env.CP_SERVER_MAIN) } : {}),
   };
@@ -181,6 +184,7 @@ export async function benchControlPlane(opts: ControlPlaneOptions = optionsFromE
         String(opts.proxyIdleSeconds),
         '--scheduler-interval',
         '1000',
+        ...(opts.proxyJobs ? ['--proxy-jobs', String(opts.proxyJobs)] : []),
       ],
       {
         env: {

@@ -17,6 +17,14 @@
  * snapshot, transfer, commit, promote), against the peer's own time. Medians of DATA_PATH_REPEATS
  * (default 3). Prints a table and writes .bench/data-path.json. `--cpu-prof` writes CPU profiles of
  * the server, its proxies and the emulator to .bench/data-path/profiles.
+ *
+ * Knobs for parallel disks: DATA_PATH_DISKS (default 1) gives each VM that many copies of the disk
+ * (an OS disk and data disks), so one run transfers them all; DATA_PATH_PROXY_JOBS is passed as the
+ * server's --proxy-jobs (default: the server's). DATA_PATH_SIZE_MIB (default 2048) makes a smaller
+ * generated disk (the ext4 fixture is used only at the default size). With several disks, the
+ * transfer row is the disks' bytes over the sum of their transfer times (per-transfer speed), the
+ * whole-run row is all the disks' bytes over the run's time, and the peer backs the image up once
+ * per disk, one after the other.
  */
 import { execFile as execFileCb, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -27,6 +35,7 @@ import {
   ftruncateSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   rmSync,
@@ -47,7 +56,10 @@ const root = resolve(import.meta.dirname, '..');
 const work = join(root, '.bench', 'data-path');
 const BIN = join(root, 'bin', 'goldsnap');
 const MiB = 1024 ** 2;
-const SIZE = 2 * 1024 ** 3;
+const SIZE = Number(process.env.DATA_PATH_SIZE_MIB ?? 2048) * MiB;
+const CUSTOM_SIZE = SIZE !== 2 * 1024 ** 3;
+const DISKS = Number(process.env.DATA_PATH_DISKS ?? 1);
+const PROXY_JOBS = process.env.DATA_PATH_PROXY_JOBS;
 const WRITE = 64 * 1024;
 const REPEATS = Number(process.env.DATA_PATH_REPEATS ?? 3);
 const PROFILE = process.argv.includes('--cpu-prof');
@@ -118,9 +130,11 @@ function generatedDisks(dir: string): Disks {
   const base = join(dir, 'base.img');
   const changed = join(dir, 'changed.img');
   const rangesFile = join(dir, 'changed-ranges.json');
-  const done = join(dir, 'generated-v1.done');
+  const done = join(dir, `generated-v1-${SIZE / MiB}.done`);
   if (!existsSync(done)) {
-    log('generating the 2 GiB disk (deterministic mixed data) and its 2% changed copy');
+    rmSync(join(dir, 'generated-v1.done'), { force: true });
+    for (const f of readdirSync(dir)) if (f.startsWith('generated-v1-')) rmSync(join(dir, f), { force: true });
+    log(`generating the ${SIZE / MiB} MiB disk (deterministic mixed data) and its 2% changed copy`);
     const pool = textPool(8 * MiB);
     const random = xorshift(0xd15c);
     for (const path of [base, changed]) {
@@ -167,7 +181,7 @@ function generatedDisks(dir: string): Disks {
 
 function benchDisks(): Disks {
   const fixture = join(root, '.bench', 'disks');
-  if (existsSync(join(fixture, 'fixture-v3.done'))) {
+  if (!CUSTOM_SIZE && existsSync(join(fixture, 'fixture-v3.done'))) {
     const rangesFile = join(fixture, 'changed-ranges.json');
     const ranges = JSON.parse(readFileSync(rangesFile, 'utf8')) as Disks['ranges'];
     return {
@@ -334,19 +348,26 @@ function isZero(buf: Buffer, at: number, n: number): boolean {
   return buf.compare(ZERO, 0, n, at, at + n) === 0;
 }
 
-/** A VM whose OS disk is a copy-on-write copy of the uploaded disk. */
+/** The VM's disks: the OS disk, then DATA_PATH_DISKS - 1 data disks. */
+function diskNames(vm: string): string[] {
+  return Array.from({ length: DISKS }, (_, i) => (i === 0 ? `${vm}-os` : `${vm}-data${i}`));
+}
+
+/** A VM whose disks are copy-on-write copies of the uploaded disk. */
 async function benchVm(compute: ComputeManagementClient, sourceId: string, name: string): Promise<void> {
-  const disk = await compute.disks.beginCreateOrUpdateAndWait(
-    RG,
-    `${name}-os`,
-    {
-      location: REGION,
-      osType: 'Linux',
-      hyperVGeneration: 'V2',
-      creationData: { createOption: 'Copy', sourceResourceId: sourceId },
-    },
-    poll,
-  );
+  const copy = (diskName: string) =>
+    compute.disks.beginCreateOrUpdateAndWait(
+      RG,
+      diskName,
+      {
+        location: REGION,
+        osType: 'Linux',
+        hyperVGeneration: 'V2',
+        creationData: { createOption: 'Copy', sourceResourceId: sourceId },
+      },
+      poll,
+    );
+  const [disk, ...data] = await Promise.all(diskNames(name).map(copy));
   await compute.virtualMachines.beginCreateOrUpdateAndWait(
     RG,
     name,
@@ -354,7 +375,8 @@ async function benchVm(compute: ComputeManagementClient, sourceId: string, name:
       location: REGION,
       hardwareProfile: { vmSize: 'Standard_D2s_v5' },
       storageProfile: {
-        osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: disk.id! } },
+        osDisk: { osType: 'Linux', createOption: 'Attach', managedDisk: { id: disk!.id! } },
+        dataDisks: data.map((d, i) => ({ lun: i, createOption: 'Attach', managedDisk: { id: d.id! } })),
       },
     },
     poll,
@@ -374,12 +396,11 @@ async function applyChanges(info: EmulatorConnectionInfo, vm: string, disks: Dis
   for (const r of disks.ranges) {
     for (let at = 0; at < r.length; at += WRITE) {
       const n = Math.min(WRITE, r.length - at);
-      batch.push({
-        diskName: `${vm}-os`,
-        offset: r.offset + at,
-        dataBase64: readAt(fd, r.offset + at, n).toString('base64'),
-      });
-      bytes += n;
+      const dataBase64 = readAt(fd, r.offset + at, n).toString('base64');
+      for (const diskName of diskNames(vm)) {
+        batch.push({ diskName, offset: r.offset + at, dataBase64 });
+        bytes += n;
+      }
       if (bytes >= 2 * MiB) await flush();
     }
   }
@@ -414,7 +435,18 @@ async function productRep(info: EmulatorConnectionInfo, connectionFile: string, 
   rmSync(data, { recursive: true, force: true });
   const server = start(
     // A proxy writes its CPU profile only when it exits on its own (idle), not when killed.
-    ['server', '--data', data, '--port', '0', '--proxy-idle', PROFILE ? '2' : '120', '--scheduler-interval', '3600000'],
+    [
+      'server',
+      '--data',
+      data,
+      '--port',
+      '0',
+      '--proxy-idle',
+      PROFILE ? '2' : '120',
+      '--scheduler-interval',
+      '3600000',
+      ...(PROXY_JOBS ? ['--proxy-jobs', PROXY_JOBS] : []),
+    ],
     { GOLDSNAP_EMULATOR: connectionFile, GOLDSNAP_PASSWORD: PASSWORD, DATABASE_URL: '' },
     'server',
   );
@@ -427,9 +459,13 @@ async function productRep(info: EmulatorConnectionInfo, connectionFile: string, 
       const r = await goldsnap(['runs', 'start', vm, '--wait', '--json'], env);
       const step = (JSON.parse(r.stdout) as { step: string }).step;
       if (step !== 'succeeded') throw new Error(`${vm}: ${label} run ended ${step}:\n${r.stdout}`);
-      // The proxy's line may reach this process's pipe just after the run is seen to end.
-      await waitFor(server, new RegExp(`transfer ${vm}-os of run \\w+ done`), from);
-      return { run: r.seconds, transfer: transferSeconds(server.out, `${vm}-os`, from) };
+      // The proxy's lines may reach this process's pipe just after the run is seen to end.
+      let transfer = 0;
+      for (const disk of diskNames(vm)) {
+        await waitFor(server, new RegExp(`transfer ${disk} of run \\w+ done`), from);
+        transfer += transferSeconds(server.out, disk, from);
+      }
+      return { run: r.seconds, transfer };
     };
     const full = await run('full');
     log(`${vm}: writing ${(disks.changedBytes / MiB).toFixed(1)} MiB of scattered changes`);
@@ -496,7 +532,8 @@ async function main(): Promise<void> {
   // which is safe because extents are immutable and every other file is replaced by rename.
   const seed = join(root, '.bench', 'data-path-emulator');
   const seedMarker = join(seed, 'bench-seed.json');
-  const seedKey = `${disks.base} ${disks.kind}`;
+  // At the default size, the key of the seeds made before DATA_PATH_SIZE_MIB existed.
+  const seedKey = `${disks.base} ${disks.kind}${CUSTOM_SIZE ? ` ${SIZE}` : ''}`;
   let sourceId = existsSync(seedMarker)
     ? (JSON.parse(readFileSync(seedMarker, 'utf8')) as { key: string; sourceId: string })
     : undefined;
@@ -536,6 +573,8 @@ async function main(): Promise<void> {
       const load = loadavg()[0]!;
       const product = await productRep(info, connectionFile, vm, disks);
       const peer = await peerRep(vm, disks);
+      // The peer backs up one disk; the VM has DISKS of them, backed up one after the other.
+      for (const k of ['full', 'fullWall', 'incr', 'incrWall'] as const) peer[k] *= DISKS;
       const rep: Rep = {
         productFullTransfer: product.full.transfer,
         productFullRun: product.full.run,
@@ -555,8 +594,8 @@ async function main(): Promise<void> {
   }
 
   const med = (k: keyof Rep) => median(reps.map((r) => r[k]));
-  const fullMiB = SIZE / MiB;
-  const incrMiB = disks.changedBytes / MiB;
+  const fullMiB = (DISKS * SIZE) / MiB;
+  const incrMiB = (DISKS * disks.changedBytes) / MiB;
   const rows = [
     ['full: proxy transfer', fullMiB / med('productFullTransfer'), med('peerFull') / med('productFullTransfer')],
     ['full: whole run', fullMiB / med('productFullRun'), med('peerFull') / med('productFullRun')],
@@ -567,7 +606,7 @@ async function main(): Promise<void> {
   ] as const;
   const load = loadavg();
   const lines = [
-    `data path, ${REPEATS} repetitions (medians), disk ${fullMiB} MiB of ${disks.kind}, ${incrMiB.toFixed(1)} MiB changed`,
+    `data path, ${REPEATS} repetitions (medians), ${DISKS} disk(s) of ${SIZE / MiB} MiB of ${disks.kind}, ${incrMiB.toFixed(1)} MiB changed in all, proxy jobs ${PROXY_JOBS ?? 'default'}`,
     `${'measure'.padEnd(34)}${'MiB/s'.padStart(10)}${'of backup-image'.padStart(18)}`,
     ...rows.map(
       ([label, mibs, ratio]) =>
@@ -581,6 +620,8 @@ async function main(): Promise<void> {
     `${JSON.stringify(
       {
         disk: { sizeBytes: SIZE, kind: disks.kind, changedBytes: disks.changedBytes },
+        disksPerVm: DISKS,
+        proxyJobs: PROXY_JOBS ?? null,
         repetitions: reps,
         medians: Object.fromEntries(
           rows.map(([label, mibs, ratio]) => [label, { mibPerSecond: mibs, ofBackupImage: ratio }]),

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { readPassphrase } from './passphrase.ts';
 import { countArg, sizeArg } from './parse.ts';
+import { DEFAULT_PROXY_JOBS } from '../control/proxy/protocol.ts';
 
 /** A log line on stderr: text, or (GOLDSNAP_LOG_FORMAT=json, inherited by the proxies a server starts) one JSON object. */
 const log = (line: string) =>
@@ -14,6 +15,12 @@ const textLog = log;
 function logFormatArg(value: string): 'text' | 'json' {
   if (value !== 'text' && value !== 'json') throw new InvalidArgumentError('text or json');
   return value;
+}
+
+function jobsArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('a whole number from 1 to 64');
+  return n;
 }
 
 function portArg(value: string): number {
@@ -37,6 +44,12 @@ export function serverCommand(): Command {
     .option('--port <port>', 'port to listen on (0: any free one)', portArg, 8420)
     .option('--demo', 'on first start, create demo VMs in the emulator and a demo policy, and back them up')
     .option('--proxy-idle <seconds>', 'a data proxy stops after this long without work', countArg, 20)
+    .option(
+      '--proxy-jobs <n>',
+      'how many transfers or restores each data proxy runs at once (several disks of a VM in parallel)',
+      jobsArg,
+      DEFAULT_PROXY_JOBS,
+    )
     .option(
       '--bandwidth <size>',
       'per second, read limit of each data proxy transfer and write limit of each restore (e.g. 50MiB)',
@@ -69,6 +82,7 @@ export function serverCommand(): Command {
         port: number;
         demo?: boolean;
         proxyIdle: number;
+        proxyJobs: number;
         bandwidth?: string;
         schedulerInterval: number;
         proxyLauncher: string;
@@ -104,6 +118,7 @@ export function serverCommand(): Command {
           azureSubscriptionIds: moreSubscriptions,
           emulatorConnectionFile: process.env.GOLDSNAP_EMULATOR || undefined,
           proxyIdleSeconds: opts.proxyIdle,
+          proxyJobs: opts.proxyJobs,
           proxyBandwidth: opts.bandwidth,
           schedulerIntervalMs: opts.schedulerInterval,
           log,
@@ -135,12 +150,13 @@ export function proxyCommand(): Command {
     .description('run a data proxy for one region (the server starts these by itself)')
     .requiredOption('--region <region>', 'the region whose transfer queue it serves')
     .option('--idle <seconds>', 'stop after this long without work', countArg, 20)
+    .option('--jobs <n>', 'how many transfers or restores to run at once', jobsArg, DEFAULT_PROXY_JOBS)
     .option('--bandwidth <size>', 'per second, read limit per transfer and write limit per restore', sizeArg)
     .option(
       '--location <region>',
       'the region this proxy runs in, recorded with each transfer (env GOLDSNAP_PROXY_LOCATION; default: --region)',
     )
-    .action(async (opts: { region: string; idle: number; bandwidth?: number; location?: string }) => {
+    .action(async (opts: { region: string; idle: number; jobs: number; bandwidth?: number; location?: string }) => {
       const serverUrl = process.env.GOLDSNAP_SERVER_URL;
       const token = process.env.GOLDSNAP_PROXY_TOKEN;
       const location = process.env.GOLDSNAP_REPOSITORY;
@@ -167,6 +183,7 @@ export function proxyCommand(): Command {
         repo,
         cloud,
         idleMs: opts.idle * 1000,
+        jobs: opts.jobs,
         bandwidth: opts.bandwidth ?? 0,
         log: (line) => log(line),
       });

@@ -8,6 +8,7 @@ import type { ProxyCredentialStore } from '../catalog/proxy-credentials.ts';
 import { registerProxyCredentialRoutes } from '../proxy/credential-routes.ts';
 import { proxyAuth } from '../proxy/proxy-auth.ts';
 import { crossRegionTotals } from '../orchestrator/cross-region.ts';
+import { PROXY_CLAIM_WAIT_MS } from '../proxy/protocol.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
 import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
@@ -118,6 +119,8 @@ const policyBody = {
  * and tokens. /internal/proxy is for data proxies only.
  */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  /** Claims proxies made of this server since it started, and how many it holds now (long polls). */
+  const claimStats = { requests: 0, waiting: 0 };
   const app = (
     Fastify({
       ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
@@ -425,6 +428,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       proxies: deps.launcher.list(),
       queues: await transferQueueDepths(deps.queue),
       crossRegion: crossRegionTotals,
+      claims: { ...claimStats },
     }),
   );
 
@@ -459,12 +463,39 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Data proxies. These routes have no schema (hidden, and what proxies send is not validated
   // here): their route generics say what the proxy protocol sends.
-  app.post<{ Body: { region: string; workerId: string } }>(
+  // A claim with `waitMs` is a long poll: held until a job of the region is queued (or the wait
+  // is over), so an idle proxy costs one request per PROXY_CLAIM_WAIT_MS, not four a second. Held
+  // claims end when the proxy hangs up or the server stops.
+  const stopping = new AbortController();
+  app.addHook('preClose', async () => stopping.abort());
+  app.post<{ Body: { region: string; workerId: string; waitMs?: number } }>(
     '/internal/proxy/claim',
     { preHandler: proxyOnly, schema: { hide: true } },
-    async (req) => {
+    async (req, reply) => {
       const { region, workerId } = req.body;
-      return (await deps.orchestrator.claimForProxy(region, workerId)) ?? null;
+      const waitMs = Math.min(Math.max(0, Number(req.body.waitMs) || 0), PROXY_CLAIM_WAIT_MS);
+      claimStats.requests += 1;
+      const hungUp = new AbortController();
+      const onClose = () => {
+        if (!reply.raw.writableFinished) hungUp.abort();
+      };
+      reply.raw.once('close', onClose);
+      claimStats.waiting += 1;
+      try {
+        const work = await deps.orchestrator.claimForProxy(region, workerId, {
+          waitMs,
+          signal: AbortSignal.any([stopping.signal, hungUp.signal]),
+        });
+        if (work && hungUp.signal.aborted) {
+          // Nobody will do it: give it back now rather than when its lease runs out.
+          await deps.orchestrator.proxyFail(work.jobId, workerId, 'the proxy hung up before it got the job');
+          return null;
+        }
+        return work ?? null;
+      } finally {
+        claimStats.waiting -= 1;
+        reply.raw.off('close', onClose);
+      }
     },
   );
   app.post<{ Params: { id: string }; Body: { workerId: string; progress: { doneBytes: number; totalBytes: number } } }>(

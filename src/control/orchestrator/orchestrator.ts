@@ -13,7 +13,7 @@ import {
   transferQueue,
 } from '../jobs.ts';
 import type { Job, JobChange, JobOf } from '../queue/job-queue.ts';
-import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from '../proxy/protocol.ts';
+import { PROXY_CLAIM_RECHECK_MS, PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from '../proxy/protocol.ts';
 import { advanceRun, type RunContext } from './backup-run.ts';
 import { runConsistency, sweepLeakedVmPoints } from './vm-point.ts';
 import { sweepFailedRestores } from '../restore/restore-sweep.ts';
@@ -329,10 +329,22 @@ export class Orchestrator {
 
   // -- data proxies --------------------------------------------------------------------------
 
-  /** Hands a proxy of `region` its next job, with everything it needs to do it. */
-  async claimForProxy(region: string, workerId: string): Promise<ProxyWork | undefined> {
+  /**
+   * Hands a proxy of `region` its next job, with everything it needs to do it. With `waitMs`, a
+   * long poll: when there is no job yet, waits for one (woken by the catalog's notification that a
+   * job was queued, from any server, and looking again every `recheckMs` for what no notification
+   * announces: a retry coming due, a dead proxy's lease running out) until `waitMs` have passed or
+   * `signal` aborts (the proxy hung up, the server is stopping). Undefined: no job meanwhile.
+   */
+  async claimForProxy(
+    region: string,
+    workerId: string,
+    opts: { waitMs?: number; recheckMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ProxyWork | undefined> {
+    const queue = transferQueue(region);
+    const deadline = Date.now() + (opts.waitMs ?? 0);
     for (;;) {
-      const job = await this.deps.queue.claim(transferQueue(region), workerId, PROXY_LEASE_MS);
+      const job = await this.claimOrWait(queue, workerId, deadline - Date.now(), opts);
       if (!job) return undefined;
       if (job.kind === 'restore') return { jobId: job.id, kind: 'restore', restore: job.payload };
       if (job.kind !== 'transfer') throw new Error(`unknown job kind ${job.kind} on ${transferQueue(region)}`);
@@ -359,6 +371,35 @@ export class Orchestrator {
         snapshot,
         ...(base && disk.parentFixedIndex ? { base, parentFixedIndex: disk.parentFixedIndex } : {}),
       };
+    }
+  }
+
+  /** Whether a long poll's LISTEN failed already (said once in the log, not at every claim). */
+  private claimWaitBroken = false;
+
+  private async claimOrWait(
+    queue: string,
+    workerId: string,
+    waitMs: number,
+    opts: { recheckMs?: number; signal?: AbortSignal },
+  ) {
+    if (waitMs <= 0 || opts.signal?.aborted) return this.deps.queue.claim(queue, workerId, PROXY_LEASE_MS);
+    const timeout = AbortSignal.timeout(waitMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    try {
+      return await this.deps.queue.claimNext(queue, workerId, PROXY_LEASE_MS, {
+        pollMs: opts.recheckMs ?? PROXY_CLAIM_RECHECK_MS,
+        signal,
+      });
+    } catch (err) {
+      // Without notifications (the LISTEN connection cannot be made), answer at once: the proxy
+      // asks again after a short pause, as it did before long polls.
+      if (!this.claimWaitBroken)
+        this.deps.log(
+          `proxy claims: cannot wait for the catalog's notifications, answering at once (proxies ask again every 250 ms): ${errorMessage(err)}`,
+        );
+      this.claimWaitBroken = true;
+      return this.deps.queue.claim(queue, workerId, PROXY_LEASE_MS);
     }
   }
 

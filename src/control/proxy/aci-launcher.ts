@@ -19,6 +19,8 @@ export interface AciLauncherOptions {
   memoryInGB: number;
   /** Delete a region's container group after this long without work. */
   idleSeconds: number;
+  /** Jobs each proxy runs at once (`goldsnap proxy --jobs`); the proxy's default when absent. */
+  jobs?: number;
   bandwidth?: string;
   /** Environment the proxy needs that is no secret (which cloud, subscription). */
   env: () => Record<string, string>;
@@ -162,6 +164,7 @@ export class AciProxyLauncher implements ProxyLauncher {
       ...Object.entries(secure).map(([k, secureValue]) => ({ name: k, secureValue })),
     ];
     const command = ['goldsnap', 'proxy', '--region', region, '--idle', String(this.opts.idleSeconds)];
+    if (this.opts.jobs) command.push('--jobs', String(this.opts.jobs));
     if (this.opts.bandwidth) command.push('--bandwidth', this.opts.bandwidth);
     const group: ContainerGroup = {
       location: region,

@@ -43,6 +43,8 @@ export interface LocalProxyLauncherOptions {
   /** Where this server (and so its child proxies) runs, when known: recorded with each transfer. */
   serverRegion?: string;
   idleSeconds: number;
+  /** Jobs each proxy runs at once (`goldsnap proxy --jobs`); the proxy's default when absent. */
+  jobs?: number;
   bandwidth?: string;
   log: (line: string) => void;
 }
@@ -90,6 +92,7 @@ export class LocalProxyLauncher implements ProxyLauncher {
       '--idle',
       String(this.opts.idleSeconds),
     ];
+    if (this.opts.jobs) args.push('--jobs', String(this.opts.jobs));
     if (this.opts.bandwidth) args.push('--bandwidth', this.opts.bandwidth);
     // The IPC channel ties the proxy to this server: if the server dies, the proxy sees the
     // channel close and exits, and its jobs' leases run out for the next server's proxies.

@@ -4,7 +4,7 @@ import { WorkerPool } from '../../dataplane/worker-pool.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { restoreToCloud } from '../restore/restore-to-cloud.ts';
 import { transferDisk } from '../transfer/transfer-disk.ts';
-import { PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from './protocol.ts';
+import { PROXY_CLAIM_WAIT_MS, PROXY_LEASE_MS, type ProxyProgress, type ProxyWork } from './protocol.ts';
 import { errorMessage } from '../../util/errors.ts';
 
 export interface ProxyOptions {
@@ -18,6 +18,8 @@ export interface ProxyOptions {
   cloud: Cloud;
   /** Exit after this long without work: the proxy is removed when its region is idle. */
   idleMs: number;
+  /** Jobs served at once (default 1). */
+  jobs?: number;
   /** Read limit per transfer and write limit per restore, bytes per second (0: none). */
   bandwidth: number;
   log: (line: string) => void;
@@ -28,25 +30,63 @@ export interface ProxyOptions {
  * reads only what changed from the snapshot, through the chunk pipeline on all cores, into the
  * repository; progress goes to the server as heartbeats, which also keep the job's lease. If the
  * proxy dies, the lease runs out and another proxy takes the job up.
+ *
+ * Up to `jobs` jobs run at once (several disks of a run, in parallel where one disk alone leaves
+ * the cores or the network waiting). They share the process's chunk pipeline (libuv's thread pool)
+ * and repository; each has its own repository session, index snapshot and pack writer, its own
+ * heartbeats and lease, and its own failure. Only one claim is outstanding at a time, and it is a
+ * long poll: the server answers as soon as a job is queued, so an idle proxy sends a request per
+ * PROXY_CLAIM_WAIT_MS rather than polling.
  */
 export async function runProxy(opts: ProxyOptions): Promise<void> {
   const workerId = `proxy-${opts.region}-${hostname()}-${process.pid}`;
+  const slots = Math.max(1, Math.floor(opts.jobs ?? 1));
   const pool = new WorkerPool(opts.repo.key);
   const call = proxyClient(opts.serverUrl, opts.token);
+  const serving = new Set<Promise<void>>();
   let idleSince = Date.now();
-  opts.log(`${workerId}: serving ${opts.region}`);
+  opts.log(`${workerId}: serving ${opts.region}${slots > 1 ? `, up to ${slots} jobs at once` : ''}`);
   try {
-    while (Date.now() - idleSince < opts.idleMs) {
-      const work = await call<ProxyWork | null>('POST', '/internal/proxy/claim', { region: opts.region, workerId });
-      if (!work) {
-        await new Promise((resolve) => setTimeout(resolve, 250));
+    for (;;) {
+      if (serving.size >= slots) {
+        await Promise.race(serving);
         continue;
       }
-      await serve(work);
-      idleSince = Date.now();
+      const idleLeft = serving.size === 0 ? opts.idleMs - (Date.now() - idleSince) : opts.idleMs;
+      if (idleLeft <= 0) break;
+      // Never held past the idle time, so an idle proxy still stops on time (at most one idle
+      // time late when its last job ends while a claim is held).
+      const waitMs = Math.max(1, Math.min(PROXY_CLAIM_WAIT_MS, idleLeft));
+      const asked = Date.now();
+      let work: ProxyWork | null;
+      try {
+        work = await call<ProxyWork | null>('POST', '/internal/proxy/claim', { region: opts.region, workerId, waitMs });
+      } catch (err) {
+        // A refusal (4xx: bad credential, wrong region) is final. A server away for longer than
+        // the client's retries (a restart) is asked again until the idle time runs out.
+        if (errorMessage(err).startsWith('server answered 4')) throw err;
+        opts.log(`${workerId}: cannot claim work (${errorMessage(err)}); asking again`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
+      if (!work) {
+        // A server that answers at once (stopping, or one without long polls) is asked again
+        // after a pause, not in a tight loop.
+        if (Date.now() - asked < waitMs / 2) await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
+      const job: Promise<void> = serve(work)
+        .catch((err: unknown) => opts.log(`${workerId}: job ${work.jobId}: ${errorMessage(err)}`))
+        .finally(() => {
+          serving.delete(job);
+          if (serving.size === 0) idleSince = Date.now();
+        });
+      serving.add(job);
     }
     opts.log(`${workerId}: idle for ${Math.round(opts.idleMs / 1000)} s, stopping`);
   } finally {
+    // A claim that failed for good (server gone) still lets the jobs under way end and report.
+    await Promise.allSettled([...serving]);
     await pool.close();
   }
 

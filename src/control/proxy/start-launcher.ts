@@ -13,6 +13,8 @@ export interface StartLauncherOptions {
   /** `local` or `aci`. */
   config: string;
   idleSeconds: number;
+  /** Jobs each proxy runs at once (`goldsnap server --proxy-jobs`). */
+  jobs?: number;
   bandwidth?: string;
   serverRegion?: string;
   /** Which cloud proxies work on (GOLDSNAP_CLOUD, AZURE_SUBSCRIPTION_ID or GOLDSNAP_EMULATOR). */
@@ -72,6 +74,7 @@ export async function startProxyLauncher(
     const launcher = new LocalProxyLauncher({
       queue: o.queue,
       idleSeconds: o.idleSeconds,
+      ...(o.jobs ? { jobs: o.jobs } : {}),
       bandwidth: o.bandwidth,
       log: o.log,
       credentials: issue,
@@ -115,6 +118,7 @@ export async function startProxyLauncher(
     cpu: config.cpu,
     memoryInGB: config.memoryInGB,
     idleSeconds: o.idleSeconds,
+    ...(o.jobs ? { jobs: o.jobs } : {}),
     bandwidth: o.bandwidth,
     credentials: issue,
     pollMs: config.pollMs,

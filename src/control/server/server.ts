@@ -48,6 +48,8 @@ export interface ServerOptions {
   /** Fault profile of the hosted emulator (`--faults`, src/emulator/faults.ts). */
   emulatorFaults?: string;
   proxyIdleSeconds: number;
+  /** Jobs each data proxy runs at once (the proxy's default when absent). */
+  proxyJobs?: number;
   proxyBandwidth?: string;
   /** `local` child processes (default) or `aci` (Azure Container Instances), see proxy/launcher-config.ts. */
   proxyLauncher?: string;
@@ -148,6 +150,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log,
       config: opts.proxyLauncher ?? 'local',
       idleSeconds: opts.proxyIdleSeconds,
+      ...(opts.proxyJobs ? { jobs: opts.proxyJobs } : {}),
       bandwidth: opts.proxyBandwidth,
       serverRegion: opts.serverRegion,
       cloudEnv,
