@@ -3,7 +3,7 @@ import { basename, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { backupImage } from '../dataplane/backup-image.ts';
 import { restoreImage } from '../dataplane/restore-image.ts';
-import { WorkerPool } from '../dataplane/worker-pool.ts';
+import { ChunkCodec } from '../dataplane/chunk-codec.ts';
 import { openBackend } from '../repository/backend/open.ts';
 import { checkRepository } from '../repository/check.ts';
 import { formatBytes } from '../repository/format.ts';
@@ -250,12 +250,12 @@ export function repoCommands(): Command {
     .option('--read-data', 'read every pack and verify every chunk')
     .action(async (opts: RepoOptions & { readData?: boolean }) => {
       const r = await openRepo(opts);
-      const pool = opts.readData ? new WorkerPool(r.key) : undefined;
+      const codec = opts.readData ? new ChunkCodec(r.key) : undefined;
       const bar = new ProgressBar('check  ', 'count');
       try {
         const report = await checkRepository(r, {
           readData: opts.readData,
-          pool,
+          codec,
           onProgress: (done, total) => bar.update(done, total),
         });
         bar.stop();
@@ -270,7 +270,7 @@ export function repoCommands(): Command {
         if (report.errors.length) process.exitCode = 1;
       } finally {
         bar.stop();
-        await pool?.close();
+        await codec?.close();
       }
     });
 

@@ -5,7 +5,7 @@ import type { DiskBackupStats } from '../repository/recovery-point.ts';
 import { chunkPositionsTouched, type ByteRange } from './byte-ranges.ts';
 import type { DiskReader } from './disk-io.ts';
 import { touchesData } from './sparse-map.ts';
-import type { WorkerPool } from './worker-pool.ts';
+import type { ChunkCodec } from './chunk-codec.ts';
 
 export interface Progress {
   doneBytes: number;
@@ -15,7 +15,7 @@ export interface Progress {
 export interface BackupDiskOptions {
   reader: DiskReader;
   chunkSize: number;
-  pool: WorkerPool;
+  codec: ChunkCodec;
   packs: PackWriter;
   /** The same disk's fixed index at the previous recovery point: unchanged positions come from it. */
   parent?: FixedIndex;
@@ -29,7 +29,7 @@ const IN_FLIGHT_PER_WORKER = 4;
 
 /**
  * Backs up one disk: reads the chunk positions that need reading (not those in holes of a sparse
- * image, which are zero chunks unread), hashes each on the worker pool, skips all-zero chunks, looks each id up, and has only the new ones compressed, encrypted and
+ * image, which are zero chunks unread), hashes each on the chunk codec, skips all-zero chunks, looks each id up, and has only the new ones compressed, encrypted and
  * packed. Returns the disk's fixed index (not yet stored: the caller stores it after flushing the
  * pack writer, so that nothing ever refers to a chunk that is not findable).
  *
@@ -37,7 +37,7 @@ const IN_FLIGHT_PER_WORKER = 4;
  * and once sealed, plus what the pack writer holds (see PackWriter).
  */
 export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: FixedIndex; stats: DiskBackupStats }> {
-  const { reader, chunkSize, pool, packs } = opts;
+  const { reader, chunkSize, codec, packs } = opts;
   if (opts.changed && !opts.parent)
     throw new Error('changed ranges were given without the recovery point they are relative to');
   if (opts.parent && opts.parent.chunkSize !== chunkSize) {
@@ -65,7 +65,7 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
     newStoredBytes: 0,
   };
   const totalBytes = positions.reduce((sum, p) => sum + index.lengthAt(p), 0);
-  const slots = new Semaphore(Math.max(pool.size * IN_FLIGHT_PER_WORKER, reader.readAhead ?? 0));
+  const slots = new Semaphore(Math.max(codec.size * IN_FLIGHT_PER_WORKER, reader.readAhead ?? 0));
   let failure: Error | undefined;
   const tasks = new Set<Promise<void>>();
 
@@ -81,22 +81,22 @@ export async function backupDisk(opts: BackupDiskOptions): Promise<{ index: Fixe
       opts.onProgress?.({ doneBytes, totalBytes });
       return;
     }
-    const buffer = pool.buffer(length);
+    const buffer = codec.buffer(length);
     await reader.read(position * chunkSize, new Uint8Array(buffer));
     stats.readBytes += length;
-    const digest = await pool.digest(buffer, length);
+    const digest = await codec.digest(buffer, length);
     if (digest.zero) {
       index.setZero(position);
       stats.zeroChunks++;
     } else {
       index.set(position, digest.id);
       if (packs.claim(digest.id.toString('hex'))) {
-        const { sealed, sealedLength, compression, rawLength } = await pool.seal(digest.handle);
+        const { sealed, sealedLength, compression, rawLength } = await codec.seal(digest.handle);
         stats.newChunks++;
         stats.newStoredBytes += sealedLength;
         await packs.add(digest.id, sealed, rawLength, compression);
       } else {
-        await pool.drop(digest.handle);
+        await codec.drop(digest.handle);
       }
     }
     doneBytes += length;

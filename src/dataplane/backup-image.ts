@@ -7,7 +7,7 @@ import { RepositorySession } from '../repository/sessions.ts';
 import { backupDisk, type Progress } from './backup-disk.ts';
 import { parseChangedRanges } from './byte-ranges.ts';
 import { openImageReader } from './disk-io.ts';
-import { WorkerPool } from './worker-pool.ts';
+import { ChunkCodec } from './chunk-codec.ts';
 import { describeFsError } from '../repository/backend/fs-errors.ts';
 
 export interface BackupImageOptions {
@@ -54,7 +54,7 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
       : undefined;
 
     const session = await RepositorySession.start(repo, `backup-image ${opts.diskName}`);
-    const pool = new WorkerPool(repo.key, opts.workers);
+    const codec = new ChunkCodec(repo.key, opts.workers);
     try {
       const index = await repo.loadIndex(session.excludedPacks);
       const packs = new PackWriter(repo, index);
@@ -63,7 +63,7 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
         ({ index: disk, stats } = await backupDisk({
           reader,
           chunkSize: repo.config.chunkSize,
-          pool,
+          codec,
           packs,
           parent,
           changed,
@@ -93,7 +93,7 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
       };
       return { id: await repo.saveRecoveryPoint(point), point };
     } finally {
-      await pool.close();
+      await codec.close();
       await session.end();
     }
   } finally {

@@ -7,7 +7,7 @@ import { dataRanges } from './sparse-map.ts';
 export interface DiskReader {
   readonly sizeBytes: number;
   /**
-   * How many reads this source wants in flight (default: what the worker pool needs). A source
+   * How many reads this source wants in flight (default: what the chunk codec needs). A source
    * over the network, whose every read waits a round trip, hides that wait with more.
    */
   readonly readAhead?: number;

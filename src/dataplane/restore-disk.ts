@@ -6,14 +6,14 @@ import type { Repository } from '../repository/repository.ts';
 import type { Progress } from './backup-disk.ts';
 import type { ByteRange } from './byte-ranges.ts';
 import type { DiskWriter } from './disk-io.ts';
-import type { WorkerPool } from './worker-pool.ts';
+import type { ChunkCodec } from './chunk-codec.ts';
 
 export interface RestoreDiskOptions {
   repo: Repository;
   index: ChunkIndex;
   disk: FixedIndex;
   writer: DiskWriter;
-  pool: WorkerPool;
+  codec: ChunkCodec;
   onProgress?: (p: Progress) => void;
   /** Write zeros where a chunk cannot be read, and list those ranges, instead of failing. */
   salvage?: boolean;
@@ -42,7 +42,7 @@ export interface RestoreDiskResult {
 
 /**
  * Restores one disk from its fixed index. Chunks are fetched pack by pack in ranged reads of
- * neighbouring chunks, decrypted and decompressed on the worker pool, and written to every
+ * neighbouring chunks, decrypted and decompressed on the chunk codec, and written to every
  * position that holds them. Every chunk is authenticated (AES-GCM), so a damaged pack stops the
  * restore with an error naming it instead of writing wrong bytes, or, with `salvage`, has its
  * positions written as zeros and listed in the result.
@@ -52,7 +52,7 @@ export interface RestoreDiskResult {
  * it deletes anything) and the chunks are fetched from where they are now.
  */
 export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDiskResult> {
-  const { disk, writer, pool } = opts;
+  const { disk, writer, codec } = opts;
   const byId = new Map<string, number[]>();
   const zeroPositions: number[] = [];
   for (let p = 0; p < disk.count; p++) {
@@ -85,7 +85,7 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
   };
   // Chunks being opened at once, across runs: enough to keep every core busy, few enough that
   // memory holds only that many plaintexts (a run can hold dozens of chunks).
-  const opening = new Semaphore(pool.size * CHUNKS_IN_FLIGHT_PER_CORE);
+  const opening = new Semaphore(codec.size * CHUNKS_IN_FLIGHT_PER_CORE);
   const place = async (id: string, positions: number[], location: ChunkLocation, sealed: Buffer) => {
     await opening.acquire();
     try {
@@ -97,7 +97,7 @@ export async function restoreDisk(opts: RestoreDiskOptions): Promise<RestoreDisk
   const placeHeld = async (id: string, positions: number[], location: ChunkLocation, sealed: Buffer) => {
     let plain: Buffer;
     try {
-      plain = await pool.open(
+      plain = await codec.open(
         Buffer.from(id, 'hex'),
         sealed,
         location.compression,

@@ -4,7 +4,7 @@ import { RepositorySession } from '../repository/sessions.ts';
 import type { Progress } from './backup-disk.ts';
 import { openImageWriter } from './disk-io.ts';
 import { restoreDisk, type RestoreDiskResult } from './restore-disk.ts';
-import { WorkerPool } from './worker-pool.ts';
+import { ChunkCodec } from './chunk-codec.ts';
 import { errorMessage } from '../util/errors.ts';
 
 export interface RestoreImageOptions {
@@ -50,14 +50,14 @@ export async function restoreImage(
     const loadIndex = () => repo.loadIndex(undefined, () => {});
     const [fixedIndex, index] = await Promise.all([repo.loadFixedIndex(disk.fixedIndex), loadIndex()]);
     const writer = await openImageWriter(opts.targetPath, fixedIndex.sizeBytes, { overwrite: opts.overwrite });
-    const pool = new WorkerPool(repo.key, opts.workers);
+    const codec = new ChunkCodec(repo.key, opts.workers);
     try {
       const result = await restoreDisk({
         repo,
         index,
         disk: fixedIndex,
         writer,
-        pool,
+        codec,
         onProgress: opts.onProgress,
         salvage: opts.salvage,
         reloadIndex: loadIndex,
@@ -72,7 +72,7 @@ export async function restoreImage(
         `${errorMessage(err)}\nnothing was restored; \`restore-image --salvage\` restores everything that can be read and lists what cannot`,
       );
     } finally {
-      await pool.close();
+      await codec.close();
     }
   } finally {
     await session.end();

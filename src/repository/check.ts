@@ -22,8 +22,8 @@ export interface CheckReport {
 }
 
 /**
- * Decrypts, decompresses and (with verifyId) re-hashes one sealed chunk; the data plane's worker
- * pool is one, so that --read-data uses every core. Declared here so the repository needs no data plane.
+ * Decrypts, decompresses and (with verifyId) re-hashes one sealed chunk; the data plane's chunk
+ * codec is one, so that --read-data uses every core. Declared here so the repository needs no data plane.
  */
 export interface ChunkOpener {
   open(
@@ -40,7 +40,7 @@ export interface CheckOptions {
   /** Also download every pack, decrypt every chunk and re-hash it against its id. */
   readData?: boolean;
   /** Needed for readData. */
-  pool?: ChunkOpener;
+  codec?: ChunkOpener;
   /** With readData, read only the packs this picks (a sample per scheduled check); default: all. */
   readPack?: (pack: string) => boolean;
   onProgress?: (done: number, total: number, what: string) => void;
@@ -172,7 +172,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         }
       }
       if (opts.readData && (opts.readPack?.(pack) ?? true))
-        await readPackData(repo, opts.pool!, pack, size, entries, report);
+        await readPackData(repo, opts.codec!, pack, size, entries, report);
     } catch (err) {
       report.errors.push(`${what}: ${errorMessage(err)}`);
     } finally {
@@ -189,7 +189,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
 
 async function readPackData(
   repo: Repository,
-  pool: ChunkOpener,
+  codec: ChunkOpener,
   pack: string,
   size: number,
   entries: { id: Buffer; offset: number; length: number; rawLength: number; compression: number }[],
@@ -203,7 +203,7 @@ async function readPackData(
   await Promise.all(
     entries.map(async (e) => {
       try {
-        await pool.open(
+        await codec.open(
           e.id,
           bytes.subarray(e.offset, e.offset + e.length),
           e.compression,

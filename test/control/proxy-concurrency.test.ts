@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import type { Cloud, CloudSnapshot } from '../../src/cloud/cloud.ts';
 import type { DiskReader } from '../../src/dataplane/disk-io.ts';
 import { restoreDisk } from '../../src/dataplane/restore-disk.ts';
-import { WorkerPool } from '../../src/dataplane/worker-pool.ts';
+import { ChunkCodec } from '../../src/dataplane/chunk-codec.ts';
 import type { ProxyWork } from '../../src/control/proxy/protocol.ts';
 import { runProxy } from '../../src/control/proxy/proxy.ts';
 import { FsBackend } from '../../src/repository/backend/fs.ts';
@@ -113,13 +113,13 @@ test('a proxy with two jobs runs them at once, and the one that fails leaves the
     // Its disk, from the repository the failed transfer also wrote to.
     const disk = await repo.loadFixedIndex(result.fixedIndex);
     const restored = Buffer.alloc(good.length);
-    const pool = new WorkerPool(repo.key);
+    const codec = new ChunkCodec(repo.key);
     try {
       await restoreDisk({
         repo,
         index: await repo.loadIndex(),
         disk,
-        pool,
+        codec,
         writer: {
           zeroFilled: true,
           write: async (offset, data) => {
@@ -130,7 +130,7 @@ test('a proxy with two jobs runs them at once, and the one that fails leaves the
         },
       });
     } finally {
-      await pool.close();
+      await codec.close();
     }
     assert.ok(restored.equals(good), 'the good disk restores bit for bit');
   } finally {

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backupImage } from '../../src/dataplane/backup-image.ts';
 import { openImageWriter } from '../../src/dataplane/disk-io.ts';
 import { restoreDisk } from '../../src/dataplane/restore-disk.ts';
-import { WorkerPool } from '../../src/dataplane/worker-pool.ts';
+import { ChunkCodec } from '../../src/dataplane/chunk-codec.ts';
 import { FsBackend } from '../../src/repository/backend/fs.ts';
 import { prune } from '../../src/repository/prune.ts';
 import { Repository } from '../../src/repository/repository.ts';
@@ -37,7 +37,7 @@ test('a restore that read the index before a prune repacked its chunks reads the
   const disk = await repo.loadFixedIndex(kept.point.disks[0].fixedIndex);
   const out = join(dir, 'out.img');
   const writer = await openImageWriter(out, disk.sizeBytes);
-  const pool = new WorkerPool(repo.key, 1);
+  const codec = new ChunkCodec(repo.key, 1);
   let reloads = 0;
   try {
     const result = await restoreDisk({
@@ -45,7 +45,7 @@ test('a restore that read the index before a prune repacked its chunks reads the
       index: staleIndex,
       disk,
       writer,
-      pool,
+      codec,
       reloadIndex: () => {
         reloads++;
         return repo.loadIndex();
@@ -54,7 +54,7 @@ test('a restore that read the index before a prune repacked its chunks reads the
     await writer.commit();
     assert.deepEqual(result.damaged, []);
   } finally {
-    await pool.close();
+    await codec.close();
   }
   assert.equal(reloads, 1);
   assert.equal(await sha256File(out), await sha256File(image));

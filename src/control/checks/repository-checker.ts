@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { Cron } from 'croner';
-import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import { ChunkCodec } from '../../dataplane/chunk-codec.ts';
 import { type CheckReport, checkRepository } from '../../repository/check.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { errorMessage } from '../../util/errors.ts';
@@ -107,12 +107,12 @@ export class RepositoryChecker {
 
   private async check(check: RepositoryCheck, readDataPercent: number): Promise<RepositoryCheck> {
     this.log(`repository check ${check.id}: started (read data: ${check.readData})`);
-    const pool = readDataPercent > 0 ? new WorkerPool(this.repo.key, 1) : undefined;
+    const codec = readDataPercent > 0 ? new ChunkCodec(this.repo.key, 1) : undefined;
     let report: CheckReport;
     try {
       report = await checkRepository(this.repo, {
         readData: readDataPercent > 0,
-        ...(pool ? { pool } : {}),
+        ...(codec ? { codec } : {}),
         readPack: () => Math.random() * 100 < readDataPercent,
       });
     } catch (err) {
@@ -126,7 +126,7 @@ export class RepositoryChecker {
         bytesRead: 0,
       };
     } finally {
-      await pool?.close();
+      await codec?.close();
     }
     const finished = await this.store.finish(check.id, report);
     this.log(

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Cloud } from '../../cloud/cloud.ts';
-import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import { ChunkCodec } from '../../dataplane/chunk-codec.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { restoreToCloud } from '../restore/restore-to-cloud.ts';
 import { transferDisk } from '../transfer/transfer-disk.ts';
@@ -41,7 +41,7 @@ export interface ProxyOptions {
 export async function runProxy(opts: ProxyOptions): Promise<void> {
   const workerId = `proxy-${opts.region}-${hostname()}-${process.pid}`;
   const slots = Math.max(1, Math.floor(opts.jobs ?? 1));
-  const pool = new WorkerPool(opts.repo.key);
+  const codec = new ChunkCodec(opts.repo.key);
   const call = proxyClient(opts.serverUrl, opts.token);
   const serving = new Set<Promise<void>>();
   let idleSince = Date.now();
@@ -87,7 +87,7 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
   } finally {
     // A claim that failed for good (server gone) still lets the jobs under way end and report.
     await Promise.allSettled([...serving]);
-    await pool.close();
+    await codec.close();
   }
 
   async function serve(work: ProxyWork): Promise<void> {
@@ -116,7 +116,7 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
                 `${workerId}: transfer ${work.diskName} of run ${work.runId.slice(0, 8)} (${work.base ? 'changed blocks' : 'full'})`,
               );
               const started = Date.now();
-              const r = await transferDisk(opts.repo, opts.cloud, pool, {
+              const r = await transferDisk(opts.repo, opts.cloud, codec, {
                 snapshot: work.snapshot,
                 base: work.base,
                 parentFixedIndex: work.parentFixedIndex,

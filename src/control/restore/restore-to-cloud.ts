@@ -3,7 +3,7 @@ import { GOLDSNAP_TAGS } from '../../cloud/cloud.ts';
 import type { Progress } from '../../dataplane/backup-disk.ts';
 import { restoreDisk } from '../../dataplane/restore-disk.ts';
 import { throttleWriter } from '../../dataplane/throttle.ts';
-import { WorkerPool } from '../../dataplane/worker-pool.ts';
+import { ChunkCodec } from '../../dataplane/chunk-codec.ts';
 import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { RepositorySession } from '../../repository/sessions.ts';
@@ -89,7 +89,7 @@ export async function restoreToCloud(
   );
   const inSubscription = req.subscriptionId ? { subscriptionId: req.subscriptionId } : {};
   const session = await RepositorySession.start(repo, `restore ${req.pointId.slice(0, 8)}`);
-  const pool = new WorkerPool(repo.key);
+  const codec = new ChunkCodec(repo.key);
   const made: CloudDisk[] = [];
   try {
     const index = await repo.loadIndex();
@@ -112,7 +112,7 @@ export async function restoreToCloud(
           index,
           disk: fixedIndex,
           writer,
-          pool,
+          codec,
           onProgress: (p) => req.onProgress?.({ ...p, disk: record.name }),
         });
         await writer.commit();
@@ -173,7 +173,7 @@ export async function restoreToCloud(
     for (const disk of made) await cloud.deleteDisk(disk.id).catch(() => undefined);
     throw err;
   } finally {
-    await pool.close();
+    await codec.close();
     await session.end();
   }
 }

@@ -1,6 +1,6 @@
 import { backupDisk, type Progress } from '../../dataplane/backup-disk.ts';
 import { throttleReader } from '../../dataplane/throttle.ts';
-import type { WorkerPool } from '../../dataplane/worker-pool.ts';
+import type { ChunkCodec } from '../../dataplane/chunk-codec.ts';
 import type { Cloud, CloudSnapshot } from '../../cloud/cloud.ts';
 import { DiffRefusedError } from '../../cloud/diff-refused.ts';
 import { FixedIndex } from '../../repository/fixed-index.ts';
@@ -40,7 +40,7 @@ export interface TransferResult {
 export async function transferDisk(
   repo: Repository,
   cloud: Cloud,
-  pool: WorkerPool,
+  codec: ChunkCodec,
   req: TransferRequest,
 ): Promise<TransferResult> {
   // Without the parent's fixed index (forgotten and pruned by hand), the disk is read in full again.
@@ -71,7 +71,7 @@ export async function transferDisk(
     const { index: disk, stats } = await backupDisk({
       reader,
       chunkSize: repo.config.chunkSize,
-      pool,
+      codec,
       packs,
       changed: ranges,
       onProgress: req.onProgress,

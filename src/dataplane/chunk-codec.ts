@@ -17,9 +17,9 @@ import { chunkAad } from '../repository/pack.ts';
  * before; each cost a JavaScript runtime and a zstd context, about 90 MiB, for no gain in speed.
  *
  * `size` is how many cores' worth of chunks the pipelines keep in flight; the thread pool itself
- * has UV_THREADPOOL_SIZE threads (the CLI sets it from the core count before the pool starts).
+ * has UV_THREADPOOL_SIZE threads (the CLI sets it from the core count before the thread pool starts).
  */
-export class WorkerPool {
+export class ChunkCodec {
   readonly size: number;
   private readonly zstdLevel: number;
   private readonly keys: Promise<ChunkKeys>;
@@ -98,7 +98,7 @@ export class WorkerPool {
   async close(): Promise<void> {}
 }
 
-/** A hashed chunk waiting to be sealed or dropped: its plaintext buffer stays with the pool. */
+/** A hashed chunk waiting to be sealed or dropped: its plaintext buffer stays with the codec. */
 export interface ChunkHandle {
   buffer: ArrayBuffer;
   length: number;
