@@ -1,10 +1,17 @@
-import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileAtomic, writeNewFile } from './durable.ts';
+import { ExtentHandles } from './extent-handles.ts';
 
 /** Content is kept in fixed-size extents; a missing extent reads as zeros. */
 export const EXTENT_SIZE = 64 * 1024;
+
+/**
+ * Extent files kept open for reads (64 MiB of extents): descriptors are cheap, and a disk read
+ * again (a retry, the next backup of a copy-on-write snapshot) finds its extents open.
+ */
+export const OPEN_EXTENTS = 1024;
 
 export interface Range {
   /** First byte (inclusive). */
@@ -33,9 +40,21 @@ export class ExtentStore {
   #maps = new Map<string, Map<number, string>>();
   #refs = new Map<string, number>();
   #knownDirs = new Set<string>();
+  #handles: ExtentHandles;
 
-  constructor(dir: string) {
+  constructor(dir: string, openExtents = OPEN_EXTENTS) {
     this.dir = dir;
+    this.#handles = new ExtentHandles(openExtents);
+  }
+
+  /** Extent files open for reads now. */
+  get openExtents(): number {
+    return this.#handles.size;
+  }
+
+  /** Closes the extent files kept open (reads still running close theirs when they end). */
+  close(): Promise<void> {
+    return this.#handles.closeAll();
   }
 
   /** Loads the maps of live content and removes everything else (crash leftovers). */
@@ -72,11 +91,14 @@ export class ExtentStore {
     return this.#maps.has(contentId);
   }
 
-  /** Creates content as a copy of `sourceId` (or empty). Durable on return. */
-  async create(sourceId?: string): Promise<string> {
+  /**
+   * Creates content as a copy of `sourceId` (or empty), with `writes` applied (one map written
+   * instead of two for a new disk with data). Durable on return.
+   */
+  async create(sourceId?: string, writes: PageWrite[] = []): Promise<string> {
     const id = randomBytes(10).toString('hex');
     const src = sourceId === undefined ? new Map<number, string>() : this.#map(sourceId);
-    const m = new Map(src);
+    const m = writes.length ? await this.#writeExtents(src, writes) : new Map(src);
     await this.#persistMap(id, m);
     this.#maps.set(id, m);
     for (const ext of m.values()) this.#ref(ext, 1);
@@ -98,6 +120,15 @@ export class ExtentStore {
    */
   async write(contentId: string, writes: PageWrite[]): Promise<void> {
     const old = this.#map(contentId);
+    const next = await this.#writeExtents(old, writes);
+    await this.#persistMap(contentId, next);
+    this.#maps.set(contentId, next);
+    for (const ext of next.values()) this.#ref(ext, 1);
+    for (const ext of old.values()) this.#ref(ext, -1);
+  }
+
+  /** Writes the extents `writes` make (durably) and answers `old` updated with them. */
+  async #writeExtents(old: Map<number, string>, writes: PageWrite[]): Promise<Map<number, string>> {
     const next = new Map(old);
     // Group the writes by extent, applied in order.
     const touched = new Map<number, PageWrite[]>();
@@ -141,11 +172,8 @@ export class ExtentStore {
       if (pending.length >= 32) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
-    for (const d of dirs) await fsyncDir(d);
-    await this.#persistMap(contentId, next);
-    this.#maps.set(contentId, next);
-    for (const ext of next.values()) this.#ref(ext, 1);
-    for (const ext of old.values()) this.#ref(ext, -1);
+    await Promise.all([...dirs].map((d) => fsyncDir(d)));
+    return next;
   }
 
   /** Reads `length` bytes at `offset` (zeros where nothing was written). */
@@ -226,24 +254,18 @@ export class ExtentStore {
       return;
     }
     this.#refs.delete(ext);
+    void this.#handles.forget(ext);
     unlink(this.#extentPath(ext)).catch(() => {});
   }
 
   /** Reads `into.length` bytes of extent `ext` from `at` into `into`. */
-  async #readExtentInto(ext: string, at: number, into: Buffer): Promise<void> {
-    const h = await open(this.#extentPath(ext), 'r');
-    try {
-      const { bytesRead } = await h.read(into, 0, into.length, at);
-      if (bytesRead !== into.length)
-        throw new Error(`extent ${ext} is shorter than ${EXTENT_SIZE} bytes (read ${bytesRead} from ${at})`);
-    } finally {
-      await h.close();
-    }
+  #readExtentInto(ext: string, at: number, into: Buffer): Promise<void> {
+    return this.#handles.readInto(ext, this.#extentPath(ext), into, at);
   }
 
   async #readExtent(ext: string): Promise<Buffer> {
-    const data = await readFile(this.#extentPath(ext));
-    if (data.length !== EXTENT_SIZE) throw new Error(`extent ${ext} is ${data.length} bytes, expected ${EXTENT_SIZE}`);
+    const data = Buffer.allocUnsafe(EXTENT_SIZE);
+    await this.#readExtentInto(ext, 0, data);
     return data;
   }
 
