@@ -179,7 +179,8 @@ export class ExtentStore {
   /** Reads `length` bytes at `offset` (zeros where nothing was written). */
   async read(contentId: string, offset: number, length: number): Promise<Buffer> {
     const m = this.#map(contentId);
-    const out = Buffer.alloc(length);
+    // Not zero-filled: every byte is either read from an extent or zeroed below (holes).
+    const out = Buffer.allocUnsafe(length);
     const pinned: string[] = [];
     for (let idx = Math.floor(offset / EXTENT_SIZE); idx * EXTENT_SIZE < offset + length; idx++) {
       const ext = m.get(idx);
@@ -195,10 +196,13 @@ export class ExtentStore {
       const reads: Promise<void>[] = [];
       for (let idx = Math.floor(offset / EXTENT_SIZE); idx * EXTENT_SIZE < offset + length; idx++) {
         const ext = m.get(idx);
-        if (!ext) continue;
         const base = idx * EXTENT_SIZE;
         const from = Math.max(offset, base);
         const to = Math.min(offset + length, base + EXTENT_SIZE);
+        if (!ext) {
+          out.fill(0, from - offset, to - offset);
+          continue;
+        }
         reads.push(this.#readExtentInto(ext, from - base, out.subarray(from - offset, to - offset)));
       }
       await Promise.all(reads);
