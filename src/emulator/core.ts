@@ -178,6 +178,7 @@ export class EmulatorCore {
   hostStyleSas = false;
   readonly mutex = new Mutex();
   #contentVersion = new Map<string, number>();
+  #prunedAt = 0;
 
   constructor(
     stateFile: StateFile,
@@ -205,10 +206,15 @@ export class EmulatorCore {
 
   async save(): Promise<void> {
     const now = Date.now();
-    for (const [id, op] of Object.entries(this.st.operations))
-      if (op.doneAt < now - 3600_000) delete this.st.operations[id];
-    for (const [id, g] of Object.entries(this.st.grants))
-      if (Date.parse(g.expiresOn) < now - 3600_000) delete this.st.grants[id];
+    // Operations and grants are forgotten an hour after they end; looking once a minute is enough
+    // (looking at every save made each save cost the number of operations).
+    if (now - this.#prunedAt >= 60_000) {
+      this.#prunedAt = now;
+      for (const [id, op] of Object.entries(this.st.operations))
+        if (op.doneAt < now - 3600_000) delete this.st.operations[id];
+      for (const [id, g] of Object.entries(this.st.grants))
+        if (Date.parse(g.expiresOn) < now - 3600_000) delete this.st.grants[id];
+    }
     await this.stateFile.save(this.st);
   }
 

@@ -223,7 +223,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   const timings = { ...DEFAULT_TIMINGS, ...opts.timings };
   if (faultProfile?.snapshotMs !== undefined) timings.snapshot = faultProfile.snapshotMs;
   if (faultProfile?.accessMs !== undefined) timings.access = faultProfile.accessMs;
-  const core = new EmulatorCore(stateFile, st, store, timings, { ...AZURE_LIMITS, ...opts.limits });
+  const core = new EmulatorCore(stateFile, stateFile.track(st), store, timings, { ...AZURE_LIMITS, ...opts.limits });
   const control = new EmulatorControl(core);
   const containerGroups = await ContainerGroups.open(dataDir, st.subscriptionId, opts.containerGroups);
 

@@ -125,3 +125,48 @@ test('a state.json written before the journal existed is read as it is', async (
   await file.close();
   assert.deepEqual(Object.keys((await reopen(dir)).disks), ['a', 'b']);
 });
+
+test('through the tracked state, a save writes only the records changed, at any depth', async () => {
+  const dir = await newDir();
+  const { file } = await StateFile.open(dir);
+  const st = file.track(emptyState());
+  await file.save(st);
+  st.disks.a = disk('a');
+  st.disks.b = disk('b');
+  st.virtualMachines.vm = { id: 'vm', dataDisks: [] } as any;
+  await file.save(st);
+  st.disks.a!.tags.env = 'prod'; // nested object
+  st.virtualMachines.vm!.dataDisks.push({ lun: 0, diskId: 'b' }); // array inside a record
+  delete st.disks.b;
+  st.restorePoints = { p: { name: 'p' } as any }; // a collection set whole
+  st.moreSubscriptionIds = ['sub-2'];
+  await file.save(st);
+  const lines = (await readFile(journalPath(dir), 'utf8')).trim().split('\n');
+  const last = JSON.parse(lines.at(-1)!);
+  assert.deepEqual(last.set.map((s: string[]) => `${s[0]}/${s[1]}`).sort(), [
+    'disks/a',
+    'restorePoints/p',
+    'virtualMachines/vm',
+  ]);
+  assert.deepEqual(last.del, [['disks', 'b']]);
+  assert.deepEqual(last.meta.moreSubscriptionIds, ['sub-2']);
+  await file.close();
+  assert.deepEqual(await reopen(dir), JSON.parse(JSON.stringify(st)));
+});
+
+test('with GOLDSNAP_EMULATOR_CHECK_STATE=1, a change made around the tracked state fails the save', async () => {
+  const dir = await newDir();
+  const before = process.env.GOLDSNAP_EMULATOR_CHECK_STATE;
+  process.env.GOLDSNAP_EMULATOR_CHECK_STATE = '1';
+  const { file } = await StateFile.open(dir);
+  if (before === undefined) delete process.env.GOLDSNAP_EMULATOR_CHECK_STATE;
+  else process.env.GOLDSNAP_EMULATOR_CHECK_STATE = before;
+  const raw = emptyState();
+  const st = file.track(raw);
+  const rec = disk('a');
+  st.disks.a = rec;
+  await file.save(st);
+  rec.tags = { late: 'yes' }; // through the code's own reference, after the save
+  await assert.rejects(file.save(st), /changed without passing through the tracked state.*disks\/a/);
+  await file.close();
+});
