@@ -1,4 +1,4 @@
-import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './durable.ts';
 import type { EmulatorState } from './state.ts';
@@ -61,9 +61,13 @@ export class StateFile {
     delete st.journalGeneration;
     const file = new StateFile(dataDir, generation);
     file.#snapshotBytes = Buffer.byteLength(text);
-    await file.#replay(st);
+    // A data folder copied with hard links (cp -al, as bench/data-path.ts does) shares the journal
+    // with its original: appending (or cutting a torn line) would change both. Its first save
+    // starts new files instead.
+    const shared = await hardLinked(journalPath(dataDir));
+    await file.#replay(st, shared);
     file.#remember(st);
-    file.#mustRewrite = false;
+    file.#mustRewrite = shared;
     return { file, state: st };
   }
 
@@ -148,7 +152,7 @@ export class StateFile {
     return this.#journal;
   }
 
-  async #replay(st: EmulatorState): Promise<void> {
+  async #replay(st: EmulatorState, shared: boolean): Promise<void> {
     const path = journalPath(this.dataDir);
     let bytes: Buffer;
     try {
@@ -173,7 +177,7 @@ export class StateFile {
           throw new Error(
             `${path}: line ${lineNo} is not JSON; the emulator's state is damaged (delete the data directory to start afresh)`,
           );
-        await truncate(path, at);
+        if (!shared) await truncate(path, at);
         break;
       } else applyChange(state, parsed as ChangeLine);
       at = end + 1;
@@ -322,6 +326,15 @@ function parseLine(line: string): unknown {
     return JSON.parse(line);
   } catch {
     return undefined;
+  }
+}
+
+async function hardLinked(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).nlink > 1;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
   }
 }
 

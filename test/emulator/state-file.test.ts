@@ -1,6 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { journalPath, StateFile, statePath } from '../../src/emulator/state-file.ts';
 import type { EmulatorState } from '../../src/emulator/state.ts';
 import { tempDir } from './helpers.ts';
@@ -169,4 +170,25 @@ test('with GOLDSNAP_EMULATOR_CHECK_STATE=1, a change made around the tracked sta
   rec.tags = { late: 'yes' }; // through the code's own reference, after the save
   await assert.rejects(file.save(st), /changed without passing through the tracked state.*disks\/a/);
   await file.close();
+});
+
+test('a data folder copied with hard links does not change its original when saved', async () => {
+  const dir = await newDir();
+  const { file } = await StateFile.open(dir);
+  const st = emptyState();
+  await file.save(st);
+  st.disks.a = disk('a');
+  await file.save(st);
+  await file.close();
+  const copy = join(dir, 'copy');
+  await mkdir(copy);
+  for (const f of ['state.json', 'state.journal']) await link(join(dir, f), join(copy, f));
+  const original = await readFile(journalPath(dir), 'utf8');
+  const { file: copied, state } = await StateFile.open(copy);
+  state!.disks.b = disk('b');
+  await copied.save(state!);
+  await copied.close();
+  assert.equal(await readFile(journalPath(dir), 'utf8'), original);
+  assert.deepEqual(Object.keys((await reopen(dir)).disks), ['a']);
+  assert.deepEqual(Object.keys((await reopen(copy)).disks), ['a', 'b']);
 });
