@@ -529,7 +529,8 @@ async function main(): Promise<void> {
 
   // The uploaded disk is kept between runs (uploading 2 GiB through Put Page, an fsync per 64 KiB
   // extent, takes minutes): each run starts from a hard-linked copy of that emulator's folder,
-  // which is safe because extents are immutable and every other file is replaced by rename.
+  // which is safe because extents are immutable, every other file is replaced by rename, and the
+  // state journal, appended to, is started afresh by an emulator that finds it hard-linked.
   const seed = join(root, '.bench', 'data-path-emulator');
   const seedMarker = join(seed, 'bench-seed.json');
   // At the default size, the key of the seeds made before DATA_PATH_SIZE_MIB existed.

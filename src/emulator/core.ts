@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ExtentStore, PageWrite, Range } from './extent-store.ts';
+import type { StateFile } from './state-file.ts';
 import { Mutex } from '../util/mutex.ts';
 import { currentSubscription, inCurrentSubscription } from './subscriptions.ts';
 import { AZURE_LIMITS, BACKGROUND_COPY_SKUS, type AzureLimits } from './limits.ts';
@@ -7,7 +8,6 @@ import { SAS_HOST_SUFFIX } from './host-style-sas.ts';
 import { checkNewDisk, checkNewVm, zoneOf } from './vm-rules.ts';
 import {
   keyOf,
-  saveState,
   type Access,
   type ContentRec,
   type DiskRec,
@@ -167,6 +167,7 @@ export function isFixedVhdFooter(f: Buffer, rawBytes: number): boolean {
 
 export class EmulatorCore {
   readonly dataDir: string;
+  readonly stateFile: StateFile;
   readonly st: EmulatorState;
   readonly store: ExtentStore;
   readonly timings: OperationTimings;
@@ -177,15 +178,17 @@ export class EmulatorCore {
   hostStyleSas = false;
   readonly mutex = new Mutex();
   #contentVersion = new Map<string, number>();
+  #prunedAt = 0;
 
   constructor(
-    dataDir: string,
+    stateFile: StateFile,
     st: EmulatorState,
     store: ExtentStore,
     timings: OperationTimings,
     limits: AzureLimits = AZURE_LIMITS,
   ) {
-    this.dataDir = dataDir;
+    this.dataDir = stateFile.dataDir;
+    this.stateFile = stateFile;
     this.st = st;
     this.store = store;
     this.timings = timings;
@@ -203,11 +206,16 @@ export class EmulatorCore {
 
   async save(): Promise<void> {
     const now = Date.now();
-    for (const [id, op] of Object.entries(this.st.operations))
-      if (op.doneAt < now - 3600_000) delete this.st.operations[id];
-    for (const [id, g] of Object.entries(this.st.grants))
-      if (Date.parse(g.expiresOn) < now - 3600_000) delete this.st.grants[id];
-    await saveState(this.dataDir, this.st);
+    // Operations and grants are forgotten an hour after they end; looking once a minute is enough
+    // (looking at every save made each save cost the number of operations).
+    if (now - this.#prunedAt >= 60_000) {
+      this.#prunedAt = now;
+      for (const [id, op] of Object.entries(this.st.operations))
+        if (op.doneAt < now - 3600_000) delete this.st.operations[id];
+      for (const [id, g] of Object.entries(this.st.grants))
+        if (Date.parse(g.expiresOn) < now - 3600_000) delete this.st.grants[id];
+    }
+    await this.stateFile.save(this.st);
   }
 
   /** Runs a mutation under the global lock. */

@@ -20,7 +20,8 @@ import { runCommand } from './run-command.ts';
 import { handleResourceGroup } from './resource-groups.ts';
 import { handleNetworkInterface } from './network.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
-import { loadState, saveState, type EmulatorState } from './state.ts';
+import type { EmulatorState } from './state.ts';
+import { StateFile } from './state-file.ts';
 import { ensureTlsMaterial } from './tls.ts';
 import { FaultInjector, parseFaultProfile, type FaultProfile } from './faults.ts';
 import { AZURE_LIMITS, type AzureLimits } from './limits.ts';
@@ -197,7 +198,9 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   const host = opts.host ?? '127.0.0.1';
   await mkdir(dataDir, { recursive: true });
   const tls = await ensureTlsMaterial(dataDir, host);
-  let st: EmulatorState | undefined = await loadState(dataDir);
+  const opened = await StateFile.open(dataDir);
+  const stateFile = opened.file;
+  let st: EmulatorState | undefined = opened.state;
   if (!st) {
     st = {
       version: 1,
@@ -210,9 +213,9 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       operations: {},
       grants: {},
     };
-    await saveState(dataDir, st);
+    await stateFile.save(st);
   }
-  if (ensureSubscriptionCount(st, opts.subscriptions ?? 1)) await saveState(dataDir, st);
+  if (ensureSubscriptionCount(st, opts.subscriptions ?? 1)) await stateFile.save(st);
   const store = new ExtentStore(join(dataDir, 'content'));
   await store.init(EmulatorCore.liveContent(st));
   const faultProfile = typeof opts.faults === 'string' ? parseFaultProfile(opts.faults) : opts.faults;
@@ -220,7 +223,7 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
   const timings = { ...DEFAULT_TIMINGS, ...opts.timings };
   if (faultProfile?.snapshotMs !== undefined) timings.snapshot = faultProfile.snapshotMs;
   if (faultProfile?.accessMs !== undefined) timings.access = faultProfile.accessMs;
-  const core = new EmulatorCore(dataDir, st, store, timings, { ...AZURE_LIMITS, ...opts.limits });
+  const core = new EmulatorCore(stateFile, stateFile.track(st), store, timings, { ...AZURE_LIMITS, ...opts.limits });
   const control = new EmulatorControl(core);
   const containerGroups = await ContainerGroups.open(dataDir, st.subscriptionId, opts.containerGroups);
 
@@ -945,6 +948,8 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       await done;
       // Let in-flight mutations finish (they are durable once done).
       await core.exclusive(async () => {});
+      await stateFile.close();
+      await store.close();
     },
   };
 }

@@ -1,7 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic } from './durable.ts';
-
 export type ResourceKind = 'disks' | 'snapshots' | 'virtualMachines';
 export type Access = 'Read' | 'Write';
 
@@ -146,27 +142,6 @@ export interface RestorePointRec {
 export interface DiskRestorePointRec extends ContentRec {
   restorePointKey: string;
   sourceDiskId: string;
-}
-
-export function statePath(dataDir: string): string {
-  return join(dataDir, 'state.json');
-}
-
-export async function loadState(dataDir: string): Promise<EmulatorState | undefined> {
-  let text: string;
-  try {
-    text = await readFile(statePath(dataDir), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const st = JSON.parse(text) as EmulatorState;
-  if (st.version !== 1) throw new Error(`${statePath(dataDir)}: unsupported state version ${String(st.version)}`);
-  return st;
-}
-
-export async function saveState(dataDir: string, st: EmulatorState): Promise<void> {
-  await writeFileAtomic(statePath(dataDir), JSON.stringify(st));
 }
 
 /** Lower-cased key of a resource id (ARM ids are case-insensitive). */

@@ -10,6 +10,10 @@ import {
   type EmulatorConnectionInfo,
 } from '../../src/emulator/emulator.ts';
 
+// Every save of the emulators these tests start also compares all records, and fails on a change
+// the state's tracking missed (src/emulator/state-changes.ts).
+process.env.GOLDSNAP_EMULATOR_CHECK_STATE ??= '1';
+
 export const MiB = 1024 * 1024;
 /** Poll fast: the SDK default is 2 s between polls. */
 export const FAST = { updateIntervalInMs: 20 };
