@@ -5,13 +5,26 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { openCloud } from '../../src/cloud/open-cloud.ts';
 import type { Cloud } from '../../src/cloud/cloud.ts';
-import { GOLDSNAP_BIN, goldsnap, type CliResult } from './goldsnap-cli.ts';
+import { goldsnap, type CliResult } from './goldsnap-cli.ts';
 import { seedPGliteCatalog } from './pglite-template.ts';
 
 export const MiB = 1024 * 1024;
+
+/** The Node.js and the entry point that bin/goldsnap runs: the server is started as `goldsnap server` is, plus the flags below. */
+const NODE = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
+const GOLDSNAP_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+/**
+ * `--liftoff-only`: WebAssembly runs on V8's baseline compiler only, never tiered up to TurboFan.
+ * A test server is short-lived, and tiering PGlite's large wasm module up cost about 3 s of CPU
+ * per server start (most of what PGlite's start-up costs) for queries that are then barely faster.
+ * It changes how the code is compiled, not what it does. (Not allowed in NODE_OPTIONS, hence here.)
+ */
+const SERVER_NODE_FLAGS = ['--liftoff-only', '--disable-warning=ExperimentalWarning'];
 
 /**
  * A `goldsnap server` process with its own data folder (and, for `postgres`, its own database on
@@ -61,8 +74,15 @@ export class ServerUnderTest {
   async start(args: string[] = []): Promise<void> {
     this.url = '';
     const from = this.log.length;
-    const child = spawn(GOLDSNAP_BIN, ['server', '--data', this.dataDir, '--port', '0', '--proxy-idle', '3', ...args], {
-      env: { ...process.env, DATABASE_URL: '', GOLDSNAP_PASSWORD: undefined, ...this.env },
+    const command = ['server', '--data', this.dataDir, '--port', '0', '--proxy-idle', '3', ...args];
+    const child = spawn(NODE, [...SERVER_NODE_FLAGS, GOLDSNAP_MAIN, ...command], {
+      env: {
+        NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache'),
+        ...process.env,
+        DATABASE_URL: '',
+        GOLDSNAP_PASSWORD: undefined,
+        ...this.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
