@@ -2,9 +2,7 @@ import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { openDatabase } from '../../src/control/catalog/database.ts';
-import { migrate, migrations } from '../../src/control/catalog/migrations.ts';
+import { migrations } from '../../src/control/catalog/migrations.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 
@@ -28,6 +26,9 @@ export async function seedPGliteCatalog(catalogDir: string, opts: { migrated?: b
         const dataDir = await mkdtemp(join(tmpdir(), 'goldsnap-test-pglite-migrating-'));
         try {
           await cp(initialized, join(dataDir, 'catalog'), { recursive: true });
+          // Imported only here: the test files that copy a template made earlier need no PGlite.
+          const { openDatabase } = await import('../../src/control/catalog/database.ts');
+          const { migrate } = await import('../../src/control/catalog/migrations.ts');
           const db = await openDatabase({ dataDir });
           await migrate(db);
           await db.close();
@@ -41,6 +42,7 @@ export async function seedPGliteCatalog(catalogDir: string, opts: { migrated?: b
 }
 
 async function makeInitialized(dir: string): Promise<void> {
+  const { PGlite } = await import('@electric-sql/pglite');
   const db = await PGlite.create(dir);
   await db.close();
 }
