@@ -21,7 +21,7 @@ let dir: string;
 let db: Database;
 let emulator: Emulator;
 before(async () => {
-  dir = await freshPGliteDataDir();
+  dir = await freshPGliteDataDir({ migrated: true });
   db = await openDatabase({ dataDir: dir });
   await migrate(db);
   emulator = await startEmulator({ dataDir: join(dir, 'emulator'), port: 0 });

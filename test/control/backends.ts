@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe } from 'node:test';
@@ -8,6 +7,7 @@ import pg from 'pg';
 import { openDatabase, type Database } from '../../src/control/catalog/database.ts';
 import { migrate } from '../../src/control/catalog/migrations.ts';
 import { errorMessage } from '../../src/util/errors.ts';
+import { seedPGliteCatalog } from '../support/pglite-template.ts';
 
 /**
  * Runs a suite against both catalog backends: embedded PGlite in a temp dir, and a real PostgreSQL
@@ -42,24 +42,14 @@ async function pgAvailable(): Promise<boolean> {
 /** Whether the PostgreSQL server answers (throws when DATABASE_URL is set and it does not). */
 export const PG_UP = await pgAvailable();
 
-let template: Promise<string> | undefined;
-
 /**
- * A fresh temp data folder whose `catalog` is an empty PGlite database (not migrated). The first
- * call of the process runs initdb (seconds); later ones copy its result (a fraction of a second).
- * The caller removes the folder; the template goes when the process exits.
+ * A fresh temp data folder whose `catalog` is an empty PGlite database: not migrated, or (`migrated`)
+ * with every migration applied. Copied from the machine's templates (test/support/pglite-template.ts),
+ * so initdb runs once per machine, not once per file. The caller removes the folder.
  */
-export async function freshPGliteDataDir(): Promise<string> {
-  template ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'goldsnap-catalog-template-'));
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const db = await openDatabase({ dataDir: dir });
-    await db.close();
-    return dir;
-  })();
-  const from = await template;
+export async function freshPGliteDataDir(opts: { migrated?: boolean } = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'goldsnap-catalog-'));
-  await cp(join(from, 'catalog'), join(dir, 'catalog'), { recursive: true });
+  await seedPGliteCatalog(join(dir, 'catalog'), { migrated: opts.migrated ?? false });
   return dir;
 }
 
@@ -72,7 +62,7 @@ export function forEachBackend(name: string, fn: (b: Backend) => void, opts: { m
     let dir = '';
     const b = { kind: 'pglite' } as Backend;
     before(async () => {
-      dir = await freshPGliteDataDir();
+      dir = await freshPGliteDataDir({ migrated });
       b.db = await openDatabase({ dataDir: dir });
       b.openAnother = async () => b.db;
       if (migrated) await migrate(b.db);

@@ -14,6 +14,15 @@ import { seedPGliteCatalog } from './pglite-template.ts';
 export const MiB = 1024 * 1024;
 
 /**
+ * `--liftoff-only` (given to Node by bin/goldsnap through GOLDSNAP_NODE_FLAGS): WebAssembly runs on
+ * V8's baseline compiler only, never tiered up to TurboFan. A test server is short-lived, and
+ * tiering PGlite's large wasm module up cost about 3 s of CPU per server start (most of what
+ * PGlite's start-up costs) for queries that are then barely faster. It changes how the code is
+ * compiled, not what it does.
+ */
+const SERVER_NODE_FLAGS = '--liftoff-only';
+
+/**
  * A `goldsnap server` process with its own data folder (and, for `postgres`, its own database on
  * the local PostgreSQL), driven the way a user drives it: the CLI, the REST API, and the emulator's
  * control API standing in for the VMs' own writes.
@@ -62,7 +71,13 @@ export class ServerUnderTest {
     this.url = '';
     const from = this.log.length;
     const child = spawn(GOLDSNAP_BIN, ['server', '--data', this.dataDir, '--port', '0', '--proxy-idle', '3', ...args], {
-      env: { ...process.env, DATABASE_URL: '', GOLDSNAP_PASSWORD: undefined, ...this.env },
+      env: {
+        ...process.env,
+        GOLDSNAP_NODE_FLAGS: SERVER_NODE_FLAGS,
+        DATABASE_URL: '',
+        GOLDSNAP_PASSWORD: undefined,
+        ...this.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
