@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { SMTPServer } from 'smtp-server';
+import {
+  type Delivery,
+  type MailSink,
+  signedWith,
+  startMailSink,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from '../support/alert-sinks.ts';
 import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
 
 /**
@@ -11,56 +15,25 @@ import { MiB, ServerUnderTest } from '../support/goldsnap-server.ts';
  * whose run fails, whose schedule is missed and whose VM is left out of every policy.
  */
 
-interface Hook {
-  headers: IncomingHttpHeaders;
-  body: string;
-  status: number;
-}
-
 describe('alerts', () => {
   let server: ServerUnderTest;
-  let smtp: SMTPServer;
-  let receiver: Server;
-  const mails: string[] = [];
-  const hooks: Hook[] = [];
+  let mail: MailSink;
+  let webhook: WebhookReceiver;
   const refusedOnce = new Set<string>();
 
   before(async () => {
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData(stream, _session, callback) {
-        let raw = '';
-        stream.on('data', (d: Buffer) => {
-          raw += d.toString();
-        });
-        stream.on('end', () => {
-          mails.push(raw);
-          callback();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    mail = await startMailSink();
     // The receiver refuses the first delivery of each event: the server must retry it.
-    receiver = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => {
-        body += d.toString();
-      });
-      req.on('end', () => {
-        const key = String(req.headers['x-goldsnap-delivery']);
-        const status = refusedOnce.has(key) ? 200 : 500;
-        refusedOnce.add(key);
-        hooks.push({ headers: req.headers, body, status });
-        res.writeHead(status).end();
-      });
+    webhook = await startWebhookReceiver((req) => {
+      const key = String(req.headers['x-goldsnap-delivery']);
+      const status = refusedOnce.has(key) ? 200 : 500;
+      refusedOnce.add(key);
+      return status;
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     server = await ServerUnderTest.create({
       catalog: 'pglite',
       env: {
-        GOLDSNAP_SMTP_URL: `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`,
+        GOLDSNAP_SMTP_URL: mail.url,
         GOLDSNAP_ALERT_FROM: 'goldsnap@test.invalid',
         GOLDSNAP_ALERT_INTERVAL_MS: '300',
         GOLDSNAP_ALERT_RETRY_MS: '200',
@@ -72,20 +45,17 @@ describe('alerts', () => {
   });
   after(async () => {
     await server.dispose();
-    await new Promise<void>((resolve) => smtp.close(() => resolve()));
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await mail.close();
+    await webhook.close();
   });
 
   const delivered = (kind: string, match: (payload: { key: string; details: Record<string, unknown> }) => boolean) =>
-    hooks.filter((h) => h.status === 200 && h.headers['x-goldsnap-event'] === kind && match(JSON.parse(h.body)));
+    webhook.deliveries.filter(
+      (h) => h.status === 200 && h.headers['x-goldsnap-event'] === kind && match(JSON.parse(h.body)),
+    );
 
   test('failed run, missed schedule and unprotected VM: each sent once, signed, retried; e-mail through SMTP', async () => {
-    const hook = await server.cliJson<{ secret: string }>([
-      'alerts',
-      'add-webhook',
-      'ops-hook',
-      `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/goldsnap`,
-    ]);
+    const hook = await server.cliJson<{ secret: string }>(['alerts', 'add-webhook', 'ops-hook', webhook.url]);
     assert.ok(hook.secret.length >= 16);
     await server.cliJson(['alerts', 'add-email', 'ops-mail', 'ops@test.invalid', '--event', 'run-failed']);
     const refused = await server.api('POST', '/api/alerts/channels', {
@@ -110,13 +80,7 @@ describe('alerts', () => {
       const got = delivered('vm-unprotected', (p) => p.details.vmId === lonely.id);
       return got.length ? got : undefined;
     });
-    const timestamp = String(unprotected.headers['x-goldsnap-timestamp']);
-    const expected = `sha256=${createHmac('sha256', hook.secret).update(`${timestamp}.${unprotected.body}`).digest('hex')}`;
-    const signature = String(unprotected.headers['x-goldsnap-signature']);
-    assert.ok(
-      signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected)),
-      'the body is signed with the channel secret',
-    );
+    assert.ok(signedWith(unprotected, hook.secret), 'the body is signed with the channel secret');
     assert.equal(JSON.parse(unprotected.body).subject, 'VM lonely is not protected by any policy');
 
     // A run that fails: its snapshot is deleted under it mid-transfer.
@@ -134,10 +98,10 @@ describe('alerts', () => {
       async () => ((await server.api('GET', `/api/runs/${started.id}`)).body.step === 'failed' ? true : undefined),
       120_000,
     );
-    const mail = await server.waitFor('the failure e-mail', async () => mails.find((m) => m.includes(started.id)));
-    assert.match(mail, /^Subject: \[goldsnap\] Backup of lonely failed/m);
-    assert.match(mail, /^To: ops@test\.invalid/m);
-    assert.match(mail, /^From: goldsnap@test\.invalid/m);
+    const sent = await server.waitFor('the failure e-mail', async () => mail.mails.find((m) => m.includes(started.id)));
+    assert.match(sent, /^Subject: \[goldsnap\] Backup of lonely failed/m);
+    assert.match(sent, /^To: ops@test\.invalid/m);
+    assert.match(sent, /^From: goldsnap@test\.invalid/m);
     await server.waitFor('the failure webhook', async () =>
       delivered('run-failed', (p) => p.details.runId === started.id).length ? true : undefined,
     );
@@ -159,8 +123,8 @@ describe('alerts', () => {
     );
 
     // Once per event, however many scans ran meanwhile; each was refused once, then retried.
-    const byKey = new Map<string, Hook[]>();
-    for (const h of hooks)
+    const byKey = new Map<string, Delivery[]>();
+    for (const h of webhook.deliveries)
       byKey.set(String(h.headers['x-goldsnap-delivery']), [
         ...(byKey.get(String(h.headers['x-goldsnap-delivery'])) ?? []),
         h,
@@ -169,8 +133,8 @@ describe('alerts', () => {
       assert.deepEqual(list.map((h) => h.status).slice(0, 2), [500, 200], `${key}: refused once, then delivered`);
     for (const [key, list] of byKey)
       assert.equal(list.filter((h) => h.status === 200).length, 1, `${key} delivered once`);
-    assert.equal(mails.filter((m) => m.includes(started.id)).length, 1, 'one e-mail for the failed run');
-    assert.ok(!mails.some((m) => /not protected/.test(m)), 'the e-mail channel gets only the kinds it asked for');
+    assert.equal(mail.mails.filter((m) => m.includes(started.id)).length, 1, 'one e-mail for the failed run');
+    assert.ok(!mail.mails.some((m) => /not protected/.test(m)), 'the e-mail channel gets only the kinds it asked for');
 
     const events = await server.cliJson<
       Array<{ key: string; kind: string; deliveries: Array<{ channelName: string; state: string; attempts: number }> }>
@@ -185,7 +149,7 @@ describe('alerts', () => {
     const text = await server.cli(['alerts', 'test', 'ops-mail']);
     assert.equal(text.code, 0, text.stderr);
     await server.waitFor('the test e-mail', async () =>
-      mails.some((m) => /Test alert to ops-mail/.test(m)) ? true : undefined,
+      mail.mails.some((m) => /Test alert to ops-mail/.test(m)) ? true : undefined,
     );
   });
 });

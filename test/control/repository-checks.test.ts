@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { SMTPServer } from 'smtp-server';
+import {
+  type MailSink,
+  signedWith,
+  startMailSink,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from '../support/alert-sinks.ts';
 import { makeDiskImage, MiB, tempDir } from '../support/disk-images.ts';
 import { goldsnapJson } from '../support/goldsnap-cli.ts';
 import { ServerUnderTest } from '../support/goldsnap-server.ts';
@@ -19,10 +22,6 @@ import { ServerUnderTest } from '../support/goldsnap-server.ts';
  * sealed) and once by e-mail through a real SMTP server on loopback.
  */
 
-interface Hook {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
 interface Check {
   id: string;
   state: 'running' | 'passed' | 'failed';
@@ -34,43 +33,16 @@ interface Check {
 }
 
 let server: ServerUnderTest;
-let smtp: SMTPServer;
-let receiver: Server;
-const mails: string[] = [];
-const hooks: Hook[] = [];
+let mail: MailSink;
+let webhook: WebhookReceiver;
 
 before(async () => {
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, _session, callback) {
-      let raw = '';
-      stream.on('data', (d: Buffer) => {
-        raw += d.toString();
-      });
-      stream.on('end', () => {
-        mails.push(raw);
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => {
-      body += d.toString();
-    });
-    req.on('end', () => {
-      hooks.push({ headers: req.headers, body });
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  mail = await startMailSink();
+  webhook = await startWebhookReceiver();
   server = await ServerUnderTest.create({
     catalog: 'postgres',
     env: {
-      GOLDSNAP_SMTP_URL: `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`,
+      GOLDSNAP_SMTP_URL: mail.url,
       GOLDSNAP_ALERT_FROM: 'goldsnap@test.invalid',
       GOLDSNAP_ALERT_INTERVAL_MS: '300',
       GOLDSNAP_CHECK_SCHEDULE: '*/2 * * * * *',
@@ -81,8 +53,8 @@ before(async () => {
 
 after(async () => {
   await server?.dispose();
-  await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
-  await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+  await mail?.close();
+  await webhook?.close();
 });
 
 async function checks(query = ''): Promise<Check[]> {
@@ -110,7 +82,7 @@ test('scheduled checks are recorded; a damaged pack fails a read-data check and 
     'alerts',
     'add-webhook',
     'ops-hook',
-    `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/goldsnap`,
+    webhook.url,
     '--event',
     'check-failed',
   ]);
@@ -165,33 +137,31 @@ test('scheduled checks are recorded; a damaged pack fails a read-data check and 
 
   const key = `check-failed:${failed.id}`;
   const [delivered] = await server.waitFor('the check-failed webhook', async () => {
-    const got = hooks.filter((h) => h.headers['x-goldsnap-delivery'] === key);
+    const got = webhook.deliveries.filter((h) => h.headers['x-goldsnap-delivery'] === key);
     return got.length ? got : undefined;
   });
   assert.equal(delivered.headers['x-goldsnap-event'], 'check-failed');
-  const timestamp = String(delivered.headers['x-goldsnap-timestamp']);
-  const expected = `sha256=${createHmac('sha256', hook.secret).update(`${timestamp}.${delivered.body}`).digest('hex')}`;
-  const signature = String(delivered.headers['x-goldsnap-signature']);
-  assert.ok(
-    signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected)),
-    'signed with the secret the catalog holds sealed',
-  );
+  assert.ok(signedWith(delivered, hook.secret), 'signed with the secret the catalog holds sealed');
   assert.deepEqual(JSON.parse(delivered.body).details.errors, failed.errors.slice(0, 20));
-  const mail = await server.waitFor('the check-failed e-mail', async () => mails.find((m) => m.includes(key)));
-  assert.match(mail, new RegExp(`^Subject: \\[goldsnap\\] Repository check ${failed.id} found`, 'm'));
+  const sent = await server.waitFor('the check-failed e-mail', async () => mail.mails.find((m) => m.includes(key)));
+  assert.match(sent, new RegExp(`^Subject: \\[goldsnap\\] Repository check ${failed.id} found`, 'm'));
 
   // A second failed check is a second event; the first is never sent again.
   const again = await server.api('POST', '/api/checks', { readDataPercent: 100 });
   const second = await finishedCheck('the second read-data check', (c) => c.id === again.body.id);
   assert.equal(second.state, 'failed');
   await server.waitFor('the second check-failed webhook and e-mail', async () =>
-    hooks.some((h) => h.headers['x-goldsnap-delivery'] === `check-failed:${second.id}`) &&
-    mails.some((m) => m.includes(`check-failed:${second.id}`))
+    webhook.deliveries.some((h) => h.headers['x-goldsnap-delivery'] === `check-failed:${second.id}`) &&
+    mail.mails.some((m) => m.includes(`check-failed:${second.id}`))
       ? true
       : undefined,
   );
-  assert.equal(hooks.filter((h) => h.headers['x-goldsnap-delivery'] === key).length, 1, 'one webhook per failed check');
-  assert.equal(mails.filter((m) => m.includes(key)).length, 1, 'one e-mail per failed check');
+  assert.equal(
+    webhook.deliveries.filter((h) => h.headers['x-goldsnap-delivery'] === key).length,
+    1,
+    'one webhook per failed check',
+  );
+  assert.equal(mail.mails.filter((m) => m.includes(key)).length, 1, 'one e-mail per failed check');
 
   // The API: filtered and paged like every list; a wrong filter is refused naming the field.
   const failedOnly = await server.api('GET', '/api/checks?state=failed&limit=1');
