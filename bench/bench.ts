@@ -420,8 +420,7 @@ async function main(): Promise<void> {
         passphrase: 'bench-passphrase',
         restoreSeconds: small.restoreMedian as number,
         work: join(work, 'run', 'small'),
-        node: join(root, 'node_modules', '.bin', 'node'),
-        cli: join(root, 'src', 'cli', 'main.ts'),
+        goldsnap: join(root, 'bin', 'goldsnap'),
         log,
       });
       printPlain(
