@@ -49,9 +49,9 @@ describe('scheduler, API and bad input', () => {
     const policy = await server.cliJson<{ id: string }>([
       'policies',
       'create',
-      'every-10s',
+      'every-3s',
       '--cron',
-      '*/10 * * * * *',
+      '*/3 * * * * *',
       '--tag',
       'schedule=catch-up',
       '--keep-last',
@@ -63,7 +63,7 @@ describe('scheduler, API and bad input', () => {
     });
     await server.stop();
     const down = Date.now();
-    await sleep(22_000); // the server is down across at least two occurrences
+    await sleep(7_000); // the server is down across at least two occurrences
     const restartedAt = server.log.length;
     await server.start(['--scheduler-interval', '300']);
     // What the scheduler fired for this policy since the restart, in order.
