@@ -64,7 +64,7 @@ const SAS_PER_FAMILY = 5;
 const PAGE_RANGE_SEGMENT = 8 * 1024 ** 3;
 /**
  * Chunk reads a data proxy keeps in flight per disk: each waits a round trip to the storage
- * service, which the chunk codec alone (4 per core) does not cover.
+ * service, which the chunk codec alone (2 per core) does not cover.
  */
 const READS_IN_FLIGHT = 16;
 /** Put Page takes at most 4 MiB per request. */

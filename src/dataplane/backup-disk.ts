@@ -24,8 +24,11 @@ export interface BackupDiskOptions {
   onProgress?: (p: Progress) => void;
 }
 
-/** Chunks being read, hashed or sealed at once, per worker: enough to keep every core busy. */
-const IN_FLIGHT_PER_WORKER = 4;
+/**
+ * Chunks being read, hashed or sealed at once, per worker: enough to keep every core busy. On the
+ * bench's 2 GiB image, 2 backs up as fast as 3 or 4 with about 20 MiB less resident; 1 is slower.
+ */
+const IN_FLIGHT_PER_WORKER = 2;
 
 /**
  * Backs up one disk: reads the chunk positions that need reading (not those in holes of a sparse
