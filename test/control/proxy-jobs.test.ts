@@ -26,21 +26,26 @@ function transferLines(log: string, runId: string): string[] {
     .map((l) => l.replace(/^.*?: (transfer \S+ of run \w+)( done)?.*$/, '$1$2'));
 }
 
+/** A VM in westeurope with an OS disk and a data disk of `size` bytes each. */
+function twoDiskVm(name: string, size: number) {
+  return {
+    name,
+    resourceGroup: 'rg-jobs',
+    region: 'westeurope',
+    disks: [
+      { name: `${name}-os`, sizeBytes: size, role: 'os', fill: 'os-like' },
+      { name: `${name}-data`, sizeBytes: size, role: 'data', lun: 0, fill: 'random' },
+    ],
+  };
+}
+
 test('a proxy with --proxy-jobs 2 transfers both disks of a VM at once; both recovery points restore bit for bit', async () => {
   const server = await ServerUnderTest.create({ catalog: 'pglite' });
   // The read limit makes each transfer last seconds, so the second claim is sure to come while
   // the first transfer still runs; what is checked is the order of the proxy's log lines.
   await server.start(['--proxy-jobs', '2', '--bandwidth', '4MiB']);
   try {
-    const vm = await server.createVm({
-      name: 'two-at-once',
-      resourceGroup: 'rg-jobs',
-      region: 'westeurope',
-      disks: [
-        { name: 'two-at-once-os', sizeBytes: 12 * MiB, role: 'os', fill: 'os-like' },
-        { name: 'two-at-once-data', sizeBytes: 12 * MiB, role: 'data', lun: 0, fill: 'random' },
-      ],
-    });
+    const vm = await server.createVm(twoDiskVm('two-at-once', 12 * MiB));
     const points: Array<{ id: string; content: Map<string, Buffer> }> = [];
     for (const label of ['full', 'incremental']) {
       if (label === 'incremental')
@@ -94,15 +99,7 @@ test('an idle proxy waits in one long poll: a job queued meanwhile is claimed at
   });
   await server.start(['--proxy-idle', '3600', '--proxy-jobs', '2']);
   try {
-    const vm = await server.createVm({
-      name: 'long-poll',
-      resourceGroup: 'rg-jobs',
-      region: 'westeurope',
-      disks: [
-        { name: 'long-poll-os', sizeBytes: 4 * MiB, role: 'os', fill: 'os-like' },
-        { name: 'long-poll-data', sizeBytes: 4 * MiB, role: 'data', lun: 0, fill: 'random' },
-      ],
-    });
+    const vm = await server.createVm(twoDiskVm('long-poll', 4 * MiB));
     const backup = async () => {
       const started = (await server.api('POST', '/api/runs', { vmId: vm.id })).body as Run;
       const run = await server.runEnded<Run>(started.id);

@@ -1,21 +1,12 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExtentHandles } from '../../src/emulator/extent-handles.ts';
 import { EXTENT_SIZE, ExtentStore } from '../../src/emulator/extent-store.ts';
-import { tempDir } from './helpers.ts';
+import { tempDirsRemovedAfter } from './helpers.ts';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of cleanups) await c();
-});
-
-async function newDir(): Promise<string> {
-  const { dir, cleanup } = await tempDir();
-  cleanups.push(cleanup);
-  return dir;
-}
+const newDir = tempDirsRemovedAfter();
 
 /** Descriptors this process has open. */
 async function openFds(): Promise<number> {

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { after } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ComputeManagementClient } from '@azure/arm-compute';
@@ -21,6 +22,19 @@ export const FAST = { updateIntervalInMs: 20 };
 export async function tempDir(prefix = 'gs-emu-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Makes temporary folders that are all removed when the calling test file ends. */
+export function tempDirsRemovedAfter(prefix?: string): () => Promise<string> {
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of cleanups) await c();
+  });
+  return async () => {
+    const { dir, cleanup } = await tempDir(prefix);
+    cleanups.push(cleanup);
+    return dir;
+  };
 }
 
 export async function start(dataDir: string): Promise<Emulator> {

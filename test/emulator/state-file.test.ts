@@ -1,10 +1,10 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { journalPath, StateFile, statePath } from '../../src/emulator/state-file.ts';
 import type { EmulatorState } from '../../src/emulator/state.ts';
-import { tempDir } from './helpers.ts';
+import { tempDirsRemovedAfter } from './helpers.ts';
 
 function emptyState(): EmulatorState {
   return {
@@ -24,14 +24,17 @@ function disk(name: string): any {
   return { id: `/x/disks/${name}`, name, tags: {}, sizeBytes: 512 };
 }
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of cleanups) await c();
-});
+const newDir = tempDirsRemovedAfter();
 
-async function newDir(): Promise<string> {
-  const { dir, cleanup } = await tempDir();
-  cleanups.push(cleanup);
+/** A fresh data folder whose state.json is empty and whose journal adds disk `a`. */
+async function savedWithDiskA(): Promise<string> {
+  const dir = await newDir();
+  const { file } = await StateFile.open(dir);
+  const st = emptyState();
+  await file.save(st);
+  st.disks.a = disk('a');
+  await file.save(st);
+  await file.close();
   return dir;
 }
 
@@ -64,13 +67,7 @@ test('a save appends what changed; reopening replays it (adds, in-place edits, d
 });
 
 test('a torn last line (a crash mid-append) is dropped and later saves still replay', async () => {
-  const dir = await newDir();
-  const { file } = await StateFile.open(dir);
-  const st = emptyState();
-  await file.save(st);
-  st.disks.a = disk('a');
-  await file.save(st);
-  await file.close();
+  const dir = await savedWithDiskA();
   await appendFile(journalPath(dir), '{"set":[["disks","b",{"na');
   const { file: again, state } = await StateFile.open(dir);
   assert.deepEqual(Object.keys(state!.disks), ['a']);
@@ -81,13 +78,7 @@ test('a torn last line (a crash mid-append) is dropped and later saves still rep
 });
 
 test('a journal of an earlier state.json (crash between rewriting it and starting the next journal) is ignored', async () => {
-  const dir = await newDir();
-  const { file } = await StateFile.open(dir);
-  const st = emptyState();
-  await file.save(st);
-  st.disks.a = disk('a');
-  await file.save(st);
-  await file.close();
+  const dir = await savedWithDiskA();
   const journal = await readFile(journalPath(dir), 'utf8');
   // state.json of the next generation holds disk a renamed; the old journal would undo that.
   const next = JSON.parse(await readFile(statePath(dir), 'utf8'));
@@ -173,13 +164,7 @@ test('with GOLDSNAP_EMULATOR_CHECK_STATE=1, a change made around the tracked sta
 });
 
 test('a data folder copied with hard links does not change its original when saved', async () => {
-  const dir = await newDir();
-  const { file } = await StateFile.open(dir);
-  const st = emptyState();
-  await file.save(st);
-  st.disks.a = disk('a');
-  await file.save(st);
-  await file.close();
+  const dir = await savedWithDiskA();
   const copy = join(dir, 'copy');
   await mkdir(copy);
   for (const f of ['state.json', 'state.journal']) await link(join(dir, f), join(copy, f));
