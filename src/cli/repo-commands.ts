@@ -270,7 +270,6 @@ export function repoCommands(): Command {
         if (report.errors.length) process.exitCode = 1;
       } finally {
         bar.stop();
-        await codec?.close();
       }
     });
 

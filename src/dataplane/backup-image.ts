@@ -93,7 +93,6 @@ export async function backupImage(repo: Repository, opts: BackupImageOptions): P
       };
       return { id: await repo.saveRecoveryPoint(point), point };
     } finally {
-      await codec.close();
       await session.end();
     }
   } finally {

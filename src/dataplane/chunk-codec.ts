@@ -93,9 +93,6 @@ export class ChunkCodec {
     }
     return plain;
   }
-
-  /** Nothing to stop: the thread pool belongs to the process. Kept so callers need not know. */
-  async close(): Promise<void> {}
 }
 
 /** A hashed chunk waiting to be sealed or dropped: its plaintext buffer stays with the codec. */

@@ -71,8 +71,6 @@ export async function restoreImage(
       throw new Error(
         `${errorMessage(err)}\nnothing was restored; \`restore-image --salvage\` restores everything that can be read and lists what cannot`,
       );
-    } finally {
-      await codec.close();
     }
   } finally {
     await session.end();

@@ -113,25 +113,20 @@ test('a proxy with two jobs runs them at once, and the one that fails leaves the
     // Its disk, from the repository the failed transfer also wrote to.
     const disk = await repo.loadFixedIndex(result.fixedIndex);
     const restored = Buffer.alloc(good.length);
-    const codec = new ChunkCodec(repo.key);
-    try {
-      await restoreDisk({
-        repo,
-        index: await repo.loadIndex(),
-        disk,
-        codec,
-        writer: {
-          zeroFilled: true,
-          write: async (offset, data) => {
-            restored.set(data, offset);
-          },
-          commit: async () => {},
-          abort: async () => {},
+    await restoreDisk({
+      repo,
+      index: await repo.loadIndex(),
+      disk,
+      codec: new ChunkCodec(repo.key),
+      writer: {
+        zeroFilled: true,
+        write: async (offset, data) => {
+          restored.set(data, offset);
         },
-      });
-    } finally {
-      await codec.close();
-    }
+        commit: async () => {},
+        abort: async () => {},
+      },
+    });
     assert.ok(restored.equals(good), 'the good disk restores bit for bit');
   } finally {
     server.close();

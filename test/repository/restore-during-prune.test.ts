@@ -39,23 +39,19 @@ test('a restore that read the index before a prune repacked its chunks reads the
   const writer = await openImageWriter(out, disk.sizeBytes);
   const codec = new ChunkCodec(repo.key, 1);
   let reloads = 0;
-  try {
-    const result = await restoreDisk({
-      repo,
-      index: staleIndex,
-      disk,
-      writer,
-      codec,
-      reloadIndex: () => {
-        reloads++;
-        return repo.loadIndex();
-      },
-    });
-    await writer.commit();
-    assert.deepEqual(result.damaged, []);
-  } finally {
-    await codec.close();
-  }
+  const result = await restoreDisk({
+    repo,
+    index: staleIndex,
+    disk,
+    writer,
+    codec,
+    reloadIndex: () => {
+      reloads++;
+      return repo.loadIndex();
+    },
+  });
+  await writer.commit();
+  assert.deepEqual(result.damaged, []);
   assert.equal(reloads, 1);
   assert.equal(await sha256File(out), await sha256File(image));
 });

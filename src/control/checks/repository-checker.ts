@@ -125,8 +125,6 @@ export class RepositoryChecker {
         recoveryPoints: 0,
         bytesRead: 0,
       };
-    } finally {
-      await codec?.close();
     }
     const finished = await this.store.finish(check.id, report);
     this.log(

@@ -87,7 +87,6 @@ export async function runProxy(opts: ProxyOptions): Promise<void> {
   } finally {
     // A claim that failed for good (server gone) still lets the jobs under way end and report.
     await Promise.allSettled([...serving]);
-    await codec.close();
   }
 
   async function serve(work: ProxyWork): Promise<void> {

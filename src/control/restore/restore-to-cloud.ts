@@ -173,7 +173,6 @@ export async function restoreToCloud(
     for (const disk of made) await cloud.deleteDisk(disk.id).catch(() => undefined);
     throw err;
   } finally {
-    await codec.close();
     await session.end();
   }
 }
