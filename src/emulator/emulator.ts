@@ -20,6 +20,7 @@ import { runCommand } from './run-command.ts';
 import { handleResourceGroup } from './resource-groups.ts';
 import { handleNetworkInterface } from './network.ts';
 import { ExtentStore, type Range } from './extent-store.ts';
+import { ReadBuffers } from './read-buffers.ts';
 import type { EmulatorState } from './state.ts';
 import { StateFile } from './state-file.ts';
 import { ensureTlsMaterial } from './tls.ts';
@@ -717,6 +718,11 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     res.end(buf);
   }
 
+  // Get Blob bodies are read in pieces of up to 4 MiB into reused buffers: enough spares for the
+  // 16 reads a data proxy keeps in flight.
+  const CH = 4 * 1024 * 1024;
+  const readBuffers = new ReadBuffers(CH, 16);
+
   async function getBlob({ req, res, t, size, rangeHeader }: BlobRequest): Promise<void> {
     const r = parseRange(rangeHeader, size);
     const offset = r?.offset ?? 0;
@@ -724,7 +730,6 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
     const headers = pageBlobHeaders(req, t, length);
     if (r) headers['content-range'] = `bytes ${offset}-${offset + length - 1}/${size}`;
     res.writeHead(r ? 206 : 200, headers);
-    const CH = 4 * 1024 * 1024;
     if (faults?.dropRead()) {
       // A connection lost mid-transfer: part of the body, then a reset.
       const part = await core.store.read(t.rec.contentId, offset, Math.max(1, Math.min(CH, Math.floor(length / 2))));
@@ -733,8 +738,14 @@ export async function startEmulator(opts: StartEmulatorOptions): Promise<Emulato
       return;
     }
     for (let o = offset; o < offset + length; o += CH) {
-      const chunk = await core.store.read(t.rec.contentId, o, Math.min(CH, offset + length - o));
-      if (!res.write(chunk)) await new Promise<void>((ok) => res.once('drain', ok));
+      const buffer = readBuffers.take();
+      const chunk = buffer.subarray(0, Math.min(CH, offset + length - o));
+      await core.store.readInto(t.rec.contentId, o, chunk);
+      // Back to the pool once the socket has taken the bytes; a failed write leaves it to the GC.
+      const flowing = res.write(chunk, (err) => {
+        if (!err) readBuffers.give(buffer);
+      });
+      if (!flowing) await new Promise<void>((ok) => res.once('drain', ok));
       if (res.destroyed) return;
     }
     res.end();

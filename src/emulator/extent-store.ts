@@ -194,9 +194,16 @@ export class ExtentStore {
 
   /** Reads `length` bytes at `offset` (zeros where nothing was written). */
   async read(contentId: string, offset: number, length: number): Promise<Buffer> {
-    const m = this.#map(contentId);
-    // Not zero-filled: every byte is either read from an extent or zeroed below (holes).
+    // Not zero-filled: every byte is either read from an extent or zeroed (holes).
     const out = Buffer.allocUnsafe(length);
+    await this.readInto(contentId, offset, out);
+    return out;
+  }
+
+  /** Fills `into` with the bytes at `offset` (zeros where nothing was written). */
+  async readInto(contentId: string, offset: number, into: Buffer): Promise<void> {
+    const m = this.#map(contentId);
+    const length = into.length;
     const pinned: string[] = [];
     for (let idx = Math.floor(offset / EXTENT_SIZE); idx * EXTENT_SIZE < offset + length; idx++) {
       const ext = m.get(idx);
@@ -206,7 +213,7 @@ export class ExtentStore {
       }
     }
     try {
-      // The extents of a range are read at once, each straight into its place in `out`: one at a
+      // The extents of a range are read at once, each straight into its place in `into`: one at a
       // time, a 1 MiB read waited on 16 file reads in a row and the emulator, not the client, set
       // the pace of every backup through it.
       const reads: Promise<void>[] = [];
@@ -216,16 +223,15 @@ export class ExtentStore {
         const from = Math.max(offset, base);
         const to = Math.min(offset + length, base + EXTENT_SIZE);
         if (!ext) {
-          out.fill(0, from - offset, to - offset);
+          into.fill(0, from - offset, to - offset);
           continue;
         }
-        reads.push(this.#readExtentInto(ext, from - base, out.subarray(from - offset, to - offset)));
+        reads.push(this.#readExtentInto(ext, from - base, into.subarray(from - offset, to - offset)));
       }
       await Promise.all(reads);
     } finally {
       for (const ext of pinned) this.#ref(ext, -1);
     }
-    return out;
   }
 
   /** Ranges (clipped to [offset, offset+length)) that may hold non-zero data. */
