@@ -138,8 +138,8 @@ async function followRun(api: ApiClient, id: string, opts: ClientOptions): Promi
       run.disks.reduce((n, d) => n + d.bytesDone, 0),
       run.disks.reduce((n, d) => n + d.bytesTotal, 0),
     );
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    run = await api.call<Run>('GET', `/api/runs/${run.id}`);
+    // The server answers as soon as the run leaves its step; with a bar to move, at least every second.
+    run = await api.call<Run>('GET', `/api/runs/${run.id}?waitMs=${bar ? 1000 : 30_000}&step=${run.step}`);
   }
   bar?.stop(run.step === 'succeeded');
   return run;

@@ -199,6 +199,27 @@ describe('REST API', () => {
     assert.match(cli.stdout, /1–1 of 2/);
   });
 
+  test('a run is waited on with GET /api/runs/:id?waitMs=: the answer is the step after the one asked about', async () => {
+    await server.createVm(smallVm('wait-1'));
+    let run = (await server.api('POST', '/api/runs', { vmId: 'wait-1' })).body as Run;
+    const steps = [run.step];
+    while (run.step !== 'succeeded' && run.step !== 'failed') {
+      // A wait far longer than the run: each answer must come from the run moving on.
+      const res = await server.api('GET', `/api/runs/${run.id}?waitMs=60000&step=${run.step}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.notEqual(res.body.step, run.step, `answered while the run was still at ${run.step}`);
+      run = res.body as Run;
+      steps.push(run.step);
+    }
+    assert.equal(run.step, 'succeeded', `${run.error} (steps: ${steps.join(' → ')})`);
+    // A run that has ended is answered as it is, whatever step is asked about.
+    const ended = await server.api('GET', `/api/runs/${run.id}?waitMs=60000&step=succeeded`);
+    assert.equal(ended.body.step, 'succeeded');
+    const bad = await server.api('GET', `/api/runs/${run.id}?waitMs=-5`);
+    assert.equal(bad.status, 400);
+    assert.match(JSON.stringify(bad.body), /waitMs/);
+  });
+
   test('every change through the API or CLI is in the audit log: who, what, when, from where; admins only', async () => {
     const viewer = await server.cliJson<{ token: string }>(['tokens', 'create', 'auditor-view', '--role', 'viewer']);
     const denied = await server.api('POST', '/api/runs', { vmId: 'page-a' }, viewer.token);

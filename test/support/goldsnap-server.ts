@@ -233,11 +233,16 @@ export class ServerUnderTest {
   }
 
   /** Waits for run `runId` to end, succeeded or failed, and gives it as the API shows it. */
-  runEnded<R extends { step: string }>(runId: string): Promise<R> {
-    return this.waitFor(`run ${runId} to end`, async () => {
-      const r = (await this.api('GET', `/api/runs/${runId}`)).body as R;
-      return r.step === 'succeeded' || r.step === 'failed' ? r : undefined;
-    });
+  async runEnded<R extends { step: string }>(runId: string, timeoutMs = 300_000): Promise<R> {
+    const deadline = Date.now() + timeoutMs;
+    let r = (await this.api('GET', `/api/runs/${runId}`)).body as R;
+    // Each answer comes when the run leaves the step it was at (the API's long poll).
+    while (r.step !== 'succeeded' && r.step !== 'failed') {
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for run ${runId} to end\n--- server log ---\n${this.log.slice(-4000)}`);
+      r = (await this.api('GET', `/api/runs/${runId}?waitMs=10000&step=${r.step}`)).body as R;
+    }
+    return r;
   }
 }
 

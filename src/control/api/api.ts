@@ -33,7 +33,11 @@ import { queryRecoveryPoints, queryRestoreIds } from '../catalog/list-queries.ts
 import type { RepositoryChecker } from '../checks/repository-checker.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { idParam } from './schemas.ts';
+import { RunSteps } from '../orchestrator/run-model.ts';
 import { installStrictValidation } from './validation.ts';
+
+/** The longest a GET /api/runs/:id?waitMs= is held. */
+const RUN_WAIT_MAX_MS = 60_000;
 
 export interface ApiDeps {
   runs: SqlRunStore;
@@ -262,11 +266,40 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   );
 
+  // Requests held open (run waits, proxy claims) end when the server stops.
+  const stopping = new AbortController();
+  app.addHook('preClose', async () => stopping.abort());
+
   runRoutes(app, { deps, needs });
+  // With `waitMs`, a long poll: the answer comes when the run leaves `step` (the step the client
+  // last saw), so `goldsnap runs start --wait` learns the end of a run as it happens instead of at
+  // its next poll. Without `step`, the wait is for a step other than the one the run is at now.
   app.get(
     '/api/runs/:id',
-    { preHandler: needs('viewer'), schema: { summary: 'One run, with per-disk progress', params: idParam } },
-    async (req) => deps.runs.getRun(await runId(deps, req.params.id)),
+    {
+      preHandler: needs('viewer'),
+      schema: {
+        summary: 'One run, with per-disk progress; with waitMs, once it has left `step`',
+        params: idParam,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            waitMs: { type: 'integer', minimum: 0, maximum: RUN_WAIT_MAX_MS },
+            step: { type: 'string', enum: [...RunSteps] },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const id = await runId(deps, req.params.id);
+      const { waitMs, step } = req.query as { waitMs?: number; step?: string };
+      if (!waitMs) return deps.runs.getRun(id);
+      return heldOpen(reply, stopping.signal, async (signal) => {
+        const from = step ?? (await deps.runs.getRun(id)).step;
+        return deps.runs.nextStep(id, from, waitMs, signal);
+      });
+    },
   );
   app.post(
     '/api/runs',
@@ -466,8 +499,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // A claim with `waitMs` is a long poll: held until a job of the region is queued (or the wait
   // is over), so an idle proxy costs one request per PROXY_CLAIM_WAIT_MS, not four a second. Held
   // claims end when the proxy hangs up or the server stops.
-  const stopping = new AbortController();
-  app.addHook('preClose', async () => stopping.abort());
   app.post<{ Body: { region: string; workerId: string; waitMs?: number } }>(
     '/internal/proxy/claim',
     { preHandler: proxyOnly, schema: { hide: true } },
@@ -475,26 +506,19 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const { region, workerId } = req.body;
       const waitMs = Math.min(Math.max(0, Number(req.body.waitMs) || 0), PROXY_CLAIM_WAIT_MS);
       claimStats.requests += 1;
-      const hungUp = new AbortController();
-      const onClose = () => {
-        if (!reply.raw.writableFinished) hungUp.abort();
-      };
-      reply.raw.once('close', onClose);
       claimStats.waiting += 1;
       try {
-        const work = await deps.orchestrator.claimForProxy(region, workerId, {
-          waitMs,
-          signal: AbortSignal.any([stopping.signal, hungUp.signal]),
+        return await heldOpen(reply, stopping.signal, async (signal, hungUp) => {
+          const work = await deps.orchestrator.claimForProxy(region, workerId, { waitMs, signal });
+          if (work && hungUp.aborted) {
+            // Nobody will do it: give it back now rather than when its lease runs out.
+            await deps.orchestrator.proxyFail(work.jobId, workerId, 'the proxy hung up before it got the job');
+            return null;
+          }
+          return work ?? null;
         });
-        if (work && hungUp.signal.aborted) {
-          // Nobody will do it: give it back now rather than when its lease runs out.
-          await deps.orchestrator.proxyFail(work.jobId, workerId, 'the proxy hung up before it got the job');
-          return null;
-        }
-        return work ?? null;
       } finally {
         claimStats.waiting -= 1;
-        reply.raw.off('close', onClose);
       }
     },
   );
@@ -562,4 +586,25 @@ async function runId(deps: ApiDeps, idOrPrefix: string): Promise<string> {
     throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches several runs: give more characters`);
   if (matches.length === 0) throw new NotFoundError('run', idOrPrefix);
   return matches[0];
+}
+
+/**
+ * Runs a held request's wait with a signal that aborts when the server stops or the client hangs
+ * up (`hungUp` tells the two apart).
+ */
+async function heldOpen<T>(
+  reply: FastifyReply,
+  stopping: AbortSignal,
+  wait: (signal: AbortSignal, hungUp: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const hungUp = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) hungUp.abort();
+  };
+  reply.raw.once('close', onClose);
+  try {
+    return await wait(AbortSignal.any([stopping, hungUp.signal]), hungUp.signal);
+  } finally {
+    reply.raw.off('close', onClose);
+  }
 }

@@ -1,3 +1,4 @@
+import { EventEmitter, once } from 'node:events';
 import type { CloudVm } from '../../cloud/cloud.ts';
 import type { RecoveryPoint } from '../../repository/recovery-point.ts';
 import type { RetentionPolicy } from '../../repository/retention.ts';
@@ -25,6 +26,12 @@ export interface InventoryVm extends CloudVm {
   seenAt: string;
 }
 
+/**
+ * How long a wait for a run's next step goes without looking at the catalog again: runs that
+ * another server on the same catalog advances save no event here.
+ */
+const RUN_RECHECK_MS = 1000;
+
 function transferKey(runId: string, diskId: string): string {
   return `transfer:${runId}:${diskId}`;
 }
@@ -33,10 +40,14 @@ function transferKey(runId: string, diskId: string): string {
 export class SqlRunStore implements RunStore {
   readonly db: Database;
   readonly queue: ControlQueue;
+  /** Emits `run` with the run's id after every save of a run in this process. */
+  readonly #saved = new EventEmitter();
 
   constructor(db: Database, queue?: ControlQueue) {
     this.db = db;
     this.queue = queue ?? new JobQueue<JobPayloads>(db);
+    // One listener per waiting request (API long polls), any number of them.
+    this.#saved.setMaxListeners(0);
   }
 
   /**
@@ -78,6 +89,38 @@ export class SqlRunStore implements RunStore {
     return run;
   }
 
+  /**
+   * The run once its step is no longer `step` (at once if it is not, or if the run has ended), or
+   * as it is after `waitMs`. Saves in this process wake the wait; others are seen within
+   * RUN_RECHECK_MS. Ends early, with the run as it is, when `signal` aborts.
+   */
+  async nextStep(id: string, step: string, waitMs: number, signal?: AbortSignal): Promise<Run> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const run = await this.getRun(id);
+      const left = deadline - Date.now();
+      if (run.step !== step || isFinished(run.step) || left <= 0 || signal?.aborted) return run;
+      await this.#savedOrTimeout(id, Math.min(left, RUN_RECHECK_MS), signal);
+    }
+  }
+
+  async #savedOrTimeout(id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), ms);
+    const onSaved = (savedId: string) => {
+      if (savedId === id) stop.abort();
+    };
+    this.#saved.on('run', onSaved);
+    try {
+      await once(stop.signal, 'abort', { signal });
+    } catch {
+      // `signal` aborted: the caller returns the run as it is.
+    } finally {
+      clearTimeout(timer);
+      this.#saved.off('run', onSaved);
+    }
+  }
+
   async findRun(id: string): Promise<Run | undefined> {
     const [row] = await this.db.query<{ doc: Run }>('SELECT doc FROM runs WHERE id = $1', [id]);
     return row?.doc;
@@ -101,6 +144,7 @@ export class SqlRunStore implements RunStore {
         finishedAt,
       ],
     );
+    this.#saved.emit('run', run.id);
   }
 
   /** Newest first. `active`: only unfinished runs (true) or only finished ones (false). */
