@@ -12,6 +12,7 @@ type Run = {
   step: string;
   error?: string;
   vmName: string;
+  disks: { diskName: string }[];
   summary: { kind: string; trigger: string; readBytes: number; durationMs: number | null };
 };
 
@@ -218,6 +219,32 @@ describe('REST API', () => {
     const bad = await server.api('GET', `/api/runs/${run.id}?waitMs=-5`);
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(bad.body), /waitMs/);
+  });
+
+  test('back up now: a name two VMs share is refused naming their groups; each id backs up its own VM with the disks it has now', async () => {
+    const first = await server.createVm({ ...smallVm('twin'), resourceGroup: 'rg-twin-a' });
+    const byName = await server.api('POST', '/api/runs', { vmId: 'twin' });
+    assert.equal(byName.status, 202, 'one VM of that name: backed up by name');
+    assert.equal((await server.runEnded<Run>(byName.body.id)).step, 'succeeded');
+    // The inventory knows the first now; a second VM takes the same name in another group.
+    const second = await server.createVm({
+      ...smallVm('twin'),
+      resourceGroup: 'rg-twin-b',
+      disks: [
+        { name: 'twin-b-os', sizeBytes: 2 * MiB, role: 'os', fill: 'random' },
+        { name: 'twin-b-data', sizeBytes: 1 * MiB, role: 'data', lun: 0, fill: 'random' },
+      ],
+    });
+    const ambiguous = await server.api('POST', '/api/runs', { vmId: 'twin' });
+    assert.equal(ambiguous.status, 400);
+    assert.match(ambiguous.body.error, /2 VMs are named twin \(in rg-twin-a, rg-twin-b\): give the VM's id/);
+    for (const vm of [first, second]) {
+      const started = await server.api('POST', '/api/runs', { vmId: vm.id });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      const run = await server.runEnded<Run>(started.body.id);
+      assert.equal(run.step, 'succeeded', run.error);
+      assert.deepEqual(run.disks.map((d) => d.diskName).sort(), vm.disks.map((d) => d.name).sort());
+    }
   });
 
   test('every change through the API or CLI is in the audit log: who, what, when, from where; admins only', async () => {

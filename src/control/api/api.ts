@@ -13,7 +13,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProxyLauncher } from '../proxy/launcher.ts';
 import { type ControlQueue, transferQueueDepths } from '../jobs.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
-import type { Cloud } from '../../cloud/cloud.ts';
+import type { Cloud, CloudVm } from '../../cloud/cloud.ts';
 import { planRestore } from '../restore/restore-request.ts';
 import { Roles, roleAllows, type Role } from './auth.ts';
 import { registerFileRoutes } from './files-routes.ts';
@@ -316,17 +316,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       },
     },
     async (req, reply) => {
-      const wanted = req.body.vmId;
-      const vms = await deps.orchestrator.refreshInventory();
-      const byId = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase());
-      const byName = vms.filter((v) => v.name === wanted);
-      if (!byId && byName.length > 1)
-        throw new InvalidInputError(
-          'vmId',
-          `${byName.length} VMs are named ${wanted} (in ${byName.map((v) => v.resourceGroup).join(', ')}): give the VM's id`,
-        );
-      const vm = byId ?? byName[0];
-      if (!vm) throw new NotFoundError('VM', wanted);
+      const vm = await vmToBackUp(deps, req.body.vmId);
       const { run, created } = await deps.orchestrator.startRun(vm);
       if (!created) return reply.code(409).send({ error: `VM ${vm.name} already has a run going: ${run.id}`, run });
       return reply.code(202).send(run);
@@ -586,6 +576,37 @@ async function runId(deps: ApiDeps, idOrPrefix: string): Promise<string> {
     throw new InvalidInputError('id', `run prefix ${idOrPrefix} matches several runs: give more characters`);
   if (matches.length === 0) throw new NotFoundError('run', idOrPrefix);
   return matches[0];
+}
+
+/**
+ * The VM that `wanted` names (its id, or its name), as the cloud has it now: a run snapshots the
+ * disks the VM has at this moment. Given an id the catalog's inventory knows (the console's "back
+ * up now"), that is one GET of the VM. A name, or an id the inventory does not know, takes the
+ * subscriptions' whole listing, which also refreshes the inventory: only it can tell that a name
+ * is now taken twice. At a thousand VMs the listing is many pages of ARM calls.
+ */
+async function vmToBackUp(deps: ApiDeps, wanted: string): Promise<CloudVm> {
+  const known = await deps.runs.getVm(wanted);
+  if (known) {
+    try {
+      const vm = await deps.cloud.getVm(known.id);
+      await deps.runs.upsertVms([vm]);
+      return vm;
+    } catch {
+      // Gone, or unreachable by its id: the listing below tells.
+    }
+  }
+  const vms = await deps.orchestrator.refreshInventory();
+  const byId = vms.find((v) => v.id.toLowerCase() === wanted.toLowerCase());
+  const byName = vms.filter((v) => v.name === wanted);
+  if (!byId && byName.length > 1)
+    throw new InvalidInputError(
+      'vmId',
+      `${byName.length} VMs are named ${wanted} (in ${byName.map((v) => v.resourceGroup).join(', ')}): give the VM's id`,
+    );
+  const vm = byId ?? byName[0];
+  if (!vm) throw new NotFoundError('VM', wanted);
+  return vm;
 }
 
 /**
