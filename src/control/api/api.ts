@@ -295,10 +295,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const id = await runId(deps, req.params.id);
       const { waitMs, step } = req.query as { waitMs?: number; step?: string };
       if (!waitMs) return deps.runs.getRun(id);
-      return heldOpen(reply, stopping.signal, async (signal) => {
-        const from = step ?? (await deps.runs.getRun(id)).step;
-        return deps.runs.nextStep(id, from, waitMs, signal);
-      });
+      return heldOpen(reply, stopping.signal, (signal) => deps.runs.nextStep(id, step, waitMs, signal));
     },
   );
   app.post(

@@ -90,14 +90,16 @@ export class SqlRunStore implements RunStore {
   }
 
   /**
-   * The run once its step is no longer `step` (at once if it is not, or if the run has ended), or
-   * as it is after `waitMs`. Saves in this process wake the wait; others are seen within
-   * RUN_RECHECK_MS. Ends early, with the run as it is, when `signal` aborts.
+   * The run once its step is no longer `step` (the one it is at now, if not given; at once if it
+   * has moved on already, or has ended), or as it is after `waitMs`. Saves in this process wake the
+   * wait; others are seen within RUN_RECHECK_MS. Ends early, with the run as it is, when `signal`
+   * aborts.
    */
-  async nextStep(id: string, step: string, waitMs: number, signal?: AbortSignal): Promise<Run> {
+  async nextStep(id: string, step: string | undefined, waitMs: number, signal?: AbortSignal): Promise<Run> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const run = await this.getRun(id);
+      step ??= run.step;
       const left = deadline - Date.now();
       if (run.step !== step || isFinished(run.step) || left <= 0 || signal?.aborted) return run;
       await this.#savedOrTimeout(id, Math.min(left, RUN_RECHECK_MS), signal);
