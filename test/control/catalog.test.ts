@@ -83,6 +83,11 @@ test('the embedded catalog persists in <dataDir>/catalog', async () => {
     db = await openDatabase({ dataDir: dir });
     assert.deepEqual(await migrate(db), []);
     assert.equal((await new PolicyStore(db).list()).length, 1);
+    // Opened with a smaller buffer pool than initdb's 128 MB, and PGlite's own start settings kept.
+    const setting = async (name: string) => (await db.query<Record<string, string>>(`SHOW ${name}`))[0][name];
+    assert.equal(await setting('shared_buffers'), '32MB');
+    assert.equal(await setting('search_path'), 'public');
+    assert.equal(await setting('max_worker_processes'), '0');
     await db.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
