@@ -193,7 +193,7 @@ class PgListener {
 /**
  * initdb leaves PostgreSQL's shared_buffers at 128 MB, sized for a server that caches a large
  * database for many connections. PGlite zeroes all of it in WebAssembly at every open: 0.5 s of CPU
- * and 115 MiB of resident memory for a catalog that is 35 MiB at 1,000 VMs, WAL included. Pages
+ * and about 100 MiB of resident memory for a catalog that is 35 MiB at 1,000 VMs, WAL included. Pages
  * that do not fit are read again from the data folder's files, which the OS caches.
  */
 const PGLITE_SETTINGS = ['-c', 'shared_buffers=32MB'];
